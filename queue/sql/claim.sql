@@ -1,0 +1,77 @@
+-- Claims up to $3 ready jobs of the kinds $2 for worker $1, with a lease of $4 seconds.
+--
+-- Fair across tenants: the tenants with ready work are taken least recently served first, and each
+-- gets an equal share of the free slots, so one tenant's 100k queued jobs cannot starve another's 10.
+-- Within a tenant, jobs go by priority, then run_at, then id. Rows locked by another claimer are
+-- skipped, never waited for.
+WITH RECURSIVE ready_tenants AS (
+    -- A loose index scan over jobs_claim: one probe per tenant that has ready work.
+    (
+        SELECT tenant_id FROM jobs
+        WHERE status = 'queued' AND run_at <= now() AND kind = ANY($2::text[])
+        ORDER BY tenant_id
+        LIMIT 1
+    )
+    UNION ALL
+    SELECT (
+        SELECT j.tenant_id FROM jobs j
+        WHERE j.status = 'queued' AND j.run_at <= now() AND j.kind = ANY($2::text[])
+          AND j.tenant_id > r.tenant_id
+        ORDER BY j.tenant_id
+        LIMIT 1
+    )
+    FROM ready_tenants r
+    WHERE r.tenant_id IS NOT NULL
+),
+turns AS (
+    SELECT r.tenant_id
+    FROM ready_tenants r
+    CROSS JOIN LATERAL (
+        SELECT max(started_at) AS last_served FROM jobs s
+        WHERE s.tenant_id = r.tenant_id AND s.started_at IS NOT NULL
+    ) served
+    WHERE r.tenant_id IS NOT NULL
+    ORDER BY served.last_served NULLS FIRST, r.tenant_id
+    LIMIT $3
+),
+share AS (
+    SELECT ceil($3::float8 / greatest(count(*), 1))::bigint AS per_tenant FROM turns
+),
+picked AS (
+    SELECT j.id
+    FROM turns t
+    CROSS JOIN share
+    CROSS JOIN LATERAL (
+        SELECT id FROM jobs
+        WHERE tenant_id = t.tenant_id AND status = 'queued' AND run_at <= now() AND kind = ANY($2::text[])
+        ORDER BY priority, run_at, id
+        LIMIT share.per_tenant
+        FOR UPDATE SKIP LOCKED
+    ) j
+    LIMIT $3
+),
+claimed AS (
+    UPDATE jobs
+    SET status = 'running',
+        attempt = attempt + 1,
+        lease_owner = $1,
+        lease_expires_at = clock_timestamp() + make_interval(secs => $4::float8),
+        started_at = clock_timestamp()
+    FROM picked
+    WHERE jobs.id = picked.id
+    RETURNING jobs.*
+),
+appended AS (
+    INSERT INTO events (tenant_id, job_id, type, data)
+    SELECT tenant_id, id, 'job.running', job_event_data(id, kind, 'running', attempt, jsonb_build_object('worker_id', $1::text))
+    FROM claimed
+    RETURNING 1
+)
+SELECT id AS "id!", tenant_id AS "tenant_id!", source_id, kind AS "kind!", status AS "status!: JobStatus",
+       priority AS "priority!", run_at AS "run_at!", attempt AS "attempt!", max_attempts AS "max_attempts!",
+       lease_owner, lease_expires_at, cancel_requested_at, dedupe_key, input AS "input!", raw_body, headers,
+       result, last_error, replay_of, created_at AS "created_at!", started_at, finished_at,
+       (SELECT count(*) FROM (SELECT pg_notify('sentinel_events', '') WHERE EXISTS (SELECT 1 FROM appended)) n)
+           AS "notified!"
+FROM claimed
+ORDER BY priority, run_at, id

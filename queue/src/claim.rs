@@ -1,0 +1,306 @@
+//! Claiming work and ending attempts: `claim_batch`, `heartbeat`, and the fenced finishes
+//! (`complete`, `fail`, `snooze`, `acknowledge_cancel`), all batched through one statement.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value as JsonValue;
+use sqlx::PgExecutor;
+
+use crate::job::{FailKind, Job, JobStatus, Lease};
+
+/// The lease named no running attempt: it expired and the job was rescued (and perhaps claimed by
+/// another worker), or the job was canceled. The caller's write was discarded.
+#[derive(Debug, thiserror::Error)]
+#[error("lease lost for job {job_id} attempt {attempt}: the job was rescued, finished or canceled by someone else")]
+pub struct LeaseLost {
+    pub job_id: i64,
+    pub attempt: i32,
+}
+
+/// An error from a fenced write.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Claims up to `n_free_slots` ready jobs of `kinds` for `worker_id`, fairly across tenants.
+/// Each claimed job is `running` with `attempt` incremented and a lease of `lease` from now.
+pub async fn claim_batch(
+    executor: impl PgExecutor<'_>,
+    worker_id: &str,
+    kinds: &[String],
+    n_free_slots: usize,
+    lease: Duration,
+) -> sqlx::Result<Vec<Job>> {
+    if n_free_slots == 0 || kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n_free_slots = i64::try_from(n_free_slots).unwrap_or(i64::MAX);
+    let rows = sqlx::query_file!(
+        "sql/claim.sql",
+        worker_id,
+        kinds,
+        n_free_slots,
+        lease.as_secs_f64()
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Job {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            source_id: row.source_id,
+            kind: row.kind,
+            status: row.status,
+            priority: row.priority,
+            run_at: row.run_at,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            lease_owner: row.lease_owner,
+            lease_expires_at: row.lease_expires_at,
+            cancel_requested_at: row.cancel_requested_at,
+            dedupe_key: row.dedupe_key,
+            input: row.input,
+            raw_body: row.raw_body,
+            headers: row.headers,
+            result: row.result,
+            last_error: row.last_error,
+            replay_of: row.replay_of,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        })
+        .collect())
+}
+
+/// What a heartbeat learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeat {
+    /// The lease was extended; carry on.
+    Extended,
+    /// The lease was extended, and cancellation was requested: stop, then `acknowledge_cancel`.
+    CancelRequested,
+}
+
+/// Extends the lease of a running attempt to `lease` from now.
+pub async fn heartbeat(
+    executor: impl PgExecutor<'_>,
+    held: &Lease,
+    lease: Duration,
+) -> Result<Heartbeat, FinishError> {
+    let cancel_requested = sqlx::query_scalar!(
+        r#"UPDATE jobs SET lease_expires_at = clock_timestamp() + make_interval(secs => $4::float8)
+           WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'running'
+           RETURNING cancel_requested_at IS NOT NULL AS "cancel_requested!""#,
+        held.job_id,
+        held.attempt,
+        held.worker_id,
+        lease.as_secs_f64()
+    )
+    .fetch_optional(executor)
+    .await?
+    .ok_or(LeaseLost {
+        job_id: held.job_id,
+        attempt: held.attempt,
+    })?;
+    Ok(if cancel_requested {
+        Heartbeat::CancelRequested
+    } else {
+        Heartbeat::Extended
+    })
+}
+
+/// How one attempt ended, as the worker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded { result: JsonValue },
+    Failed { kind: FailKind, error: JsonValue },
+    /// Run again after the delay without spending an attempt (a platform's 429 with Retry-After).
+    Snoozed { delay: Duration },
+    /// The worker stopped because cancellation was requested.
+    Canceled,
+}
+
+/// One attempt's end, fenced by its lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    pub lease: Lease,
+    pub outcome: Outcome,
+}
+
+/// Where a finished attempt left its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    pub job_id: i64,
+    pub status: JobStatus,
+    pub run_at: DateTime<Utc>,
+}
+
+/// Ends a batch of attempts in one statement: job rows, audit rows and events together.
+/// Returns the attempts that were still held; a lost lease is simply absent from the result.
+pub async fn finish_many(
+    executor: impl PgExecutor<'_>,
+    finishes: &[Finish],
+) -> sqlx::Result<Vec<Finished>> {
+    if finishes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = finishes.len();
+    let (mut job_ids, mut attempts, mut worker_ids, mut requested) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut results, mut errors, mut delays): (Vec<Option<JsonValue>>, Vec<Option<JsonValue>>, Vec<Option<f64>>) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for finish in finishes {
+        job_ids.push(finish.lease.job_id);
+        attempts.push(finish.lease.attempt);
+        worker_ids.push(finish.lease.worker_id.as_str());
+        let (name, result, error, delay) = match &finish.outcome {
+            Outcome::Succeeded { result } => ("succeeded", Some(result.clone()), None, None),
+            Outcome::Failed {
+                kind: FailKind::Retryable { retry_in },
+                error,
+            } => ("retry", None, Some(error.clone()), Some(retry_in.as_secs_f64())),
+            Outcome::Failed {
+                kind: FailKind::Fatal,
+                error,
+            } => ("dead", None, Some(error.clone()), None),
+            Outcome::Snoozed { delay } => ("snoozed", None, None, Some(delay.as_secs_f64())),
+            Outcome::Canceled => ("canceled", None, None, None),
+        };
+        requested.push(name);
+        results.push(result);
+        errors.push(error);
+        delays.push(delay);
+    }
+    let rows = sqlx::query_file!(
+        "sql/finish.sql",
+        &job_ids,
+        &attempts,
+        &worker_ids as &[&str],
+        &requested as &[&str],
+        &results as &[Option<JsonValue>],
+        &errors as &[Option<JsonValue>],
+        &delays as &[Option<f64>],
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Finished {
+            job_id: row.job_id,
+            status: row.status,
+            run_at: row.run_at,
+        })
+        .collect())
+}
+
+async fn finish_one(
+    executor: impl PgExecutor<'_>,
+    lease: &Lease,
+    outcome: Outcome,
+) -> Result<Finished, FinishError> {
+    let finish = Finish {
+        lease: lease.clone(),
+        outcome,
+    };
+    finish_many(executor, std::slice::from_ref(&finish))
+        .await?
+        .pop()
+        .ok_or_else(|| {
+            LeaseLost {
+                job_id: lease.job_id,
+                attempt: lease.attempt,
+            }
+            .into()
+        })
+}
+
+/// Marks a running attempt succeeded with `result`.
+pub async fn complete(
+    executor: impl PgExecutor<'_>,
+    lease: &Lease,
+    result: JsonValue,
+) -> Result<Finished, FinishError> {
+    finish_one(executor, lease, Outcome::Succeeded { result }).await
+}
+
+/// Completes a batch of attempts; see [`finish_many`].
+pub async fn complete_many(
+    executor: impl PgExecutor<'_>,
+    completions: impl IntoIterator<Item = (Lease, JsonValue)>,
+) -> sqlx::Result<Vec<Finished>> {
+    let finishes: Vec<Finish> = completions
+        .into_iter()
+        .map(|(lease, result)| Finish {
+            lease,
+            outcome: Outcome::Succeeded { result },
+        })
+        .collect();
+    finish_many(executor, &finishes).await
+}
+
+/// Fails a running attempt. A retryable failure requeues the job after its delay, or kills it when
+/// its attempts are spent; a fatal one kills it at once. `error` is kept in `last_error`.
+pub async fn fail(
+    executor: impl PgExecutor<'_>,
+    lease: &Lease,
+    kind: FailKind,
+    error: JsonValue,
+) -> Result<Finished, FinishError> {
+    finish_one(executor, lease, Outcome::Failed { kind, error }).await
+}
+
+/// Puts a running job back in the queue for `delay` without spending an attempt.
+pub async fn snooze(
+    executor: impl PgExecutor<'_>,
+    lease: &Lease,
+    delay: Duration,
+) -> Result<Finished, FinishError> {
+    finish_one(executor, lease, Outcome::Snoozed { delay }).await
+}
+
+/// Ends a running attempt as canceled, after the worker saw the cancellation request.
+pub async fn acknowledge_cancel(
+    executor: impl PgExecutor<'_>,
+    lease: &Lease,
+) -> Result<Finished, FinishError> {
+    finish_one(executor, lease, Outcome::Canceled).await
+}
+
+/// Appends a `job.progress` event for a running attempt (fenced like every other write) and tells
+/// the gateways. Returns false when the lease was lost.
+pub async fn progress(
+    executor: impl PgExecutor<'_>,
+    lease: &Lease,
+    data: JsonValue,
+) -> sqlx::Result<bool> {
+    let row = sqlx::query!(
+        r#"WITH appended AS (
+               INSERT INTO events (tenant_id, job_id, type, data)
+               SELECT tenant_id, id, 'job.progress', job_event_data(id, kind, status, attempt, $4::jsonb)
+               FROM jobs
+               WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'running'
+               RETURNING seq
+           )
+           SELECT count(*) AS "appended!",
+                  (SELECT count(*) FROM (SELECT pg_notify('sentinel_events', '')
+                                         WHERE EXISTS (SELECT 1 FROM appended)) n) AS "notified!"
+           FROM appended"#,
+        lease.job_id,
+        lease.attempt,
+        lease.worker_id,
+        data
+    )
+    .fetch_one(executor)
+    .await?;
+    Ok(row.appended > 0)
+}

@@ -1,0 +1,32 @@
+//! Sentinel's Postgres job queue, shared by the gateway and the workers.
+//!
+//! Postgres is the queue, the wake-up bus, the audit trail and the replay tool: there is no other
+//! broker. Every job state change appends a row to `events` in the same transaction, and every
+//! batch of changes sends one small NOTIFY so that workers and gateways wake without polling.
+
+pub mod claim;
+pub mod enqueue;
+pub mod ingest;
+pub mod job;
+pub mod rescue;
+pub mod retention;
+pub mod tenant;
+pub mod wakeup;
+
+pub use claim::{
+    acknowledge_cancel, claim_batch, complete, complete_many, fail, finish_many, heartbeat, progress,
+    snooze, Finish, FinishError, Finished, Heartbeat, LeaseLost, Outcome,
+};
+pub use enqueue::{enqueue, enqueue_many, Enqueued};
+pub use ingest::{IngestError, Ingestor, IngestorConfig};
+pub use rescue::{rescue_expired, Rescued};
+pub use wakeup::{Listener, Waiter, Woke};
+pub use job::{cancel, replay, CancelOutcome, FailKind, Job, JobStatus, Lease, NewJob, RetryPolicy};
+
+/// The migrations in `migrations/` at the workspace root, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// NOTIFY channel that wakes workers when jobs become ready. The payload is empty.
+pub const JOBS_CHANNEL: &str = "sentinel_jobs";
+/// NOTIFY channel that tells gateways new rows were appended to `events`. The payload is empty.
+pub const EVENTS_CHANNEL: &str = "sentinel_events";

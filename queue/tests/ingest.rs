@@ -1,0 +1,151 @@
+//! The group-commit ingestor: callers resolve only after COMMIT, a failed transaction fails every
+//! caller in it, and nothing is half-written.
+
+mod common;
+
+use std::{collections::HashSet, time::Duration};
+
+use common::{count_jobs, tenant, KIND};
+use sentinel_queue::{IngestError, Ingestor, IngestorConfig, NewJob};
+use serde_json::json;
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool,
+};
+
+async fn pool_of(options: PgPoolOptions, connect: PgConnectOptions, n: u32) -> PgPool {
+    options.max_connections(n).connect_with(connect).await.unwrap()
+}
+
+/// Installs a deferred constraint trigger: it runs inside COMMIT, after every statement of the
+/// batch has succeeded. `body` is the PL/pgSQL it runs for each new job.
+async fn run_at_commit(pool: &PgPool, body: &str) {
+    let function = format!(
+        "CREATE FUNCTION at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$"
+    );
+    sqlx::raw_sql(&function).execute(pool).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON jobs DEFERRABLE INITIALLY DEFERRED
+         FOR EACH ROW EXECUTE FUNCTION at_commit()",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn concurrent_callers_share_transactions_and_each_gets_its_own_job(
+    pool_options: PgPoolOptions,
+    connect_options: PgConnectOptions,
+) {
+    let pool = pool_of(pool_options, connect_options, 8).await;
+    let tenant_id = tenant(&pool, "acme").await;
+    let (ingestor, task) = Ingestor::spawn(pool.clone(), IngestorConfig::default());
+
+    let callers = (0..500).map(|i| {
+        let ingestor = ingestor.clone();
+        tokio::spawn(async move {
+            ingestor
+                .submit(NewJob::new(tenant_id, KIND, json!({"i": i})).with_dedupe_key(format!("evt-{}", i % 400)))
+                .await
+        })
+    });
+    let resolved: Vec<_> = futures::future::join_all(callers)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap().unwrap())
+        .collect();
+    let ids: HashSet<i64> = resolved.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 400, "100 of the 500 are retries of another event");
+    assert_eq!(resolved.iter().filter(|e| e.inserted).count(), 400);
+    assert_eq!(count_jobs(&pool, "queued").await, 400);
+    let transactions = sqlx::query_scalar!(
+        r#"SELECT count(DISTINCT xmin::text) AS "n!" FROM jobs"#
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(transactions < 400, "rows were grouped: {transactions} transactions for 400 rows");
+
+    drop(ingestor);
+    task.await.unwrap();
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn no_caller_resolves_before_its_transaction_commits(
+    pool_options: PgPoolOptions,
+    connect_options: PgConnectOptions,
+) {
+    let pool = pool_of(pool_options, connect_options, 4).await;
+    let tenant_id = tenant(&pool, "acme").await;
+    // COMMIT takes 1.5 s: the rows are written, but not yet committed, for that long.
+    run_at_commit(&pool, "PERFORM pg_sleep(1.5);").await;
+    let (ingestor, task) = Ingestor::spawn(pool.clone(), IngestorConfig::default());
+
+    let caller = {
+        let ingestor = ingestor.clone();
+        tokio::spawn(async move { ingestor.submit(NewJob::new(tenant_id, KIND, json!({}))).await })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!caller.is_finished(), "resolved while COMMIT was still running");
+    assert_eq!(count_jobs(&pool, "queued").await, 0, "not visible before COMMIT");
+
+    let enqueued = caller.await.unwrap().unwrap();
+    // Resolution came after COMMIT returned, so any other connection sees the row now.
+    let status = sqlx::query_scalar!("SELECT status FROM jobs WHERE id = $1", enqueued.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "queued");
+
+    drop(ingestor);
+    task.await.unwrap();
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn a_failed_commit_fails_every_caller_in_the_batch_and_writes_nothing(
+    pool_options: PgPoolOptions,
+    connect_options: PgConnectOptions,
+) {
+    let pool = pool_of(pool_options, connect_options, 4).await;
+    let tenant_id = tenant(&pool, "acme").await;
+    run_at_commit(
+        &pool,
+        "IF NEW.input ? 'poison' THEN RAISE EXCEPTION 'poisoned batch'; END IF;",
+    )
+    .await;
+    // A long window and one transaction in flight put all 20 callers into one batch.
+    let config = IngestorConfig {
+        max_wait: Duration::from_millis(300),
+        max_in_flight: 1,
+        ..IngestorConfig::default()
+    };
+    let (ingestor, task) = Ingestor::spawn(pool.clone(), config);
+
+    let callers = (0..20).map(|i| {
+        let ingestor = ingestor.clone();
+        let input = if i == 7 { json!({"poison": true}) } else { json!({"i": i}) };
+        tokio::spawn(async move { ingestor.submit(NewJob::new(tenant_id, KIND, input)).await })
+    });
+    let results = futures::future::join_all(callers).await;
+    for result in results {
+        match result.unwrap() {
+            Err(IngestError::Database(error)) => {
+                assert!(error.to_string().contains("poisoned batch"), "{error}")
+            }
+            other => panic!("every caller in the failed batch must fail, got {other:?}"),
+        }
+    }
+    let rows = sqlx::query_scalar!(r#"SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM events) AS "n!""#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "nothing is half-written");
+
+    // The ingestor keeps working after a failed batch.
+    let ok = ingestor.submit(NewJob::new(tenant_id, KIND, json!({"after": true}))).await.unwrap();
+    assert!(ok.inserted);
+
+    drop(ingestor);
+    task.await.unwrap();
+}
