@@ -5,11 +5,14 @@
 //! batch of changes sends one small NOTIFY so that workers and gateways wake without polling.
 
 pub mod claim;
+pub mod config;
+pub mod db;
 pub mod enqueue;
 pub mod ingest;
 pub mod job;
 pub mod rescue;
 pub mod retention;
+pub mod shutdown;
 pub mod tenant;
 pub mod wakeup;
 

@@ -1,0 +1,46 @@
+//! Connecting to Postgres and running the migrations, the same way in every binary.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool,
+};
+
+/// Parses `DATABASE_URL`, naming the variable in the error.
+pub fn connect_options(database_url: &str) -> anyhow::Result<PgConnectOptions> {
+    database_url
+        .parse::<PgConnectOptions>()
+        .context("DATABASE_URL is not a valid postgres:// URL")
+}
+
+/// A pool whose `acquire` gives up after `acquire_timeout`, so a caller facing an unreachable or
+/// exhausted database fails fast instead of hanging.
+pub fn pool(
+    options: PgConnectOptions,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options)
+}
+
+/// Applies the pending migrations in `migrations/`.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    crate::MIGRATOR
+        .run(pool)
+        .await
+        .context("running the migrations in migrations/")
+}
+
+/// The `migrate` subcommand of every binary: applies the migrations to `DATABASE_URL`.
+pub async fn migrate_from_env() -> anyhow::Result<()> {
+    let url = crate::config::required("DATABASE_URL")?;
+    let pool = pool(connect_options(&url)?, 1, Duration::from_secs(10));
+    migrate(&pool).await?;
+    pool.close().await;
+    Ok(())
+}

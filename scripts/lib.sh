@@ -1,0 +1,95 @@
+# Shared by scripts/run.sh and scripts/test.sh: find or start PostgreSQL and export DATABASE_URL.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE_DIR="${SENTINEL_STATE_DIR:-$ROOT/.sentinel}"
+PG_PORT="${SENTINEL_PG_PORT:-54329}"
+PG_DB="${SENTINEL_PG_DB:-sentinel}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+require_cargo() {
+  command -v cargo >/dev/null 2>&1 || die "cargo was not found. Install Rust 1.85 or newer (https://rustup.rs), then run this again."
+}
+
+# Prints the directory holding initdb and pg_ctl, or nothing.
+find_pg_bin() {
+  if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
+    dirname "$(readlink -f "$(command -v pg_ctl)")"
+    return
+  fi
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/pg_ctl" ] && echo "$dir"
+}
+
+install_postgres_if_root() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "PostgreSQL is not installed; installing it with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2 \
+      || die "apt-get install postgresql failed"
+  else
+    die "PostgreSQL binaries (initdb, pg_ctl) were not found. Install PostgreSQL 14 or newer
+(Debian/Ubuntu: sudo apt-get install postgresql), or set DATABASE_URL to a server you have."
+  fi
+}
+
+# Runs a PostgreSQL binary as the cluster's owner: initdb and postgres refuse to run as root.
+as_pg_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# Starts (or reuses) a private cluster under $STATE_DIR/pg and exports DATABASE_URL.
+start_private_cluster() {
+  local bin pgroot
+  bin=$(find_pg_bin) || true
+  if [ -z "$bin" ]; then
+    install_postgres_if_root
+    bin=$(find_pg_bin) || die "PostgreSQL was installed but initdb/pg_ctl are still not found"
+  fi
+  pgroot="$STATE_DIR/pg"
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user to own the private cluster (install the postgresql package)"
+    mkdir -p "$pgroot"
+    # The cluster's owner must be able to reach its directory; fall back to /tmp when it cannot.
+    if ! runuser -u postgres -- test -x "$STATE_DIR" 2>/dev/null; then
+      pgroot="/tmp/sentinel-pg-$(echo "$ROOT" | sha256sum | cut -c1-12)"
+      mkdir -p "$pgroot"
+    fi
+    chown postgres "$pgroot"
+  fi
+  mkdir -p "$pgroot"
+  local data="$pgroot/data" sock="$pgroot/run" log="$pgroot/postgres.log"
+  as_pg_owner mkdir -p "$sock"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "Creating a private PostgreSQL cluster in $data"
+    as_pg_owner "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --no-sync >/dev/null \
+      || die "initdb failed for $data"
+  fi
+  if ! as_pg_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    say "Starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $log)"
+    as_pg_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 \
+      -o "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB" \
+      start >/dev/null || { tail -n 20 "$log" >&2; die "PostgreSQL did not start (port $PG_PORT busy? set SENTINEL_PG_PORT)"; }
+  fi
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"
+  if ! as_pg_owner "$bin/psql" -h "$sock" -p "$PG_PORT" -U postgres -d postgres -Atqc \
+      "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
+    as_pg_owner "$bin/createdb" -h "$sock" -p "$PG_PORT" -U postgres "$PG_DB" || die "createdb $PG_DB failed"
+  fi
+}
+
+# Uses DATABASE_URL when it is set; otherwise starts the private cluster.
+ensure_postgres() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    say "Using DATABASE_URL from the environment"
+  else
+    start_private_cluster
+  fi
+}

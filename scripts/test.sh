@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test against a real PostgreSQL: formatting, lints, the committed sqlx offline data,
+# then the whole workspace's tests (each test gets a database of its own).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+require_cargo
+ensure_postgres
+
+SQLX_CLI_VERSION=0.8.6
+if ! cargo sqlx --version 2>/dev/null | grep -q "$SQLX_CLI_VERSION"; then
+  say "Installing sqlx-cli $SQLX_CLI_VERSION (checks the committed .sqlx query data)"
+  cargo install sqlx-cli --version "$SQLX_CLI_VERSION" --locked --no-default-features --features postgres,rustls
+fi
+
+say "Formatting"
+cargo fmt --all -- --check 2>/dev/null || die "cargo fmt found unformatted code: run 'cargo fmt --all'"
+
+say "Building offline from the committed .sqlx data"
+export SQLX_OFFLINE=true
+cargo build --workspace --all-targets
+
+say "Migrating $DATABASE_URL"
+cargo run -q -p sentinel-api -- migrate
+
+say "Checking that .sqlx matches the queries and the schema"
+SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --all-targets
+
+say "Clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+say "Tests"
+cargo test --workspace --no-fail-fast "$@"
