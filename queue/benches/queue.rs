@@ -26,8 +26,6 @@ use uuid::Uuid;
 
 const KIND: &str = "bench.noop";
 const PRODUCERS: usize = 64;
-const CLAIMERS: usize = 4;
-const CLAIM_BATCH: usize = 500;
 
 struct Row {
     measure: String,
@@ -40,12 +38,16 @@ async fn main() -> anyhow::Result<()> {
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL must name a Postgres server")?;
     let secs: u64 = sentinel_queue::config::var_or("SENTINEL_BENCH_SECS", 5)?;
     let phase = Duration::from_secs(secs);
+    let claimers: usize = sentinel_queue::config::var_or("SENTINEL_BENCH_CLAIMERS", 2)?;
+    let claim_batch_size: usize = sentinel_queue::config::var_or("SENTINEL_BENCH_CLAIM_BATCH", 500)?;
+    let only: String = sentinel_queue::config::var_or("SENTINEL_BENCH_ONLY", String::new())?;
+    let knobs = Knobs { claimers, claim_batch_size, only };
     let admin_options = db::connect_options(&url)?;
     let bench_db = format!("sentinel_bench_{}", std::process::id());
     let mut admin = PgConnection::connect_with(&admin_options).await?;
     sqlx::raw_sql(&format!("CREATE DATABASE {bench_db}")).execute(&mut admin).await?;
     let options = admin_options.clone().database(&bench_db);
-    let outcome = run(options, phase).await;
+    let outcome = run(options, phase, &knobs).await;
     sqlx::raw_sql(&format!("DROP DATABASE {bench_db} WITH (FORCE)"))
         .execute(&mut admin)
         .await?;
@@ -57,15 +59,25 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(options: PgConnectOptions, phase: Duration) -> anyhow::Result<Vec<Row>> {
+struct Knobs {
+    claimers: usize,
+    claim_batch_size: usize,
+    only: String,
+}
+
+async fn run(options: PgConnectOptions, phase: Duration, knobs: &Knobs) -> anyhow::Result<Vec<Row>> {
+    let (n_claimers, batch) = (knobs.claimers, knobs.claim_batch_size);
+    let wants = |phase: &str| knobs.only.is_empty() || knobs.only == phase;
     let pool = db::pool(options.clone(), 32, Duration::from_secs(10));
     db::migrate(&pool).await?;
     let tenant_id = create_tenant(&pool, "bench", 1_000_000, 1_000_000).await?;
     let mut rows = Vec::new();
 
     // 1. Enqueue throughput, 64 producers.
+    let mut ingested = f64::NAN;
+    if wants("enqueue") {
     let (ingestor, task) = Ingestor::spawn(pool.clone(), IngestorConfig::default());
-    let ingested = produce_for(phase, tenant_id, {
+    ingested = produce_for(phase, tenant_id, {
         let ingestor = ingestor.clone();
         move |job| {
             let ingestor = ingestor.clone();
@@ -94,8 +106,11 @@ async fn run(options: PgConnectOptions, phase: Duration) -> anyhow::Result<Vec<R
         target: "—".into(),
     });
     sqlx::raw_sql("TRUNCATE jobs, events, job_attempts").execute(&pool).await?;
+    }
 
     // 2. No-op jobs through claim + complete.
+    let mut jobs_per_sec = f64::NAN;
+    if wants("claim") {
     let n_jobs = 200_000usize;
     let jobs: Vec<NewJob> = (0..n_jobs)
         .map(|i| NewJob::new(tenant_id, KIND, json!({ "i": i })))
@@ -105,7 +120,7 @@ async fn run(options: PgConnectOptions, phase: Duration) -> anyhow::Result<Vec<R
     }
     sqlx::raw_sql("VACUUM ANALYZE jobs").execute(&pool).await?;
     let started = Instant::now();
-    let claimers: Vec<_> = (0..CLAIMERS)
+    let claimers: Vec<_> = (0..n_claimers)
         .map(|n| {
             let pool = pool.clone();
             tokio::spawn(async move {
@@ -114,7 +129,7 @@ async fn run(options: PgConnectOptions, phase: Duration) -> anyhow::Result<Vec<R
                 let mut done = 0usize;
                 loop {
                     let claimed =
-                        claim_batch(&pool, &worker, &kinds, CLAIM_BATCH, Duration::from_secs(60)).await?;
+                        claim_batch(&pool, &worker, &kinds, batch, Duration::from_secs(60)).await?;
                     if claimed.is_empty() {
                         return Ok::<_, sqlx::Error>(done);
                     }
@@ -132,17 +147,19 @@ async fn run(options: PgConnectOptions, phase: Duration) -> anyhow::Result<Vec<R
     for claimer in claimers {
         processed += claimer.await??;
     }
-    let jobs_per_sec = processed as f64 / started.elapsed().as_secs_f64();
+    jobs_per_sec = processed as f64 / started.elapsed().as_secs_f64();
     rows.push(Row {
-        measure: format!("no-op jobs/s, {CLAIMERS} claimers, claim batch {CLAIM_BATCH}, batched completion ({processed} jobs)"),
+        measure: format!("no-op jobs/s, {n_claimers} claimers, claim batch {batch}, batched completion ({processed} jobs)"),
         result: format!("{jobs_per_sec:.0}"),
         target: verdict(jobs_per_sec, 40_000.0, "≥ 40,000"),
     });
     sqlx::raw_sql("TRUNCATE jobs, events, job_attempts").execute(&pool).await?;
     sqlx::raw_sql("VACUUM ANALYZE jobs").execute(&pool).await?;
+    }
 
     // 3. enqueue→claim latency, idle and at half of the measured peak.
-    let idle = latency(&pool, &options, tenant_id, None, phase).await?;
+    if wants("latency") {
+    let idle = latency(&pool, &options, tenant_id, None, phase, knobs).await?;
     rows.push(Row {
         measure: format!("enqueue→claim latency, idle queue ({} probes)", idle.n),
         result: format!("p50 {:.2} ms, p99 {:.2} ms", idle.p50_ms, idle.p99_ms),
@@ -152,8 +169,9 @@ async fn run(options: PgConnectOptions, phase: Duration) -> anyhow::Result<Vec<R
             mark(idle.p99_ms <= 5.0)
         ),
     });
-    let half = (jobs_per_sec.min(ingested) / 2.0).max(100.0);
-    let loaded = latency(&pool, &options, tenant_id, Some(half), phase).await?;
+    let peak = if jobs_per_sec.is_nan() || ingested.is_nan() { 4_000.0 } else { jobs_per_sec.min(ingested) };
+    let half = (peak / 2.0).max(100.0);
+    let loaded = latency(&pool, &options, tenant_id, Some(half), phase, knobs).await?;
     rows.push(Row {
         measure: format!(
             "enqueue→claim latency at {half:.0} jobs/s background load ({} probes, {:.0} jobs/s processed)",
@@ -162,6 +180,7 @@ async fn run(options: PgConnectOptions, phase: Duration) -> anyhow::Result<Vec<R
         result: format!("p50 {:.2} ms, p99 {:.2} ms", loaded.p50_ms, loaded.p99_ms),
         target: "—".into(),
     });
+    }
     pool.close().await;
     Ok(rows)
 }
@@ -230,6 +249,7 @@ async fn latency(
     tenant_id: Uuid,
     background_rate: Option<f64>,
     phase: Duration,
+    knobs: &Knobs,
 ) -> anyhow::Result<Latency> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (listener, listen_task) = Listener::spawn(options.clone(), &[JOBS_CHANNEL], stop_rx.clone());
@@ -238,7 +258,8 @@ async fn latency(
     }
     let claimed_at: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let processed = Arc::new(AtomicU64::new(0));
-    let n_claimers = if background_rate.is_some() { CLAIMERS } else { 1 };
+    let n_claimers = if background_rate.is_some() { knobs.claimers } else { 1 };
+    let batch = knobs.claim_batch_size;
     let claimers: Vec<_> = (0..n_claimers)
         .map(|n| {
             let (pool, claimed_at, processed) = (pool.clone(), claimed_at.clone(), processed.clone());
@@ -249,7 +270,7 @@ async fn latency(
                 let kinds = vec![KIND.to_string()];
                 while !*stop.borrow() {
                     waiter.mark_seen();
-                    let claimed = claim_batch(&pool, &worker, &kinds, CLAIM_BATCH, Duration::from_secs(60)).await?;
+                    let claimed = claim_batch(&pool, &worker, &kinds, batch, Duration::from_secs(60)).await?;
                     let now = Instant::now();
                     if claimed.is_empty() {
                         waiter.wait(Duration::from_secs(1)).await;

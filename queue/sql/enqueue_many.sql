@@ -6,20 +6,22 @@
 -- concurrent transaction committed it after this statement's snapshot was taken; `xmax = 0` tells
 -- freshly inserted rows from existing ones.
 WITH input AS (
-    SELECT *
+    SELECT i.*,
+           -- Rows that share a group key are one job: the tenant, source and dedupe key when there
+           -- is a key (UUIDs are fixed-width, so the concatenation is unambiguous), else the row.
+           CASE WHEN i.dedupe_key IS NULL THEN 'row/' || i.ord
+                ELSE i.tenant_id::text || '/' || coalesce(i.source_id::text, '') || '/' || i.dedupe_key
+           END AS group_key
     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int2[], $5::timestamptz[], $6::int4[],
                 $7::text[], $8::jsonb[], $9::bytea[], $10::jsonb[])
          WITH ORDINALITY AS i (tenant_id, source_id, kind, priority, run_at, max_attempts,
                                dedupe_key, input, raw_body, headers, ord)
 ),
--- The first row of each dedupe key is the one written; rows without a key are each their own.
+-- The first row of each group is the one written.
 firsts AS (
-    SELECT DISTINCT ON (tenant_id, coalesce(source_id, '00000000-0000-0000-0000-000000000000'::uuid),
-                        coalesce(dedupe_key, ''), CASE WHEN dedupe_key IS NULL THEN ord END)
-           nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id, *
+    SELECT DISTINCT ON (group_key) nextval(pg_get_serial_sequence('jobs', 'id')) AS new_id, *
     FROM input
-    ORDER BY tenant_id, coalesce(source_id, '00000000-0000-0000-0000-000000000000'::uuid),
-             coalesce(dedupe_key, ''), CASE WHEN dedupe_key IS NULL THEN ord END, ord
+    ORDER BY group_key, ord
 ),
 written AS (
     INSERT INTO jobs AS j (id, tenant_id, source_id, kind, priority, run_at, max_attempts,
@@ -28,11 +30,12 @@ written AS (
            dedupe_key, input, raw_body, headers
     FROM firsts
     -- Key order, so two batches that share keys take their locks in the same order and never deadlock.
-    ORDER BY tenant_id, coalesce(source_id, '00000000-0000-0000-0000-000000000000'::uuid), dedupe_key, ord
+    ORDER BY group_key
     ON CONFLICT (tenant_id, coalesce(source_id, '00000000-0000-0000-0000-000000000000'::uuid), dedupe_key)
         WHERE dedupe_key IS NOT NULL
         DO UPDATE SET dedupe_key = EXCLUDED.dedupe_key
-    RETURNING j.id, j.tenant_id, j.source_id, j.kind, j.dedupe_key, j.status, (j.xmax::text = '0') AS inserted
+    RETURNING j.id, j.tenant_id, j.kind, j.status, (j.xmax::text = '0') AS inserted,
+              j.tenant_id::text || '/' || coalesce(j.source_id::text, '') || '/' || j.dedupe_key AS group_key
 ),
 appended AS (
     INSERT INTO events (tenant_id, job_id, type, data)
@@ -41,13 +44,13 @@ appended AS (
     WHERE inserted
     RETURNING 1
 ),
+-- Each group's job: the row it inserted, or the existing row its key ran into.
 resolved AS (
-    SELECT f.ord AS first_ord, w.id, w.status, w.inserted, f.tenant_id, f.source_id, f.dedupe_key
-    FROM firsts f
-    JOIN written w
-      ON w.id = f.new_id
-      OR (f.dedupe_key IS NOT NULL AND w.dedupe_key = f.dedupe_key
-          AND w.tenant_id = f.tenant_id AND w.source_id IS NOT DISTINCT FROM f.source_id)
+    SELECT f.group_key, f.ord AS first_ord, w.id, w.status, w.inserted
+    FROM firsts f JOIN written w ON w.id = f.new_id
+    UNION ALL
+    SELECT f.group_key, f.ord, w.id, w.status, w.inserted
+    FROM firsts f JOIN written w ON w.group_key = f.group_key AND NOT w.inserted
 )
 SELECT
     i.ord AS "ord!",
@@ -58,8 +61,5 @@ SELECT
      FROM unnest(ARRAY['sentinel_jobs', 'sentinel_events']) AS channel
      WHERE EXISTS (SELECT 1 FROM appended)) AS "notified!"
 FROM input i
-JOIN resolved r
-  ON r.tenant_id = i.tenant_id
- AND r.source_id IS NOT DISTINCT FROM i.source_id
- AND ((i.dedupe_key IS NULL AND r.first_ord = i.ord) OR r.dedupe_key = i.dedupe_key)
+JOIN resolved r ON r.group_key = i.group_key
 ORDER BY i.ord
