@@ -44,7 +44,11 @@ async fn readyz(pool: Data<&PgPool>) -> (StatusCode, &'static str) {
 
 /// Serves until `shutdown` turns true.
 pub async fn serve(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let pool = db::pool(db::connect_options(&config.database_url)?, 16, Duration::from_secs(1));
+    let pool = db::pool(
+        db::connect_options(&config.database_url)?,
+        16,
+        Duration::from_secs(1),
+    );
     if config.auto_migrate {
         db::migrate(&pool).await?;
     }

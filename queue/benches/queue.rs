@@ -4,6 +4,7 @@
 //! Run: `DATABASE_URL=postgres://… cargo bench -p sentinel-queue --bench queue`
 //! It creates and drops a database of its own next to the one DATABASE_URL names.
 //! `SENTINEL_BENCH_SECS` sets each throughput phase's length (default 5).
+#![allow(clippy::unwrap_used)] // Tests and benchmarks fail loudly on purpose.
 
 use std::{
     collections::HashMap,
@@ -39,13 +40,20 @@ async fn main() -> anyhow::Result<()> {
     let secs: u64 = sentinel_queue::config::var_or("SENTINEL_BENCH_SECS", 5)?;
     let phase = Duration::from_secs(secs);
     let claimers: usize = sentinel_queue::config::var_or("SENTINEL_BENCH_CLAIMERS", 2)?;
-    let claim_batch_size: usize = sentinel_queue::config::var_or("SENTINEL_BENCH_CLAIM_BATCH", 500)?;
+    let claim_batch_size: usize =
+        sentinel_queue::config::var_or("SENTINEL_BENCH_CLAIM_BATCH", 500)?;
     let only: String = sentinel_queue::config::var_or("SENTINEL_BENCH_ONLY", String::new())?;
-    let knobs = Knobs { claimers, claim_batch_size, only };
+    let knobs = Knobs {
+        claimers,
+        claim_batch_size,
+        only,
+    };
     let admin_options = db::connect_options(&url)?;
     let bench_db = format!("sentinel_bench_{}", std::process::id());
     let mut admin = PgConnection::connect_with(&admin_options).await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {bench_db}")).execute(&mut admin).await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {bench_db}"))
+        .execute(&mut admin)
+        .await?;
     let options = admin_options.clone().database(&bench_db);
     let outcome = run(options, phase, &knobs).await;
     sqlx::raw_sql(&format!("DROP DATABASE {bench_db} WITH (FORCE)"))
@@ -65,7 +73,11 @@ struct Knobs {
     only: String,
 }
 
-async fn run(options: PgConnectOptions, phase: Duration, knobs: &Knobs) -> anyhow::Result<Vec<Row>> {
+async fn run(
+    options: PgConnectOptions,
+    phase: Duration,
+    knobs: &Knobs,
+) -> anyhow::Result<Vec<Row>> {
     let (n_claimers, batch) = (knobs.claimers, knobs.claim_batch_size);
     let wants = |phase: &str| knobs.only.is_empty() || knobs.only == phase;
     let pool = db::pool(options.clone(), 32, Duration::from_secs(10));
@@ -76,103 +88,126 @@ async fn run(options: PgConnectOptions, phase: Duration, knobs: &Knobs) -> anyho
     // 1. Enqueue throughput, 64 producers.
     let mut ingested = f64::NAN;
     if wants("enqueue") {
-    let (ingestor, task) = Ingestor::spawn(pool.clone(), IngestorConfig::default());
-    ingested = produce_for(phase, tenant_id, {
-        let ingestor = ingestor.clone();
-        move |job| {
+        let (ingestor, task) = Ingestor::spawn(pool.clone(), IngestorConfig::default());
+        ingested = produce_for(phase, tenant_id, {
             let ingestor = ingestor.clone();
-            async move { ingestor.submit(job).await.map(|_| ()).map_err(anyhow::Error::from) }
-        }
-    })
-    .await;
-    drop(ingestor);
-    task.await?;
-    let direct = produce_for(phase, tenant_id, {
-        let pool = pool.clone();
-        move |job| {
+            move |job| {
+                let ingestor = ingestor.clone();
+                async move {
+                    ingestor
+                        .submit(job)
+                        .await
+                        .map(|_| ())
+                        .map_err(anyhow::Error::from)
+                }
+            }
+        })
+        .await;
+        drop(ingestor);
+        task.await?;
+        let direct = produce_for(phase, tenant_id, {
             let pool = pool.clone();
-            async move { enqueue(&pool, &job).await.map(|_| ()).map_err(anyhow::Error::from) }
-        }
-    })
-    .await;
-    rows.push(Row {
-        measure: format!("enqueues/s, {PRODUCERS} producers, group-commit ingestor"),
-        result: format!("{ingested:.0}"),
-        target: verdict(ingested, 50_000.0, "≥ 50,000"),
-    });
-    rows.push(Row {
-        measure: format!("enqueues/s, {PRODUCERS} producers, one transaction per enqueue"),
-        result: format!("{direct:.0} (ingestor is {:.1}×)", ingested / direct),
-        target: "—".into(),
-    });
-    sqlx::raw_sql("TRUNCATE jobs, events, job_attempts").execute(&pool).await?;
+            move |job| {
+                let pool = pool.clone();
+                async move {
+                    enqueue(&pool, &job)
+                        .await
+                        .map(|_| ())
+                        .map_err(anyhow::Error::from)
+                }
+            }
+        })
+        .await;
+        rows.push(Row {
+            measure: format!("enqueues/s, {PRODUCERS} producers, group-commit ingestor"),
+            result: format!("{ingested:.0}"),
+            target: verdict(ingested, 50_000.0, "≥ 50,000"),
+        });
+        rows.push(Row {
+            measure: format!("enqueues/s, {PRODUCERS} producers, one transaction per enqueue"),
+            result: format!("{direct:.0} (ingestor is {:.1}×)", ingested / direct),
+            target: "—".into(),
+        });
+        sqlx::raw_sql("TRUNCATE jobs, events, job_attempts")
+            .execute(&pool)
+            .await?;
     }
 
     // 2. No-op jobs through claim + complete.
     let mut jobs_per_sec = f64::NAN;
     if wants("claim") {
-    let n_jobs = 200_000usize;
-    let jobs: Vec<NewJob> = (0..n_jobs)
-        .map(|i| NewJob::new(tenant_id, KIND, json!({ "i": i })))
-        .collect();
-    for chunk in jobs.chunks(5_000) {
-        enqueue_many(&pool, chunk).await?;
-    }
-    sqlx::raw_sql("VACUUM ANALYZE jobs").execute(&pool).await?;
-    let started = Instant::now();
-    let claimers: Vec<_> = (0..n_claimers)
-        .map(|n| {
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let worker = format!("bench-{n}");
-                let kinds = vec![KIND.to_string()];
-                let mut done = 0usize;
-                loop {
-                    let claimed =
-                        claim_batch(&pool, &worker, &kinds, batch, Duration::from_secs(60)).await?;
-                    if claimed.is_empty() {
-                        return Ok::<_, sqlx::Error>(done);
+        let n_jobs = 200_000usize;
+        let jobs: Vec<NewJob> = (0..n_jobs)
+            .map(|i| NewJob::new(tenant_id, KIND, json!({ "i": i })))
+            .collect();
+        for chunk in jobs.chunks(5_000) {
+            enqueue_many(&pool, chunk).await?;
+        }
+        sqlx::raw_sql("VACUUM ANALYZE jobs").execute(&pool).await?;
+        let started = Instant::now();
+        let claimers: Vec<_> = (0..n_claimers)
+            .map(|n| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let worker = format!("bench-{n}");
+                    let kinds = vec![KIND.to_string()];
+                    let mut done = 0usize;
+                    loop {
+                        let claimed =
+                            claim_batch(&pool, &worker, &kinds, batch, Duration::from_secs(60))
+                                .await?;
+                        if claimed.is_empty() {
+                            return Ok::<_, sqlx::Error>(done);
+                        }
+                        done += claimed.len();
+                        complete_many(
+                            &pool,
+                            claimed
+                                .into_iter()
+                                .filter_map(|job| job.lease())
+                                .map(|lease| (lease, json!(null))),
+                        )
+                        .await?;
                     }
-                    done += claimed.len();
-                    complete_many(
-                        &pool,
-                        claimed.into_iter().filter_map(|job| job.lease()).map(|lease| (lease, json!(null))),
-                    )
-                    .await?;
-                }
+                })
             })
-        })
-        .collect();
-    let mut processed = 0;
-    for claimer in claimers {
-        processed += claimer.await??;
-    }
-    jobs_per_sec = processed as f64 / started.elapsed().as_secs_f64();
-    rows.push(Row {
+            .collect();
+        let mut processed = 0;
+        for claimer in claimers {
+            processed += claimer.await??;
+        }
+        jobs_per_sec = processed as f64 / started.elapsed().as_secs_f64();
+        rows.push(Row {
         measure: format!("no-op jobs/s, {n_claimers} claimers, claim batch {batch}, batched completion ({processed} jobs)"),
         result: format!("{jobs_per_sec:.0}"),
         target: verdict(jobs_per_sec, 40_000.0, "≥ 40,000"),
     });
-    sqlx::raw_sql("TRUNCATE jobs, events, job_attempts").execute(&pool).await?;
-    sqlx::raw_sql("VACUUM ANALYZE jobs").execute(&pool).await?;
+        sqlx::raw_sql("TRUNCATE jobs, events, job_attempts")
+            .execute(&pool)
+            .await?;
+        sqlx::raw_sql("VACUUM ANALYZE jobs").execute(&pool).await?;
     }
 
     // 3. enqueue→claim latency, idle and at half of the measured peak.
     if wants("latency") {
-    let idle = latency(&pool, &options, tenant_id, None, phase, knobs).await?;
-    rows.push(Row {
-        measure: format!("enqueue→claim latency, idle queue ({} probes)", idle.n),
-        result: format!("p50 {:.2} ms, p99 {:.2} ms", idle.p50_ms, idle.p99_ms),
-        target: format!(
-            "p50 ≤ 1 ms {}, p99 ≤ 5 ms {}",
-            mark(idle.p50_ms <= 1.0),
-            mark(idle.p99_ms <= 5.0)
-        ),
-    });
-    let peak = if jobs_per_sec.is_nan() || ingested.is_nan() { 4_000.0 } else { jobs_per_sec.min(ingested) };
-    let half = (peak / 2.0).max(100.0);
-    let loaded = latency(&pool, &options, tenant_id, Some(half), phase, knobs).await?;
-    rows.push(Row {
+        let idle = latency(&pool, &options, tenant_id, None, phase, knobs).await?;
+        rows.push(Row {
+            measure: format!("enqueue→claim latency, idle queue ({} probes)", idle.n),
+            result: format!("p50 {:.2} ms, p99 {:.2} ms", idle.p50_ms, idle.p99_ms),
+            target: format!(
+                "p50 ≤ 1 ms {}, p99 ≤ 5 ms {}",
+                mark(idle.p50_ms <= 1.0),
+                mark(idle.p99_ms <= 5.0)
+            ),
+        });
+        let peak = if jobs_per_sec.is_nan() || ingested.is_nan() {
+            4_000.0
+        } else {
+            jobs_per_sec.min(ingested)
+        };
+        let half = (peak / 2.0).max(100.0);
+        let loaded = latency(&pool, &options, tenant_id, Some(half), phase, knobs).await?;
+        rows.push(Row {
         measure: format!(
             "enqueue→claim latency at {half:.0} jobs/s background load ({} probes, {:.0} jobs/s processed)",
             loaded.n, loaded.background_per_sec
@@ -252,17 +287,23 @@ async fn latency(
     knobs: &Knobs,
 ) -> anyhow::Result<Latency> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (listener, listen_task) = Listener::spawn(options.clone(), &[JOBS_CHANNEL], stop_rx.clone());
+    let (listener, listen_task) =
+        Listener::spawn(options.clone(), &[JOBS_CHANNEL], stop_rx.clone());
     while !listener.is_connected() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let claimed_at: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
     let processed = Arc::new(AtomicU64::new(0));
-    let n_claimers = if background_rate.is_some() { knobs.claimers } else { 1 };
+    let n_claimers = if background_rate.is_some() {
+        knobs.claimers
+    } else {
+        1
+    };
     let batch = knobs.claim_batch_size;
     let claimers: Vec<_> = (0..n_claimers)
         .map(|n| {
-            let (pool, claimed_at, processed) = (pool.clone(), claimed_at.clone(), processed.clone());
+            let (pool, claimed_at, processed) =
+                (pool.clone(), claimed_at.clone(), processed.clone());
             let mut waiter = listener.waiter(JOBS_CHANNEL);
             let stop = stop_rx.clone();
             tokio::spawn(async move {
@@ -270,7 +311,8 @@ async fn latency(
                 let kinds = vec![KIND.to_string()];
                 while !*stop.borrow() {
                     waiter.mark_seen();
-                    let claimed = claim_batch(&pool, &worker, &kinds, batch, Duration::from_secs(60)).await?;
+                    let claimed =
+                        claim_batch(&pool, &worker, &kinds, batch, Duration::from_secs(60)).await?;
                     let now = Instant::now();
                     if claimed.is_empty() {
                         waiter.wait(Duration::from_secs(1)).await;
@@ -278,12 +320,22 @@ async fn latency(
                     }
                     {
                         let mut map = claimed_at.lock().expect("lock");
-                        for job in claimed.iter().filter(|job| job.input.get("probe").is_some()) {
+                        for job in claimed
+                            .iter()
+                            .filter(|job| job.input.get("probe").is_some())
+                        {
                             map.insert(job.id, now);
                         }
                     }
                     processed.fetch_add(claimed.len() as u64, Ordering::Relaxed);
-                    complete_many(&pool, claimed.into_iter().filter_map(|j| j.lease()).map(|l| (l, json!(null)))).await?;
+                    complete_many(
+                        &pool,
+                        claimed
+                            .into_iter()
+                            .filter_map(|j| j.lease())
+                            .map(|l| (l, json!(null))),
+                    )
+                    .await?;
                 }
                 Ok::<_, sqlx::Error>(())
             })
@@ -299,7 +351,9 @@ async fn latency(
             let mut tick = tokio::time::interval(Duration::from_millis(10));
             while !*stop.borrow() {
                 tick.tick().await;
-                let jobs: Vec<NewJob> = (0..per_tick).map(|_| NewJob::new(tenant_id, KIND, json!({}))).collect();
+                let jobs: Vec<NewJob> = (0..per_tick)
+                    .map(|_| NewJob::new(tenant_id, KIND, json!({})))
+                    .collect();
                 let _ = enqueue_many(&pool, &jobs).await;
             }
         })
@@ -311,11 +365,14 @@ async fn latency(
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     while started.elapsed() < phase {
         tick.tick().await;
-        let id = enqueue(pool, &NewJob::new(tenant_id, KIND, json!({"probe": true}))).await?.id;
+        let id = enqueue(pool, &NewJob::new(tenant_id, KIND, json!({"probe": true})))
+            .await?
+            .id;
         committed_at.insert(id, Instant::now());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let background_per_sec = processed.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let background_per_sec =
+        processed.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     stop_tx.send(true)?;
     for claimer in claimers {
         claimer.await??;
@@ -325,7 +382,7 @@ async fn latency(
     }
     listen_task.await?;
 
-    let claimed_at = claimed_at.lock().expect("lock");
+    let claimed_at = std::mem::take(&mut *claimed_at.lock().expect("lock"));
     let mut samples: Vec<f64> = committed_at
         .iter()
         .filter_map(|(id, committed)| {
@@ -337,7 +394,9 @@ async fn latency(
     samples.sort_by(f64::total_cmp);
     anyhow::ensure!(!samples.is_empty(), "no probe was claimed");
     let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    sqlx::raw_sql("TRUNCATE jobs, events, job_attempts").execute(pool).await?;
+    sqlx::raw_sql("TRUNCATE jobs, events, job_attempts")
+        .execute(pool)
+        .await?;
     Ok(Latency {
         n: samples.len(),
         p50_ms: pct(0.50),

@@ -118,10 +118,17 @@ pub async fn heartbeat(
 /// How one attempt ended, as the worker reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Succeeded { result: JsonValue },
-    Failed { kind: FailKind, error: JsonValue },
+    Succeeded {
+        result: JsonValue,
+    },
+    Failed {
+        kind: FailKind,
+        error: JsonValue,
+    },
     /// Run again after the delay without spending an attempt (a platform's 429 with Retry-After).
-    Snoozed { delay: Duration },
+    Snoozed {
+        delay: Duration,
+    },
     /// The worker stopped because cancellation was requested.
     Canceled,
 }
@@ -150,46 +157,19 @@ pub async fn finish_many(
     if finishes.is_empty() {
         return Ok(Vec::new());
     }
-    let n = finishes.len();
-    let (mut job_ids, mut attempts, mut worker_ids, mut requested) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut results, mut errors, mut delays): (Vec<Option<JsonValue>>, Vec<Option<JsonValue>>, Vec<Option<f64>>) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut columns = FinishColumns::default();
     for finish in finishes {
-        job_ids.push(finish.lease.job_id);
-        attempts.push(finish.lease.attempt);
-        worker_ids.push(finish.lease.worker_id.as_str());
-        let (name, result, error, delay) = match &finish.outcome {
-            Outcome::Succeeded { result } => ("succeeded", Some(result.clone()), None, None),
-            Outcome::Failed {
-                kind: FailKind::Retryable { retry_in },
-                error,
-            } => ("retry", None, Some(error.clone()), Some(retry_in.as_secs_f64())),
-            Outcome::Failed {
-                kind: FailKind::Fatal,
-                error,
-            } => ("dead", None, Some(error.clone()), None),
-            Outcome::Snoozed { delay } => ("snoozed", None, None, Some(delay.as_secs_f64())),
-            Outcome::Canceled => ("canceled", None, None, None),
-        };
-        requested.push(name);
-        results.push(result);
-        errors.push(error);
-        delays.push(delay);
+        columns.push(finish);
     }
     let rows = sqlx::query_file!(
         "sql/finish.sql",
-        &job_ids,
-        &attempts,
-        &worker_ids as &[&str],
-        &requested as &[&str],
-        &results as &[Option<JsonValue>],
-        &errors as &[Option<JsonValue>],
-        &delays as &[Option<f64>],
+        &columns.job_ids,
+        &columns.attempts,
+        &columns.worker_ids as &[&str],
+        &columns.requested as &[&str],
+        &columns.results as &[Option<JsonValue>],
+        &columns.errors as &[Option<JsonValue>],
+        &columns.delays as &[Option<f64>],
     )
     .fetch_all(executor)
     .await?;
@@ -201,6 +181,48 @@ pub async fn finish_many(
             run_at: row.run_at,
         })
         .collect())
+}
+
+/// A batch of finishes as parallel arrays, the shape `unnest` takes.
+#[derive(Default)]
+struct FinishColumns<'a> {
+    job_ids: Vec<i64>,
+    attempts: Vec<i32>,
+    worker_ids: Vec<&'a str>,
+    requested: Vec<&'static str>,
+    results: Vec<Option<JsonValue>>,
+    errors: Vec<Option<JsonValue>>,
+    delays: Vec<Option<f64>>,
+}
+
+impl<'a> FinishColumns<'a> {
+    fn push(&mut self, finish: &'a Finish) {
+        let (requested, result, error, delay) = match &finish.outcome {
+            Outcome::Succeeded { result } => ("succeeded", Some(result.clone()), None, None),
+            Outcome::Failed {
+                kind: FailKind::Retryable { retry_in },
+                error,
+            } => (
+                "retry",
+                None,
+                Some(error.clone()),
+                Some(retry_in.as_secs_f64()),
+            ),
+            Outcome::Failed {
+                kind: FailKind::Fatal,
+                error,
+            } => ("dead", None, Some(error.clone()), None),
+            Outcome::Snoozed { delay } => ("snoozed", None, None, Some(delay.as_secs_f64())),
+            Outcome::Canceled => ("canceled", None, None, None),
+        };
+        self.job_ids.push(finish.lease.job_id);
+        self.attempts.push(finish.lease.attempt);
+        self.worker_ids.push(&finish.lease.worker_id);
+        self.requested.push(requested);
+        self.results.push(result);
+        self.errors.push(error);
+        self.delays.push(delay);
+    }
 }
 
 async fn finish_one(

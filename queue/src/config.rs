@@ -38,7 +38,12 @@ pub fn secs_or(name: &str, default_secs: u64) -> anyhow::Result<Duration> {
 
 /// Reads a flag: 1/true/yes or 0/false/no.
 pub fn flag(name: &str) -> anyhow::Result<bool> {
-    match std::env::var(name).unwrap_or_default().trim().to_ascii_lowercase().as_str() {
+    match std::env::var(name)
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "" | "0" | "false" | "no" => Ok(false),
         "1" | "true" | "yes" => Ok(true),
         other => Err(anyhow!("{name}={other:?} is invalid: expected 1 or 0")),

@@ -22,11 +22,7 @@ pub fn connect_options(database_url: &str) -> anyhow::Result<PgConnectOptions> {
 
 /// A pool whose `acquire` gives up after `acquire_timeout`, so a caller facing an unreachable or
 /// exhausted database fails fast instead of hanging.
-pub fn pool(
-    options: PgConnectOptions,
-    max_connections: u32,
-    acquire_timeout: Duration,
-) -> PgPool {
+pub fn pool(options: PgConnectOptions, max_connections: u32, acquire_timeout: Duration) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)

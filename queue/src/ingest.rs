@@ -108,10 +108,10 @@ async fn run_batcher(pool: PgPool, config: IngestorConfig, mut rx: mpsc::Receive
             let next = match rx.try_recv() {
                 Ok(request) => Some(request),
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(request) => request,
-                        Err(_elapsed) => None,
-                    }
+                    // A timeout closes the batch, like a closed channel.
+                    tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .unwrap_or_default()
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
             };

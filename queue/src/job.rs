@@ -46,7 +46,10 @@ impl JobStatus {
 
     /// True once the job will not run again (unless replayed as a new job).
     pub fn is_final(self) -> bool {
-        matches!(self, JobStatus::Succeeded | JobStatus::Dead | JobStatus::Canceled)
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Dead | JobStatus::Canceled
+        )
     }
 }
 

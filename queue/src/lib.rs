@@ -17,14 +17,16 @@ pub mod tenant;
 pub mod wakeup;
 
 pub use claim::{
-    acknowledge_cancel, claim_batch, complete, complete_many, fail, finish_many, heartbeat, progress,
-    snooze, Finish, FinishError, Finished, Heartbeat, LeaseLost, Outcome,
+    acknowledge_cancel, claim_batch, complete, complete_many, fail, finish_many, heartbeat,
+    progress, snooze, Finish, FinishError, Finished, Heartbeat, LeaseLost, Outcome,
 };
 pub use enqueue::{enqueue, enqueue_many, Enqueued};
 pub use ingest::{IngestError, Ingestor, IngestorConfig};
+pub use job::{
+    cancel, replay, CancelOutcome, FailKind, Job, JobStatus, Lease, NewJob, RetryPolicy,
+};
 pub use rescue::{rescue_expired, Rescued};
 pub use wakeup::{Listener, Waiter, Woke};
-pub use job::{cancel, replay, CancelOutcome, FailKind, Job, JobStatus, Lease, NewJob, RetryPolicy};
 
 /// The migrations in `migrations/` at the workspace root, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

@@ -125,7 +125,10 @@ impl Listener {
             let n_connects = self.state.connects.fetch_add(1, Ordering::Relaxed) + 1;
             self.state.connected.store(true, Ordering::Relaxed);
             if n_connects > 1 {
-                tracing::info!(listen.connects = n_connects, "LISTEN connection re-established");
+                tracing::info!(
+                    listen.connects = n_connects,
+                    "LISTEN connection re-established"
+                );
             }
             // Whatever was sent while we were away is lost; let every waiter look for itself.
             self.wake_all();

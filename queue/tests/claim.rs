@@ -1,4 +1,5 @@
 //! Claiming: exactly-once under concurrency, tenant fairness, ordering, admission by free slots.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks fail loudly on purpose.
 
 mod common;
 
@@ -23,7 +24,10 @@ async fn eight_concurrent_claimers_claim_each_of_10000_jobs_exactly_once(
         .await
         .unwrap();
     let tenant_id = tenant(&pool, "acme").await;
-    let enqueued: HashSet<i64> = enqueue_n(&pool, tenant_id, 10_000).await.into_iter().collect();
+    let enqueued: HashSet<i64> = enqueue_n(&pool, tenant_id, 10_000)
+        .await
+        .into_iter()
+        .collect();
 
     let claimers = (0..8).map(|n| {
         let pool = pool.clone();
@@ -31,7 +35,9 @@ async fn eight_concurrent_claimers_claim_each_of_10000_jobs_exactly_once(
             let worker_id = format!("worker-{n}");
             let mut claimed = Vec::new();
             loop {
-                let jobs = claim_batch(&pool, &worker_id, &kinds(), 50, LEASE).await.unwrap();
+                let jobs = claim_batch(&pool, &worker_id, &kinds(), 50, LEASE)
+                    .await
+                    .unwrap();
                 if jobs.is_empty() {
                     return claimed;
                 }
@@ -40,7 +46,11 @@ async fn eight_concurrent_claimers_claim_each_of_10000_jobs_exactly_once(
                     .map(|job| (job.lease().unwrap(), json!({"ok": true})))
                     .collect();
                 let finished = complete_many(&pool, leases).await.unwrap();
-                assert_eq!(finished.len(), jobs.len(), "every claimed lease must still be held");
+                assert_eq!(
+                    finished.len(),
+                    jobs.len(),
+                    "every claimed lease must still be held"
+                );
                 claimed.extend(jobs.into_iter().map(|job| job.id));
             }
         })
@@ -78,13 +88,18 @@ async fn a_small_tenant_is_not_starved_by_a_large_one(pool: PgPool) {
         if small_jobs.contains(&job.id) {
             small_claimed += 1;
         }
-        complete_many(&pool, [(job.lease().unwrap(), json!({}))]).await.unwrap();
+        complete_many(&pool, [(job.lease().unwrap(), json!({}))])
+            .await
+            .unwrap();
         if small_claimed == 10 {
             assert!(claim <= 20);
             break;
         }
     }
-    assert_eq!(small_claimed, 10, "all 10 of the small tenant's jobs within the first 20 claims");
+    assert_eq!(
+        small_claimed, 10,
+        "all 10 of the small tenant's jobs within the first 20 claims"
+    );
 }
 
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
@@ -109,7 +124,9 @@ async fn claims_follow_priority_then_run_at_and_never_exceed_free_slots(pool: Pg
     later.run_at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
     let other_kind = NewJob::new(tenant_id, "other.kind", json!({"name": "other"}));
     let plain = NewJob::new(tenant_id, KIND, json!({"name": "plain"}));
-    enqueue_many(&pool, &[plain, later, other_kind, urgent]).await.unwrap();
+    enqueue_many(&pool, &[plain, later, other_kind, urgent])
+        .await
+        .unwrap();
 
     let first = claim_batch(&pool, "w", &kinds(), 1, LEASE).await.unwrap();
     assert_eq!(first.len(), 1);
@@ -120,7 +137,17 @@ async fn claims_follow_priority_then_run_at_and_never_exceed_free_slots(pool: Pg
 
     let rest = claim_batch(&pool, "w", &kinds(), 10, LEASE).await.unwrap();
     let names: Vec<_> = rest.iter().map(|job| job.input["name"].clone()).collect();
-    assert_eq!(names, vec![json!("plain")], "the future job and the other kind stay queued");
-    assert_eq!(event_types(&pool, first[0].id).await, vec!["job.queued", "job.running"]);
-    assert!(claim_batch(&pool, "w", &kinds(), 0, LEASE).await.unwrap().is_empty());
+    assert_eq!(
+        names,
+        vec![json!("plain")],
+        "the future job and the other kind stay queued"
+    );
+    assert_eq!(
+        event_types(&pool, first[0].id).await,
+        vec!["job.queued", "job.running"]
+    );
+    assert!(claim_batch(&pool, "w", &kinds(), 0, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -1,4 +1,5 @@
 //! Enqueueing: dedupe under concurrency, batches, and enqueueing inside a caller's transaction.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks fail loudly on purpose.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The group-commit ingestor: callers resolve only after COMMIT, a failed transaction fails every
 //! caller in it, and nothing is half-written.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks fail loudly on purpose.
 
 mod common;
 
@@ -14,7 +15,11 @@ use sqlx::{
 };
 
 async fn pool_of(options: PgPoolOptions, connect: PgConnectOptions, n: u32) -> PgPool {
-    options.max_connections(n).connect_with(connect).await.unwrap()
+    options
+        .max_connections(n)
+        .connect_with(connect)
+        .await
+        .unwrap()
 }
 
 /// Installs a deferred constraint trigger: it runs inside COMMIT, after every statement of the
@@ -46,7 +51,10 @@ async fn concurrent_callers_share_transactions_and_each_gets_its_own_job(
         let ingestor = ingestor.clone();
         tokio::spawn(async move {
             ingestor
-                .submit(NewJob::new(tenant_id, KIND, json!({"i": i})).with_dedupe_key(format!("evt-{}", i % 400)))
+                .submit(
+                    NewJob::new(tenant_id, KIND, json!({"i": i}))
+                        .with_dedupe_key(format!("evt-{}", i % 400)),
+                )
                 .await
         })
     });
@@ -56,16 +64,22 @@ async fn concurrent_callers_share_transactions_and_each_gets_its_own_job(
         .map(|joined| joined.unwrap().unwrap())
         .collect();
     let ids: HashSet<i64> = resolved.iter().map(|e| e.id).collect();
-    assert_eq!(ids.len(), 400, "100 of the 500 are retries of another event");
+    assert_eq!(
+        ids.len(),
+        400,
+        "100 of the 500 are retries of another event"
+    );
     assert_eq!(resolved.iter().filter(|e| e.inserted).count(), 400);
     assert_eq!(count_jobs(&pool, "queued").await, 400);
-    let transactions = sqlx::query_scalar!(
-        r#"SELECT count(DISTINCT xmin::text) AS "n!" FROM jobs"#
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(transactions < 400, "rows were grouped: {transactions} transactions for 400 rows");
+    let transactions =
+        sqlx::query_scalar!(r#"SELECT count(DISTINCT xmin::text) AS "n!" FROM jobs"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        transactions < 400,
+        "rows were grouped: {transactions} transactions for 400 rows"
+    );
 
     drop(ingestor);
     task.await.unwrap();
@@ -84,11 +98,22 @@ async fn no_caller_resolves_before_its_transaction_commits(
 
     let caller = {
         let ingestor = ingestor.clone();
-        tokio::spawn(async move { ingestor.submit(NewJob::new(tenant_id, KIND, json!({}))).await })
+        tokio::spawn(async move {
+            ingestor
+                .submit(NewJob::new(tenant_id, KIND, json!({})))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(!caller.is_finished(), "resolved while COMMIT was still running");
-    assert_eq!(count_jobs(&pool, "queued").await, 0, "not visible before COMMIT");
+    assert!(
+        !caller.is_finished(),
+        "resolved while COMMIT was still running"
+    );
+    assert_eq!(
+        count_jobs(&pool, "queued").await,
+        0,
+        "not visible before COMMIT"
+    );
 
     let enqueued = caller.await.unwrap().unwrap();
     // Resolution came after COMMIT returned, so any other connection sees the row now.
@@ -124,7 +149,11 @@ async fn a_failed_commit_fails_every_caller_in_the_batch_and_writes_nothing(
 
     let callers = (0..20).map(|i| {
         let ingestor = ingestor.clone();
-        let input = if i == 7 { json!({"poison": true}) } else { json!({"i": i}) };
+        let input = if i == 7 {
+            json!({"poison": true})
+        } else {
+            json!({"i": i})
+        };
         tokio::spawn(async move { ingestor.submit(NewJob::new(tenant_id, KIND, input)).await })
     });
     let results = futures::future::join_all(callers).await;
@@ -136,14 +165,19 @@ async fn a_failed_commit_fails_every_caller_in_the_batch_and_writes_nothing(
             other => panic!("every caller in the failed batch must fail, got {other:?}"),
         }
     }
-    let rows = sqlx::query_scalar!(r#"SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM events) AS "n!""#)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let rows = sqlx::query_scalar!(
+        r#"SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM events) AS "n!""#
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(rows, 0, "nothing is half-written");
 
     // The ingestor keeps working after a failed batch.
-    let ok = ingestor.submit(NewJob::new(tenant_id, KIND, json!({"after": true}))).await.unwrap();
+    let ok = ingestor
+        .submit(NewJob::new(tenant_id, KIND, json!({"after": true})))
+        .await
+        .unwrap();
     assert!(ok.inserted);
 
     drop(ingestor);

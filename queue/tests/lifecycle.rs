@@ -1,5 +1,6 @@
 //! A job's life after the claim: leases and rescue, fencing, retries, fatal errors, snoozes,
 //! cancellation and replay.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks fail loudly on purpose.
 
 mod common;
 
@@ -15,7 +16,9 @@ use serde_json::json;
 use sqlx::PgPool;
 
 async fn claim_one(pool: &PgPool, worker_id: &str) -> Job {
-    let mut jobs = claim_batch(pool, worker_id, &kinds(), 1, LEASE).await.unwrap();
+    let mut jobs = claim_batch(pool, worker_id, &kinds(), 1, LEASE)
+        .await
+        .unwrap();
     assert_eq!(jobs.len(), 1, "{worker_id} expected to claim one job");
     jobs.pop().unwrap()
 }
@@ -27,13 +30,23 @@ async fn job(pool: &PgPool, id: i64) -> Job {
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
 async fn an_expired_lease_is_rescued_and_the_late_completion_is_rejected(pool: PgPool) {
     let tenant_id = tenant(&pool, "acme").await;
-    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({}))).await.unwrap().id;
+    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({})))
+        .await
+        .unwrap()
+        .id;
 
     let first = claim_one(&pool, "worker-a").await;
     let stale_lease = first.lease().unwrap();
     expire_lease(&pool, id).await;
     let rescued = rescue_expired(&pool, 100).await.unwrap();
-    assert_eq!(rescued, Rescued { requeued: 1, dead: 0, canceled: 0 });
+    assert_eq!(
+        rescued,
+        Rescued {
+            requeued: 1,
+            dead: 0,
+            canceled: 0
+        }
+    );
     assert_eq!(job(&pool, id).await.status, JobStatus::Queued);
 
     let second = claim_one(&pool, "worker-b").await;
@@ -46,9 +59,13 @@ async fn an_expired_lease_is_rescued_and_the_late_completion_is_rejected(pool: P
         heartbeat(&pool, &stale_lease, LEASE).await,
         Err(FinishError::LeaseLost(_))
     ));
-    assert!(!progress(&pool, &stale_lease, json!({"tokens": 1})).await.unwrap());
+    assert!(!progress(&pool, &stale_lease, json!({"tokens": 1}))
+        .await
+        .unwrap());
 
-    complete(&pool, &second.lease().unwrap(), json!({"by": "b"})).await.unwrap();
+    complete(&pool, &second.lease().unwrap(), json!({"by": "b"}))
+        .await
+        .unwrap();
     let done = job(&pool, id).await;
     assert_eq!(done.status, JobStatus::Succeeded);
     assert_eq!(done.result, Some(json!({"by": "b"})));
@@ -62,21 +79,39 @@ async fn an_expired_lease_is_rescued_and_the_late_completion_is_rejected(pool: P
     assert_eq!(outcomes, vec!["lease_expired", "succeeded"]);
     assert_eq!(
         event_types(&pool, id).await,
-        vec!["job.queued", "job.running", "job.retrying", "job.running", "job.succeeded"]
+        vec![
+            "job.queued",
+            "job.running",
+            "job.retrying",
+            "job.running",
+            "job.succeeded"
+        ]
     );
 }
 
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
 async fn a_heartbeat_extends_the_lease(pool: PgPool) {
     let tenant_id = tenant(&pool, "acme").await;
-    enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({}))).await.unwrap();
-    let claimed = claim_batch(&pool, "w", &kinds(), 1, Duration::from_secs(1)).await.unwrap();
+    enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({})))
+        .await
+        .unwrap();
+    let claimed = claim_batch(&pool, "w", &kinds(), 1, Duration::from_secs(1))
+        .await
+        .unwrap();
     let lease = claimed[0].lease().unwrap();
     let before = claimed[0].lease_expires_at.unwrap();
 
-    assert_eq!(heartbeat(&pool, &lease, Duration::from_secs(600)).await.unwrap(), Heartbeat::Extended);
+    assert_eq!(
+        heartbeat(&pool, &lease, Duration::from_secs(600))
+            .await
+            .unwrap(),
+        Heartbeat::Extended
+    );
     let after = job(&pool, lease.job_id).await.lease_expires_at.unwrap();
-    assert!(after - before > chrono::Duration::seconds(500), "{before} -> {after}");
+    assert!(
+        after - before > chrono::Duration::seconds(500),
+        "{before} -> {after}"
+    );
     assert_eq!(rescue_expired(&pool, 100).await.unwrap().total(), 0);
 }
 
@@ -102,9 +137,15 @@ async fn retryable_failures_back_off_then_the_job_dies(pool: PgPool) {
         if attempt < 3 {
             assert_eq!(finished.status, JobStatus::Queued);
             let wait = finished.run_at - chrono::Utc::now();
-            assert!(wait > chrono::Duration::seconds(50), "backoff not applied: {wait}");
             assert!(
-                claim_batch(&pool, "w", &kinds(), 1, LEASE).await.unwrap().is_empty(),
+                wait > chrono::Duration::seconds(50),
+                "backoff not applied: {wait}"
+            );
+            assert!(
+                claim_batch(&pool, "w", &kinds(), 1, LEASE)
+                    .await
+                    .unwrap()
+                    .is_empty(),
                 "a job in backoff is not claimable"
             );
             make_due(&pool, id).await;
@@ -127,8 +168,13 @@ async fn retryable_failures_back_off_then_the_job_dies(pool: PgPool) {
     assert_eq!(
         event_types(&pool, id).await,
         vec![
-            "job.queued", "job.running", "job.retrying", "job.running", "job.retrying",
-            "job.running", "job.dead"
+            "job.queued",
+            "job.running",
+            "job.retrying",
+            "job.running",
+            "job.retrying",
+            "job.running",
+            "job.dead"
         ]
     );
 }
@@ -136,11 +182,19 @@ async fn retryable_failures_back_off_then_the_job_dies(pool: PgPool) {
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
 async fn a_fatal_failure_kills_the_job_at_once(pool: PgPool) {
     let tenant_id = tenant(&pool, "acme").await;
-    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({}))).await.unwrap().id;
-    let claimed = claim_one(&pool, "w").await;
-    let finished = fail(&pool, &claimed.lease().unwrap(), FailKind::Fatal, json!({"code": "bad_request"}))
+    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({})))
         .await
-        .unwrap();
+        .unwrap()
+        .id;
+    let claimed = claim_one(&pool, "w").await;
+    let finished = fail(
+        &pool,
+        &claimed.lease().unwrap(),
+        FailKind::Fatal,
+        json!({"code": "bad_request"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(finished.status, JobStatus::Dead);
     assert_eq!(job(&pool, id).await.attempt, 1);
     assert_eq!(count_jobs(&pool, "dead").await, 1);
@@ -153,7 +207,9 @@ async fn a_snooze_requeues_without_spending_an_attempt(pool: PgPool) {
     new.max_attempts = 1;
     let id = enqueue(&pool, &new).await.unwrap().id;
     let claimed = claim_one(&pool, "w").await;
-    let finished = snooze(&pool, &claimed.lease().unwrap(), Duration::from_secs(30)).await.unwrap();
+    let finished = snooze(&pool, &claimed.lease().unwrap(), Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(finished.status, JobStatus::Queued);
     assert!(finished.run_at > chrono::Utc::now() + chrono::Duration::seconds(20));
 
@@ -161,9 +217,16 @@ async fn a_snooze_requeues_without_spending_an_attempt(pool: PgPool) {
     let again = claim_one(&pool, "w").await;
     // One attempt was allowed; the snooze gave it back, so a retryable failure now is final.
     assert_eq!(again.max_attempts, 2);
-    let finished = fail(&pool, &again.lease().unwrap(), FailKind::Retryable { retry_in: Duration::ZERO }, json!({}))
-        .await
-        .unwrap();
+    let finished = fail(
+        &pool,
+        &again.lease().unwrap(),
+        FailKind::Retryable {
+            retry_in: Duration::ZERO,
+        },
+        json!({}),
+    )
+    .await
+    .unwrap();
     assert_eq!(finished.status, JobStatus::Dead);
 }
 
@@ -171,22 +234,40 @@ async fn a_snooze_requeues_without_spending_an_attempt(pool: PgPool) {
 async fn cancel_stops_a_queued_job_at_once_and_a_running_one_at_its_heartbeat(pool: PgPool) {
     let tenant_id = tenant(&pool, "acme").await;
     let other_tenant = tenant(&pool, "other").await;
-    let queued = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": 1}))).await.unwrap().id;
-    assert_eq!(cancel(&pool, other_tenant, queued).await.unwrap(), CancelOutcome::NotFound);
-    assert_eq!(cancel(&pool, tenant_id, queued).await.unwrap(), CancelOutcome::Canceled);
+    let queued = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": 1})))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        cancel(&pool, other_tenant, queued).await.unwrap(),
+        CancelOutcome::NotFound
+    );
+    assert_eq!(
+        cancel(&pool, tenant_id, queued).await.unwrap(),
+        CancelOutcome::Canceled
+    );
     assert_eq!(job(&pool, queued).await.status, JobStatus::Canceled);
     assert_eq!(
         cancel(&pool, tenant_id, queued).await.unwrap(),
         CancelOutcome::AlreadyFinished(JobStatus::Canceled)
     );
 
-    let running_id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": 2}))).await.unwrap().id;
+    let running_id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": 2})))
+        .await
+        .unwrap()
+        .id;
     let running = claim_one(&pool, "w").await;
     assert_eq!(running.id, running_id);
     let lease = running.lease().unwrap();
-    assert_eq!(cancel(&pool, tenant_id, running_id).await.unwrap(), CancelOutcome::Requested);
+    assert_eq!(
+        cancel(&pool, tenant_id, running_id).await.unwrap(),
+        CancelOutcome::Requested
+    );
     assert_eq!(job(&pool, running_id).await.status, JobStatus::Running);
-    assert_eq!(heartbeat(&pool, &lease, LEASE).await.unwrap(), Heartbeat::CancelRequested);
+    assert_eq!(
+        heartbeat(&pool, &lease, LEASE).await.unwrap(),
+        Heartbeat::CancelRequested
+    );
     acknowledge_cancel(&pool, &lease).await.unwrap();
     assert_eq!(job(&pool, running_id).await.status, JobStatus::Canceled);
     assert_eq!(
@@ -198,15 +279,31 @@ async fn cancel_stops_a_queued_job_at_once_and_a_running_one_at_its_heartbeat(po
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
 async fn replay_creates_a_new_job_with_the_same_input_and_raw_body(pool: PgPool) {
     let tenant_id = tenant(&pool, "acme").await;
-    let mut original = NewJob::new(tenant_id, KIND, json!({"text": "hello"})).with_dedupe_key("evt-1");
+    let mut original =
+        NewJob::new(tenant_id, KIND, json!({"text": "hello"})).with_dedupe_key("evt-1");
     original.raw_body = Some(b"{\"raw\": true}".to_vec());
     original.headers = Some(json!({"x-platform": "test"}));
     let id = enqueue(&pool, &original).await.unwrap().id;
     let claimed = claim_one(&pool, "w").await;
-    fail(&pool, &claimed.lease().unwrap(), FailKind::Fatal, json!({"code": "boom"})).await.unwrap();
+    fail(
+        &pool,
+        &claimed.lease().unwrap(),
+        FailKind::Fatal,
+        json!({"code": "boom"}),
+    )
+    .await
+    .unwrap();
 
-    assert_eq!(replay(&pool, tenant(&pool, "stranger").await, id).await.unwrap(), None);
-    let replayed_id = replay(&pool, tenant_id, id).await.unwrap().expect("replayed");
+    assert_eq!(
+        replay(&pool, tenant(&pool, "stranger").await, id)
+            .await
+            .unwrap(),
+        None
+    );
+    let replayed_id = replay(&pool, tenant_id, id)
+        .await
+        .unwrap()
+        .expect("replayed");
     let replayed = job(&pool, replayed_id).await;
     assert_eq!(replayed.replay_of, Some(id));
     assert_eq!(replayed.status, JobStatus::Queued);
@@ -226,7 +323,9 @@ async fn replay_creates_a_new_job_with_the_same_input_and_raw_body(pool: PgPool)
     .unwrap();
     assert_eq!(from_sql.len(), 1);
     assert_eq!(job(&pool, from_sql[0]).await.replay_of, Some(id));
-    let missing = sqlx::query_scalar!(r#"SELECT replay_job(-1) AS "id!""#).fetch_one(&pool).await;
+    let missing = sqlx::query_scalar!(r#"SELECT replay_job(-1) AS "id!""#)
+        .fetch_one(&pool)
+        .await;
     let message = missing.unwrap_err().to_string();
     assert!(message.contains("job -1 does not exist"), "{message}");
 }
@@ -239,7 +338,14 @@ async fn an_expired_lease_on_the_last_attempt_makes_the_job_dead(pool: PgPool) {
     let id = enqueue(&pool, &new).await.unwrap().id;
     claim_one(&pool, "w").await;
     expire_lease(&pool, id).await;
-    assert_eq!(rescue_expired(&pool, 100).await.unwrap(), Rescued { requeued: 0, dead: 1, canceled: 0 });
+    assert_eq!(
+        rescue_expired(&pool, 100).await.unwrap(),
+        Rescued {
+            requeued: 0,
+            dead: 1,
+            canceled: 0
+        }
+    );
     let dead = job(&pool, id).await;
     assert_eq!(dead.status, JobStatus::Dead);
     assert_eq!(dead.last_error.unwrap()["code"], "lease_expired");

@@ -1,4 +1,5 @@
 //! Wake-ups over LISTEN/NOTIFY, and what happens when the LISTEN connection is killed.
+#![allow(clippy::unwrap_used)] // Tests and benchmarks fail loudly on purpose.
 
 mod common;
 
@@ -6,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{kinds, tenant, KIND, LEASE};
 use sentinel_queue::{
-    claim_batch, enqueue, wakeup::LISTENER_APPLICATION_NAME, Listener, NewJob, Woke,
-    JOBS_CHANNEL,
+    claim_batch, enqueue, wakeup::LISTENER_APPLICATION_NAME, Listener, NewJob, Woke, JOBS_CHANNEL,
 };
 use serde_json::json;
 use sqlx::PgPool;
@@ -42,7 +42,8 @@ async fn claim_with_wakeups(
 async fn a_waiting_claimer_wakes_on_notify_not_on_the_poll(pool: PgPool) {
     let tenant_id = tenant(&pool, "acme").await;
     let (stop, shutdown) = watch::channel(false);
-    let (listener, task) = Listener::spawn((*pool.connect_options()).clone(), &[JOBS_CHANNEL], shutdown);
+    let (listener, task) =
+        Listener::spawn((*pool.connect_options()).clone(), &[JOBS_CHANNEL], shutdown);
     wait_until("LISTEN", Duration::from_secs(5), || listener.is_connected()).await;
 
     let mut waiter = listener.waiter(JOBS_CHANNEL);
@@ -53,7 +54,10 @@ async fn a_waiting_claimer_wakes_on_notify_not_on_the_poll(pool: PgPool) {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({}))).await.unwrap().id;
+    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({})))
+        .await
+        .unwrap()
+        .id;
     let (claimed, woke) = tokio::time::timeout(Duration::from_secs(10), claimer)
         .await
         .expect("claimed well before the 60 s poll")
@@ -70,7 +74,8 @@ async fn a_waiting_claimer_wakes_on_notify_not_on_the_poll(pool: PgPool) {
 async fn jobs_flow_while_listen_is_killed_and_listen_comes_back(pool: PgPool) {
     let tenant_id = tenant(&pool, "acme").await;
     let (stop, shutdown) = watch::channel(false);
-    let (listener, task) = Listener::spawn((*pool.connect_options()).clone(), &[JOBS_CHANNEL], shutdown);
+    let (listener, task) =
+        Listener::spawn((*pool.connect_options()).clone(), &[JOBS_CHANNEL], shutdown);
     wait_until("LISTEN", Duration::from_secs(5), || listener.is_connected()).await;
     assert_eq!(listener.connects(), 1);
 
@@ -86,7 +91,10 @@ async fn jobs_flow_while_listen_is_killed_and_listen_comes_back(pool: PgPool) {
 
     // While LISTEN is down or coming back, a short poll keeps the queue moving.
     let mut waiter = listener.waiter(JOBS_CHANNEL);
-    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": 1}))).await.unwrap().id;
+    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": 1})))
+        .await
+        .unwrap()
+        .id;
     let (claimed, _) = tokio::time::timeout(
         Duration::from_secs(10),
         claim_with_wakeups(&pool, &mut waiter, Duration::from_millis(100)),
@@ -105,10 +113,15 @@ async fn jobs_flow_while_listen_is_killed_and_listen_comes_back(pool: PgPool) {
     let claimer = {
         let pool = pool.clone();
         let mut waiter = listener.waiter(JOBS_CHANNEL);
-        tokio::spawn(async move { claim_with_wakeups(&pool, &mut waiter, Duration::from_secs(60)).await })
+        tokio::spawn(async move {
+            claim_with_wakeups(&pool, &mut waiter, Duration::from_secs(60)).await
+        })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": 2}))).await.unwrap().id;
+    let id = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": 2})))
+        .await
+        .unwrap()
+        .id;
     let (claimed, woke) = tokio::time::timeout(Duration::from_secs(10), claimer)
         .await
         .expect("woken by NOTIFY after the reconnect")

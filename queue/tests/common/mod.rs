@@ -1,6 +1,6 @@
 //! Helpers shared by the queue's integration tests. Each test gets its own database from
 //! `#[sqlx::test]`, migrated with `sentinel_queue::MIGRATOR`.
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, dead_code)] // Tests fail loudly on purpose; not every test uses every helper.
 
 use std::time::Duration;
 
@@ -36,17 +36,23 @@ pub async fn enqueue_n(pool: &PgPool, tenant_id: Uuid, n: usize) -> Vec<i64> {
 }
 
 pub async fn count_jobs(pool: &PgPool, status: &str) -> i64 {
-    sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM jobs WHERE status = $1"#, status)
-        .fetch_one(pool)
-        .await
-        .expect("count jobs")
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM jobs WHERE status = $1"#,
+        status
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count jobs")
 }
 
 pub async fn event_types(pool: &PgPool, job_id: i64) -> Vec<String> {
-    sqlx::query_scalar!("SELECT type FROM events WHERE job_id = $1 ORDER BY seq", job_id)
-        .fetch_all(pool)
-        .await
-        .expect("read events")
+    sqlx::query_scalar!(
+        "SELECT type FROM events WHERE job_id = $1 ORDER BY seq",
+        job_id
+    )
+    .fetch_all(pool)
+    .await
+    .expect("read events")
 }
 
 /// Moves a job's lease into the past, as if its worker had stopped heartbeating long ago.
