@@ -303,3 +303,33 @@ pub async fn replay(
     .fetch_optional(executor)
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_is_capped_and_jittered_downwards() {
+        let policy = RetryPolicy {
+            base: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+        };
+        for _ in 0..100 {
+            let first = policy.delay(1);
+            assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(2));
+            let third = policy.delay(3);
+            assert!(third >= Duration::from_secs(4) && third <= Duration::from_secs(8));
+            let late = policy.delay(40);
+            assert!(late >= Duration::from_secs(30) && late <= Duration::from_secs(60));
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_and_unknown_ones_are_named() {
+        for status in JobStatus::ALL {
+            assert_eq!(status.as_str().parse::<JobStatus>().unwrap(), status);
+        }
+        let error = "paused".parse::<JobStatus>().unwrap_err().to_string();
+        assert!(error.contains("\"paused\""), "{error}");
+    }
+}

@@ -350,3 +350,64 @@ async fn an_expired_lease_on_the_last_attempt_makes_the_job_dead(pool: PgPool) {
     assert_eq!(dead.status, JobStatus::Dead);
     assert_eq!(dead.last_error.unwrap()["code"], "lease_expired");
 }
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn retention_deletes_old_finished_jobs_and_events_and_keeps_the_rest(pool: PgPool) {
+    let tenant_id = tenant(&pool, "acme").await;
+    let old = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": "old"})))
+        .await
+        .unwrap()
+        .id;
+    let claimed = claim_one(&pool, "w").await;
+    complete(&pool, &claimed.lease().unwrap(), json!({}))
+        .await
+        .unwrap();
+    let recent = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": "recent"})))
+        .await
+        .unwrap()
+        .id;
+    let claimed = claim_one(&pool, "w").await;
+    complete(&pool, &claimed.lease().unwrap(), json!({}))
+        .await
+        .unwrap();
+    let queued_long_ago = enqueue(&pool, &NewJob::new(tenant_id, KIND, json!({"n": "queued"})))
+        .await
+        .unwrap()
+        .id;
+    sqlx::query!(
+        "UPDATE jobs SET finished_at = now() - interval '8 days', created_at = now() - interval '8 days'
+         WHERE id = ANY($1)",
+        &[old, queued_long_ago][..]
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query!(
+        "UPDATE events SET created_at = now() - interval '8 days' WHERE job_id = $1",
+        old
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // A batch of 1 proves the deletes repeat until nothing old is left.
+    let purged = sentinel_queue::retention::purge(&pool, Duration::from_secs(7 * 86_400), 1)
+        .await
+        .unwrap();
+    assert_eq!(purged.jobs, 1);
+    assert_eq!(purged.events, 3);
+    assert!(Job::fetch(&pool, old).await.unwrap().is_none());
+    assert!(Job::fetch(&pool, recent).await.unwrap().is_some());
+    assert!(
+        Job::fetch(&pool, queued_long_ago).await.unwrap().is_some(),
+        "an unfinished job is never purged"
+    );
+    let attempts = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM job_attempts WHERE job_id = $1"#,
+        old
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts, 0, "attempts go with their job");
+}
