@@ -2,15 +2,11 @@
 
 use anyhow::Context;
 use sentinel_api::Config;
-use sentinel_queue::{db, shutdown};
+use sentinel_queue::{db, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    telemetry::init();
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => {
             let config = Config::from_env().context("invalid configuration")?;

@@ -13,6 +13,7 @@ pub mod job;
 pub mod rescue;
 pub mod retention;
 pub mod shutdown;
+pub mod telemetry;
 pub mod tenant;
 pub mod wakeup;
 

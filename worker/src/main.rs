@@ -1,16 +1,12 @@
 //! `sentinel-worker [run|migrate]`: reads the config, then runs the worker or the migrations.
 
 use anyhow::Context;
-use sentinel_queue::{db, shutdown};
+use sentinel_queue::{db, shutdown, telemetry};
 use sentinel_worker::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    telemetry::init();
     match std::env::args().nth(1).as_deref() {
         None | Some("run") => {
             let config = Config::from_env().context("invalid configuration")?;
