@@ -3,7 +3,7 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE_DIR="${SENTINEL_STATE_DIR:-$ROOT/.sentinel}"
-PG_PORT="${SENTINEL_PG_PORT:-54329}"
+PG_PORT="${SENTINEL_PG_PORT:-}"
 PG_DB="${SENTINEL_PG_DB:-sentinel}"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -72,8 +72,19 @@ start_private_cluster() {
     as_pg_owner "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --no-sync >/dev/null \
       || die "initdb failed for $data"
   fi
-  if ! as_pg_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if as_pg_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    PG_PORT=$(sed -n 4p "$data/postmaster.pid")
+  else
+    if [ -z "$PG_PORT" ]; then
+      PG_PORT=54329
+      while port_busy "$PG_PORT"; do
+        PG_PORT=$((PG_PORT + 1))
+        [ "$PG_PORT" -lt 54400 ] || die "no free port in 54329-54399 for PostgreSQL; set SENTINEL_PG_PORT"
+      done
+    fi
     say "Starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $log)"
+    STARTED_PG_DATA="$data"
+    STARTED_PG_BIN="$bin"
     as_pg_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 \
       -o "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB" \
       start >/dev/null || { tail -n 20 "$log" >&2; die "PostgreSQL did not start (port $PG_PORT busy? set SENTINEL_PG_PORT)"; }
@@ -82,6 +93,18 @@ start_private_cluster() {
   if ! as_pg_owner "$bin/psql" -h "$sock" -p "$PG_PORT" -U postgres -d postgres -Atqc \
       "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
     as_pg_owner "$bin/createdb" -h "$sock" -p "$PG_PORT" -U postgres "$PG_DB" || die "createdb $PG_DB failed"
+  fi
+}
+
+port_busy() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Stops the private cluster if this script started it.
+stop_private_cluster() {
+  if [ -n "${STARTED_PG_DATA:-}" ]; then
+    say "Stopping the private PostgreSQL cluster"
+    as_pg_owner "$STARTED_PG_BIN/pg_ctl" -D "$STARTED_PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
   fi
 }
 

@@ -21,6 +21,7 @@ stop() {
   say "Stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait
+  stop_private_cluster
 }
 trap stop INT TERM
 

@@ -7,6 +7,7 @@ cd "$ROOT"
 
 require_cargo
 ensure_postgres
+trap stop_private_cluster EXIT
 
 SQLX_CLI_VERSION=0.8.6
 if ! cargo sqlx --version 2>/dev/null | grep -q "$SQLX_CLI_VERSION"; then
