@@ -1,0 +1,240 @@
+//! Platform knowledge shared by the gateway and the workers: per platform, how a webhook is
+//! authenticated (over the raw bytes, in constant time), which events one body carries, and the
+//! dedupe key of each. One module per platform; nothing here touches the database.
+
+pub mod salesforce;
+pub mod slack;
+pub mod standard;
+pub mod telegram;
+pub mod whatsapp;
+
+use std::{fmt, str::FromStr};
+
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as JsonValue;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The platforms a source can be for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Telegram,
+    Whatsapp,
+    Slack,
+    Salesforce,
+    Standard,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 5] = [
+        Platform::Telegram,
+        Platform::Whatsapp,
+        Platform::Slack,
+        Platform::Salesforce,
+        Platform::Standard,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Telegram => "telegram",
+            Platform::Whatsapp => "whatsapp",
+            Platform::Slack => "slack",
+            Platform::Salesforce => "salesforce",
+            Platform::Standard => "standard",
+        }
+    }
+
+    /// Checks a source's `secrets` object when the source is created, naming what is missing.
+    pub fn validate_secrets(self, secrets: &JsonValue) -> Result<(), String> {
+        let required: &[&str] = match self {
+            Platform::Telegram => &["secret_token"],
+            Platform::Whatsapp => &["app_secret", "verify_token"],
+            Platform::Slack => &["signing_secret"],
+            Platform::Salesforce => &["organization_id"],
+            Platform::Standard => return standard::secret_keys(secrets).map(|_| ()),
+        };
+        for field in required {
+            match secrets.get(field) {
+                Some(JsonValue::String(value)) if !value.is_empty() => {}
+                _ => {
+                    return Err(format!(
+                        "secrets.{field} is required for {} sources and must be a non-empty string",
+                        self.as_str()
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Authenticates a webhook and splits it into the events to enqueue, or the answer to give
+    /// when it carries none (a handshake).
+    pub fn accept(
+        self,
+        secrets: &JsonValue,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<Accepted, Rejected> {
+        match self {
+            Platform::Telegram => telegram::accept(secrets, headers, body),
+            Platform::Whatsapp => whatsapp::accept(secrets, headers, body),
+            Platform::Slack => slack::accept(secrets, headers, body, now_unix),
+            Platform::Salesforce => salesforce::accept(secrets, body),
+            Platform::Standard => standard::accept(secrets, headers, body, now_unix),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Platform::ALL
+            .into_iter()
+            .find(|platform| platform.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown platform {s:?}; expected telegram, whatsapp, slack, salesforce or standard")
+            })
+    }
+}
+
+/// One event of a webhook: one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundEvent {
+    /// The platform's own id for the event, so a retry of it creates nothing new.
+    pub dedupe_key: String,
+    /// The event as the platform sent it (for batched bodies, the one item with its context).
+    /// `None` when the body did not parse: the worker heals it from the raw bytes.
+    pub payload: Option<JsonValue>,
+}
+
+/// What an authenticated webhook asks of the gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accepted {
+    /// Commit these as jobs, then answer with `ack`.
+    Events { events: Vec<InboundEvent>, ack: Ack },
+    /// Answer at once; there is nothing to enqueue (Slack's `url_verification`).
+    Handshake(Ack),
+}
+
+/// The body of a success answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ack {
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Ack {
+    pub fn empty() -> Self {
+        Ack {
+            content_type: "text/plain",
+            body: String::new(),
+        }
+    }
+}
+
+/// Why a webhook was refused. Nothing is written for any of these.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejected {
+    /// 401: the signature (or secret token) is missing or wrong.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 401: the signed timestamp is too far from now (a replay).
+    #[error("{0}")]
+    Stale(String),
+    /// 403: authenticated as another organisation than the source's.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 400: the body cannot be authenticated because it cannot be read.
+    #[error("{0}")]
+    Malformed(String),
+    /// 500: the source's stored secrets are unusable (a configuration error, not the caller's).
+    #[error("{0}")]
+    Misconfigured(String),
+}
+
+/// How far a signed timestamp may be from now.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+/// The dedupe key of a body that did not parse: its SHA-256, so the same bytes are one job.
+pub fn body_digest_key(body: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}
+
+/// The one event of a signed body that did not parse.
+pub fn unparsed(body: &[u8]) -> InboundEvent {
+    InboundEvent {
+        dedupe_key: body_digest_key(body),
+        payload: None,
+    }
+}
+
+/// Compares two secrets in constant time.
+pub fn secure_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// HMAC-SHA256 of `parts`, concatenated, under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+/// A string field of the source's secrets.
+pub(crate) fn secret<'a>(secrets: &'a JsonValue, field: &str) -> Result<&'a str, Rejected> {
+    secrets
+        .get(field)
+        .and_then(JsonValue::as_str)
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| Rejected::Misconfigured(format!("the source has no secrets.{field}")))
+}
+
+/// A header's value as text, or a 401 naming it.
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Rejected> {
+    headers
+        .get(name)
+        .ok_or_else(|| Rejected::Unauthenticated(format!("missing {name} header")))?
+        .to_str()
+        .map_err(|_| Rejected::Unauthenticated(format!("{name} header is not visible ASCII")))
+}
+
+/// Checks a signed unix timestamp against now.
+pub(crate) fn check_timestamp(
+    header_name: &str,
+    value: &str,
+    now_unix: i64,
+) -> Result<(), Rejected> {
+    let timestamp: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| Rejected::Unauthenticated(format!("{header_name} is not a unix timestamp")))?;
+    if (now_unix - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
+        return Err(Rejected::Stale(format!(
+            "{header_name} is {}s from now; at most {MAX_CLOCK_SKEW_SECS}s is accepted",
+            now_unix - timestamp
+        )));
+    }
+    Ok(())
+}
+
+/// A JSON scalar id (number or string) as text.
+pub(crate) fn id_text(value: &JsonValue) -> Option<String> {
+    match value {
+        JsonValue::String(s) if !s.is_empty() => Some(s.clone()),
+        JsonValue::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

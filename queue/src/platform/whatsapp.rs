@@ -1,0 +1,216 @@
+//! WhatsApp Cloud API webhooks: `X-Hub-Signature-256: sha256=hex(HMAC-SHA256(app_secret, body))`.
+//! One body can carry many `entry[].changes[].value.messages[]` and `statuses[]`: one event per
+//! message or status. A message is deduped on its id; a status on its message id and status, since
+//! `sent`, `delivered` and `read` of one message share the id. The GET handshake is [`handshake`].
+
+use http::HeaderMap;
+use serde_json::{json, Value as JsonValue};
+
+use super::{
+    header, hmac_sha256, secret, secure_eq, unparsed, Accepted, Ack, InboundEvent, Rejected,
+};
+
+pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+
+/// The `X-Hub-Signature-256` value for `body`.
+pub fn signature(app_secret: &str, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(app_secret.as_bytes(), &[body]))
+    )
+}
+
+/// Answers the subscription handshake (`GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`):
+/// the challenge to echo, or `None` (403).
+pub fn handshake<'a>(
+    secrets: &JsonValue,
+    mode: Option<&str>,
+    verify_token: Option<&str>,
+    challenge: Option<&'a str>,
+) -> Option<&'a str> {
+    let expected = secret(secrets, "verify_token").ok()?;
+    let token_matches =
+        verify_token.is_some_and(|given| secure_eq(given.as_bytes(), expected.as_bytes()));
+    (mode == Some("subscribe") && token_matches).then_some(challenge?)
+}
+
+pub fn accept(secrets: &JsonValue, headers: &HeaderMap, body: &[u8]) -> Result<Accepted, Rejected> {
+    let app_secret = secret(secrets, "app_secret")?;
+    let given = header(headers, SIGNATURE_HEADER)?;
+    if !secure_eq(given.as_bytes(), signature(app_secret, body).as_bytes()) {
+        return Err(Rejected::Unauthenticated(format!(
+            "{SIGNATURE_HEADER} does not match"
+        )));
+    }
+    let events = match serde_json::from_slice::<JsonValue>(body) {
+        Ok(payload) => {
+            let events = fan_out(&payload);
+            if events.is_empty() {
+                vec![InboundEvent {
+                    payload: Some(payload),
+                    ..unparsed(body)
+                }]
+            } else {
+                events
+            }
+        }
+        Err(_) => vec![unparsed(body)],
+    };
+    Ok(Accepted::Events {
+        events,
+        ack: Ack::empty(),
+    })
+}
+
+/// One event per message and per status, each carrying its context (the business account, the
+/// phone number's metadata and the contacts) so it can be handled alone.
+fn fan_out(payload: &JsonValue) -> Vec<InboundEvent> {
+    let mut events = Vec::new();
+    let object = payload.get("object").cloned().unwrap_or(JsonValue::Null);
+    for entry in as_array(payload.get("entry")) {
+        for change in as_array(entry.get("changes")) {
+            let value = change.get("value").cloned().unwrap_or(JsonValue::Null);
+            let context = |kind: &str, item: &JsonValue| {
+                json!({
+                    "object": object,
+                    "entry_id": entry.get("id"),
+                    "field": change.get("field"),
+                    "metadata": value.get("metadata"),
+                    "contacts": value.get("contacts"),
+                    kind: item,
+                })
+            };
+            for message in as_array(value.get("messages")) {
+                if let Some(id) = message.get("id").and_then(JsonValue::as_str) {
+                    events.push(InboundEvent {
+                        dedupe_key: format!("message:{id}"),
+                        payload: Some(context("message", message)),
+                    });
+                }
+            }
+            for status in as_array(value.get("statuses")) {
+                if let Some(id) = status.get("id").and_then(JsonValue::as_str) {
+                    let state = status
+                        .get("status")
+                        .and_then(JsonValue::as_str)
+                        .unwrap_or("unknown");
+                    events.push(InboundEvent {
+                        dedupe_key: format!("status:{id}:{state}"),
+                        payload: Some(context("status", status)),
+                    });
+                }
+            }
+        }
+    }
+    events
+}
+
+fn as_array(value: Option<&JsonValue>) -> &[JsonValue] {
+    value
+        .and_then(JsonValue::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::Platform;
+
+    const SECRET: &str = "app-secret";
+
+    fn signed(body: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            SIGNATURE_HEADER,
+            signature(SECRET, body.as_bytes()).parse().unwrap(),
+        );
+        headers
+    }
+
+    fn batch() -> String {
+        let message = |id: &str, text: &str| json!({"from": "16315551181", "id": id, "timestamp": "1504902988", "type": "text", "text": {"body": text}});
+        json!({
+            "object": "whatsapp_business_account",
+            "entry": [{
+                "id": "102290129340398",
+                "changes": [{
+                    "field": "messages",
+                    "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                        "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": "16315551181"}],
+                        "messages": [message("wamid.A", "one"), message("wamid.B", "two"), message("wamid.C", "three")],
+                        "statuses": [{"id": "wamid.X", "status": "delivered", "timestamp": "1750263773", "recipient_id": "16315551181"}]
+                    }
+                }]
+            }]
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_batch_fans_out_to_one_event_per_message_and_status() {
+        let body = batch();
+        let secrets = json!({"app_secret": SECRET, "verify_token": "v"});
+        let Accepted::Events { events, .. } = Platform::Whatsapp
+            .accept(&secrets, &signed(&body), body.as_bytes(), 0)
+            .unwrap()
+        else {
+            panic!("expected events")
+        };
+        let keys: Vec<_> = events.iter().map(|e| e.dedupe_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "message:wamid.A",
+                "message:wamid.B",
+                "message:wamid.C",
+                "status:wamid.X:delivered"
+            ]
+        );
+        let first = events[0].payload.as_ref().unwrap();
+        assert_eq!(first["message"]["text"]["body"], "one");
+        assert_eq!(first["metadata"]["phone_number_id"], "106540352242922");
+    }
+
+    #[test]
+    fn a_bad_signature_is_refused() {
+        let body = batch();
+        let secrets = json!({"app_secret": "other", "verify_token": "v"});
+        let refused = Platform::Whatsapp.accept(&secrets, &signed(&body), body.as_bytes(), 0);
+        assert!(matches!(refused, Err(Rejected::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn the_handshake_echoes_the_challenge_only_for_the_right_token() {
+        let secrets = json!({"app_secret": SECRET, "verify_token": "meatyhamhock"});
+        assert_eq!(
+            handshake(
+                &secrets,
+                Some("subscribe"),
+                Some("meatyhamhock"),
+                Some("1158201444")
+            ),
+            Some("1158201444")
+        );
+        assert_eq!(
+            handshake(
+                &secrets,
+                Some("subscribe"),
+                Some("wrong"),
+                Some("1158201444")
+            ),
+            None
+        );
+        assert_eq!(
+            handshake(
+                &secrets,
+                Some("unsubscribe"),
+                Some("meatyhamhock"),
+                Some("1")
+            ),
+            None
+        );
+    }
+}
