@@ -1,72 +1,346 @@
-//! Sentinel's gateway. This first cut serves the health endpoints; webhook ingress, the job API,
-//! SSE and the OpenAPI spec build on it.
+//! Sentinel's gateway: webhook ingress for five platforms, the async job API, SSE, metrics and
+//! the OpenAPI spec, on poem + poem-openapi. It never links the LLM runtime.
 
-use std::{net::SocketAddr, time::Duration};
+pub mod admin;
+pub mod auth;
+pub mod directory;
+pub mod error;
+pub mod events;
+pub mod hub;
+pub mod ingress;
+pub mod jobs;
+pub mod metrics;
+pub mod ops;
+pub mod sources;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use poem::{
-    get, handler, http::StatusCode, listener::TcpListener, web::Data, EndpointExt, Route, Server,
+    listener::TcpListener, middleware::Tracing, Endpoint, EndpointExt, IntoResponse, Route, Server,
 };
-use sentinel_queue::{config, db};
+use poem_openapi::{OpenApiService, Tags};
+use sentinel_queue::{config, db, Ingestor, IngestorConfig, Listener, EVENTS_CHANNEL};
 use sqlx::PgPool;
 use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{
+    auth::JwtVerifier,
+    directory::{Directory, CONFIG_CHANNEL},
+    error::{code_for_status, error_response},
+    hub::Hub,
+    metrics::Metrics,
+};
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Tenants and API keys (admin token).
+    Admin,
+    /// A tenant's ingress endpoints.
+    Sources,
+    /// Where platforms deliver webhooks.
+    Ingress,
+    /// The async job API.
+    Jobs,
+    /// Job events over Server-Sent Events.
+    Events,
+    /// Health and metrics.
+    Operations,
+}
 
 /// The gateway's settings, read once from the environment at start-up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub database_url: String,
     pub listen: SocketAddr,
+    pub public_url: String,
+    pub admin_token: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub jwt_public_key: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub max_body_bytes: usize,
     pub auto_migrate: bool,
+    /// How long ingress waits for its commit before answering 503.
+    pub ack_deadline: Duration,
+    pub db_max_connections: u32,
+    /// How long a request waits for a database connection before failing.
+    pub db_acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    // Secrets never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field(
+                "jwt",
+                &(self.jwt_secret.is_some() || self.jwt_public_key.is_some()),
+            )
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self {
+        let listen: SocketAddr =
+            config::var_or("SENTINEL_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+        let public_url: String = config::var_or("SENTINEL_PUBLIC_URL", format!("http://{listen}"))?;
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            anyhow::bail!("SENTINEL_PUBLIC_URL={public_url:?} is invalid: it must start with http:// or https://");
+        }
+        let optional = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+        };
+        let max_body_bytes: usize = config::var_or("SENTINEL_MAX_BODY_BYTES", 4 * 1024 * 1024)?;
+        if max_body_bytes == 0 {
+            anyhow::bail!("SENTINEL_MAX_BODY_BYTES must be at least 1");
+        }
+        let config = Self {
             database_url: config::required("DATABASE_URL")?,
-            listen: config::var_or("SENTINEL_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            listen,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            admin_token: optional("SENTINEL_ADMIN_TOKEN"),
+            jwt_secret: optional("SENTINEL_JWT_SECRET"),
+            jwt_public_key: optional("SENTINEL_JWT_PUBLIC_KEY"),
+            jwt_issuer: optional("SENTINEL_JWT_ISSUER"),
+            jwt_audience: optional("SENTINEL_JWT_AUDIENCE"),
+            max_body_bytes,
             auto_migrate: config::flag("SENTINEL_AUTO_MIGRATE")?,
+            ack_deadline: Duration::from_millis(config::var_or("SENTINEL_ACK_DEADLINE_MS", 2_000)?),
+            db_max_connections: config::var_or("SENTINEL_DB_MAX_CONNECTIONS", 16)?,
+            db_acquire_timeout: Duration::from_millis(config::var_or(
+                "SENTINEL_DB_ACQUIRE_TIMEOUT_MS",
+                1_000,
+            )?),
+        };
+        if let Some(token) = &config.admin_token {
+            if token.len() < 16 {
+                anyhow::bail!("SENTINEL_ADMIN_TOKEN is too short: use at least 16 characters");
+            }
+        }
+        config.jwt_verifier()?;
+        Ok(config)
+    }
+
+    fn jwt_verifier(&self) -> anyhow::Result<Option<JwtVerifier>> {
+        let (issuer, audience) = (self.jwt_issuer.as_deref(), self.jwt_audience.as_deref());
+        Ok(match (&self.jwt_secret, &self.jwt_public_key) {
+            (Some(_), Some(_)) => {
+                anyhow::bail!("set SENTINEL_JWT_SECRET or SENTINEL_JWT_PUBLIC_KEY, not both")
+            }
+            (Some(secret), None) => Some(JwtVerifier::hs256(secret.as_bytes(), issuer, audience)),
+            (None, Some(pem)) => Some(JwtVerifier::rs256(pem.as_bytes(), issuer, audience)?),
+            (None, None) => None,
         })
     }
 }
 
-#[handler]
-fn healthz() -> &'static str {
-    "ok"
+/// Everything a request handler needs.
+pub struct AppState {
+    pub config: Config,
+    pub pool: PgPool,
+    pub ingestor: Ingestor,
+    pub directory: Directory,
+    pub jwt: Option<JwtVerifier>,
+    pub hub: Hub,
+    pub metrics: Metrics,
+    pub shutdown: watch::Receiver<bool>,
 }
 
-#[handler]
-async fn readyz(pool: Data<&PgPool>) -> (StatusCode, &'static str) {
-    match sqlx::query("SELECT 1").execute(*pool).await {
-        Ok(_) => (StatusCode::OK, "ready"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+impl AppState {
+    pub fn ingest_url(&self, source_id: Uuid) -> String {
+        format!("{}/hooks/{source_id}", self.config.public_url)
     }
 }
 
-/// Serves until `shutdown` turns true.
-pub async fn serve(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let pool = db::pool(
-        db::connect_options(&config.database_url)?,
-        16,
-        Duration::from_secs(1),
-    );
-    if config.auto_migrate {
-        db::migrate(&pool).await?;
+/// The OpenAPI service: every documented endpoint.
+pub fn api_service(
+    public_url: &str,
+) -> OpenApiService<
+    (
+        admin::AdminApi,
+        sources::SourcesApi,
+        ingress::IngressApi,
+        jobs::JobsApi,
+        events::EventsApi,
+        ops::OpsApi,
+    ),
+    (),
+> {
+    OpenApiService::new(
+        (
+            admin::AdminApi,
+            sources::SourcesApi,
+            ingress::IngressApi,
+            jobs::JobsApi,
+            events::EventsApi,
+            ops::OpsApi,
+        ),
+        "Sentinel",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Edge gateway and job system for AI agents. Errors are JSON: \
+         {\"error\": {\"code\": \"snake_case_code\", \"message\": \"what was wrong\"}}.",
+    )
+    .server(public_url)
+}
+
+/// The committed spec's text: `sentinel-api openapi` prints it.
+pub fn openapi_json() -> String {
+    api_service("http://127.0.0.1:8080").spec()
+}
+
+/// A running gateway's parts, for `serve` and for tests.
+pub struct Gateway {
+    pub state: Arc<AppState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    ingest_task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Connects, migrates if asked, and starts the background tasks.
+    pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<Gateway> {
+        let options = db::connect_options(&config.database_url)?;
+        let pool = db::pool(
+            options.clone(),
+            config.db_max_connections,
+            config.db_acquire_timeout,
+        );
+        if config.auto_migrate {
+            db::migrate(&pool).await?;
+        }
+        let (listener, listen_task) =
+            Listener::spawn(options, &[EVENTS_CHANNEL, CONFIG_CHANNEL], shutdown.clone());
+        let hub = Hub::start(
+            pool.clone(),
+            listener.waiter(EVENTS_CHANNEL),
+            shutdown.clone(),
+        )
+        .await
+        .context("reading the event log (is the database up and migrated?)")?;
+        let (ingestor, ingest_task) = Ingestor::spawn(pool.clone(), IngestorConfig::default());
+        let directory = Directory::new(pool.clone());
+        let invalidator = tokio::spawn(invalidate_on_change(
+            directory.clone(),
+            listener.waiter(CONFIG_CHANNEL),
+            shutdown.clone(),
+        ));
+        let jwt = config.jwt_verifier()?;
+        let state = Arc::new(AppState {
+            config,
+            pool,
+            ingestor,
+            directory,
+            jwt,
+            hub,
+            metrics: Metrics::new(),
+            shutdown,
+        });
+        Ok(Gateway {
+            state,
+            tasks: vec![listen_task, invalidator],
+            ingest_task,
+        })
     }
-    let app = Route::new()
-        .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz))
-        .data(pool.clone());
-    tracing::info!(listen = %config.listen, "gateway listening");
-    Server::new(TcpListener::bind(config.listen))
+
+    /// The HTTP application.
+    pub fn endpoint(&self) -> impl Endpoint + 'static {
+        let service = api_service(&self.state.config.public_url);
+        let spec = service.spec();
+        let ui = service.swagger_ui();
+        Route::new()
+            .nest("/", service)
+            .at(
+                "/openapi.json",
+                poem::endpoint::make_sync(move |_| {
+                    spec.clone().with_content_type("application/json")
+                }),
+            )
+            .nest("/docs", ui)
+            .data(self.state.clone())
+            .catch_all_error(|error: poem::Error| async move {
+                let status = error.status();
+                // Our own errors (ApiError, ingress answers) already have their JSON body.
+                if error.is_from_response() {
+                    return error.into_response();
+                }
+                let message = if status == poem::http::StatusCode::UNAUTHORIZED {
+                    "missing or malformed Authorization header: expected `Bearer <api key or JWT>`"
+                        .to_owned()
+                } else if status.is_server_error() {
+                    tracing::error!(%error, "unhandled error");
+                    "internal error; see the gateway log".to_owned()
+                } else {
+                    error.to_string()
+                };
+                error_response(status, code_for_status(status), &message)
+            })
+            .with(Tracing)
+    }
+
+    /// Waits for the background tasks after shutdown, flushing the ingestor.
+    pub async fn stop(self) {
+        let Gateway {
+            state,
+            tasks,
+            ingest_task,
+        } = self;
+        let pool = state.pool.clone();
+        drop(state);
+        for task in tasks {
+            let _ = task.await;
+        }
+        // The ingestor stops once the last handle (held by the state) is gone.
+        let _ = tokio::time::timeout(Duration::from_secs(10), ingest_task).await;
+        pool.close().await;
+    }
+}
+
+async fn invalidate_on_change(
+    directory: Directory,
+    mut waiter: sentinel_queue::Waiter,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        waiter.mark_seen();
+        tokio::select! {
+            woke = waiter.wait(Duration::from_secs(3600)) => {
+                if woke == sentinel_queue::Woke::Notified {
+                    directory.invalidate_all();
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Serves until `shutdown` turns true: stops accepting, ends the SSE streams, flushes the
+/// ingestor, then returns.
+pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let gateway = Gateway::start(config, shutdown.clone()).await?;
+    let app = gateway.endpoint();
+    tracing::info!(%listen, "gateway listening");
+    let mut stop = shutdown.clone();
+    Server::new(TcpListener::bind(listen))
         .run_with_graceful_shutdown(
             app,
             async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
+                let _ = stop.wait_for(|stop| *stop).await;
             },
             Some(Duration::from_secs(10)),
         )
         .await
         .context("serving HTTP")?;
-    pool.close().await;
+    gateway.stop().await;
+    tracing::info!("gateway stopped");
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `sentinel-api [serve|migrate]`: reads the config, then serves or runs the migrations.
+//! `sentinel-api [serve|migrate|openapi]`: reads the config, then serves, runs the migrations, or
+//! prints the OpenAPI spec.
 
 use anyhow::Context;
 use sentinel_api::Config;
@@ -6,17 +7,24 @@ use sentinel_queue::{db, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init();
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => {
+            telemetry::init();
             let config = Config::from_env().context("invalid configuration")?;
             sentinel_api::serve(config, shutdown::on_signal()).await
         }
         Some("migrate") => {
+            telemetry::init();
             db::migrate_from_env().await?;
             println!("migrations applied");
             Ok(())
         }
-        Some(other) => anyhow::bail!("unknown command {other:?}; expected `serve` or `migrate`"),
+        Some("openapi") => {
+            println!("{}", sentinel_api::openapi_json());
+            Ok(())
+        }
+        Some(other) => {
+            anyhow::bail!("unknown command {other:?}; expected `serve`, `migrate` or `openapi`")
+        }
     }
 }

@@ -149,6 +149,23 @@ impl Job {
         .fetch_optional(executor)
         .await
     }
+
+    /// Reads several jobs by id, in the order of `ids`.
+    pub async fn fetch_many(executor: impl PgExecutor<'_>, ids: &[i64]) -> sqlx::Result<Vec<Job>> {
+        sqlx::query_as!(
+            Job,
+            r#"SELECT j.id, tenant_id, source_id, kind, status AS "status: JobStatus", priority, run_at,
+                      attempt, max_attempts, lease_owner, lease_expires_at, cancel_requested_at,
+                      dedupe_key, input, raw_body, headers, result, last_error, replay_of,
+                      created_at, started_at, finished_at
+               FROM unnest($1::int8[]) WITH ORDINALITY AS wanted (id, ord)
+               JOIN jobs j ON j.id = wanted.id
+               ORDER BY wanted.ord"#,
+            ids
+        )
+        .fetch_all(executor)
+        .await
+    }
 }
 
 /// What a caller hands to [`crate::enqueue`] or the [`crate::Ingestor`].

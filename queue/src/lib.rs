@@ -10,6 +10,7 @@ pub mod db;
 pub mod enqueue;
 pub mod ingest;
 pub mod job;
+pub mod kinds;
 pub mod platform;
 pub mod rescue;
 pub mod retention;

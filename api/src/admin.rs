@@ -1,0 +1,225 @@
+//! `/v1/admin/*`: tenants and their API keys, behind the admin token.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{param::Path, payload::Json, ApiResponse, Enum, Object, OpenApi};
+use uuid::Uuid;
+
+use crate::{
+    auth::{generate_api_key, AdminAuth},
+    directory::CONFIG_CHANNEL,
+    error::ApiError,
+    ApiTags, AppState,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+#[derive(Debug, Object)]
+pub struct CreateTenant {
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Sustained webhooks per second; default 100.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+    pub rate_limit_per_sec: Option<i32>,
+    /// Burst above the sustained rate; default 200.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+    pub burst: Option<i32>,
+}
+
+#[derive(Debug, Object)]
+pub struct PatchTenant {
+    pub status: Option<TenantStatus>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+    pub rate_limit_per_sec: Option<i32>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
+    pub burst: Option<i32>,
+}
+
+#[derive(Debug, Object)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub rate_limit_per_sec: i32,
+    pub burst: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct TenantCreated {
+    pub id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub rate_limit_per_sec: i32,
+    pub burst: i32,
+    /// The tenant's first API key. It is shown only here.
+    pub api_key: String,
+}
+
+#[derive(Debug, Object)]
+pub struct ApiKeyCreated {
+    pub id: Uuid,
+    /// Shown only here; Sentinel keeps its SHA-256 alone.
+    pub api_key: String,
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedTenant {
+    #[oai(status = 201)]
+    Created(Json<TenantCreated>),
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedKey {
+    #[oai(status = 201)]
+    Created(Json<ApiKeyCreated>),
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    #[oai(status = 204)]
+    NoContent,
+}
+
+pub struct AdminApi;
+
+#[OpenApi(prefix_path = "/v1/admin", tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// Create a tenant and its first API key.
+    #[oai(path = "/tenants", method = "post")]
+    async fn create_tenant(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<CreateTenant>,
+    ) -> Result<CreatedTenant, ApiError> {
+        let key = generate_api_key();
+        let mut tx = state.pool.begin().await?;
+        let tenant = sqlx::query!(
+            "INSERT INTO tenants (name, rate_limit_per_sec, burst) VALUES ($1, coalesce($2, 100), coalesce($3, 200))
+             RETURNING id, name, status, rate_limit_per_sec, burst",
+            body.name,
+            body.rate_limit_per_sec,
+            body.burst
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO api_keys (tenant_id, prefix, secret_sha256) VALUES ($1, $2, $3)",
+            tenant.id,
+            key.prefix,
+            key.secret_sha256
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(tenant.id = %tenant.id, "tenant created");
+        Ok(CreatedTenant::Created(Json(TenantCreated {
+            id: tenant.id,
+            name: tenant.name,
+            status: tenant.status,
+            rate_limit_per_sec: tenant.rate_limit_per_sec,
+            burst: tenant.burst,
+            api_key: key.key,
+        })))
+    }
+
+    /// Change a tenant's status or limits. A suspension reaches every gateway within a second.
+    #[oai(path = "/tenants/:id", method = "patch")]
+    async fn patch_tenant(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<Uuid>,
+        body: Json<PatchTenant>,
+    ) -> Result<Json<Tenant>, ApiError> {
+        let status = body.status.map(|status| match status {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        });
+        let tenant = sqlx::query_as!(
+            Tenant,
+            "WITH changed AS (
+                 UPDATE tenants SET status = coalesce($2, status),
+                                    rate_limit_per_sec = coalesce($3, rate_limit_per_sec),
+                                    burst = coalesce($4, burst),
+                                    updated_at = now()
+                 WHERE id = $1
+                 RETURNING id, name, status, rate_limit_per_sec, burst, created_at, updated_at
+             ), notified AS (
+                 SELECT pg_notify('sentinel_config', 'tenant') FROM changed
+             )
+             SELECT changed.* FROM changed LEFT JOIN (SELECT count(*) FROM notified) n ON true",
+            id.0,
+            status,
+            body.rate_limit_per_sec,
+            body.burst
+        )
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {}", id.0)))?;
+        state.directory.invalidate_all();
+        Ok(Json(tenant))
+    }
+
+    /// Create another API key for a tenant (for rotation).
+    #[oai(path = "/tenants/:id/api_keys", method = "post")]
+    async fn create_api_key(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<Uuid>,
+    ) -> Result<CreatedKey, ApiError> {
+        let key = generate_api_key();
+        let key_id = sqlx::query_scalar!(
+            "INSERT INTO api_keys (tenant_id, prefix, secret_sha256)
+             SELECT id, $2, $3 FROM tenants WHERE id = $1 RETURNING id",
+            id.0,
+            key.prefix,
+            key.secret_sha256
+        )
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {}", id.0)))?;
+        Ok(CreatedKey::Created(Json(ApiKeyCreated {
+            id: key_id,
+            api_key: key.key,
+        })))
+    }
+
+    /// Revoke an API key. Every gateway refuses it within a second.
+    #[oai(path = "/api_keys/:id", method = "delete")]
+    async fn revoke_api_key(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<Uuid>,
+    ) -> Result<Deleted, ApiError> {
+        let revoked = sqlx::query_scalar!(
+            r#"WITH revoked AS (
+                   UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id
+               )
+               SELECT count(pg_notify($2, 'api_key')) AS "n!" FROM revoked"#,
+            id.0,
+            CONFIG_CHANNEL
+        )
+        .fetch_one(&state.pool)
+        .await?;
+        if revoked == 0 {
+            return Err(ApiError::not_found(
+                "api_key_not_found",
+                format!("no API key {}", id.0),
+            ));
+        }
+        state.directory.invalidate_all();
+        Ok(Deleted::NoContent)
+    }
+}

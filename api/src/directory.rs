@@ -1,0 +1,159 @@
+//! The gateway's cached view of tenants, API keys and sources. Every gateway caches them in moka
+//! and drops its caches on a NOTIFY on `sentinel_config`, which every change sends in its own
+//! transaction, so a suspension, a revocation or a deleted source reaches all gateways within
+//! milliseconds (and within the cache's 60 s time-to-live even if a notification were lost).
+
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use moka::future::Cache;
+use sentinel_queue::platform::Platform;
+use serde_json::Value as JsonValue;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The NOTIFY channel that tells gateways to drop their caches.
+pub const CONFIG_CHANNEL: &str = "sentinel_config";
+
+const TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct TenantRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub active: bool,
+    /// GCRA limiter sized by the tenant's `rate_limit_per_sec` and `burst`.
+    pub limiter: DefaultDirectRateLimiter,
+}
+
+#[derive(Debug)]
+pub struct KeyRecord {
+    pub tenant_id: Uuid,
+    pub secret_sha256: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct SourceRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub platform: Platform,
+    pub secrets: JsonValue,
+}
+
+#[derive(Clone)]
+pub struct Directory {
+    pool: PgPool,
+    tenants: Cache<Uuid, Option<Arc<TenantRecord>>>,
+    keys: Cache<String, Option<Arc<KeyRecord>>>,
+    sources: Cache<Uuid, Option<Arc<SourceRecord>>>,
+}
+
+fn cache<K, V>() -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(TTL)
+        .build()
+}
+
+fn from_cache_error(error: Arc<sqlx::Error>) -> ApiError {
+    match &*error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            ApiError::unavailable("the database is unreachable or saturated; retry shortly")
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+impl Directory {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            tenants: cache(),
+            keys: cache(),
+            sources: cache(),
+        }
+    }
+
+    pub fn invalidate_all(&self) {
+        self.tenants.invalidate_all();
+        self.keys.invalidate_all();
+        self.sources.invalidate_all();
+    }
+
+    pub async fn tenant(&self, id: Uuid) -> Result<Option<Arc<TenantRecord>>, ApiError> {
+        let pool = self.pool.clone();
+        self.tenants
+            .try_get_with(id, async move {
+                let row = sqlx::query!(
+                    "SELECT id, name, status, rate_limit_per_sec, burst FROM tenants WHERE id = $1",
+                    id
+                )
+                .fetch_optional(&pool)
+                .await?;
+                Ok::<_, sqlx::Error>(row.map(|row| {
+                    let per_sec = NonZeroU32::new(row.rate_limit_per_sec.max(1) as u32)
+                        .unwrap_or(NonZeroU32::MIN);
+                    let burst = NonZeroU32::new(row.burst.max(1) as u32).unwrap_or(NonZeroU32::MIN);
+                    Arc::new(TenantRecord {
+                        id: row.id,
+                        name: row.name,
+                        active: row.status == "active",
+                        limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
+                    })
+                }))
+            })
+            .await
+            .map_err(from_cache_error)
+    }
+
+    pub async fn key(&self, prefix: &str) -> Result<Option<Arc<KeyRecord>>, ApiError> {
+        let pool = self.pool.clone();
+        let owned = prefix.to_owned();
+        self.keys
+            .try_get_with(owned.clone(), async move {
+                let row = sqlx::query!(
+                    "SELECT tenant_id, secret_sha256 FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
+                    owned
+                )
+                .fetch_optional(&pool)
+                .await?;
+                Ok::<_, sqlx::Error>(row.map(|row| {
+                    Arc::new(KeyRecord {
+                        tenant_id: row.tenant_id,
+                        secret_sha256: row.secret_sha256,
+                    })
+                }))
+            })
+            .await
+            .map_err(from_cache_error)
+    }
+
+    pub async fn source(&self, id: Uuid) -> Result<Option<Arc<SourceRecord>>, ApiError> {
+        let pool = self.pool.clone();
+        self.sources
+            .try_get_with(id, async move {
+                let row = sqlx::query!(
+                    "SELECT id, tenant_id, platform, secrets FROM sources WHERE id = $1 AND deleted_at IS NULL",
+                    id
+                )
+                .fetch_optional(&pool)
+                .await?;
+                Ok::<_, sqlx::Error>(row.and_then(|row| {
+                    Some(Arc::new(SourceRecord {
+                        id: row.id,
+                        tenant_id: row.tenant_id,
+                        platform: row.platform.parse().ok()?,
+                        secrets: row.secrets,
+                    }))
+                }))
+            })
+            .await
+            .map_err(from_cache_error)
+    }
+}

@@ -1,0 +1,259 @@
+//! `GET /v1/events`: the tenant's job events as Server-Sent Events. A reconnect with
+//! `Last-Event-ID` first replays the missed rows from `events`, then goes live, with nothing lost
+//! or repeated between the two. A comment keep-alive goes out every 15 s.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use futures::{stream::BoxStream, StreamExt};
+use poem::web::{sse::Event, Data};
+use poem_openapi::{
+    param::{Header, Query},
+    payload::EventStream,
+    Object, OpenApi,
+};
+use serde_json::Value as JsonValue;
+use tokio::sync::broadcast::{self, error::RecvError};
+use uuid::Uuid;
+
+use crate::{auth::TenantAuth, error::ApiError, hub::StoredEvent, ApiTags, AppState};
+
+/// The `data` of every event. `job.progress` events carry more fields (such as partial text).
+#[derive(Debug, Clone, Object)]
+pub struct JobEventData {
+    pub job_id: i64,
+    pub kind: String,
+    pub status: String,
+    pub attempt: i32,
+    /// When the change happened (RFC 3339).
+    pub at: String,
+    /// Present on `job.retrying` and `job.dead`.
+    pub error: Option<JsonValue>,
+    /// When a requeued job runs again.
+    pub run_at: Option<String>,
+    pub worker_id: Option<String>,
+    pub replay_of: Option<i64>,
+    /// The `events.seq` of this event, also its SSE `id`.
+    #[oai(skip)]
+    pub seq: i64,
+    /// The SSE `event` name: `job.queued`, `job.running`, `job.succeeded`, `job.retrying`,
+    /// `job.dead`, `job.canceled` or `job.progress`.
+    #[oai(skip)]
+    pub event_type: String,
+    #[oai(skip)]
+    pub raw: String,
+}
+
+impl JobEventData {
+    fn from_stored(event: &StoredEvent) -> Self {
+        let data: JsonValue = serde_json::from_str(&event.data).unwrap_or(JsonValue::Null);
+        let text = |field: &str| {
+            data.get(field)
+                .and_then(JsonValue::as_str)
+                .map(str::to_owned)
+        };
+        JobEventData {
+            job_id: event.job_id.unwrap_or_default(),
+            kind: text("kind").unwrap_or_default(),
+            status: text("status").unwrap_or_default(),
+            attempt: data
+                .get("attempt")
+                .and_then(JsonValue::as_i64)
+                .unwrap_or_default() as i32,
+            at: text("at").unwrap_or_default(),
+            error: data.get("error").cloned(),
+            run_at: text("run_at"),
+            worker_id: text("worker_id"),
+            replay_of: data.get("replay_of").and_then(JsonValue::as_i64),
+            seq: event.seq,
+            event_type: event.event_type.clone(),
+            raw: event.data.clone(),
+        }
+    }
+}
+
+/// Which events a subscriber wants.
+#[derive(Clone)]
+struct Filter {
+    tenant_id: Uuid,
+    job_id: Option<i64>,
+    types: Option<HashSet<String>>,
+}
+
+impl Filter {
+    fn accepts(&self, event: &StoredEvent) -> bool {
+        event.tenant_id == self.tenant_id
+            && self
+                .job_id
+                .is_none_or(|job_id| event.job_id == Some(job_id))
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|types| types.contains(&event.event_type))
+    }
+}
+
+pub struct EventsApi;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+const CATCH_UP_LIMIT: i64 = 10_000;
+
+async fn read_range(
+    state: &AppState,
+    filter: &Filter,
+    after: i64,
+    up_to: i64,
+) -> Result<Vec<StoredEvent>, ApiError> {
+    let rows = sqlx::query!(
+        r#"SELECT seq, tenant_id, job_id, type, data::text AS "data!" FROM events
+           WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 AND ($4::bigint IS NULL OR job_id = $4)
+           ORDER BY seq LIMIT $5"#,
+        filter.tenant_id,
+        after,
+        up_to,
+        filter.job_id,
+        CATCH_UP_LIMIT
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| StoredEvent {
+            seq: row.seq,
+            tenant_id: row.tenant_id,
+            job_id: row.job_id,
+            event_type: row.r#type,
+            data: row.data,
+        })
+        .filter(|event| filter.accepts(event))
+        .collect())
+}
+
+#[OpenApi(tag = "ApiTags::Events")]
+impl EventsApi {
+    /// Stream job events (SSE). Reconnect with `Last-Event-ID` to resume without a gap.
+    #[oai(path = "/v1/events", method = "get")]
+    async fn events(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        job_id: Query<Option<i64>>,
+        /// Comma-separated event types, such as `job.succeeded,job.dead`.
+        types: Query<Option<String>>,
+        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
+    ) -> Result<EventStream<BoxStream<'static, JobEventData>>, ApiError> {
+        let filter = Filter {
+            tenant_id: auth.0.tenant_id(),
+            job_id: job_id.0,
+            types: types.0.as_deref().map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
+        };
+        let resume_after: Option<i64> = match last_event_id.0.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_last_event_id",
+                    "Last-Event-ID must be the id of an earlier event",
+                )
+            })?),
+        };
+        let state = Arc::clone(&state);
+        let (live, delivered) = state.hub.subscribe();
+        let subscribers = state.metrics.sse_subscribers.clone();
+        subscribers.inc();
+        let mut shutdown = state.shutdown.clone();
+        let feed = Feed {
+            state,
+            filter,
+            buffered: VecDeque::new(),
+            // With Last-Event-ID, first read (after, delivered] from the table.
+            catch_up: resume_after.map(|after| (after, delivered)),
+            last_sent: delivered,
+            live,
+            _guard: SubscriberGuard(subscribers),
+        };
+        let stream = futures::stream::unfold(feed, |mut feed| async move {
+            let event = feed.next().await?;
+            Some((JobEventData::from_stored(&event), feed))
+        })
+        .take_until(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .boxed();
+        Ok(EventStream::new(stream)
+            .keep_alive(KEEP_ALIVE)
+            .to_event(|event| {
+                Event::message(event.raw)
+                    .id(event.seq.to_string())
+                    .event_type(event.event_type)
+            }))
+    }
+}
+
+/// One subscriber's position: rows to read from the table, then the live feed.
+struct Feed {
+    state: Arc<AppState>,
+    filter: Filter,
+    buffered: VecDeque<StoredEvent>,
+    /// `(after, up_to)`: the range still to read from the table before going live.
+    catch_up: Option<(i64, i64)>,
+    /// Live events at or below this seq were covered by the table.
+    last_sent: i64,
+    live: broadcast::Receiver<Arc<StoredEvent>>,
+    _guard: SubscriberGuard,
+}
+
+impl Feed {
+    async fn next(&mut self) -> Option<StoredEvent> {
+        loop {
+            if let Some(event) = self.buffered.pop_front() {
+                return Some(event);
+            }
+            if let Some((after, up_to)) = self.catch_up {
+                let rows = read_range(&self.state, &self.filter, after, up_to)
+                    .await
+                    .ok()?;
+                match rows.last() {
+                    Some(last) if (rows.len() as i64) == CATCH_UP_LIMIT => {
+                        self.catch_up = Some((last.seq, up_to))
+                    }
+                    _ => self.catch_up = None,
+                }
+                self.buffered.extend(rows);
+                continue;
+            }
+            match self.live.recv().await {
+                Ok(event) => {
+                    if event.seq > self.last_sent && self.filter.accepts(&event) {
+                        self.last_sent = event.seq;
+                        return Some((*event).clone());
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Too slow for the broadcast buffer: resubscribe and read what was missed.
+                    let (fresh, delivered) = self.state.hub.subscribe();
+                    self.live = fresh;
+                    self.catch_up = Some((self.last_sent, delivered));
+                    self.last_sent = delivered;
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+struct SubscriberGuard(prometheus::IntGauge);
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,446 @@
+//! `POST /hooks/{source_id}` (and `GET` for the WhatsApp handshake): where platforms deliver.
+//!
+//! The order is the contract: find the source (404), read at most the body limit (413), verify the
+//! signature over the raw bytes (401/403, nothing written), drop a suspended tenant's events at the
+//! edge (200 with `X-Sentinel-Dropped`), apply the tenant's rate limit (429), then commit every event
+//! through the group-commit ingestor and only then answer 200. A database that cannot commit within
+//! the deadline gets 503 with `Retry-After`, never a hang.
+
+use std::{sync::Arc, time::Instant};
+
+use poem::{http::StatusCode, web::Data, Body, IntoResponse, Request, Response};
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Binary,
+    registry::{
+        MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+    },
+    types::Type,
+    ApiResponse, OpenApi,
+};
+use sentinel_queue::{
+    kinds,
+    platform::{whatsapp, Accepted, Platform, Rejected},
+    IngestError, NewJob,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    directory::SourceRecord,
+    error::{error_response, ErrorBody},
+    ApiTags, AppState,
+};
+
+/// The header that says an event was dropped at the edge, and why.
+pub const DROPPED_HEADER: &str = "x-sentinel-dropped";
+
+/// Request headers kept with a job for auditing. Secrets (Telegram's token) are never kept.
+const KEPT_HEADERS: [&str; 8] = [
+    "content-type",
+    "user-agent",
+    "x-slack-retry-num",
+    "x-slack-retry-reason",
+    "x-slack-request-timestamp",
+    "webhook-id",
+    "webhook-timestamp",
+    "x-request-id",
+];
+
+/// Bodies up to this size are kept whole on every job of a batch; a larger batch keeps its raw
+/// bytes on its first job only, so a 3 MB WhatsApp batch is not stored once per message.
+const RAW_BODY_PER_JOB_LIMIT: usize = 64 * 1024;
+
+/// Any answer of the ingress endpoint. Its content type depends on the platform.
+pub struct IngressResponse(Response);
+
+impl IntoResponse for IngressResponse {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+fn error_media() -> Vec<MetaMediaType> {
+    vec![MetaMediaType {
+        content_type: "application/json; charset=utf-8",
+        schema: <ErrorBody as Type>::schema_ref(),
+    }]
+}
+
+fn retry_after() -> Vec<MetaHeader> {
+    vec![MetaHeader {
+        name: "Retry-After".into(),
+        description: Some("Seconds to wait before retrying".into()),
+        required: true,
+        deprecated: false,
+        schema: <u64 as Type>::schema_ref(),
+    }]
+}
+
+impl ApiResponse for IngressResponse {
+    fn meta() -> MetaResponses {
+        let text = |content_type| MetaMediaType {
+            content_type,
+            schema: MetaSchemaRef::Inline(Box::new(MetaSchema::new("string"))),
+        };
+        let error = |status, description| MetaResponse {
+            description,
+            status: Some(status),
+            status_range: None,
+            content: error_media(),
+            headers: vec![],
+        };
+        MetaResponses {
+            responses: vec![
+                MetaResponse {
+                    description: "Committed (or a handshake answered). Empty for Telegram, WhatsApp, Slack and Standard Webhooks; the challenge for Slack's url_verification (JSON) and the WhatsApp GET handshake (text); the SOAP Ack for Salesforce. With `X-Sentinel-Dropped`, the event was dropped at the edge and no job exists.",
+                    status: Some(200),
+                    status_range: None,
+                    content: vec![text("text/plain"), text("application/json"), text("text/xml")],
+                    headers: vec![MetaHeader {
+                        name: "X-Sentinel-Dropped".into(),
+                        description: Some("Why the event was dropped, such as `tenant_suspended`".into()),
+                        required: false,
+                        deprecated: false,
+                        schema: <String as Type>::schema_ref(),
+                    }],
+                },
+                error(400, "The body cannot be authenticated because it cannot be read (Salesforce)"),
+                error(401, "Missing or wrong signature, or a stale timestamp; nothing was written"),
+                error(403, "Authenticated as another organisation, or a failed WhatsApp handshake"),
+                error(404, "Unknown or deleted source"),
+                error(413, "Body over SENTINEL_MAX_BODY_BYTES"),
+                MetaResponse {
+                    description: "The tenant is over its rate limit",
+                    status: Some(429),
+                    status_range: None,
+                    content: error_media(),
+                    headers: retry_after(),
+                },
+                MetaResponse {
+                    description: "The event could not be committed in time; the platform should retry",
+                    status: Some(503),
+                    status_range: None,
+                    content: error_media(),
+                    headers: retry_after(),
+                },
+            ],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        <ErrorBody as Type>::register(registry);
+    }
+}
+
+fn answer(status: StatusCode, code: &str, message: &str) -> IngressResponse {
+    IngressResponse(error_response(status, code, message))
+}
+
+fn with_retry_after(mut response: IngressResponse, secs: u64) -> IngressResponse {
+    response
+        .0
+        .headers_mut()
+        .insert("retry-after", poem::http::HeaderValue::from(secs.max(1)));
+    response
+}
+
+pub struct IngressApi;
+
+#[OpenApi(tag = "ApiTags::Ingress")]
+impl IngressApi {
+    /// Receive a platform's webhook.
+    #[oai(path = "/hooks/:source_id", method = "post")]
+    async fn receive(
+        &self,
+        req: &Request,
+        state: Data<&Arc<AppState>>,
+        source_id: Path<String>,
+        body: Binary<Body>,
+    ) -> IngressResponse {
+        let started = Instant::now();
+        let (platform, outcome, response) = receive(&state, req, &source_id.0, body.0).await;
+        let label = platform.map_or("unknown", Platform::as_str);
+        state
+            .metrics
+            .acks
+            .with_label_values(&[label, outcome])
+            .inc();
+        state
+            .metrics
+            .ack_latency
+            .with_label_values(&[label])
+            .observe(started.elapsed().as_secs_f64());
+        response
+    }
+
+    /// WhatsApp's subscription handshake: echoes `hub.challenge` when `hub.verify_token` matches.
+    #[oai(path = "/hooks/:source_id", method = "get")]
+    async fn handshake(
+        &self,
+        state: Data<&Arc<AppState>>,
+        source_id: Path<String>,
+        #[oai(name = "hub.mode")] mode: Query<Option<String>>,
+        #[oai(name = "hub.verify_token")] verify_token: Query<Option<String>>,
+        #[oai(name = "hub.challenge")] challenge: Query<Option<String>>,
+    ) -> IngressResponse {
+        let source = match find_source(&state, &source_id.0).await {
+            Ok(source) => source,
+            Err(response) => return response,
+        };
+        if source.platform == Platform::Whatsapp {
+            if let Some(challenge) = whatsapp::handshake(
+                &source.secrets,
+                mode.0.as_deref(),
+                verify_token.0.as_deref(),
+                challenge.0.as_deref(),
+            ) {
+                return IngressResponse(
+                    challenge
+                        .to_owned()
+                        .with_content_type("text/plain; charset=utf-8")
+                        .into_response(),
+                );
+            }
+        }
+        answer(
+            StatusCode::FORBIDDEN,
+            "handshake_refused",
+            "hub.mode or hub.verify_token does not match",
+        )
+    }
+}
+
+async fn find_source(
+    state: &AppState,
+    source_id: &str,
+) -> Result<Arc<SourceRecord>, IngressResponse> {
+    let not_found = || answer(StatusCode::NOT_FOUND, "source_not_found", "no such source");
+    let id: Uuid = source_id.parse().map_err(|_| not_found())?;
+    match state.directory.source(id).await {
+        Ok(Some(source)) => Ok(source),
+        Ok(None) => Err(not_found()),
+        Err(error) => Err(IngressResponse(error.into_response())),
+    }
+}
+
+/// The whole ingress path; returns the platform (when known) and the outcome label for metrics.
+async fn receive(
+    state: &AppState,
+    req: &Request,
+    source_id: &str,
+    body: Body,
+) -> (Option<Platform>, &'static str, IngressResponse) {
+    let source = match find_source(state, source_id).await {
+        Ok(source) => source,
+        Err(response) => return (None, "not_found", response),
+    };
+    let platform = Some(source.platform);
+    let limit = state.config.max_body_bytes;
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let too_large = || {
+        answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the body is over the {limit}-byte limit"),
+        )
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return (platform, "too_large", too_large());
+    }
+    let body = match body.into_bytes_limit(limit).await {
+        Ok(bytes) => bytes,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            return (platform, "too_large", too_large())
+        }
+        Err(error) => {
+            return (
+                platform,
+                "bad_body",
+                answer(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    &format!("the body could not be read: {error}"),
+                ),
+            )
+        }
+    };
+
+    let now = chrono::Utc::now();
+    let accepted = match source.platform.accept(
+        &source.secrets,
+        req.headers(),
+        &body,
+        now.timestamp(),
+    ) {
+        Ok(accepted) => accepted,
+        Err(rejected) => {
+            let (status, code, outcome) = match &rejected {
+                Rejected::Unauthenticated(_) => (
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_signature",
+                    "unauthenticated",
+                ),
+                Rejected::Stale(_) => (StatusCode::UNAUTHORIZED, "stale_timestamp", "stale"),
+                Rejected::Forbidden(_) => {
+                    (StatusCode::FORBIDDEN, "wrong_organization", "forbidden")
+                }
+                Rejected::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_body", "malformed"),
+                Rejected::Misconfigured(_) => {
+                    tracing::error!(source.id = %source.id, error = %rejected, "source misconfigured");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "source_misconfigured",
+                        "misconfigured",
+                    )
+                }
+            };
+            return (
+                platform,
+                outcome,
+                answer(status, code, &rejected.to_string()),
+            );
+        }
+    };
+    let (events, ack) = match accepted {
+        Accepted::Handshake(ack) => {
+            return (
+                platform,
+                "handshake",
+                IngressResponse(ack.body.with_content_type(ack.content_type).into_response()),
+            )
+        }
+        Accepted::Events { events, ack } => (events, ack),
+    };
+
+    let tenant = match state.directory.tenant(source.tenant_id).await {
+        Ok(Some(tenant)) => tenant,
+        Ok(None) => {
+            return (
+                platform,
+                "not_found",
+                answer(StatusCode::NOT_FOUND, "source_not_found", "no such source"),
+            )
+        }
+        Err(error) => {
+            return (
+                platform,
+                "unavailable",
+                IngressResponse(error.into_response()),
+            )
+        }
+    };
+    if !tenant.active {
+        let first_key = events.first().map(|event| event.dedupe_key.clone());
+        if let Err(error) = sqlx::query!(
+            "INSERT INTO ingress_drops (tenant_id, source_id, platform, reason, dedupe_key)
+             VALUES ($1, $2, $3, 'tenant_suspended', $4)",
+            tenant.id,
+            source.id,
+            source.platform.as_str(),
+            first_key
+        )
+        .execute(&state.pool)
+        .await
+        {
+            tracing::warn!(%error, tenant.id = %tenant.id, "could not record an ingress drop");
+        }
+        let mut response = ack.body.with_content_type(ack.content_type).into_response();
+        response.headers_mut().insert(
+            DROPPED_HEADER,
+            poem::http::HeaderValue::from_static("tenant_suspended"),
+        );
+        return (platform, "dropped", IngressResponse(response));
+    }
+    if let Err(not_until) = tenant.limiter.check() {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let secs = wait.as_secs_f64().ceil() as u64;
+        return (
+            platform,
+            "rate_limited",
+            with_retry_after(
+                answer(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "the tenant is over its rate limit",
+                ),
+                secs,
+            ),
+        );
+    }
+
+    let headers = kept_headers(req);
+    let n_events = events.len();
+    let jobs: Vec<NewJob> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let mut job = NewJob::new(
+                tenant.id,
+                kinds::WEBHOOK_INBOUND,
+                json!({
+                    "platform": source.platform.as_str(),
+                    "payload": event.payload,
+                    "received_at": now.to_rfc3339(),
+                    "batch": (n_events > 1).then(|| json!({"index": i, "size": n_events})),
+                }),
+            )
+            .with_source(source.id)
+            .with_dedupe_key(event.dedupe_key);
+            if i == 0 || body.len() <= RAW_BODY_PER_JOB_LIMIT {
+                job.raw_body = Some(body.to_vec());
+            }
+            job.headers = Some(headers.clone());
+            job
+        })
+        .collect();
+    let submitted =
+        tokio::time::timeout(state.config.ack_deadline, state.ingestor.submit_all(jobs)).await;
+    match submitted {
+        Ok(Ok(_)) => (
+            platform,
+            "acked",
+            IngressResponse(ack.body.with_content_type(ack.content_type).into_response()),
+        ),
+        Ok(Err(IngestError::Database(error))) => {
+            tracing::warn!(%error, source.id = %source.id, "ingest failed; answering 503");
+            (platform, "unavailable", unavailable())
+        }
+        Ok(Err(IngestError::Closed)) => (platform, "unavailable", unavailable()),
+        Err(_elapsed) => {
+            tracing::warn!(source.id = %source.id, "ingest did not commit before the deadline; answering 503");
+            (platform, "unavailable", unavailable())
+        }
+    }
+}
+
+fn unavailable() -> IngressResponse {
+    with_retry_after(
+        answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the event could not be committed in time; retry",
+        ),
+        1,
+    )
+}
+
+fn kept_headers(req: &Request) -> serde_json::Value {
+    let mut kept = serde_json::Map::new();
+    for name in KEPT_HEADERS {
+        if let Some(value) = req
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+        {
+            kept.insert(name.to_owned(), serde_json::Value::String(value.to_owned()));
+        }
+    }
+    serde_json::Value::Object(kept)
+}

@@ -1,0 +1,302 @@
+//! `/v1/jobs` and `/v1/stats`: the async job API, scoped to the caller's tenant (another tenant's
+//! job id answers 404).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    param::{Header, Path, Query},
+    payload::Json,
+    ApiResponse, Object, OpenApi,
+};
+use sentinel_queue::{cancel, enqueue, kinds, replay, CancelOutcome, Job, JobStatus, NewJob};
+use serde_json::Value as JsonValue;
+use uuid::Uuid;
+
+use crate::{auth::TenantAuth, error::ApiError, ApiTags, AppState};
+
+#[derive(Debug, Object)]
+pub struct CreateJob {
+    /// `payload.heal` or `llm.generate`.
+    pub kind: String,
+    pub input: JsonValue,
+    /// Lower runs first; default 0.
+    #[oai(validator(minimum(value = "-1000"), maximum(value = "1000")))]
+    pub priority: Option<i16>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+    pub max_attempts: Option<i32>,
+    /// Not before this time; default now.
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Object)]
+pub struct JobAccepted {
+    pub id: i64,
+    pub status: String,
+}
+
+#[derive(Debug, Object)]
+pub struct JobView {
+    pub id: i64,
+    pub kind: String,
+    pub status: String,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub priority: i16,
+    pub source_id: Option<Uuid>,
+    pub input: JsonValue,
+    pub result: Option<JsonValue>,
+    pub last_error: Option<JsonValue>,
+    pub replay_of: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<Job> for JobView {
+    fn from(job: Job) -> Self {
+        JobView {
+            id: job.id,
+            kind: job.kind,
+            status: job.status.as_str().to_owned(),
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            priority: job.priority,
+            source_id: job.source_id,
+            input: job.input,
+            result: job.result,
+            last_error: job.last_error,
+            replay_of: job.replay_of,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct JobPage {
+    pub items: Vec<JobView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct Replayed {
+    pub id: i64,
+    pub replay_of: i64,
+}
+
+#[derive(Debug, Object)]
+pub struct StatusCounts {
+    pub queued: i64,
+    pub running: i64,
+    pub succeeded: i64,
+    pub dead: i64,
+    pub canceled: i64,
+}
+
+#[derive(Debug, Object)]
+pub struct Stats {
+    pub counts: StatusCounts,
+    /// Age of the oldest job that is ready to run and not yet claimed.
+    pub oldest_queued_age_ms: Option<i64>,
+}
+
+#[derive(ApiResponse)]
+pub enum JobCreated {
+    /// Accepted; follow it at `Location` or on `/v1/events?job_id=`.
+    #[oai(status = 202)]
+    Accepted(Json<JobAccepted>, #[oai(header = "Location")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum ReplayAccepted {
+    #[oai(status = 202)]
+    Accepted(Json<Replayed>, #[oai(header = "Location")] String),
+}
+
+pub struct JobsApi;
+
+async fn tenant_job(state: &AppState, tenant_id: Uuid, id: i64) -> Result<Job, ApiError> {
+    Job::fetch(&state.pool, id)
+        .await?
+        .filter(|job| job.tenant_id == tenant_id)
+        .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {id}")))
+}
+
+#[OpenApi(tag = "ApiTags::Jobs")]
+impl JobsApi {
+    /// Submit a job. With an `Idempotency-Key`, a repeated submission returns the first job.
+    #[oai(path = "/v1/jobs", method = "post")]
+    async fn create(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        #[oai(name = "Idempotency-Key", validator(max_length = 200))] idempotency_key: Header<
+            Option<String>,
+        >,
+        body: Json<CreateJob>,
+    ) -> Result<JobCreated, ApiError> {
+        kinds::validate_api_input(&body.kind, &body.input)
+            .map_err(|message| ApiError::unprocessable("invalid_job", message))?;
+        let mut job = NewJob::new(auth.0.tenant_id(), body.kind.clone(), body.input.clone());
+        job.priority = body.priority.unwrap_or(0);
+        job.max_attempts = body.max_attempts.unwrap_or(NewJob::DEFAULT_MAX_ATTEMPTS);
+        job.run_at = body.run_at;
+        job.dedupe_key = idempotency_key
+            .0
+            .clone()
+            .map(|key| format!("idempotency:{key}"));
+        let enqueued = enqueue(&state.pool, &job).await?;
+        Ok(JobCreated::Accepted(
+            Json(JobAccepted {
+                id: enqueued.id,
+                status: enqueued.status.as_str().to_owned(),
+            }),
+            format!("/v1/jobs/{}", enqueued.id),
+        ))
+    }
+
+    /// One job.
+    #[oai(path = "/v1/jobs/:id", method = "get")]
+    async fn get(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+    ) -> Result<Json<JobView>, ApiError> {
+        Ok(Json(
+            tenant_job(&state, auth.0.tenant_id(), id.0).await?.into(),
+        ))
+    }
+
+    /// The tenant's jobs, newest first, a page at a time.
+    #[oai(path = "/v1/jobs", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        status: Query<Option<String>>,
+        kind: Query<Option<String>>,
+        source_id: Query<Option<Uuid>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<i64>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<JobPage>, ApiError> {
+        if let Some(status) = status.0.as_deref() {
+            status
+                .parse::<JobStatus>()
+                .map_err(|error| ApiError::bad_request("invalid_status", error.to_string()))?;
+        }
+        let before: Option<i64> = match cursor.0.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "cursor must be a next_cursor from an earlier page",
+                )
+            })?),
+        };
+        let limit = limit.0.unwrap_or(50);
+        let rows = sqlx::query_scalar!(
+            "SELECT id FROM jobs
+             WHERE tenant_id = $1
+               AND ($2::text IS NULL OR status = $2)
+               AND ($3::text IS NULL OR kind = $3)
+               AND ($4::uuid IS NULL OR source_id = $4)
+               AND ($5::bigint IS NULL OR id < $5)
+             ORDER BY id DESC
+             LIMIT $6",
+            auth.0.tenant_id(),
+            status.0,
+            kind.0,
+            source_id.0,
+            before,
+            limit + 1
+        )
+        .fetch_all(&state.pool)
+        .await?;
+        let has_more = rows.len() as i64 > limit;
+        let ids: Vec<i64> = rows.into_iter().take(limit as usize).collect();
+        let mut items = Vec::with_capacity(ids.len());
+        for job in Job::fetch_many(&state.pool, &ids).await? {
+            items.push(JobView::from(job));
+        }
+        let next_cursor = has_more
+            .then(|| items.last().map(|job| job.id.to_string()))
+            .flatten();
+        Ok(Json(JobPage { items, next_cursor }))
+    }
+
+    /// Cancel a job: a queued job at once; a running one at its worker's next heartbeat.
+    #[oai(path = "/v1/jobs/:id/cancel", method = "post")]
+    async fn cancel(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+    ) -> Result<Json<JobView>, ApiError> {
+        let tenant_id = auth.0.tenant_id();
+        if cancel(&state.pool, tenant_id, id.0).await? == CancelOutcome::NotFound {
+            return Err(ApiError::not_found(
+                "job_not_found",
+                format!("no job {}", id.0),
+            ));
+        }
+        Ok(Json(tenant_job(&state, tenant_id, id.0).await?.into()))
+    }
+
+    /// Replay a job as a new job with the same input and raw body.
+    #[oai(path = "/v1/jobs/:id/replay", method = "post")]
+    async fn replay(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+    ) -> Result<ReplayAccepted, ApiError> {
+        let new_id = replay(&state.pool, auth.0.tenant_id(), id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;
+        Ok(ReplayAccepted::Accepted(
+            Json(Replayed {
+                id: new_id,
+                replay_of: id.0,
+            }),
+            format!("/v1/jobs/{new_id}"),
+        ))
+    }
+
+    /// Job counts by status, and the age of the oldest ready job.
+    #[oai(path = "/v1/stats", method = "get", tag = "ApiTags::Jobs")]
+    async fn stats(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> Result<Json<Stats>, ApiError> {
+        let row = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE status = 'queued') AS "queued!",
+                      count(*) FILTER (WHERE status = 'running') AS "running!",
+                      count(*) FILTER (WHERE status = 'succeeded') AS "succeeded!",
+                      count(*) FILTER (WHERE status = 'dead') AS "dead!",
+                      count(*) FILTER (WHERE status = 'canceled') AS "canceled!",
+                      (extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'queued' AND run_at <= now())) * 1000)::bigint
+                          AS oldest_queued_age_ms
+               FROM jobs WHERE tenant_id = $1"#,
+            auth.0.tenant_id()
+        )
+        .fetch_one(&state.pool)
+        .await?;
+        Ok(Json(Stats {
+            counts: StatusCounts {
+                queued: row.queued,
+                running: row.running,
+                succeeded: row.succeeded,
+                dead: row.dead,
+                canceled: row.canceled,
+            },
+            oldest_queued_age_ms: row.oldest_queued_age_ms,
+        }))
+    }
+}

@@ -1,0 +1,207 @@
+//! `/v1/sources`: a tenant's ingress endpoints. Secrets go in and never come out.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{param::Path, payload::Json, ApiResponse, Enum, Object, OpenApi};
+use sentinel_queue::platform::Platform;
+use serde_json::Value as JsonValue;
+use uuid::Uuid;
+
+use crate::{
+    admin::Deleted, auth::TenantAuth, directory::CONFIG_CHANNEL, error::ApiError, ApiTags, AppState,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum PlatformName {
+    Telegram,
+    Whatsapp,
+    Slack,
+    Salesforce,
+    Standard,
+}
+
+impl From<PlatformName> for Platform {
+    fn from(name: PlatformName) -> Self {
+        match name {
+            PlatformName::Telegram => Platform::Telegram,
+            PlatformName::Whatsapp => Platform::Whatsapp,
+            PlatformName::Slack => Platform::Slack,
+            PlatformName::Salesforce => Platform::Salesforce,
+            PlatformName::Standard => Platform::Standard,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct CreateSource {
+    pub platform: PlatformName,
+    #[oai(validator(max_length = 200))]
+    pub name: Option<String>,
+    /// Verification secrets. telegram: `secret_token`; whatsapp: `app_secret`, `verify_token`;
+    /// slack: `signing_secret`; salesforce: `organization_id`; standard: `secret` (`whsec_…`, or a
+    /// list of them for rotation).
+    pub secrets: JsonValue,
+    /// Reply credentials. telegram: `bot_token`; whatsapp: `access_token`, `phone_number_id`;
+    /// slack: `bot_token`.
+    pub reply: Option<JsonValue>,
+    /// The agent's system prompt for replies to this source's messages.
+    #[oai(validator(max_length = 20000))]
+    pub system_prompt: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct Source {
+    pub id: Uuid,
+    pub platform: String,
+    pub name: Option<String>,
+    /// Where the platform must send its webhooks.
+    pub ingest_url: String,
+    /// Whether reply credentials were given (they are never returned).
+    pub has_reply_credentials: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct SourceList {
+    pub items: Vec<Source>,
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedSource {
+    #[oai(status = 201)]
+    Created(Json<Source>),
+}
+
+pub struct SourcesApi;
+
+fn require_reply_fields(platform: Platform, reply: &JsonValue) -> Result<(), String> {
+    let required: &[&str] = match platform {
+        Platform::Telegram | Platform::Slack => &["bot_token"],
+        Platform::Whatsapp => &["access_token", "phone_number_id"],
+        Platform::Salesforce | Platform::Standard => &[],
+    };
+    if !reply.is_object() {
+        return Err("reply must be an object".into());
+    }
+    for field in required {
+        if reply
+            .get(field)
+            .and_then(JsonValue::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(format!(
+                "reply.{field} is required for {platform} replies and must be a non-empty string"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[OpenApi(prefix_path = "/v1/sources", tag = "ApiTags::Sources")]
+impl SourcesApi {
+    /// Create an ingress endpoint for one platform.
+    #[oai(path = "/", method = "post")]
+    async fn create(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<CreateSource>,
+    ) -> Result<CreatedSource, ApiError> {
+        let platform: Platform = body.platform.into();
+        if !body.secrets.is_object() {
+            return Err(ApiError::unprocessable(
+                "invalid_secrets",
+                "secrets must be an object",
+            ));
+        }
+        platform
+            .validate_secrets(&body.secrets)
+            .map_err(|message| ApiError::unprocessable("invalid_secrets", message))?;
+        if let Some(reply) = &body.reply {
+            require_reply_fields(platform, reply)
+                .map_err(|message| ApiError::unprocessable("invalid_reply", message))?;
+        }
+        let row = sqlx::query!(
+            "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at",
+            auth.0.tenant_id(),
+            platform.as_str(),
+            body.name,
+            body.secrets,
+            body.reply,
+            body.system_prompt
+        )
+        .fetch_one(&state.pool)
+        .await?;
+        Ok(CreatedSource::Created(Json(Source {
+            id: row.id,
+            platform: platform.as_str().to_owned(),
+            name: body.name.clone(),
+            ingest_url: state.ingest_url(row.id),
+            has_reply_credentials: body.reply.is_some(),
+            created_at: row.created_at,
+        })))
+    }
+
+    /// The tenant's sources, without their secrets.
+    #[oai(path = "/", method = "get")]
+    async fn list(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> Result<Json<SourceList>, ApiError> {
+        let rows = sqlx::query!(
+            "SELECT id, platform, name, reply IS NOT NULL AS \"has_reply!\", created_at FROM sources
+             WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC",
+            auth.0.tenant_id()
+        )
+        .fetch_all(&state.pool)
+        .await?;
+        Ok(Json(SourceList {
+            items: rows
+                .into_iter()
+                .map(|row| Source {
+                    id: row.id,
+                    ingest_url: state.ingest_url(row.id),
+                    platform: row.platform,
+                    name: row.name,
+                    has_reply_credentials: row.has_reply,
+                    created_at: row.created_at,
+                })
+                .collect(),
+        }))
+    }
+
+    /// Delete a source. Its ingress answers 404 afterwards, on every gateway.
+    #[oai(path = "/:id", method = "delete")]
+    async fn delete(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<Uuid>,
+    ) -> Result<Deleted, ApiError> {
+        let deleted = sqlx::query_scalar!(
+            r#"WITH deleted AS (
+                   UPDATE sources SET deleted_at = now()
+                   WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING id
+               )
+               SELECT count(pg_notify($3, 'source')) AS "n!" FROM deleted"#,
+            id.0,
+            auth.0.tenant_id(),
+            CONFIG_CHANNEL
+        )
+        .fetch_one(&state.pool)
+        .await?;
+        if deleted == 0 {
+            return Err(ApiError::not_found(
+                "source_not_found",
+                format!("no source {}", id.0),
+            ));
+        }
+        state.directory.invalidate_all();
+        Ok(Deleted::NoContent)
+    }
+}
