@@ -17,7 +17,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use poem::{
-    listener::TcpListener, middleware::Tracing, Endpoint, EndpointExt, IntoResponse, Route, Server,
+    listener::{Acceptor, Listener as _, TcpListener},
+    middleware::Tracing,
+    Endpoint, EndpointExt, IntoResponse, Route, Server,
 };
 use poem_openapi::{OpenApiService, Tags};
 use sentinel_queue::{config, db, Ingestor, IngestorConfig, Listener, EVENTS_CHANNEL};
@@ -209,6 +211,15 @@ impl Gateway {
     /// Connects, migrates if asked, and starts the background tasks.
     pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<Gateway> {
         let options = db::connect_options(&config.database_url)?;
+        Self::start_with(config, options, shutdown).await
+    }
+
+    /// Like [`Gateway::start`], with the connection options given (tests point them elsewhere).
+    pub async fn start_with(
+        config: Config,
+        options: sqlx::postgres::PgConnectOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Gateway> {
         let pool = db::pool(
             options.clone(),
             config.db_max_connections,
@@ -325,12 +336,30 @@ async fn invalidate_on_change(
 /// Serves until `shutdown` turns true: stops accepting, ends the SSE streams, flushes the
 /// ingestor, then returns.
 pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let listen = config.listen;
-    let gateway = Gateway::start(config, shutdown.clone()).await?;
+    let gateway = Gateway::start(config.clone(), shutdown.clone()).await?;
+    let acceptor = TcpListener::bind(config.listen)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("binding SENTINEL_LISTEN={}", config.listen))?;
+    serve_on(gateway, acceptor, shutdown).await
+}
+
+/// Serves a started gateway on a bound acceptor until `shutdown` turns true.
+pub async fn serve_on(
+    gateway: Gateway,
+    acceptor: poem::listener::TcpAcceptor,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let app = gateway.endpoint();
-    tracing::info!(%listen, "gateway listening");
+    if let Some(addr) = acceptor
+        .local_addr()
+        .first()
+        .and_then(|addr| addr.as_socket_addr().copied())
+    {
+        tracing::info!(listen = %addr, "gateway listening");
+    }
     let mut stop = shutdown.clone();
-    Server::new(TcpListener::bind(listen))
+    Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             app,
             async move {
