@@ -400,8 +400,7 @@ async fn receive(
             job
         })
         .collect();
-    let submitted =
-        tokio::time::timeout(state.config.ack_deadline, state.ingestor.submit_all(jobs)).await;
+    let submitted = tokio::time::timeout(state.config.ack_deadline, commit(state, jobs)).await;
     match submitted {
         Ok(Ok(_)) => (
             platform,
@@ -418,6 +417,20 @@ async fn receive(
             (platform, "unavailable", unavailable())
         }
     }
+}
+
+/// Commits a webhook's jobs: through the ingestor, or in a transaction of its own when batching is
+/// off (kept to measure what group commit buys; see docs/BENCHMARKS.md).
+async fn commit(state: &AppState, jobs: Vec<NewJob>) -> Result<(), IngestError> {
+    if state.config.ingest_batching {
+        return state.ingestor.submit_all(jobs).await.map(|_| ());
+    }
+    let database = |error| IngestError::Database(Arc::new(error));
+    let mut tx = state.pool.begin().await.map_err(database)?;
+    sentinel_queue::enqueue_many(&mut *tx, &jobs)
+        .await
+        .map_err(database)?;
+    tx.commit().await.map_err(database)
 }
 
 fn unavailable() -> IngressResponse {

@@ -66,6 +66,9 @@ pub struct Config {
     pub auto_migrate: bool,
     /// How long ingress waits for its commit before answering 503.
     pub ack_deadline: Duration,
+    /// Commit webhooks through the group-commit ingestor (the default) or, for comparison, one
+    /// transaction per request (`SENTINEL_INGEST_BATCHING=0`).
+    pub ingest_batching: bool,
     pub db_max_connections: u32,
     /// How long a request waits for a database connection before failing.
     pub db_acquire_timeout: Duration,
@@ -116,6 +119,7 @@ impl Config {
             max_body_bytes,
             auto_migrate: config::flag("SENTINEL_AUTO_MIGRATE")?,
             ack_deadline: Duration::from_millis(config::var_or("SENTINEL_ACK_DEADLINE_MS", 2_000)?),
+            ingest_batching: config::var_or("SENTINEL_INGEST_BATCHING", 1u8)? != 0,
             db_max_connections: config::var_or("SENTINEL_DB_MAX_CONNECTIONS", 16)?,
             db_acquire_timeout: Duration::from_millis(config::var_or(
                 "SENTINEL_DB_ACQUIRE_TIMEOUT_MS",
@@ -276,6 +280,18 @@ impl Gateway {
                 }),
             )
             .nest("/docs", ui)
+            .before(|mut req: poem::Request| async move {
+                // Some senders omit Content-Type; ingress reads raw bytes whatever the type.
+                if req.uri().path().starts_with("/hooks/")
+                    && !req.headers().contains_key("content-type")
+                {
+                    req.headers_mut().insert(
+                        "content-type",
+                        poem::http::HeaderValue::from_static("application/octet-stream"),
+                    );
+                }
+                Ok(req)
+            })
             .data(self.state.clone())
             .catch_all_error(|error: poem::Error| async move {
                 let status = error.status();

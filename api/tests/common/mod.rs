@@ -42,6 +42,7 @@ pub fn config() -> Config {
         max_body_bytes: 64 * 1024,
         auto_migrate: false,
         ack_deadline: Duration::from_millis(2_000),
+        ingest_batching: true,
         db_max_connections: 16,
         db_acquire_timeout: Duration::from_millis(1_000),
     }

@@ -1,0 +1,336 @@
+//! `sentinel-loadgen`: drives a running gateway and prints a table.
+//!
+//! ```text
+//! sentinel-loadgen acks --url http://127.0.0.1:8080 --admin-token T [--rate 5000] [--secs 10] [--concurrency 64]
+//! sentinel-loadgen hold --url http://127.0.0.1:8080 --admin-token T --pid PID [--idle 10000] [--sse 1000]
+//! ```
+//!
+//! `acks` creates a tenant with a Telegram and a Slack source, then sends correctly signed
+//! webhooks with unique ids, alternating platforms: flat out with `--concurrency` closed-loop
+//! senders (no `--rate`), or open-loop at `--rate` per second, where each request's latency is
+//! measured from the moment it was due, so a stalled gateway cannot hide its queueing.
+//! `hold` opens idle keep-alive connections and SSE subscribers and reports the gateway's RSS.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use sentinel_queue::platform::slack;
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+struct Args {
+    command: String,
+    flags: HashMap<String, String>,
+}
+
+impl Args {
+    fn parse() -> anyhow::Result<Args> {
+        let mut raw = std::env::args().skip(1);
+        let command = raw
+            .next()
+            .context("usage: sentinel-loadgen acks|hold --url URL --admin-token T ...")?;
+        let mut flags = HashMap::new();
+        while let Some(flag) = raw.next() {
+            let name = flag
+                .strip_prefix("--")
+                .with_context(|| format!("unexpected argument {flag:?}"))?;
+            let value = raw
+                .next()
+                .with_context(|| format!("--{name} needs a value"))?;
+            flags.insert(name.to_owned(), value);
+        }
+        Ok(Args { command, flags })
+    }
+
+    fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> anyhow::Result<T> {
+        match self.flags.get(name) {
+            None => Ok(default),
+            Some(value) => value
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--{name} {value:?} is invalid")),
+        }
+    }
+
+    fn required(&self, name: &str) -> anyhow::Result<String> {
+        self.flags
+            .get(name)
+            .cloned()
+            .with_context(|| format!("--{name} is required"))
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse()?;
+    match args.command.as_str() {
+        "acks" => acks(&args).await,
+        "hold" => hold(&args).await,
+        other => bail!("unknown command {other:?}; expected acks or hold"),
+    }
+}
+
+struct Target {
+    url: String,
+    api_key: String,
+    telegram: String,
+    slack: String,
+}
+
+const TELEGRAM_SECRET: &str = "loadgen-telegram-secret";
+const SLACK_SECRET: &str = "loadgen-slack-signing-secret";
+
+async fn setup(client: &reqwest::Client, url: &str, admin_token: &str) -> anyhow::Result<Target> {
+    let tenant: Value = client
+        .post(format!("{url}/v1/admin/tenants"))
+        .bearer_auth(admin_token)
+        .json(&json!({"name": "loadgen", "rate_limit_per_sec": 1_000_000, "burst": 1_000_000}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let api_key = tenant["api_key"].as_str().context("no api_key")?.to_owned();
+    let source = |platform: &'static str, secrets: Value| {
+        let request = client
+            .post(format!("{url}/v1/sources"))
+            .bearer_auth(&api_key)
+            .json(&json!({"platform": platform, "secrets": secrets}));
+        async move {
+            let body: Value = request.send().await?.error_for_status()?.json().await?;
+            Ok::<_, anyhow::Error>(body["id"].as_str().context("no id")?.to_owned())
+        }
+    };
+    let telegram = source("telegram", json!({"secret_token": TELEGRAM_SECRET})).await?;
+    let slack = source("slack", json!({"signing_secret": SLACK_SECRET})).await?;
+    Ok(Target {
+        url: url.to_owned(),
+        api_key,
+        telegram,
+        slack,
+    })
+}
+
+/// Sends webhook number `n`: Telegram for even numbers, Slack for odd ones.
+async fn send(client: &reqwest::Client, target: &Target, run: u64, n: u64) -> bool {
+    let request = if n % 2 == 0 {
+        let body = json!({"update_id": run * 1_000_000_000 + n, "message": {"message_id": n, "date": 1_735_689_600,
+            "chat": {"id": 7001, "type": "private"}, "from": {"id": 7001, "first_name": "Load"}, "text": "load test"}})
+        .to_string();
+        client
+            .post(format!("{}/hooks/{}", target.url, target.telegram))
+            .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
+            .header("content-type", "application/json")
+            .body(body)
+    } else {
+        let body = json!({"type": "event_callback", "team_id": "T0001", "event_id": format!("Ev{run}x{n}"),
+            "event": {"type": "message", "channel": "C1", "user": "U1", "text": "load test", "ts": "1.0"}})
+        .to_string();
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        client
+            .post(format!("{}/hooks/{}", target.url, target.slack))
+            .header("x-slack-request-timestamp", &ts)
+            .header(
+                "x-slack-signature",
+                slack::signature(SLACK_SECRET, &ts, body.as_bytes()),
+            )
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    matches!(request.send().await, Ok(response) if response.status() == 200)
+}
+
+async fn acks(args: &Args) -> anyhow::Result<()> {
+    let url = args.get("url", "http://127.0.0.1:8080".to_string())?;
+    let admin_token = args.required("admin-token")?;
+    let secs: u64 = args.get("secs", 10)?;
+    let rate: u64 = args.get("rate", 0)?;
+    let concurrency: usize = args.get("concurrency", 64)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .build()?;
+    let target = Arc::new(setup(&client, &url, &admin_token).await?);
+    let run: u64 = rand::random_range(1..1_000_000);
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let record = {
+        let (histogram, ok, failed) = (histogram.clone(), ok.clone(), failed.clone());
+        move |success: bool, since: Instant| {
+            if success {
+                ok.fetch_add(1, Ordering::Relaxed);
+                let micros = since.elapsed().as_micros().max(1) as u64;
+                let _ = histogram
+                    .lock()
+                    .expect("histogram")
+                    .record(micros.min(60_000_000));
+            } else {
+                failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    };
+    if rate == 0 {
+        let next = Arc::new(AtomicU64::new(0));
+        let senders: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let (client, target, next, record) =
+                    (client.clone(), target.clone(), next.clone(), record.clone());
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let sent = Instant::now();
+                        record(send(&client, &target, run, n).await, sent);
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await?;
+        }
+    } else {
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let mut tasks = Vec::new();
+        let mut n = 0u64;
+        loop {
+            let due = started + interval.mul_f64(n as f64);
+            if due >= deadline {
+                break;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            let (client, target, record) = (client.clone(), target.clone(), record.clone());
+            tasks.push(tokio::spawn(async move {
+                record(send(&client, &target, run, n).await, due)
+            }));
+            n += 1;
+        }
+        for task in tasks {
+            task.await?;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let histogram = histogram.lock().expect("histogram");
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let mode = if rate == 0 {
+        format!("flat out, {concurrency} connections")
+    } else {
+        format!("open loop at {rate}/s")
+    };
+    println!("| mode | acks (200) | errors | acks/s | p50 ms | p99 ms | p999 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {mode} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        ok.load(Ordering::Relaxed) as f64 / elapsed,
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        histogram.max() as f64 / 1000.0
+    );
+    let _ = &target.api_key;
+    Ok(())
+}
+
+fn rss_mb(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS line")?;
+    Ok(kb / 1024.0)
+}
+
+async fn hold(args: &Args) -> anyhow::Result<()> {
+    let url = args.get("url", "http://127.0.0.1:8080".to_string())?;
+    let admin_token = args.required("admin-token")?;
+    let pid: u32 = args.get("pid", 0)?;
+    let n_idle: usize = args.get("idle", 10_000)?;
+    let n_sse: usize = args.get("sse", 1_000)?;
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let client = reqwest::Client::new();
+    let target = setup(&client, &url, &admin_token).await?;
+    let before = rss_mb(pid)?;
+
+    let mut idle = Vec::with_capacity(n_idle);
+    for _ in 0..n_idle {
+        let mut stream = TcpStream::connect(&host)
+            .await
+            .with_context(|| format!("connecting to {host}"))?;
+        stream
+            .write_all(
+                format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut buf = [0u8; 256];
+        let n = stream.read(&mut buf).await?;
+        if !buf[..n].starts_with(b"HTTP/1.1 200") {
+            bail!("an idle connection's request failed");
+        }
+        idle.push(stream);
+    }
+    let mut subscribers = Vec::with_capacity(n_sse);
+    for _ in 0..n_sse {
+        let mut stream = TcpStream::connect(&host).await?;
+        stream
+            .write_all(
+                format!(
+                    "GET /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+                    target.api_key
+                )
+                .as_bytes(),
+            )
+            .await?;
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await?;
+        if !buf[..n].starts_with(b"HTTP/1.1 200") {
+            bail!(
+                "an SSE subscription failed: {}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+        }
+        subscribers.push(stream);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = rss_mb(pid)?;
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let counted = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("sentinel_sse_subscribers "))
+        .unwrap_or("?")
+        .to_owned();
+    println!("| idle keep-alive connections | SSE subscribers (gateway's count) | gateway RSS before | gateway RSS held |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {} | {} ({counted}) | {before:.1} MB | {held:.1} MB |",
+        idle.len(),
+        subscribers.len()
+    );
+    Ok(())
+}
