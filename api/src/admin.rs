@@ -145,27 +145,36 @@ impl AdminApi {
             TenantStatus::Active => "active",
             TenantStatus::Suspended => "suspended",
         });
-        let tenant = sqlx::query_as!(
-            Tenant,
-            "WITH changed AS (
-                 UPDATE tenants SET status = coalesce($2, status),
-                                    rate_limit_per_sec = coalesce($3, rate_limit_per_sec),
-                                    burst = coalesce($4, burst),
-                                    updated_at = now()
-                 WHERE id = $1
-                 RETURNING id, name, status, rate_limit_per_sec, burst, created_at, updated_at
-             ), notified AS (
-                 SELECT pg_notify('sentinel_config', 'tenant') FROM changed
-             )
-             SELECT changed.* FROM changed LEFT JOIN (SELECT count(*) FROM notified) n ON true",
+        let row = sqlx::query!(
+            r#"WITH changed AS (
+                   UPDATE tenants SET status = coalesce($2, status),
+                                      rate_limit_per_sec = coalesce($3, rate_limit_per_sec),
+                                      burst = coalesce($4, burst),
+                                      updated_at = now()
+                   WHERE id = $1
+                   RETURNING id, name, status, rate_limit_per_sec, burst, created_at, updated_at
+               )
+               SELECT id, name, status, rate_limit_per_sec, burst, created_at, updated_at,
+                      (SELECT count(pg_notify($5, 'tenant')) FROM changed) AS "notified!"
+               FROM changed"#,
             id.0,
             status,
             body.rate_limit_per_sec,
-            body.burst
+            body.burst,
+            CONFIG_CHANNEL
         )
         .fetch_optional(&state.pool)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {}", id.0)))?;
+        let tenant = Tenant {
+            id: row.id,
+            name: row.name,
+            status: row.status,
+            rate_limit_per_sec: row.rate_limit_per_sec,
+            burst: row.burst,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        };
         state.directory.invalidate_all();
         Ok(Json(tenant))
     }

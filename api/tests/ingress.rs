@@ -585,3 +585,53 @@ async fn a_lost_database_gets_503_quickly_and_recovers_without_a_restart(
     assert_eq!(keys, ["1", "2"]);
     app.stop().await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_suspension_through_one_gateway_reaches_another_within_a_second(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let _pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let first = TestApp::spawn(options.clone()).await;
+    let second = TestApp::spawn(options).await;
+    let (tenant_id, key) = first.tenant("acme").await;
+    let source = first
+        .source(&key, "telegram", json!({"secret_token": "t"}))
+        .await;
+    let headers = [
+        ("x-telegram-bot-api-secret-token", "t".to_string()),
+        ("content-type", "application/json".into()),
+    ];
+    let update =
+        |id: i64| json!({"update_id": id, "message": {"chat": {"id": 1}, "text": "x"}}).to_string();
+    // The second gateway has the tenant cached as active.
+    let before = second.post_hook(source, &headers, update(1)).await;
+    assert_eq!(before.status(), 200);
+    assert!(before.headers().get("x-sentinel-dropped").is_none());
+
+    let suspended = first
+        .client
+        .patch(first.url(&format!("/v1/admin/tenants/{tenant_id}")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"status": "suspended"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(suspended.status(), 200);
+    let changed_at = Instant::now();
+    let mut n = 2;
+    loop {
+        let response = second.post_hook(source, &headers, update(n)).await;
+        if response.headers().get("x-sentinel-dropped").is_some() {
+            break;
+        }
+        assert!(
+            changed_at.elapsed() < Duration::from_secs(1),
+            "the second gateway still accepts after 1 s"
+        );
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.stop().await;
+    second.stop().await;
+}
