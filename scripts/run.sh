@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
 # Runs Sentinel on this machine: PostgreSQL (DATABASE_URL, or a private cluster), the migrations,
-# the gateway and a worker. Ctrl-C stops them cleanly.
+# the gateway and a worker. Ctrl-C (or SIGTERM) stops them cleanly, then the private cluster.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+
+pids=()
+shutdown() {
+  if [ "${#pids[@]}" -gt 0 ]; then
+    say "Stopping"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+  stop_private_cluster
+}
+trap shutdown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 require_cargo
 ensure_postgres
@@ -16,17 +29,17 @@ say "Migrating"
 "$BIN/sentinel-api" migrate
 
 export SENTINEL_LISTEN="${SENTINEL_LISTEN:-127.0.0.1:8080}"
-pids=()
-stop() {
-  say "Stopping"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait
-  stop_private_cluster
-}
-trap stop INT TERM
+# The admin token creates tenants. Keep one per checkout unless the caller set their own.
+if [ -z "${SENTINEL_ADMIN_TOKEN:-}" ]; then
+  mkdir -p "$STATE_DIR"
+  [ -s "$STATE_DIR/admin_token" ] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$STATE_DIR/admin_token")
+  SENTINEL_ADMIN_TOKEN=$(cat "$STATE_DIR/admin_token")
+  export SENTINEL_ADMIN_TOKEN
+  say "Admin token (for /v1/admin/*) is in $STATE_DIR/admin_token"
+fi
 
 "$BIN/sentinel-api" serve & pids+=($!)
 "$BIN/sentinel-worker" run & pids+=($!)
-say "Gateway on http://$SENTINEL_LISTEN (GET /healthz, /readyz); worker running. Ctrl-C stops both."
-wait -n || true
-stop
+say "Gateway on http://$SENTINEL_LISTEN (API docs at /docs); worker running. Ctrl-C stops both."
+# Returns when either process exits (or a signal arrives); the EXIT trap stops the rest.
+wait -n "${pids[@]}"
