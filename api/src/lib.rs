@@ -69,6 +69,7 @@ pub struct Config {
     /// Commit webhooks through the group-commit ingestor (the default) or, for comparison, one
     /// transaction per request (`SENTINEL_INGEST_BATCHING=0`).
     pub ingest_batching: bool,
+    pub ingestor: IngestorConfig,
     pub db_max_connections: u32,
     /// How long a request waits for a database connection before failing.
     pub db_acquire_timeout: Duration,
@@ -120,6 +121,21 @@ impl Config {
             auto_migrate: config::flag("SENTINEL_AUTO_MIGRATE")?,
             ack_deadline: Duration::from_millis(config::var_or("SENTINEL_ACK_DEADLINE_MS", 2_000)?),
             ingest_batching: config::var_or("SENTINEL_INGEST_BATCHING", 1u8)? != 0,
+            ingestor: IngestorConfig {
+                max_batch_rows: config::var_or(
+                    "SENTINEL_INGEST_MAX_BATCH",
+                    IngestorConfig::default().max_batch_rows,
+                )?,
+                max_wait: Duration::from_micros(config::var_or(
+                    "SENTINEL_INGEST_MAX_WAIT_US",
+                    IngestorConfig::default().max_wait.as_micros() as u64,
+                )?),
+                max_in_flight: config::var_or(
+                    "SENTINEL_INGEST_IN_FLIGHT",
+                    IngestorConfig::default().max_in_flight,
+                )?,
+                ..IngestorConfig::default()
+            },
             db_max_connections: config::var_or("SENTINEL_DB_MAX_CONNECTIONS", 16)?,
             db_acquire_timeout: Duration::from_millis(config::var_or(
                 "SENTINEL_DB_ACQUIRE_TIMEOUT_MS",
@@ -241,7 +257,7 @@ impl Gateway {
         )
         .await
         .context("reading the event log (is the database up and migrated?)")?;
-        let (ingestor, ingest_task) = Ingestor::spawn(pool.clone(), IngestorConfig::default());
+        let (ingestor, ingest_task) = Ingestor::spawn(pool.clone(), config.ingestor.clone());
         let directory = Directory::new(pool.clone());
         let invalidator = tokio::spawn(invalidate_on_change(
             directory.clone(),

@@ -43,6 +43,7 @@ pub fn config() -> Config {
         auto_migrate: false,
         ack_deadline: Duration::from_millis(2_000),
         ingest_batching: true,
+        ingestor: sentinel_queue::IngestorConfig::default(),
         db_max_connections: 16,
         db_acquire_timeout: Duration::from_millis(1_000),
     }
