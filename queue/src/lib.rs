@@ -4,10 +4,12 @@
 //! broker. Every job state change appends a row to `events` in the same transaction, and every
 //! batch of changes sends one small NOTIFY so that workers and gateways wake without polling.
 
+pub mod canonical;
 pub mod claim;
 pub mod config;
 pub mod db;
 pub mod enqueue;
+pub mod heal;
 pub mod ingest;
 pub mod job;
 pub mod kinds;

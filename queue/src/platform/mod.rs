@@ -89,6 +89,22 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// The platform's deterministic adapter: its payload → the canonical message.
+    pub fn to_canonical(
+        self,
+        payload: &JsonValue,
+    ) -> Result<crate::canonical::CanonicalMessage, AdaptError> {
+        match self {
+            Platform::Telegram => telegram::to_canonical(payload),
+            Platform::Whatsapp => whatsapp::to_canonical(payload),
+            Platform::Slack => slack::to_canonical(payload),
+            Platform::Salesforce => salesforce::to_canonical(payload),
+            Platform::Standard => standard::to_canonical(payload),
+        }
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -237,4 +253,14 @@ pub(crate) fn id_text(value: &JsonValue) -> Option<String> {
         JsonValue::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// Why a payload does not fit its platform's adapter; names the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct AdaptError(pub String);
+
+/// The text of a JSON scalar at `pointer`, if any.
+pub(crate) fn text_at(value: &JsonValue, pointer: &str) -> Option<String> {
+    value.pointer(pointer).and_then(id_text)
 }

@@ -158,6 +158,46 @@ pub fn parse(body: &[u8]) -> Result<OutboundMessage, String> {
     Ok(message)
 }
 
+/// One Salesforce notification (as ingress stores it) → canonical message.
+///
+/// | canonical | Salesforce outbound message |
+/// |---|---|
+/// | event_id | `Notification/Id` |
+/// | conversation_id | the sObject's `Id` |
+/// | sender_id | `LastModifiedById`, else `OwnerId`, else `CreatedById` |
+/// | text | `Subject`, else `Description`, else `Name` |
+/// | event_type | `record_change` |
+/// | sent_at | `LastModifiedDate`, else `CreatedDate` |
+pub fn to_canonical(
+    event: &JsonValue,
+) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
+    use super::{text_at, AdaptError};
+    use crate::canonical::CanonicalMessage;
+
+    let sobject = event
+        .get("sobject")
+        .filter(|value| value.is_object())
+        .ok_or_else(|| AdaptError("sobject is missing".into()))?;
+    let mut canonical = CanonicalMessage::new("salesforce", "record_change");
+    canonical.event_id = Some(
+        text_at(event, "/notification_id")
+            .ok_or_else(|| AdaptError("notification_id is missing".into()))?,
+    );
+    canonical.conversation_id = text_at(sobject, "/Id");
+    canonical.sender_id = ["/LastModifiedById", "/OwnerId", "/CreatedById"]
+        .iter()
+        .find_map(|p| text_at(sobject, p));
+    canonical.text = ["/Subject", "/Description", "/Name"]
+        .iter()
+        .find_map(|p| text_at(sobject, p));
+    canonical.sent_at = ["/LastModifiedDate", "/CreatedDate"]
+        .iter()
+        .find_map(|p| text_at(sobject, p))
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+        .map(|at| at.to_rfc3339());
+    Ok(canonical)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

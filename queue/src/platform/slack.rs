@@ -68,6 +68,62 @@ pub fn accept(
     })
 }
 
+/// Slack Events API `event_callback` → canonical message.
+///
+/// | canonical | Slack |
+/// |---|---|
+/// | event_id | `event_id` |
+/// | conversation_id | `event.channel` |
+/// | sender_id | `event.user` (or `event.bot_id`) |
+/// | text | `event.text` |
+/// | event_type | `message` for `message` and `app_mention` events without a subtype; `other` otherwise |
+/// | sent_at | `event.ts` (unix seconds with microseconds) |
+/// | reply_to | `event.thread_ts` |
+/// | attachments | `event.files[]`: `id`, `url_private`, `mimetype` |
+pub fn to_canonical(
+    payload: &JsonValue,
+) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
+    use super::{text_at, AdaptError};
+    use crate::canonical::{unix_to_rfc3339, Attachment, CanonicalMessage};
+
+    let event = payload
+        .get("event")
+        .filter(|value| value.is_object())
+        .ok_or_else(|| AdaptError("event is missing".into()))?;
+    let kind = event
+        .get("type")
+        .and_then(JsonValue::as_str)
+        .ok_or_else(|| AdaptError("event.type is missing".into()))?;
+    let is_message = matches!(kind, "message" | "app_mention") && event.get("subtype").is_none();
+    let mut canonical =
+        CanonicalMessage::new("slack", if is_message { "message" } else { "other" });
+    canonical.event_id = text_at(payload, "/event_id");
+    canonical.conversation_id = text_at(event, "/channel");
+    canonical.sender_id = text_at(event, "/user").or_else(|| text_at(event, "/bot_id"));
+    canonical.text = text_at(event, "/text");
+    canonical.sent_at = event.get("ts").and_then(unix_to_rfc3339);
+    canonical.reply_to = text_at(event, "/thread_ts");
+    for file in event
+        .get("files")
+        .and_then(JsonValue::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        if let Some(id) = text_at(file, "/id") {
+            canonical.attachments.push(Attachment {
+                kind: "file".into(),
+                id,
+                url: text_at(file, "/url_private"),
+                mime_type: text_at(file, "/mimetype"),
+            });
+        }
+    }
+    if is_message && canonical.conversation_id.is_none() {
+        return Err(AdaptError("event.channel is missing".into()));
+    }
+    Ok(canonical)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,6 +83,37 @@ pub fn accept(
     })
 }
 
+/// A Standard Webhooks payload (`{type, timestamp, data}`) → canonical message, `other` unless the
+/// data names a conversation and text.
+pub fn to_canonical(
+    payload: &JsonValue,
+) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
+    use super::{text_at, AdaptError};
+    use crate::canonical::CanonicalMessage;
+
+    let data = payload
+        .get("data")
+        .filter(|value| value.is_object())
+        .ok_or_else(|| AdaptError("data is missing".into()))?;
+    let text = text_at(data, "/text");
+    let conversation = text_at(data, "/conversation_id");
+    let kind = if text.is_some() && conversation.is_some() {
+        "message"
+    } else {
+        "other"
+    };
+    let mut canonical = CanonicalMessage::new("standard", kind);
+    canonical.event_id = text_at(data, "/id");
+    canonical.conversation_id = conversation;
+    canonical.sender_id = text_at(data, "/sender_id");
+    canonical.sender_name = text_at(data, "/sender_name");
+    canonical.text = text;
+    canonical.sent_at = text_at(payload, "/timestamp")
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+        .map(|at| at.to_rfc3339());
+    Ok(canonical)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

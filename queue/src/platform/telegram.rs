@@ -35,6 +35,114 @@ pub fn accept(secrets: &JsonValue, headers: &HeaderMap, body: &[u8]) -> Result<A
     })
 }
 
+/// Telegram update → canonical message.
+///
+/// | canonical | Telegram |
+/// |---|---|
+/// | event_id | `update_id` |
+/// | conversation_id | `message.chat.id` |
+/// | sender_id / sender_name | `message.from.id` / `first_name` + `last_name` (or `username`) |
+/// | text | `message.text` or `message.caption` |
+/// | event_type | `command` when the text starts with `/`, else `message`; `other` for updates without a message |
+/// | sent_at | `message.date` (unix) |
+/// | reply_to | `message.reply_to_message.message_id` |
+/// | attachments | the largest `photo`, `document`, `voice`, `audio`, `video`, `sticker` by `file_id` |
+///
+/// `edited_message`, `channel_post` and `edited_channel_post` are read like `message`.
+pub fn to_canonical(
+    update: &JsonValue,
+) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
+    use super::{text_at, AdaptError};
+    use crate::canonical::{unix_to_rfc3339, Attachment, CanonicalMessage};
+
+    let update_id = update
+        .get("update_id")
+        .and_then(id_text)
+        .ok_or_else(|| AdaptError("update_id is missing or not a number".into()))?;
+    let Some(message) = [
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+    ]
+    .iter()
+    .find_map(|field| update.get(*field).filter(|value| value.is_object())) else {
+        let mut other = CanonicalMessage::new("telegram", "other");
+        other.event_id = Some(update_id);
+        other.sender_id = text_at(update, "/callback_query/from/id");
+        other.text = text_at(update, "/callback_query/data");
+        return Ok(other);
+    };
+    let chat_id = text_at(message, "/chat/id")
+        .ok_or_else(|| AdaptError("message.chat.id is missing".into()))?;
+    let text = message
+        .get("text")
+        .or_else(|| message.get("caption"))
+        .and_then(JsonValue::as_str)
+        .map(str::to_owned);
+    let event_type = if text.as_deref().is_some_and(|t| t.starts_with('/')) {
+        "command"
+    } else {
+        "message"
+    };
+    let mut canonical = CanonicalMessage::new("telegram", event_type);
+    canonical.event_id = Some(update_id);
+    canonical.conversation_id = Some(chat_id);
+    canonical.sender_id = text_at(message, "/from/id");
+    canonical.sender_name = {
+        let first = message
+            .pointer("/from/first_name")
+            .and_then(JsonValue::as_str);
+        let last = message
+            .pointer("/from/last_name")
+            .and_then(JsonValue::as_str);
+        match (first, last) {
+            (Some(first), Some(last)) => Some(format!("{first} {last}")),
+            (Some(first), None) => Some(first.to_owned()),
+            _ => message
+                .pointer("/from/username")
+                .and_then(JsonValue::as_str)
+                .map(str::to_owned),
+        }
+    };
+    canonical.text = text;
+    canonical.sent_at = message.get("date").and_then(unix_to_rfc3339);
+    canonical.reply_to = text_at(message, "/reply_to_message/message_id");
+    if let Some(largest) = message
+        .get("photo")
+        .and_then(JsonValue::as_array)
+        .and_then(|sizes| sizes.last())
+    {
+        if let Some(id) = text_at(largest, "/file_id") {
+            canonical.attachments.push(Attachment {
+                kind: "image".into(),
+                id,
+                url: None,
+                mime_type: None,
+            });
+        }
+    }
+    for (field, kind) in [
+        ("document", "file"),
+        ("voice", "audio"),
+        ("audio", "audio"),
+        ("video", "video"),
+        ("sticker", "sticker"),
+    ] {
+        if let Some(item) = message.get(field) {
+            if let Some(id) = text_at(item, "/file_id") {
+                canonical.attachments.push(Attachment {
+                    kind: kind.into(),
+                    id,
+                    url: None,
+                    mime_type: text_at(item, "/mime_type"),
+                });
+            }
+        }
+    }
+    Ok(canonical)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -112,6 +112,80 @@ fn as_array(value: Option<&JsonValue>) -> &[JsonValue] {
         .unwrap_or(&[])
 }
 
+/// One fanned-out WhatsApp event (see [`accept`]) → canonical message.
+///
+/// | canonical | WhatsApp Cloud API |
+/// |---|---|
+/// | event_id | `message.id` / `status.id` |
+/// | conversation_id | `message.from` / `status.recipient_id` (the customer's wa_id) |
+/// | sender_id / sender_name | `message.from` / `contacts[wa_id = from].profile.name` |
+/// | text | `text.body`, a media `caption`, `button.text`, `interactive.*_reply.title`; for a status, its `status` |
+/// | event_type | `message`; `status` for statuses |
+/// | sent_at | `timestamp` (unix seconds, as a string) |
+/// | reply_to | `message.context.id` |
+/// | attachments | `image`, `audio`, `video`, `document`, `sticker` by media `id`, with `mime_type` |
+pub fn to_canonical(
+    event: &JsonValue,
+) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
+    use super::{text_at, AdaptError};
+    use crate::canonical::{unix_to_rfc3339, Attachment, CanonicalMessage};
+
+    if let Some(status) = event.get("status").filter(|value| value.is_object()) {
+        let mut canonical = CanonicalMessage::new("whatsapp", "status");
+        canonical.event_id =
+            Some(text_at(status, "/id").ok_or_else(|| AdaptError("status.id is missing".into()))?);
+        canonical.conversation_id = text_at(status, "/recipient_id");
+        canonical.text = text_at(status, "/status");
+        canonical.sent_at = status.get("timestamp").and_then(unix_to_rfc3339);
+        return Ok(canonical);
+    }
+    let message = event
+        .get("message")
+        .filter(|value| value.is_object())
+        .ok_or_else(|| AdaptError("neither message nor status is present".into()))?;
+    let from =
+        text_at(message, "/from").ok_or_else(|| AdaptError("message.from is missing".into()))?;
+    let mut canonical = CanonicalMessage::new("whatsapp", "message");
+    canonical.event_id =
+        Some(text_at(message, "/id").ok_or_else(|| AdaptError("message.id is missing".into()))?);
+    canonical.sender_name = as_array(event.get("contacts"))
+        .iter()
+        .find(|contact| text_at(contact, "/wa_id").as_deref() == Some(from.as_str()))
+        .and_then(|contact| text_at(contact, "/profile/name"));
+    canonical.conversation_id = Some(from.clone());
+    canonical.sender_id = Some(from);
+    canonical.sent_at = message.get("timestamp").and_then(unix_to_rfc3339);
+    canonical.reply_to = text_at(message, "/context/id");
+    canonical.text = [
+        "/text/body",
+        "/button/text",
+        "/interactive/button_reply/title",
+        "/interactive/list_reply/title",
+    ]
+    .iter()
+    .find_map(|pointer| text_at(message, pointer));
+    for kind in ["image", "audio", "video", "document", "sticker"] {
+        if let Some(media) = message.get(kind) {
+            if let Some(id) = text_at(media, "/id") {
+                canonical.attachments.push(Attachment {
+                    kind: if kind == "document" {
+                        "file".into()
+                    } else {
+                        kind.into()
+                    },
+                    id,
+                    url: None,
+                    mime_type: text_at(media, "/mime_type"),
+                });
+            }
+            if canonical.text.is_none() {
+                canonical.text = text_at(media, "/caption");
+            }
+        }
+    }
+    Ok(canonical)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

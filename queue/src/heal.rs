@@ -1,0 +1,293 @@
+//! Deterministic healing: a payload becomes the canonical message by its platform's adapter, or,
+//! when that fails, by syntactic repair (unclosed brackets, trailing commas, single quotes,
+//! JSON inside a string) and key aliasing (camelCase, renamed fields) followed by the adapter
+//! again. Only when both fail does the worker ask the LLM. Nothing here touches the model.
+
+use serde_json::{Map, Value as JsonValue};
+
+use crate::{
+    canonical::{self, CanonicalMessage},
+    platform::Platform,
+};
+
+/// Which step produced the message; stored as `result.healed_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealedBy {
+    Adapter,
+    Repair,
+}
+
+impl HealedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealedBy::Adapter => "adapter",
+            HealedBy::Repair => "repair",
+        }
+    }
+}
+
+/// Why deterministic healing gave up; the LLM step is next.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("deterministic healing failed: {0}")]
+pub struct NotHealed(pub String);
+
+/// Heals a payload. `parsed` is the JSON ingress already parsed (if it did); `raw` is the text as
+/// received. `platform` is `None` when unknown, and then every adapter is tried.
+pub fn heal(
+    platform: Option<Platform>,
+    parsed: Option<&JsonValue>,
+    raw: Option<&str>,
+) -> Result<(CanonicalMessage, HealedBy), NotHealed> {
+    let candidates: Vec<Platform> = match platform {
+        Some(platform) => vec![platform],
+        None => Platform::ALL.to_vec(),
+    };
+    let mut reasons = Vec::new();
+    if let Some(parsed) = parsed {
+        for platform in &candidates {
+            match adapt(*platform, parsed) {
+                Ok(message) => return Ok((message, HealedBy::Adapter)),
+                Err(reason) => reasons.push(format!("{platform} adapter: {reason}")),
+            }
+        }
+    }
+    let repaired = match (raw, parsed) {
+        (Some(raw), _) => repair(raw),
+        (None, Some(parsed)) => Some(parsed.clone()),
+        (None, None) => None,
+    };
+    let Some(repaired) = repaired else {
+        let tried: Vec<&str> = candidates
+            .iter()
+            .map(|platform| platform.as_str())
+            .collect();
+        reasons.push(format!(
+            "the payload could not be repaired into a JSON object (for {})",
+            tried.join(", ")
+        ));
+        return Err(NotHealed(reasons.join("; ")));
+    };
+    for platform in &candidates {
+        let aliased = alias(*platform, &repaired);
+        match adapt(*platform, &aliased) {
+            Ok(message) => return Ok((message, HealedBy::Repair)),
+            Err(reason) => reasons.push(format!("{platform} adapter after repair: {reason}")),
+        }
+    }
+    Err(NotHealed(reasons.join("; ")))
+}
+
+/// The adapter, then the schema: a result that does not validate is not a result.
+fn adapt(platform: Platform, payload: &JsonValue) -> Result<CanonicalMessage, String> {
+    let message = platform.to_canonical(payload).map_err(|error| error.0)?;
+    let value = serde_json::to_value(&message).map_err(|error| error.to_string())?;
+    canonical::validate(&value)?;
+    Ok(message)
+}
+
+/// Syntactic repair: strict JSON first, then the `llm_json` repairer; a JSON document inside a
+/// JSON string is unwrapped.
+pub fn repair(raw: &str) -> Option<JsonValue> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    let value = serde_json::from_str::<JsonValue>(trimmed)
+        .ok()
+        .or_else(|| llm_json::loads(trimmed, &Default::default()).ok())?;
+    match value {
+        JsonValue::String(inner) => {
+            let inner = inner.trim();
+            (inner.starts_with('{') || inner.starts_with('['))
+                .then(|| repair(inner))
+                .flatten()
+        }
+        JsonValue::Object(_) => Some(value),
+        _ => None,
+    }
+}
+
+/// Renamed fields, per platform: (alias, canonical name). Keys are compared after camelCase has
+/// been turned into snake_case.
+fn aliases(platform: Platform) -> &'static [(&'static str, &'static str)] {
+    match platform {
+        Platform::Telegram => &[
+            ("msg", "message"),
+            ("update", "update_id"),
+            ("id_update", "update_id"),
+            ("conversation", "chat"),
+            ("user", "from"),
+            ("sender", "from"),
+            ("body", "text"),
+            ("content", "text"),
+            ("timestamp", "date"),
+        ],
+        Platform::Whatsapp => &[("msg", "message"), ("sender", "from"), ("ts", "timestamp")],
+        Platform::Slack => &[
+            ("evt", "event"),
+            ("channel_id", "channel"),
+            ("user_id", "user"),
+            ("id", "event_id"),
+        ],
+        Platform::Salesforce => &[
+            ("s_object", "sobject"),
+            ("record", "sobject"),
+            ("id", "notification_id"),
+        ],
+        Platform::Standard => &[("payload", "data")],
+    }
+}
+
+/// Recursively renames keys: camelCase to snake_case, then the platform's aliases. An alias never
+/// overwrites a key that is already present under its canonical name.
+pub fn alias(platform: Platform, value: &JsonValue) -> JsonValue {
+    match value {
+        JsonValue::Object(object) => {
+            let mut renamed = Map::with_capacity(object.len());
+            let table = aliases(platform);
+            for (key, child) in object {
+                let snake = to_snake_case(key);
+                let name = table
+                    .iter()
+                    .find(|(alias, _)| *alias == snake)
+                    .map(|(_, canonical)| canonical.to_string())
+                    .filter(|canonical| !object.contains_key(canonical.as_str()))
+                    .unwrap_or(snake);
+                renamed
+                    .entry(name)
+                    .or_insert_with(|| alias(platform, child));
+            }
+            JsonValue::Object(renamed)
+        }
+        JsonValue::Array(items) => {
+            JsonValue::Array(items.iter().map(|item| alias(platform, item)).collect())
+        }
+        JsonValue::String(text) => {
+            // A nested JSON document sent as a string.
+            let inner = text.trim();
+            if (inner.starts_with('{') && inner.ends_with('}'))
+                || (inner.starts_with('[') && inner.ends_with(']'))
+            {
+                if let Ok(parsed) = serde_json::from_str::<JsonValue>(inner) {
+                    return alias(platform, &parsed);
+                }
+            }
+            value.clone()
+        }
+        _ => value.clone(),
+    }
+}
+
+fn to_snake_case(key: &str) -> String {
+    let mut snake = String::with_capacity(key.len() + 4);
+    let mut previous_lower = false;
+    for ch in key.chars() {
+        if ch.is_uppercase() {
+            if previous_lower {
+                snake.push('_');
+            }
+            snake.extend(ch.to_lowercase());
+            previous_lower = false;
+        } else {
+            snake.push(if ch == '-' { '_' } else { ch });
+            previous_lower = ch.is_lowercase() || ch.is_ascii_digit();
+        }
+    }
+    snake
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_well_formed_update_is_healed_by_the_adapter() {
+        let update = json!({"update_id": 815, "message": {"message_id": 52, "date": 1735689600,
+            "from": {"id": 7001, "first_name": "Ada", "last_name": "Lovelace"},
+            "chat": {"id": 7001, "type": "private"}, "text": "/start",
+            "reply_to_message": {"message_id": 50}}});
+        let (message, by) = heal(Some(Platform::Telegram), Some(&update), None).unwrap();
+        assert_eq!(by, HealedBy::Adapter);
+        assert_eq!(message.event_type, "command");
+        assert_eq!(message.conversation_id.as_deref(), Some("7001"));
+        assert_eq!(message.sender_name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(message.reply_to.as_deref(), Some("50"));
+        assert_eq!(
+            message.sent_at.as_deref(),
+            Some("2025-01-01T00:00:00+00:00")
+        );
+    }
+
+    #[test]
+    fn a_truncated_update_with_a_renamed_field_is_repaired() {
+        // The closing braces are cut off and `update_id` arrives as `updateId`, `text` as `body`.
+        let raw = r#"{"updateId": 816, "message": {"message_id": 53, "chat": {"id": 42, "type": "private"}, "from": {"id": 42, "first_name": "Bo"}, "body": "hello there""#;
+        let (message, by) = heal(Some(Platform::Telegram), None, Some(raw)).unwrap();
+        assert_eq!(by, HealedBy::Repair);
+        assert_eq!(message.event_id.as_deref(), Some("816"));
+        assert_eq!(message.conversation_id.as_deref(), Some("42"));
+        assert_eq!(message.text.as_deref(), Some("hello there"));
+    }
+
+    #[test]
+    fn single_quotes_trailing_commas_and_json_in_a_string_are_repaired() {
+        let raw = r#"{'update_id': 817, 'message': {'chat': {'id': 9,}, 'text': 'hi',},}"#;
+        let (message, _) = heal(Some(Platform::Telegram), None, Some(raw)).unwrap();
+        assert_eq!(message.text.as_deref(), Some("hi"));
+        let wrapped = serde_json::to_string(&json!(
+            r#"{"update_id": 818, "message": {"chat": {"id": 9}, "text": "wrapped"}}"#
+        ))
+        .unwrap();
+        let (message, by) = heal(Some(Platform::Telegram), None, Some(&wrapped)).unwrap();
+        assert_eq!(
+            (message.text.as_deref(), by),
+            (Some("wrapped"), HealedBy::Repair)
+        );
+    }
+
+    #[test]
+    fn an_unknown_platform_is_recognised_by_shape_and_nonsense_is_not_healed() {
+        let slack = json!({"type": "event_callback", "event_id": "Ev1", "event": {"type": "message", "channel": "C1", "user": "U1", "text": "yo", "ts": "1355517523.000005"}});
+        let (message, _) = heal(None, Some(&slack), None).unwrap();
+        assert_eq!(message.platform, "slack");
+        let error = heal(
+            Some(Platform::Telegram),
+            None,
+            Some("completely unrelated prose"),
+        )
+        .unwrap_err();
+        assert!(error.0.contains("telegram"), "{error}");
+    }
+
+    #[test]
+    fn whatsapp_salesforce_and_standard_adapters_fill_the_table() {
+        let wa = json!({"object": "whatsapp_business_account", "contacts": [{"wa_id": "16505551234", "profile": {"name": "Sheena"}}],
+            "message": {"from": "16505551234", "id": "wamid.X", "timestamp": "1749416383", "type": "image",
+                        "image": {"id": "media-1", "mime_type": "image/jpeg", "caption": "look"}, "context": {"id": "wamid.W"}}});
+        let (message, _) = heal(Some(Platform::Whatsapp), Some(&wa), None).unwrap();
+        assert_eq!(message.sender_name.as_deref(), Some("Sheena"));
+        assert_eq!(message.text.as_deref(), Some("look"));
+        assert_eq!(message.reply_to.as_deref(), Some("wamid.W"));
+        assert_eq!(
+            message.attachments[0].mime_type.as_deref(),
+            Some("image/jpeg")
+        );
+
+        let sf = json!({"notification_id": "04l1", "sobject": {"Id": "500A", "Subject": "Refund", "OwnerId": "005B"}});
+        let (message, _) = heal(Some(Platform::Salesforce), Some(&sf), None).unwrap();
+        assert_eq!(
+            (message.event_type.as_str(), message.text.as_deref()),
+            ("record_change", Some("Refund"))
+        );
+
+        let std = json!({"type": "chat.message", "timestamp": "2026-11-22T10:00:00Z", "data": {"id": "m1", "conversation_id": "c1", "text": "hey"}});
+        let (message, _) = heal(Some(Platform::Standard), Some(&std), None).unwrap();
+        assert_eq!(message.event_type, "message");
+        assert_eq!(
+            message.sent_at.as_deref(),
+            Some("2026-11-22T10:00:00+00:00")
+        );
+    }
+}
