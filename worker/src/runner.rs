@@ -1,0 +1,205 @@
+//! The claim loop: GPU-aware admission (never more jobs in flight than free slots), wake-ups on
+//! LISTEN/NOTIFY with a poll fallback, heartbeats that extend the lease and notice cancellation,
+//! fenced finishes, and a drain on shutdown that finishes or releases what it holds.
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use sentinel_queue::{
+    acknowledge_cancel, claim::FinishError, claim_batch, finish_many, heartbeat, Finish, Heartbeat,
+    Job, Lease, Outcome, Waiter,
+};
+use sqlx::PgPool;
+use tokio::{
+    sync::{watch, Notify, Semaphore},
+    task::JoinSet,
+};
+
+/// What a handler gets besides the job: a flag that turns true when cancellation is requested.
+#[derive(Clone)]
+pub struct JobContext {
+    pub canceled: watch::Receiver<bool>,
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Runs one job to an outcome. Errors are outcomes (`Outcome::Failed`), never panics.
+pub type Handler = Arc<dyn Fn(Job, JobContext) -> HandlerFuture + Send + Sync>;
+
+#[derive(Clone)]
+pub struct RunnerConfig {
+    pub worker_id: String,
+    pub kinds: Vec<String>,
+    /// Jobs in flight at once: the claim slots.
+    pub max_slots: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+}
+
+/// Claims and runs jobs until `shutdown` turns true, then drains: in-flight jobs get until the end
+/// of their lease to finish; any still running then are released (requeued without spending an
+/// attempt).
+pub async fn run(
+    pool: PgPool,
+    config: RunnerConfig,
+    mut waiter: Waiter,
+    handler: Handler,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(config.max_slots.max(1)));
+    let slot_freed = Arc::new(Notify::new());
+    let mut running = JoinSet::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        waiter.mark_seen();
+        let free = slots.available_permits();
+        let mut claimed_all_free = false;
+        if free > 0 {
+            match claim_batch(&pool, &config.worker_id, &config.kinds, free, config.lease).await {
+                Ok(jobs) => {
+                    claimed_all_free = jobs.len() == free;
+                    for job in jobs {
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            break;
+                        };
+                        let (pool, handler, freed, lease) = (
+                            pool.clone(),
+                            handler.clone(),
+                            slot_freed.clone(),
+                            config.lease,
+                        );
+                        running.spawn(async move {
+                            run_job(pool, job, handler, lease).await;
+                            drop(permit);
+                            freed.notify_one();
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "claim failed; retrying after the poll interval")
+                }
+            }
+        }
+        while running.try_join_next().is_some() {}
+        if claimed_all_free {
+            // More work may be waiting: claim again as soon as a slot frees up.
+            if slots.available_permits() == 0 {
+                tokio::select! {
+                    _ = slot_freed.notified() => {}
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = waiter.wait(config.poll_interval) => {}
+            _ = slot_freed.notified(), if slots.available_permits() == 0 => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    let in_flight = running.len();
+    if in_flight > 0 {
+        tracing::info!(
+            jobs.in_flight = in_flight,
+            "draining: waiting for in-flight jobs"
+        );
+    }
+    let drained = tokio::time::timeout(config.lease, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        // run_job releases its job when aborted mid-way (see ReleaseOnDrop).
+        running.shutdown().await;
+    }
+}
+
+/// Runs one job with heartbeats, then ends its attempt with a fenced write.
+async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duration) {
+    let Some(lease) = job.lease() else { return };
+    let release = ReleaseOnDrop::new(pool.clone(), lease.clone());
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let context = JobContext {
+        canceled: cancel_rx,
+    };
+    let work = handler(job, context);
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval((lease_length / 3).max(Duration::from_millis(100)));
+    ticker.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut work => break Some(outcome),
+            _ = ticker.tick() => match heartbeat(&pool, &lease, lease_length).await {
+                Ok(Heartbeat::Extended) => {}
+                Ok(Heartbeat::CancelRequested) => { let _ = cancel_tx.send(true); }
+                Err(FinishError::LeaseLost(lost)) => {
+                    tracing::warn!(job.id = lost.job_id, "lease lost; abandoning the job");
+                    break None;
+                }
+                Err(error) => tracing::warn!(job.id = lease.job_id, %error, "heartbeat failed; retrying"),
+            },
+        }
+    };
+    release.disarm();
+    let Some(outcome) = outcome else { return };
+    let result = if *cancel_tx.borrow() && !matches!(outcome, Outcome::Succeeded { .. }) {
+        acknowledge_cancel(&pool, &lease).await.map(|_| ())
+    } else {
+        finish_many(
+            &pool,
+            &[Finish {
+                lease: lease.clone(),
+                outcome,
+            }],
+        )
+        .await
+        .map_err(FinishError::from)
+        .and_then(|finished| {
+            if finished.is_empty() {
+                Err(FinishError::LeaseLost(sentinel_queue::LeaseLost {
+                    job_id: lease.job_id,
+                    attempt: lease.attempt,
+                }))
+            } else {
+                Ok(())
+            }
+        })
+    };
+    if let Err(error) = result {
+        tracing::warn!(job.id = lease.job_id, %error, "could not record the job's outcome");
+    }
+}
+
+/// Requeues a job (without spending an attempt) if its task is dropped before it finished, so a
+/// drain that runs out of time hands the job back instead of leaving it to the rescuer.
+struct ReleaseOnDrop {
+    pool: PgPool,
+    lease: Option<Lease>,
+}
+
+impl ReleaseOnDrop {
+    fn new(pool: PgPool, lease: Lease) -> Self {
+        Self {
+            pool,
+            lease: Some(lease),
+        }
+    }
+
+    fn disarm(mut self) {
+        self.lease = None;
+    }
+}
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                if let Err(error) = sentinel_queue::snooze(&pool, &lease, Duration::ZERO).await {
+                    tracing::warn!(job.id = lease.job_id, %error, "could not release the job");
+                }
+            });
+        }
+    }
+}
