@@ -40,6 +40,18 @@ async fn jobs_of(pool: &PgPool, source: Uuid) -> Vec<(String, serde_json::Value)
     .collect()
 }
 
+fn telegram_headers(token: &str) -> [(&'static str, String); 2] {
+    [
+        ("x-telegram-bot-api-secret-token", token.to_owned()),
+        ("content-type", "application/json".to_owned()),
+    ]
+}
+
+/// A minimal Telegram update with the given `update_id`.
+fn update(id: i64) -> String {
+    json!({"update_id": id, "message": {"chat": {"id": 1}, "text": "x"}}).to_string()
+}
+
 const TELEGRAM_UPDATE: &str = r#"{"update_id": 815, "message": {"message_id": 52, "date": 1735689600,
   "from": {"id": 7001, "is_bot": false, "first_name": "Ada", "language_code": "en"},
   "chat": {"id": 7001, "first_name": "Ada", "type": "private"}, "text": "Where is my order?"}}"#;
@@ -54,26 +66,12 @@ async fn telegram_needs_its_secret_token(pool_options: PgPoolOptions, options: P
         .await;
 
     let ok = app
-        .post_hook(
-            source,
-            &[
-                ("x-telegram-bot-api-secret-token", "tg-secret".into()),
-                ("content-type", "application/json".into()),
-            ],
-            TELEGRAM_UPDATE,
-        )
+        .post_hook(source, &telegram_headers("tg-secret"), TELEGRAM_UPDATE)
         .await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "");
     let bad = app
-        .post_hook(
-            source,
-            &[
-                ("x-telegram-bot-api-secret-token", "guess".into()),
-                ("content-type", "application/json".into()),
-            ],
-            TELEGRAM_UPDATE,
-        )
+        .post_hook(source, &telegram_headers("guess"), TELEGRAM_UPDATE)
         .await;
     assert_eq!(bad.status(), 401);
     let body: serde_json::Value = bad.json().await.unwrap();
@@ -396,10 +394,7 @@ async fn a_signed_body_that_does_not_parse_is_kept_for_healing(
         .source(&key, "telegram", json!({"secret_token": "t"}))
         .await;
     let broken = r#"{"update_id": 816, "message": {"text": "unterminated"#;
-    let headers = [
-        ("x-telegram-bot-api-secret-token", "t".to_string()),
-        ("content-type", "application/json".into()),
-    ];
+    let headers = telegram_headers("t");
     assert_eq!(app.post_hook(source, &headers, broken).await.status(), 200);
     let row = sqlx::query!(
         "SELECT dedupe_key, raw_body, input FROM jobs WHERE source_id = $1",
@@ -435,10 +430,7 @@ async fn a_suspended_tenant_is_dropped_at_the_edge_and_recorded(
         .unwrap();
     assert_eq!(suspended.status(), 200);
 
-    let headers = [
-        ("x-telegram-bot-api-secret-token", "t".to_string()),
-        ("content-type", "application/json".into()),
-    ];
+    let headers = telegram_headers("t");
     let dropped = app.post_hook(source, &headers, TELEGRAM_UPDATE).await;
     assert_eq!(dropped.status(), 200);
     assert_eq!(dropped.headers()["x-sentinel-dropped"], "tenant_suspended");
@@ -477,12 +469,7 @@ async fn the_rate_limit_answers_429_with_retry_after_and_big_bodies_413(
     let source = app
         .source(&key, "telegram", json!({"secret_token": "t"}))
         .await;
-    let headers = [
-        ("x-telegram-bot-api-secret-token", "t".to_string()),
-        ("content-type", "application/json".into()),
-    ];
-    let update =
-        |id: i64| json!({"update_id": id, "message": {"chat": {"id": 1}, "text": "x"}}).to_string();
+    let headers = telegram_headers("t");
 
     assert_eq!(
         app.post_hook(source, &headers, update(1)).await.status(),
@@ -543,12 +530,7 @@ async fn a_lost_database_gets_503_quickly_and_recovers_without_a_restart(
     let source = app
         .source(&key, "telegram", json!({"secret_token": "t"}))
         .await;
-    let headers = [
-        ("x-telegram-bot-api-secret-token", "t".to_string()),
-        ("content-type", "application/json".into()),
-    ];
-    let update =
-        |id: i64| json!({"update_id": id, "message": {"chat": {"id": 1}, "text": "x"}}).to_string();
+    let headers = telegram_headers("t");
     assert_eq!(
         app.post_hook(source, &headers, update(1)).await.status(),
         200
@@ -598,12 +580,7 @@ async fn a_suspension_through_one_gateway_reaches_another_within_a_second(
     let source = first
         .source(&key, "telegram", json!({"secret_token": "t"}))
         .await;
-    let headers = [
-        ("x-telegram-bot-api-secret-token", "t".to_string()),
-        ("content-type", "application/json".into()),
-    ];
-    let update =
-        |id: i64| json!({"update_id": id, "message": {"chat": {"id": 1}, "text": "x"}}).to_string();
+    let headers = telegram_headers("t");
     // The second gateway has the tenant cached as active.
     let before = second.post_hook(source, &headers, update(1)).await;
     assert_eq!(before.status(), 200);
