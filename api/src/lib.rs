@@ -182,37 +182,32 @@ impl AppState {
     }
 }
 
+/// Every documented API, by tag.
+type Apis = (
+    admin::AdminApi,
+    sources::SourcesApi,
+    ingress::IngressApi,
+    jobs::JobsApi,
+    events::EventsApi,
+    ops::OpsApi,
+);
+
 /// The OpenAPI service: every documented endpoint.
-pub fn api_service(
-    public_url: &str,
-) -> OpenApiService<
-    (
+pub fn api_service(public_url: &str) -> OpenApiService<Apis, ()> {
+    let apis: Apis = (
         admin::AdminApi,
         sources::SourcesApi,
         ingress::IngressApi,
         jobs::JobsApi,
         events::EventsApi,
         ops::OpsApi,
-    ),
-    (),
-> {
-    OpenApiService::new(
-        (
-            admin::AdminApi,
-            sources::SourcesApi,
-            ingress::IngressApi,
-            jobs::JobsApi,
-            events::EventsApi,
-            ops::OpsApi,
-        ),
-        "Sentinel",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
-        "Edge gateway and job system for AI agents. Errors are JSON: \
+    );
+    OpenApiService::new(apis, "Sentinel", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Edge gateway and job system for AI agents. Errors are JSON: \
          {\"error\": {\"code\": \"snake_case_code\", \"message\": \"what was wrong\"}}.",
-    )
-    .server(public_url)
+        )
+        .server(public_url)
 }
 
 /// The committed spec's text: `sentinel-api openapi` prints it.

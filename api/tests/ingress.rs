@@ -40,6 +40,20 @@ async fn jobs_of(pool: &PgPool, source: Uuid) -> Vec<(String, serde_json::Value)
     .collect()
 }
 
+/// A gateway with tenant "acme" and a Telegram source whose secret token is "t".
+async fn telegram_app(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) -> (PgPool, TestApp, Uuid, String, Uuid) {
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let app = TestApp::spawn(options).await;
+    let (tenant_id, key) = app.tenant("acme").await;
+    let source = app
+        .source(&key, "telegram", json!({"secret_token": "t"}))
+        .await;
+    (pool, app, tenant_id, key, source)
+}
+
 fn telegram_headers(token: &str) -> [(&'static str, String); 2] {
     [
         ("x-telegram-bot-api-secret-token", token.to_owned()),
@@ -387,12 +401,7 @@ async fn a_signed_body_that_does_not_parse_is_kept_for_healing(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let pool = pool_options.connect_with(options.clone()).await.unwrap();
-    let app = TestApp::spawn(options).await;
-    let (_, key) = app.tenant("acme").await;
-    let source = app
-        .source(&key, "telegram", json!({"secret_token": "t"}))
-        .await;
+    let (pool, app, _, _, source) = telegram_app(pool_options, options).await;
     let broken = r#"{"update_id": 816, "message": {"text": "unterminated"#;
     let headers = telegram_headers("t");
     assert_eq!(app.post_hook(source, &headers, broken).await.status(), 200);
@@ -414,12 +423,7 @@ async fn a_suspended_tenant_is_dropped_at_the_edge_and_recorded(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let pool = pool_options.connect_with(options.clone()).await.unwrap();
-    let app = TestApp::spawn(options).await;
-    let (tenant_id, key) = app.tenant("acme").await;
-    let source = app
-        .source(&key, "telegram", json!({"secret_token": "t"}))
-        .await;
+    let (pool, app, tenant_id, key, source) = telegram_app(pool_options, options).await;
     let suspended = app
         .client
         .patch(app.url(&format!("/v1/admin/tenants/{tenant_id}")))
