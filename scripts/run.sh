@@ -21,8 +21,13 @@ trap 'exit 143' TERM
 require_cargo
 ensure_postgres
 
-say "Building sentinel-api and sentinel-worker (release)"
-cargo build --release -q -p sentinel-api -p sentinel-worker
+if [ -z "${SENTINEL_MODEL:-}" ]; then
+  SENTINEL_MODEL=$(bash "$ROOT/scripts/fetch-model.sh")
+fi
+export SENTINEL_MODEL HF_HUB_OFFLINE=1
+
+say "Building sentinel-api and sentinel-worker (release; the first build takes 10-15 minutes)"
+cargo build --release -q --workspace --bins
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 say "Migrating"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test against a real PostgreSQL: formatting, lints, the committed sqlx offline data,
-# then the whole workspace's tests (each test gets a database of its own).
+# Runs every test against a real PostgreSQL and the real default model (fetched when missing):
+# formatting, lints, the committed sqlx offline data, then the whole workspace's tests (each test
+# gets a database of its own). Tests build in release mode: the model is unusably slow in a debug
+# build, and the README's run command shares the same build.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -15,15 +17,21 @@ if ! cargo sqlx --version 2>/dev/null | grep -q "$SQLX_CLI_VERSION"; then
   cargo install sqlx-cli --version "$SQLX_CLI_VERSION" --locked --no-default-features --features postgres,rustls
 fi
 
+if [ -z "${SENTINEL_MODEL:-}" ]; then
+  SENTINEL_MODEL=$(bash "$ROOT/scripts/fetch-model.sh")
+fi
+export SENTINEL_MODEL HF_HUB_OFFLINE=1
+say "Model: $SENTINEL_MODEL"
+
 say "Formatting"
 cargo fmt --all -- --check 2>/dev/null || die "cargo fmt found unformatted code: run 'cargo fmt --all'"
 
 say "Building offline from the committed .sqlx data"
 export SQLX_OFFLINE=true
-cargo build --workspace --all-targets
+cargo build --release --workspace --all-targets
 
 say "Migrating $DATABASE_URL"
-cargo run -q -p sentinel-api -- migrate
+cargo run --release -q -p sentinel-api -- migrate
 
 say "Checking that .sqlx matches the queries and the schema"
 SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --all-targets
@@ -32,4 +40,4 @@ say "Clippy"
 cargo clippy --workspace --all-targets -q -- -D warnings
 
 say "Tests"
-cargo test --workspace --no-fail-fast "$@"
+cargo test --release --workspace --no-fail-fast "$@"

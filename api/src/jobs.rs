@@ -75,6 +75,80 @@ impl From<Job> for JobView {
     }
 }
 
+/// The canonical message: the one healed form of every inbound event (`docs/CANONICAL.md`). The
+/// same schema, as JSON Schema, is served at `/v1/schemas/canonical-message`.
+#[derive(Debug, Object, serde::Deserialize)]
+#[oai(rename = "CanonicalMessage")]
+pub struct CanonicalMessageView {
+    pub platform: CanonicalPlatform,
+    pub event_type: CanonicalEventType,
+    pub event_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub sender_id: Option<String>,
+    pub sender_name: Option<String>,
+    pub text: Option<String>,
+    /// RFC 3339.
+    pub sent_at: Option<String>,
+    pub reply_to: Option<String>,
+    pub attachments: Vec<CanonicalAttachment>,
+}
+
+#[derive(Debug, poem_openapi::Enum, serde::Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum CanonicalPlatform {
+    Telegram,
+    Whatsapp,
+    Slack,
+    Salesforce,
+    Standard,
+    Unknown,
+}
+
+#[derive(Debug, poem_openapi::Enum, serde::Deserialize)]
+#[oai(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum CanonicalEventType {
+    Message,
+    Status,
+    Command,
+    RecordChange,
+    Other,
+}
+
+#[derive(Debug, Object, serde::Deserialize)]
+#[oai(rename = "Attachment")]
+pub struct CanonicalAttachment {
+    /// `image`, `audio`, `video`, `file`, `sticker`, `location` or `other`.
+    pub kind: String,
+    pub id: String,
+    pub url: Option<String>,
+    pub mime_type: Option<String>,
+}
+
+#[derive(Debug, poem_openapi::Enum, serde::Deserialize)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum HealedBy {
+    Adapter,
+    Repair,
+    Llm,
+}
+
+/// A healing job's result, typed: `webhook.inbound` and `payload.heal`.
+#[derive(Debug, Object, serde::Deserialize)]
+pub struct HealedMessage {
+    pub message: CanonicalMessageView,
+    /// Which step produced the message.
+    pub healed_by: HealedBy,
+    /// The agent's reply (inbound messages with text).
+    #[serde(default)]
+    pub reply: Option<String>,
+    /// `{job_id}` of the `reply.deliver` job, or `{skipped}` with the reason.
+    #[serde(default)]
+    pub delivery: Option<JsonValue>,
+}
+
 #[derive(Debug, Object)]
 pub struct JobPage {
     pub items: Vec<JobView>,
@@ -170,6 +244,37 @@ impl JobsApi {
         Ok(Json(
             tenant_job(&state, auth.0.tenant_id(), id.0).await?.into(),
         ))
+    }
+
+    /// The healed message of a `webhook.inbound` or `payload.heal` job that succeeded.
+    #[oai(path = "/v1/jobs/:id/message", method = "get")]
+    async fn message(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+    ) -> Result<Json<HealedMessage>, ApiError> {
+        let job = tenant_job(&state, auth.0.tenant_id(), id.0).await?;
+        job.result
+            .and_then(|result| serde_json::from_value::<HealedMessage>(result).ok())
+            .map(Json)
+            .ok_or_else(|| {
+                ApiError::not_found(
+                    "not_healed",
+                    format!(
+                        "job {} ({}, {}) has no healed message",
+                        job.id,
+                        job.kind,
+                        job.status.as_str()
+                    ),
+                )
+            })
+    }
+
+    /// The canonical message's JSON Schema (draft 2020-12), as the workers check it.
+    #[oai(path = "/v1/schemas/canonical-message", method = "get")]
+    async fn canonical_schema(&self) -> Json<JsonValue> {
+        Json(sentinel_queue::canonical::schema())
     }
 
     /// The tenant's jobs, newest first, a page at a time.

@@ -15,6 +15,8 @@ use crate::{
 pub enum HealedBy {
     Adapter,
     Repair,
+    /// The model produced it under the canonical schema (in the worker).
+    Llm,
 }
 
 impl HealedBy {
@@ -22,6 +24,7 @@ impl HealedBy {
         match self {
             HealedBy::Adapter => "adapter",
             HealedBy::Repair => "repair",
+            HealedBy::Llm => "llm",
         }
     }
 }

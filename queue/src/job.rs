@@ -211,6 +211,11 @@ impl NewJob {
         self
     }
 
+    pub fn with_max_attempts(mut self, max_attempts: i32) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self
+    }
+
     pub fn with_source(mut self, source_id: Uuid) -> Self {
         self.source_id = Some(source_id);
         self

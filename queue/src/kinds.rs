@@ -49,7 +49,14 @@ pub fn validate_api_input(kind: &str, input: &JsonValue) -> Result<(), String> {
                 }
             }
             match input.get("json_schema") {
-                None | Some(JsonValue::Null | JsonValue::Object(_)) => {}
+                None | Some(JsonValue::Null) => {}
+                Some(schema @ JsonValue::Object(_)) => {
+                    if let Err(error) = jsonschema::validator_for(schema) {
+                        return Err(format!(
+                            "input.json_schema is not a valid JSON Schema: {error}"
+                        ));
+                    }
+                }
                 Some(_) => return Err("input.json_schema must be an object".into()),
             }
             match input.get("max_tokens") {

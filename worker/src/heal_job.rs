@@ -1,13 +1,32 @@
-//! The deterministic healing jobs: `payload.heal` and `webhook.inbound`. A payload becomes the
-//! canonical message by its platform's adapter, or by repair and aliasing; the result is
-//! `{message, healed_by}`. The LLM step, for payloads neither can heal, is not part of this build:
-//! such jobs end with a fatal `not_healed` error that says so.
+//! `payload.heal` and `webhook.inbound`: a payload becomes the canonical message by its
+//! platform's adapter, then by repair and aliasing, and only when both fail by the LLM under a
+//! JSON-schema constraint. Every result is checked against the canonical schema before it is
+//! written. For an inbound message with text, the agent's reply follows (see [`crate::reply`]).
 
-use sentinel_queue::{heal, kinds, platform::Platform, FailKind, Job, Outcome};
+use sentinel_queue::{
+    canonical::{self, CanonicalMessage, EVENT_TYPES},
+    heal::{self, HealedBy},
+    kinds,
+    platform::Platform,
+    Job, Outcome, RetryPolicy,
+};
 use serde_json::{json, Value as JsonValue};
 
-/// Heals one job's payload.
-pub fn handle(job: &Job) -> Outcome {
+use crate::{
+    generate_job::{fatal, generate},
+    llm::{ChatMessage, Role},
+    reply,
+    runner::JobContext,
+    Services,
+};
+
+/// The most payload text the LLM step reads: prompts are slow on CPU, and the fields it looks for
+/// sit near the top of every platform's payload.
+pub const LLM_PAYLOAD_BYTES: usize = 1_500;
+/// The LLM step's token budget; generation ends earlier, at the closing brace.
+pub const LLM_HEAL_MAX_TOKENS: usize = 200;
+
+pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Outcome {
     let platform = job
         .input
         .get("platform")
@@ -27,7 +46,7 @@ pub fn handle(job: &Job) -> Outcome {
                 )
             }
         },
-        kinds::WEBHOOK_INBOUND => (
+        _ => (
             job.input
                 .get("payload")
                 .filter(|payload| !payload.is_null())
@@ -36,29 +55,161 @@ pub fn handle(job: &Job) -> Outcome {
                 .as_deref()
                 .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
         ),
-        other => {
-            return fatal(
-                "unknown_kind",
-                format!("this worker does not handle {other} jobs"),
-            )
-        }
     };
-    match heal::heal(platform, parsed.as_ref(), raw.as_deref()) {
-        Ok((message, healed_by)) => Outcome::Succeeded {
-            result: json!({"message": message, "healed_by": healed_by.as_str()}),
-        },
-        Err(not_healed) => fatal(
-            "not_healed",
-            format!(
-                "{not_healed}; healing with the LLM needs a model, which this worker does not load"
-            ),
+    let (message, healed_by, heal_usage) =
+        match heal::heal(platform, parsed.as_ref(), raw.as_deref()) {
+            Ok((message, healed_by)) => (message, healed_by, None),
+            Err(not_healed) => {
+                let text = raw
+                    .clone()
+                    .or_else(|| parsed.as_ref().map(JsonValue::to_string))
+                    .unwrap_or_default();
+                match heal_with_llm(services, job, context, platform, &text).await {
+                    Ok((message, usage)) => (message, HealedBy::Llm, Some(usage)),
+                    Err(outcome) => return with_reason(outcome, &not_healed.0),
+                }
+            }
+        };
+    let message_json = match serde_json::to_value(&message) {
+        Ok(value) => value,
+        Err(error) => return fatal("not_healed", error.to_string()),
+    };
+    if let Err(violations) = canonical::validate(&message_json) {
+        return Outcome::Failed {
+            kind: RetryPolicy::default().retryable(job.attempt),
+            error: json!({"code": "invalid_message", "healed_by": healed_by.as_str(), "message": violations}),
+        };
+    }
+    let mut result = json!({"message": message_json, "healed_by": healed_by.as_str()});
+    if let Some(usage) = heal_usage {
+        result["heal_usage"] = usage;
+    }
+    if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
+        match reply::respond(services, job, context, platform, &message, parsed.as_ref()).await {
+            Ok(reply) => {
+                for (key, value) in reply {
+                    result[key] = value;
+                }
+            }
+            Err(outcome) => return outcome,
+        }
+    }
+    Outcome::Succeeded { result }
+}
+
+/// A message with text gets an answer; statuses, commands without text and record changes don't.
+fn wants_reply(message: &CanonicalMessage) -> bool {
+    message.event_type == "message"
+        && message
+            .text
+            .as_deref()
+            .is_some_and(|text| !text.trim().is_empty())
+}
+
+/// The LLM step: the model reads the raw payload and answers, under a JSON-schema constraint,
+/// with the fields that need understanding; the rest of the canonical message comes from what
+/// Sentinel already knows (the platform, and the event id ingress derived).
+async fn heal_with_llm(
+    services: &Services,
+    job: &Job,
+    context: &JobContext,
+    platform: Option<Platform>,
+    text: &str,
+) -> Result<(CanonicalMessage, JsonValue), Outcome> {
+    let excerpt = truncate(text.trim(), LLM_PAYLOAD_BYTES);
+    if excerpt.is_empty() {
+        return Err(fatal("not_healed", "the payload is empty".into()));
+    }
+    let platform_name = platform.map_or("unknown", Platform::as_str);
+    let messages = [
+        ChatMessage::new(
+            Role::System,
+            "You read chat webhook payloads and extract the message as JSON. Use null for anything not in the payload.",
         ),
+        ChatMessage::new(
+            Role::User,
+            format!("Platform: {platform_name}\nPayload:\n{excerpt}"),
+        ),
+    ];
+    let generation = generate(
+        services,
+        job,
+        context,
+        &messages,
+        LLM_HEAL_MAX_TOKENS,
+        Some(&extraction_schema()),
+        "heal",
+    )
+    .await?;
+    let extracted: JsonValue = serde_json::from_str(&generation.text).map_err(|error| {
+        Outcome::Failed {
+            kind: RetryPolicy::default().retryable(job.attempt),
+            error: json!({
+                "code": "invalid_message",
+                "healed_by": "llm",
+                "message": format!("the model's answer is not complete JSON ({error}) after {} tokens", generation.usage.completion_tokens),
+            }),
+        }
+    })?;
+    let field = |name: &str| {
+        extracted
+            .get(name)
+            .and_then(JsonValue::as_str)
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+    };
+    let event_type = field("event_type")
+        .filter(|kind| EVENT_TYPES.contains(&kind.as_str()))
+        .unwrap_or_else(|| "other".into());
+    let mut message = CanonicalMessage::new(platform_name, &event_type);
+    message.event_id = job
+        .dedupe_key
+        .clone()
+        .filter(|key| !key.starts_with("sha256:"));
+    message.conversation_id = field("conversation_id");
+    message.sender_id = field("sender_id");
+    message.sender_name = field("sender_name");
+    message.text = field("text");
+    Ok((message, json!(generation.usage)))
+}
+
+/// What the model fills in: the fields that need reading, each bounded so a runaway string ends.
+pub fn extraction_schema() -> JsonValue {
+    let text = |max: usize| json!({"type": ["string", "null"], "maxLength": max});
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["event_type", "conversation_id", "sender_id", "sender_name", "text"],
+        "properties": {
+            "event_type": {"enum": EVENT_TYPES},
+            "conversation_id": text(64),
+            "sender_id": text(64),
+            "sender_name": text(64),
+            "text": text(500),
+        }
+    })
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Adds why the deterministic steps failed to a failure of the LLM step.
+fn with_reason(outcome: Outcome, deterministic: &str) -> Outcome {
+    match outcome {
+        Outcome::Failed { kind, mut error } => {
+            error["deterministic"] = json!(deterministic);
+            Outcome::Failed { kind, error }
+        }
+        other => other,
     }
 }
 
-fn fatal(code: &str, message: String) -> Outcome {
-    Outcome::Failed {
-        kind: FailKind::Fatal,
-        error: json!({"code": code, "message": message}),
-    }
-}

@@ -1,26 +1,99 @@
-//! Sentinel's worker process: the claim loop with the deterministic healing jobs
-//! (`payload.heal`, `webhook.inbound`), the rescuer that requeues jobs whose worker vanished, and
-//! retention. The LLM jobs come with the mistral.rs integration.
+//! Sentinel's worker process. Two claim lanes share one LISTEN connection:
+//! - the model lane (`webhook.inbound`, `payload.heal`, `llm.generate`) holds at most
+//!   `SENTINEL_MAX_SEQS` jobs, the sequences the model runs at once, so a burst of messages never
+//!   becomes a burst of generations;
+//! - the delivery lane (`reply.deliver`) holds at most `SENTINEL_DELIVERY_SLOTS` jobs, so a slow
+//!   platform API never takes a sequence slot.
+//!
+//! Beside them run the rescuer, which requeues jobs whose worker vanished, and retention.
 
+pub mod bench;
+pub mod deliver;
+pub mod generate_job;
 pub mod heal_job;
+pub mod llm;
+pub mod progress;
+pub mod reply;
 pub mod runner;
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sentinel_queue::{
     config, db, kinds, rescue::run_rescuer, retention::run_retention, Listener, JOBS_CHANNEL,
 };
+use sqlx::{postgres::PgConnectOptions, PgPool};
 use tokio::sync::watch;
 
-use crate::runner::{Handler, RunnerConfig};
+use crate::{
+    deliver::ApiBases,
+    generate_job::fatal,
+    llm::{Llm, ModelConfig},
+    runner::{Handler, RunnerConfig},
+};
 
-/// The kinds this worker claims.
-pub const HANDLED_KINDS: [&str; 2] = [kinds::WEBHOOK_INBOUND, kinds::PAYLOAD_HEAL];
+/// The kinds the model lane claims.
+pub const MODEL_KINDS: [&str; 3] = [
+    kinds::WEBHOOK_INBOUND,
+    kinds::PAYLOAD_HEAL,
+    kinds::LLM_GENERATE,
+];
+/// The kinds the delivery lane claims.
+pub const DELIVERY_KINDS: [&str; 1] = [kinds::REPLY_DELIVER];
 
-/// The handler for [`HANDLED_KINDS`].
-pub fn handler() -> Handler {
-    Arc::new(|job, _context| Box::pin(async move { heal_job::handle(&job) }))
+/// What every job handler shares.
+pub struct Services {
+    pub pool: PgPool,
+    /// `None` only in tests that exercise the paths that never need it.
+    pub llm: Option<Arc<Llm>>,
+    /// The token budget of one generation (`SENTINEL_MAX_TOKENS`).
+    pub max_tokens: usize,
+    pub http: reqwest::Client,
+    pub api_bases: ApiBases,
+}
+
+impl Services {
+    pub fn new(
+        pool: PgPool,
+        llm: Option<Arc<Llm>>,
+        max_tokens: usize,
+        api_bases: ApiBases,
+        delivery_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5).min(delivery_timeout))
+            .timeout(delivery_timeout)
+            .user_agent(concat!("sentinel-worker/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            pool,
+            llm,
+            max_tokens,
+            http,
+            api_bases,
+        })
+    }
+}
+
+/// The handler for every kind this worker claims.
+pub fn handler(services: Arc<Services>) -> Handler {
+    Arc::new(move |job, context| {
+        let services = services.clone();
+        Box::pin(async move {
+            match job.kind.as_str() {
+                kinds::WEBHOOK_INBOUND | kinds::PAYLOAD_HEAL => {
+                    heal_job::handle(&services, &job, &context).await
+                }
+                kinds::LLM_GENERATE => generate_job::handle(&services, &job, &context).await,
+                kinds::REPLY_DELIVER => deliver::handle(&services, &job).await,
+                other => fatal(
+                    "unknown_kind",
+                    format!("this worker does not handle {other} jobs"),
+                ),
+            }
+        })
+    })
 }
 
 /// The worker's settings, read once from the environment at start-up.
@@ -29,8 +102,17 @@ pub struct Config {
     pub database_url: String,
     pub worker_id: String,
     pub lease: Duration,
-    /// Jobs in flight at once (`SENTINEL_MAX_SEQS`): the claim slots.
+    /// Sequences the model runs at once (`SENTINEL_MAX_SEQS`): the model lane's claim slots.
     pub max_slots: usize,
+    /// Deliveries in flight at once (`SENTINEL_DELIVERY_SLOTS`).
+    pub delivery_slots: usize,
+    pub delivery_timeout: Duration,
+    /// The GGUF file (`SENTINEL_MODEL`).
+    pub model: PathBuf,
+    pub max_tokens: usize,
+    /// The GPU's paged-attention KV pool in MB (`SENTINEL_PAGED_ATTN_MB`, `cuda` builds only).
+    pub paged_attn_mb: Option<usize>,
+    pub api_bases: ApiBases,
     pub poll_interval: Duration,
     pub auto_migrate: bool,
     pub retention: Duration,
@@ -44,13 +126,30 @@ impl Config {
             std::process::id()
         );
         let retention_days: u64 = config::var_or("SENTINEL_RETENTION_DAYS", 7)?;
+        let defaults = ApiBases::default();
         Ok(Self {
             database_url: config::required("DATABASE_URL")?,
             worker_id: config::var_or("SENTINEL_WORKER_ID", default_id)?,
             lease: config::secs_or("SENTINEL_LEASE_SECS", 60)?,
-            max_slots: match config::var_or("SENTINEL_MAX_SEQS", 4usize)? {
-                0 => anyhow::bail!("SENTINEL_MAX_SEQS must be at least 1"),
-                n => n,
+            max_slots: at_least_one("SENTINEL_MAX_SEQS", config::var_or("SENTINEL_MAX_SEQS", 4)?)?,
+            delivery_slots: at_least_one(
+                "SENTINEL_DELIVERY_SLOTS",
+                config::var_or("SENTINEL_DELIVERY_SLOTS", 16)?,
+            )?,
+            delivery_timeout: config::secs_or("SENTINEL_DELIVERY_TIMEOUT_SECS", 15)?,
+            model: config::var_or("SENTINEL_MODEL", PathBuf::from(llm::DEFAULT_MODEL_PATH))?,
+            max_tokens: at_least_one(
+                "SENTINEL_MAX_TOKENS",
+                config::var_or("SENTINEL_MAX_TOKENS", 128)?,
+            )?,
+            paged_attn_mb: match config::var_or("SENTINEL_PAGED_ATTN_MB", 0usize)? {
+                0 => None,
+                mb => Some(mb),
+            },
+            api_bases: ApiBases {
+                telegram: config::var_or("SENTINEL_TELEGRAM_API_BASE", defaults.telegram)?,
+                whatsapp: config::var_or("SENTINEL_WHATSAPP_API_BASE", defaults.whatsapp)?,
+                slack: config::var_or("SENTINEL_SLACK_API_BASE", defaults.slack)?,
             },
             poll_interval: Duration::from_millis(config::var_or(
                 "SENTINEL_POLL_INTERVAL_MS",
@@ -62,10 +161,34 @@ impl Config {
     }
 }
 
-/// Runs the worker until `shutdown` turns true.
+fn at_least_one(name: &str, value: usize) -> anyhow::Result<usize> {
+    if value == 0 {
+        anyhow::bail!("{name} must be at least 1");
+    }
+    Ok(value)
+}
+
+/// Loads the model, then runs the worker until `shutdown` turns true.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let llm = Llm::load(&ModelConfig {
+        path: config.model.clone(),
+        max_seqs: config.max_slots,
+        paged_attn_mb: config.paged_attn_mb,
+    })
+    .await?;
     let options = db::connect_options(&config.database_url)?;
-    let pool = db::pool(options.clone(), 4, Duration::from_secs(5));
+    run_with(config, options, Some(Arc::new(llm)), shutdown).await
+}
+
+/// Runs the worker with an already loaded model (or none: then the jobs that need one fail with
+/// `no_model`).
+pub async fn run_with(
+    config: Config,
+    options: PgConnectOptions,
+    llm: Option<Arc<Llm>>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let pool = db::pool(options.clone(), 6, Duration::from_secs(5));
     if config.auto_migrate {
         db::migrate(&pool).await?;
     }
@@ -73,21 +196,37 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         .execute(&pool)
         .await
         .context("connecting to DATABASE_URL")?;
-    tracing::info!(worker.id = %config.worker_id, worker.slots = config.max_slots, "worker started");
-    let (listener, listen_task) = Listener::spawn(options, &[JOBS_CHANNEL], shutdown.clone());
-    let runner = tokio::spawn(runner::run(
+    let services = Arc::new(Services::new(
         pool.clone(),
-        RunnerConfig {
-            worker_id: config.worker_id.clone(),
-            kinds: HANDLED_KINDS.iter().map(|kind| kind.to_string()).collect(),
-            max_slots: config.max_slots,
-            lease: config.lease,
-            poll_interval: config.poll_interval,
-        },
-        listener.waiter(JOBS_CHANNEL),
-        handler(),
-        shutdown.clone(),
-    ));
+        llm,
+        config.max_tokens,
+        config.api_bases.clone(),
+        config.delivery_timeout,
+    )?);
+    tracing::info!(
+        worker.id = %config.worker_id,
+        worker.model_slots = config.max_slots,
+        worker.delivery_slots = config.delivery_slots,
+        "worker started"
+    );
+    let (listener, listen_task) = Listener::spawn(options, &[JOBS_CHANNEL], shutdown.clone());
+    let lane = |kinds: &[&str], max_slots: usize| {
+        tokio::spawn(runner::run(
+            pool.clone(),
+            RunnerConfig {
+                worker_id: config.worker_id.clone(),
+                kinds: kinds.iter().map(|kind| kind.to_string()).collect(),
+                max_slots,
+                lease: config.lease,
+                poll_interval: config.poll_interval,
+            },
+            listener.waiter(JOBS_CHANNEL),
+            handler(services.clone()),
+            shutdown.clone(),
+        ))
+    };
+    let model_lane = lane(&MODEL_KINDS, config.max_slots);
+    let delivery_lane = lane(&DELIVERY_KINDS, config.delivery_slots);
     let rescuer = tokio::spawn(run_rescuer(
         pool.clone(),
         (config.lease / 4).max(Duration::from_secs(1)),
@@ -99,7 +238,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Res
         Duration::from_secs(300),
         shutdown,
     ));
-    let _ = tokio::join!(runner, rescuer, retention, listen_task);
+    let _ = tokio::join!(model_lane, delivery_lane, rescuer, retention, listen_task);
     pool.close().await;
     tracing::info!("worker stopped");
     Ok(())

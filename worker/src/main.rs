@@ -1,22 +1,55 @@
-//! `sentinel-worker [run|migrate]`: reads the config, then runs the worker or the migrations.
+//! `sentinel-worker [run|migrate|bench]`: reads the config, then runs the worker, the migrations,
+//! or the model benchmark (`bench [--seqs 1,2,4] [--tokens 64] [--rounds 2]`).
 
 use anyhow::Context;
-use sentinel_queue::{db, shutdown, telemetry};
+use sentinel_queue::{config, db, shutdown, telemetry};
 use sentinel_worker::Config;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    telemetry::init();
-    match std::env::args().nth(1).as_deref() {
-        None | Some("run") => {
-            let config = Config::from_env().context("invalid configuration")?;
-            sentinel_worker::run(config, shutdown::on_signal()).await
-        }
-        Some("migrate") => {
-            db::migrate_from_env().await?;
-            println!("migrations applied");
-            Ok(())
-        }
-        Some(other) => anyhow::bail!("unknown command {other:?}; expected `run` or `migrate`"),
+fn main() -> anyhow::Result<()> {
+    // The model loads from a local file; never reach for the model hub. Set before any thread
+    // exists, as setting the environment requires.
+    if std::env::var_os("HF_HUB_OFFLINE").is_none() {
+        std::env::set_var("HF_HUB_OFFLINE", "1");
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        telemetry::init();
+        match std::env::args().nth(1).as_deref() {
+            None | Some("run") => {
+                let config = Config::from_env().context("invalid configuration")?;
+                sentinel_worker::run(config, shutdown::on_signal()).await
+            }
+            Some("bench") => {
+                let arg = |name: &str| {
+                    std::env::args()
+                        .skip_while(|a| a != name)
+                        .nth(1)
+                };
+                let seqs = arg("--seqs")
+                    .unwrap_or_else(|| "1,2,4".into())
+                    .split(',')
+                    .map(|n| n.trim().parse::<usize>().context("--seqs takes numbers like 1,2,4"))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let config = sentinel_worker::bench::BenchConfig {
+                    model: config::var_or(
+                        "SENTINEL_MODEL",
+                        std::path::PathBuf::from(sentinel_worker::llm::DEFAULT_MODEL_PATH),
+                    )?,
+                    seqs,
+                    max_tokens: arg("--tokens").map_or(Ok(64), |n| n.parse()).context("--tokens")?,
+                    rounds: arg("--rounds").map_or(Ok(2), |n| n.parse()).context("--rounds")?,
+                };
+                sentinel_worker::bench::run(config).await
+            }
+            Some("migrate") => {
+                db::migrate_from_env().await?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Some(other) => anyhow::bail!("unknown command {other:?}; expected `run`, `migrate` or `bench`"),
+        }
+    })
 }

@@ -14,9 +14,11 @@ use tokio::{
     task::JoinSet,
 };
 
-/// What a handler gets besides the job: a flag that turns true when cancellation is requested.
+/// What a handler gets besides the job: its lease (for progress events) and a flag that turns
+/// true when cancellation is requested.
 #[derive(Clone)]
 pub struct JobContext {
+    pub lease: Lease,
     pub canceled: watch::Receiver<bool>,
 }
 
@@ -121,6 +123,7 @@ async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duratio
     let release = ReleaseOnDrop::new(pool.clone(), lease.clone());
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let context = JobContext {
+        lease: lease.clone(),
         canceled: cancel_rx,
     };
     let work = handler(job, context);

@@ -1,12 +1,19 @@
 //! The worker's claim loop running the deterministic healing jobs against a real database.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use sentinel_queue::{
     enqueue, kinds, tenant::create_tenant, Job, JobStatus, Listener, NewJob, JOBS_CHANNEL,
 };
-use sentinel_worker::runner::{self, RunnerConfig};
+use sentinel_worker::{
+    deliver::ApiBases,
+    runner::{self, RunnerConfig},
+    Services,
+};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -71,7 +78,7 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
     );
     let config = RunnerConfig {
         worker_id: "test-worker".into(),
-        kinds: sentinel_worker::HANDLED_KINDS
+        kinds: sentinel_worker::MODEL_KINDS
             .iter()
             .map(|k| k.to_string())
             .collect(),
@@ -83,7 +90,17 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
         pool.clone(),
         config,
         listener.waiter(JOBS_CHANNEL),
-        sentinel_worker::handler(),
+        // No model: the deterministic path must never need one.
+        sentinel_worker::handler(Arc::new(
+            Services::new(
+                pool.clone(),
+                None,
+                32,
+                ApiBases::default(),
+                Duration::from_secs(5),
+            )
+            .unwrap(),
+        )),
         shutdown,
     ));
 
@@ -102,9 +119,14 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
 
     assert_eq!(done[2].status, JobStatus::Dead);
     let error = done[2].last_error.as_ref().unwrap();
-    assert_eq!(error["code"], "not_healed");
+    // Only the LLM step could heal prose, and this worker has no model: the error says so, and
+    // why the deterministic steps failed.
+    assert_eq!(error["code"], "no_model");
     assert!(
-        error["message"].as_str().unwrap().contains("LLM"),
+        error["deterministic"]
+            .as_str()
+            .unwrap()
+            .contains("could not be repaired"),
         "{error}"
     );
 

@@ -264,3 +264,49 @@ pub struct AdaptError(pub String);
 pub(crate) fn text_at(value: &JsonValue, pointer: &str) -> Option<String> {
     value.pointer(pointer).and_then(id_text)
 }
+
+/// Where the agent's reply to an inbound message goes: the platform-specific address that
+/// `reply.deliver` needs, from the healed message and (when it parsed) the original payload.
+///
+/// | platform | address |
+/// |---|---|
+/// | telegram | `chat_id` = conversation_id; `reply_to_message_id` = `message.message_id` |
+/// | whatsapp | `to` = conversation_id (the customer's wa_id); `context_message_id` = event_id; `phone_number_id` = `metadata.phone_number_id` |
+/// | slack | `channel` = conversation_id; `thread_ts` = `event.thread_ts`, else `event.ts` |
+///
+/// A message a bot sent (Slack `event.bot_id`) gets no reply, or two agents would talk forever.
+pub fn reply_address(
+    platform: Platform,
+    message: &crate::canonical::CanonicalMessage,
+    payload: Option<&JsonValue>,
+) -> Result<JsonValue, String> {
+    let payload = payload.unwrap_or(&JsonValue::Null);
+    let conversation = message
+        .conversation_id
+        .clone()
+        .ok_or("the message has no conversation_id to reply to")?;
+    match platform {
+        Platform::Telegram => Ok(serde_json::json!({
+            "chat_id": conversation,
+            "reply_to_message_id": text_at(payload, "/message/message_id"),
+        })),
+        Platform::Whatsapp => Ok(serde_json::json!({
+            "to": conversation,
+            "context_message_id": message.event_id,
+            "phone_number_id": text_at(payload, "/metadata/phone_number_id"),
+        })),
+        Platform::Slack => {
+            if payload.pointer("/event/bot_id").is_some() {
+                return Err("the message was sent by a bot".into());
+            }
+            Ok(serde_json::json!({
+                "channel": conversation,
+                "thread_ts": text_at(payload, "/event/thread_ts")
+                    .or_else(|| text_at(payload, "/event/ts")),
+            }))
+        }
+        Platform::Salesforce | Platform::Standard => {
+            Err(format!("{platform} has no reply API"))
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The end-to-end harness: a real gateway and a real worker (with the real default model) against
+//! the test's own database, and a fake platform API on loopback that records what it is sent and
+//! answers what the test scripted.
+#![allow(clippy::unwrap_used)] // A harness that cannot start should fail the test loudly.
+
+use std::{
+    collections::VecDeque,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use poem::{
+    http::StatusCode,
+    listener::{Acceptor, Listener, TcpListener},
+    Body, Request, Response,
+};
+use sentinel_api::Gateway;
+use sentinel_queue::{platform::hmac_sha256, Job};
+use sentinel_worker::{
+    deliver::ApiBases,
+    llm::{Llm, ModelConfig},
+};
+use serde_json::{json, Value};
+use sqlx::{postgres::PgConnectOptions, PgPool};
+use tokio::{sync::watch, task::JoinHandle};
+use uuid::Uuid;
+
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
+
+/// The model the tests run: `SENTINEL_MODEL`, else the fetched default model.
+pub fn model_path() -> PathBuf {
+    std::env::var_os("SENTINEL_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(sentinel_worker::llm::DEFAULT_MODEL_PATH)
+        })
+}
+
+/// Loads the model; a missing file fails with the fetch command in the message.
+pub async fn load_model(max_seqs: usize) -> Arc<Llm> {
+    match Llm::load(&ModelConfig {
+        path: model_path(),
+        max_seqs,
+        paged_attn_mb: None,
+    })
+    .await
+    {
+        Ok(llm) => Arc::new(llm),
+        Err(error) => panic!("{error:#}"),
+    }
+}
+
+/// A gateway served on 127.0.0.1:0.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<()>,
+}
+
+impl TestGateway {
+    pub async fn spawn(options: PgConnectOptions) -> Self {
+        let config = sentinel_api::Config {
+            database_url: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_url: "http://sentinel.test".into(),
+            admin_token: Some(ADMIN_TOKEN.into()),
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            max_body_bytes: 256 * 1024,
+            auto_migrate: false,
+            ack_deadline: Duration::from_millis(2_000),
+            ingest_batching: true,
+            ingestor: sentinel_queue::IngestorConfig::default(),
+            db_max_connections: 8,
+            db_acquire_timeout: Duration::from_millis(1_000),
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
+        let gateway = Gateway::start_with(config, options, shutdown.clone())
+            .await
+            .unwrap();
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
+        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+        let server = tokio::spawn(async move {
+            sentinel_api::serve_on(gateway, acceptor, shutdown)
+                .await
+                .unwrap();
+        });
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            stop,
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Creates a tenant; returns its API key.
+    pub async fn tenant(&self) -> String {
+        let body = self
+            .send(
+                self.client
+                    .post(self.url("/v1/admin/tenants"))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .json(&json!({"name": "acme"})),
+                201,
+            )
+            .await;
+        body["api_key"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a source from its full JSON body; returns its id.
+    pub async fn source(&self, key: &str, body: Value) -> Uuid {
+        let body = self
+            .send(
+                self.client
+                    .post(self.url("/v1/sources"))
+                    .bearer_auth(key)
+                    .json(&body),
+                201,
+            )
+            .await;
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Posts a webhook and expects it acknowledged.
+    pub async fn hook(&self, source: Uuid, headers: &[(&str, String)], body: &str) {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/hooks/{source}")))
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        self.send(request.body(body.to_owned()), 200).await;
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder, expected: u16) -> Value {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, expected, "{text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.server).await;
+    }
+}
+
+/// A worker running in this process.
+pub struct TestWorker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// The worker's settings for a test: short lease and poll, replies to `platform`.
+pub fn worker_config(platform: &FakePlatform) -> sentinel_worker::Config {
+    sentinel_worker::Config {
+        database_url: String::new(),
+        worker_id: format!("e2e-{}", Uuid::new_v4()),
+        lease: Duration::from_secs(10),
+        max_slots: 2,
+        delivery_slots: 4,
+        delivery_timeout: Duration::from_secs(5),
+        model: model_path(),
+        max_tokens: 24,
+        paged_attn_mb: None,
+        api_bases: ApiBases {
+            telegram: platform.base(),
+            whatsapp: format!("{}/v21.0", platform.base()),
+            slack: format!("{}/api", platform.base()),
+        },
+        poll_interval: Duration::from_millis(200),
+        auto_migrate: false,
+        retention: Duration::from_secs(7 * 86_400),
+    }
+}
+
+impl TestWorker {
+    pub fn spawn(
+        config: sentinel_worker::Config,
+        options: PgConnectOptions,
+        llm: Option<Arc<Llm>>,
+    ) -> Self {
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(sentinel_worker::run_with(config, options, llm, shutdown));
+        Self { stop, task }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
+/// One request the fake platform received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: Value,
+    pub at: Instant,
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
+}
+
+/// A platform API on loopback. Unscripted requests get the platform's success answer.
+#[derive(Clone)]
+pub struct FakePlatform {
+    addr: SocketAddr,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+    script: Arc<Mutex<VecDeque<Scripted>>>,
+}
+
+impl FakePlatform {
+    pub async fn start() -> Self {
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::<Scripted>::new()));
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
+        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+        let (log, answers) = (recorded.clone(), script.clone());
+        let endpoint = poem::endpoint::make(move |request: Request| {
+            let (log, answers) = (log.clone(), answers.clone());
+            async move {
+                let path = request.uri().path().to_owned();
+                let authorization = request
+                    .header("authorization")
+                    .map(str::to_owned);
+                let bytes = request.into_body().into_vec().await.unwrap_or_default();
+                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                log.lock().unwrap().push(Recorded {
+                    path: path.clone(),
+                    authorization,
+                    body,
+                    at: Instant::now(),
+                });
+                let answer = answers.lock().unwrap().pop_front().unwrap_or_else(|| Scripted {
+                    status: 200,
+                    headers: Vec::new(),
+                    body: success_body(&path),
+                });
+                let mut response = Response::builder()
+                    .status(StatusCode::from_u16(answer.status).unwrap())
+                    .content_type("application/json");
+                for (name, value) in answer.headers {
+                    response = response.header(name, value);
+                }
+                response.body(Body::from_string(answer.body.to_string()))
+            }
+        });
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(endpoint));
+        Self {
+            addr,
+            recorded,
+            script,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues an answer for the next request.
+    pub fn answer(&self, status: u16, headers: Vec<(&'static str, String)>, body: Value) {
+        self.script.lock().unwrap().push_back(Scripted {
+            status,
+            headers,
+            body,
+        });
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.recorded.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n {
+                return requests;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the fake platform got {} of {n} requests in {timeout:?}",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn success_body(path: &str) -> Value {
+    if path.ends_with("/sendMessage") {
+        json!({"ok": true, "result": {"message_id": 9001, "chat": {"id": 0}, "date": 0}})
+    } else if path.ends_with("/messages") {
+        json!({"messaging_product": "whatsapp", "contacts": [], "messages": [{"id": "wamid.REPLY"}]})
+    } else if path.ends_with("/chat.postMessage") {
+        json!({"ok": true, "channel": "C0", "ts": "1700000000.000100"})
+    } else {
+        json!({"ok": false, "error": "unknown_method"})
+    }
+}
+
+/// Waits until every job of `kind` (at least `n`) reaches a final status.
+pub async fn wait_jobs(pool: &PgPool, kind: &str, n: usize, timeout: Duration) -> Vec<Job> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE kind = $1 ORDER BY id")
+            .bind(kind)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        let jobs = Job::fetch_many(pool, &ids).await.unwrap();
+        if jobs.len() >= n && jobs.iter().all(|job| job.status.is_final()) {
+            return jobs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{kind} jobs did not finish in {timeout:?}: {:?}",
+            jobs.iter()
+                .map(|job| (job.id, job.status, job.last_error.clone()))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Slack's request signature over `body` at `timestamp`.
+pub fn slack_signature(secret: &str, timestamp: i64, body: &str) -> String {
+    let base = format!("v0:{timestamp}:{body}");
+    format!("v0={}", hex::encode(hmac_sha256(secret.as_bytes(), &[base.as_bytes()])))
+}
+
+/// Meta's `X-Hub-Signature-256` over `body`.
+pub fn meta_signature(app_secret: &str, body: &str) -> String {
+    format!("sha256={}", hex::encode(hmac_sha256(app_secret.as_bytes(), &[body.as_bytes()])))
+}

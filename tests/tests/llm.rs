@@ -1,0 +1,105 @@
+//! The model's two jobs through the job API: healing a payload nothing deterministic can read,
+//! and `llm.generate` with a JSON schema, streaming progress.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use sentinel_e2e::{load_model, wait_jobs, worker_config, FakePlatform, TestGateway, TestWorker};
+use sentinel_queue::{canonical, kinds, JobStatus};
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn the_model_heals_what_adapter_and_repair_cannot(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let platform = FakePlatform::start().await;
+    let gateway = TestGateway::spawn(options.clone()).await;
+    let key = gateway.tenant().await;
+    let worker = TestWorker::spawn(
+        worker_config(&platform),
+        options,
+        Some(load_model(2).await),
+    );
+    // A Telegram update flattened into text by some middleware: no JSON object to repair.
+    let payload = "telegram update 815 | chat 7001 | from Ada (id 7001) | text: Where is my order?";
+    let response = gateway
+        .client
+        .post(gateway.url("/v1/jobs"))
+        .bearer_auth(&key)
+        .json(&json!({"kind": "payload.heal", "input": {"payload": payload, "platform": "telegram"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+
+    let jobs = wait_jobs(&pool, kinds::PAYLOAD_HEAL, 1, WAIT).await;
+    assert_eq!(jobs[0].status, JobStatus::Succeeded, "{:?}", jobs[0].last_error);
+    let result = jobs[0].result.clone().unwrap();
+    assert_eq!(result["healed_by"], "llm");
+    assert_eq!(canonical::validate(&result["message"]), Ok(()));
+    assert_eq!(result["message"]["platform"], "telegram");
+    assert!(result["heal_usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    worker.stop().await;
+    gateway.stop().await;
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn llm_generate_with_a_schema_returns_valid_json_and_streams_progress(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let platform = FakePlatform::start().await;
+    let gateway = TestGateway::spawn(options.clone()).await;
+    let key = gateway.tenant().await;
+    let mut config = worker_config(&platform);
+    config.max_tokens = 256;
+    let worker = TestWorker::spawn(config, options, Some(load_model(2).await));
+    let schema = json!({"type": "object", "additionalProperties": false,
+        "required": ["city", "country"],
+        "properties": {"city": {"type": "string", "maxLength": 30},
+                       "country": {"type": "string", "maxLength": 30}}});
+    let response = gateway
+        .client
+        .post(gateway.url("/v1/jobs"))
+        .bearer_auth(&key)
+        .json(&json!({"kind": "llm.generate", "input": {
+            "messages": [{"role": "user", "content": "Name the capital of France and its country as JSON."}],
+            "json_schema": schema, "max_tokens": 256}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+
+    let jobs = wait_jobs(&pool, kinds::LLM_GENERATE, 1, WAIT).await;
+    let job = &jobs[0];
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.last_error);
+    let result = job.result.clone().unwrap();
+    let answer = &result["json"];
+    assert!(jsonschema::is_valid(&schema, answer), "{result}");
+    let usage = &result["usage"];
+    // Generation stopped at the closing brace, far below the 256-token budget.
+    assert!(usage["completion_tokens"].as_u64().unwrap() < 64, "{usage}");
+    assert!(usage["prompt_tokens"].as_u64().unwrap() > 0, "{usage}");
+
+    let progress: Vec<Value> = sqlx::query_scalar(
+        "SELECT data FROM events WHERE job_id = $1 AND type = 'job.progress' ORDER BY seq",
+    )
+    .bind(job.id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!progress.is_empty(), "no job.progress events");
+    let last = progress.last().unwrap();
+    assert_eq!(last["stage"], "generate", "{last}");
+    assert_eq!(last["max_tokens"], 256);
+    let partial = last["text"].as_str().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(partial).unwrap(), *answer);
+    worker.stop().await;
+    gateway.stop().await;
+}

@@ -1,0 +1,421 @@
+//! The model: a local GGUF file loaded offline with mistral.rs (tokenizer and chat template come
+//! from the file), and one generation call that streams tokens, stops on cancellation, and, under
+//! a JSON-schema constraint, stops as soon as the JSON value closes.
+//!
+//! That last point works around mistral.rs 0.8.1, whose `Constraint::JsonSchema` does not end at
+//! EOS and keeps emitting whitespace until `max_tokens`: the stream is dropped at the closing
+//! brace, which cancels the sequence in the engine, so the cost never scales with `max_tokens`.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::Context;
+use mistralrs::{
+    Constraint, GgufModelBuilder, MemoryGpuConfig, Model, PagedAttentionMetaBuilder,
+    RequestBuilder, Response, TextMessageRole, TextMessages, TokenSource,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as JsonValue;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+/// Where `scripts/fetch-model.sh` keeps the default model, relative to the repository root.
+pub const DEFAULT_MODEL_PATH: &str = ".sentinel/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The default model's SHA-256, checked at load so a truncated download is named as such.
+pub const DEFAULT_MODEL_SHA256: &str =
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+/// The command that fetches the default model.
+pub const FETCH_COMMAND: &str = "bash scripts/fetch-model.sh";
+
+/// How the model is loaded.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub path: PathBuf,
+    /// Sequences the engine runs at once (`SENTINEL_MAX_SEQS`).
+    pub max_seqs: usize,
+    /// The paged-attention KV pool on the GPU, in MB (`SENTINEL_PAGED_ATTN_MB`); `None` keeps
+    /// mistral.rs's default cache. Ignored on CPU, where paged attention is not supported.
+    pub paged_attn_mb: Option<usize>,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// Token counts of one generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
+}
+
+/// A finished generation.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    pub usage: Usage,
+    /// `stop` (EOS or the JSON value closed), `length` (the token budget ran out).
+    pub finish_reason: String,
+    /// Wall time from the request to the last token, in seconds.
+    pub seconds: f64,
+    /// Wall time from the request to the first token (the prompt's processing), in seconds.
+    pub first_token_seconds: f64,
+}
+
+/// What a generation reports while it runs: the tokens so far and the partial text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub tokens: usize,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("canceled")]
+    Canceled,
+    #[error("the model refused the request: {0}")]
+    Invalid(String),
+    #[error("the model failed: {0}")]
+    Engine(String),
+}
+
+/// A loaded model, shared by every job of this worker.
+pub struct Llm {
+    model: Model,
+    path: PathBuf,
+}
+
+impl Llm {
+    /// Loads the GGUF at `config.path` offline. A missing or corrupt file is an error that names
+    /// the path and the fetch command.
+    pub async fn load(config: &ModelConfig) -> anyhow::Result<Self> {
+        let path = config.path.clone();
+        check_model_file(&path)?;
+        let started = Instant::now();
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_string_lossy()
+            .into_owned();
+        let file = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .with_context(|| format!("SENTINEL_MODEL={} names no file", path.display()))?;
+        let mut builder = GgufModelBuilder::new(dir, vec![file])
+            .with_token_source(TokenSource::None)
+            .with_max_num_seqs(config.max_seqs.max(1))
+            .with_prefix_cache_n(Some(16));
+        if !cfg!(feature = "cuda") {
+            builder = builder.with_force_cpu();
+        } else if let Some(mb) = config.paged_attn_mb {
+            builder = builder.with_paged_attn(
+                PagedAttentionMetaBuilder::default()
+                    .with_gpu_memory(MemoryGpuConfig::MbAmount(mb))
+                    .build()?,
+            );
+        }
+        // A corrupt file can panic inside the loader; a task turns that into an error.
+        let model = tokio::spawn(builder.build())
+            .await
+            .map_err(|panic| anyhow::anyhow!("the loader crashed: {panic}"))
+            .and_then(|built| built)
+            .map_err(|error| corrupt(&path, &format!("{error:#}")))?;
+        tracing::info!(
+            model.path = %path.display(),
+            model.load_ms = started.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        Ok(Self { model, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Generates a completion for `messages`, at most `max_tokens` long. With `schema`, the output
+    /// is constrained to it and ends when the JSON value closes. `progress` receives the partial
+    /// text after every token; `canceled` turning true stops the generation.
+    pub async fn generate(
+        &self,
+        messages: &[ChatMessage],
+        max_tokens: usize,
+        schema: Option<&JsonValue>,
+        progress: Option<&watch::Sender<Progress>>,
+        mut canceled: Option<watch::Receiver<bool>>,
+    ) -> Result<Generation, LlmError> {
+        let started = Instant::now();
+        let mut request = RequestBuilder::new()
+            .set_deterministic_sampler()
+            .set_sampler_max_len(max_tokens.max(1));
+        for message in messages {
+            request = request.add_message(role(message.role), &message.content);
+        }
+        if let Some(schema) = schema {
+            request = request.set_constraint(Constraint::JsonSchema(schema.clone()));
+        }
+        let mut stream = self
+            .model
+            .stream_chat_request(request)
+            .await
+            .map_err(|error| LlmError::Engine(error.to_string()))?;
+        let mut text = String::new();
+        let mut tokens = 0usize;
+        let mut json_end = schema.map(|_| JsonEnd::default());
+        let mut usage = None;
+        let mut finish_reason = String::from("length");
+        let mut first_token_seconds = None;
+        loop {
+            let response = tokio::select! {
+                response = stream.next() => response,
+                _ = wait_canceled(&mut canceled) => return Err(LlmError::Canceled),
+            };
+            let Some(response) = response else { break };
+            match response {
+                Response::Chunk(chunk) => {
+                    if let Some(reported) = chunk.usage {
+                        usage = Some(reported);
+                    }
+                    let Some(choice) = chunk.choices.into_iter().next() else {
+                        continue;
+                    };
+                    if let Some(delta) = choice.delta.content {
+                        tokens += 1;
+                        first_token_seconds.get_or_insert_with(|| started.elapsed().as_secs_f64());
+                        let keep = match json_end.as_mut() {
+                            Some(scanner) => scanner.feed(&delta),
+                            None => None,
+                        };
+                        text.push_str(&delta[..keep.unwrap_or(delta.len())]);
+                        if let Some(progress) = progress {
+                            progress.send_replace(Progress {
+                                tokens,
+                                text: text.clone(),
+                            });
+                        }
+                        if keep.is_some() {
+                            // The JSON value closed: dropping the stream cancels the sequence.
+                            finish_reason = "stop".into();
+                            break;
+                        }
+                    }
+                    if let Some(reason) = choice.finish_reason {
+                        finish_reason = reason;
+                        if usage.is_some() {
+                            break;
+                        }
+                    }
+                }
+                Response::Done(done) => {
+                    usage = Some(done.usage);
+                    break;
+                }
+                Response::ModelError(message, _) | Response::CompletionModelError(message, _) => {
+                    return Err(LlmError::Engine(message))
+                }
+                Response::ValidationError(error) => {
+                    return Err(LlmError::Invalid(error.to_string()))
+                }
+                Response::InternalError(error) => return Err(LlmError::Engine(error.to_string())),
+                _ => {}
+            }
+        }
+        drop(stream);
+        let usage = match usage {
+            Some(reported) => Usage {
+                prompt_tokens: reported.prompt_tokens,
+                completion_tokens: reported.completion_tokens.max(tokens),
+                total_tokens: reported.prompt_tokens + reported.completion_tokens.max(tokens),
+            },
+            None => {
+                // Stopped early: the engine sent no usage, so count the prompt here.
+                let prompt_tokens = self.count_prompt_tokens(messages).await.unwrap_or(0);
+                Usage {
+                    prompt_tokens,
+                    completion_tokens: tokens,
+                    total_tokens: prompt_tokens + tokens,
+                }
+            }
+        };
+        if finish_reason == "canceled" {
+            finish_reason = "stop".into();
+        }
+        Ok(Generation {
+            text,
+            usage,
+            finish_reason,
+            seconds: started.elapsed().as_secs_f64(),
+            first_token_seconds: first_token_seconds.unwrap_or(0.0),
+        })
+    }
+
+    async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Option<usize> {
+        let mut chat = TextMessages::new();
+        for message in messages {
+            chat = chat.add_message(role(message.role), &message.content);
+        }
+        self.model
+            .tokenize(either::Either::Left(chat), None, true, true, None)
+            .await
+            .ok()
+            .map(|tokens| tokens.len())
+    }
+}
+
+fn role(role: Role) -> TextMessageRole {
+    match role {
+        Role::System => TextMessageRole::System,
+        Role::User => TextMessageRole::User,
+        Role::Assistant => TextMessageRole::Assistant,
+    }
+}
+
+async fn wait_canceled(canceled: &mut Option<watch::Receiver<bool>>) {
+    match canceled {
+        Some(receiver) => {
+            if receiver.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Checks that `path` is a readable GGUF file and, for the default model, that its SHA-256 is the
+/// published one.
+pub fn check_model_file(path: &Path) -> anyhow::Result<()> {
+    let mut file = std::fs::File::open(path).map_err(|error| {
+        anyhow::anyhow!(
+            "the model file {} cannot be opened ({error}); fetch the default model with `{FETCH_COMMAND}` or set SENTINEL_MODEL to a GGUF file",
+            path.display()
+        )
+    })?;
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
+        return Err(corrupt(path, "it does not start with the GGUF magic bytes"));
+    }
+    if path.file_name() == Path::new(DEFAULT_MODEL_PATH).file_name() {
+        let mut hasher = Sha256::new();
+        let mut file = std::fs::File::open(path)?;
+        std::io::copy(&mut file, &mut hasher)?;
+        let digest = hex::encode(hasher.finalize());
+        if digest != DEFAULT_MODEL_SHA256 {
+            return Err(corrupt(
+                path,
+                &format!("its SHA-256 is {digest}, expected {DEFAULT_MODEL_SHA256}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn corrupt(path: &Path, why: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the model file {} is corrupt or not a model: {why}; delete it and fetch it again with `{FETCH_COMMAND}`",
+        path.display()
+    )
+}
+
+/// Finds where a streamed JSON value ends: feed it the text piece by piece; it returns the byte
+/// offset within the piece just past the value's closing bracket, once the outermost object or
+/// array closes.
+#[derive(Debug, Default)]
+pub struct JsonEnd {
+    depth: usize,
+    started: bool,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonEnd {
+    pub fn feed(&mut self, piece: &str) -> Option<usize> {
+        for (at, byte) in piece.bytes().enumerate() {
+            if self.in_string {
+                match byte {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    self.started = true;
+                }
+                b'}' | b']' if self.depth > 0 => {
+                    self.depth -= 1;
+                    if self.depth == 0 && self.started {
+                        return Some(at + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_end_finds_the_outer_close_across_pieces_and_ignores_brackets_in_strings() {
+        let mut scanner = JsonEnd::default();
+        assert_eq!(scanner.feed("{\"a\": \"}]"), None);
+        assert_eq!(scanner.feed("\\\"}\", \"b\": [1, {\"c\""), None);
+        assert_eq!(scanner.feed(": 2}]"), None);
+        assert_eq!(scanner.feed("}   \n  "), Some(1));
+    }
+
+    #[test]
+    fn a_missing_or_foreign_model_file_names_the_path_and_the_fetch_command() {
+        let missing = check_model_file(Path::new("/nonexistent/model.gguf")).unwrap_err();
+        let message = missing.to_string();
+        assert!(
+            message.contains("/nonexistent/model.gguf") && message.contains(FETCH_COMMAND),
+            "{message}"
+        );
+
+        let dir = std::env::temp_dir().join(format!("sentinel-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+        std::fs::write(&fake, b"GGUF and then nothing useful").unwrap();
+        let message = check_model_file(&fake).unwrap_err().to_string();
+        assert!(
+            message.contains("SHA-256") && message.contains(FETCH_COMMAND),
+            "{message}"
+        );
+        std::fs::write(&fake, b"<html>not found</html>").unwrap();
+        let message = check_model_file(&fake).unwrap_err().to_string();
+        assert!(message.contains("GGUF magic"), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

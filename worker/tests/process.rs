@@ -1,0 +1,183 @@
+//! The worker binary as operators run it, with the real default model: killed with SIGKILL in
+//! the middle of a generation, and stopped with SIGTERM.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use sentinel_queue::{enqueue, kinds, tenant::create_tenant, Job, JobStatus, NewJob};
+use serde_json::json;
+use sqlx::{postgres::PgConnectOptions, PgPool};
+
+fn model_path() -> PathBuf {
+    std::env::var_os("SENTINEL_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(sentinel_worker::llm::DEFAULT_MODEL_PATH)
+        })
+}
+
+fn database_url(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap()
+    )
+}
+
+/// Starts `sentinel-worker run` with its own identity and token budget.
+fn spawn_worker(options: &PgConnectOptions, id: &str, max_tokens: usize, lease_secs: u64) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sentinel-worker"))
+        .arg("run")
+        .env("DATABASE_URL", database_url(options))
+        .env("SENTINEL_MODEL", model_path())
+        .env("SENTINEL_WORKER_ID", id)
+        .env("SENTINEL_LEASE_SECS", lease_secs.to_string())
+        .env("SENTINEL_MAX_SEQS", "1")
+        .env("SENTINEL_MAX_TOKENS", max_tokens.to_string())
+        .env("SENTINEL_POLL_INTERVAL_MS", "200")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn generate_job(pool: &PgPool, max_tokens: usize) -> i64 {
+    let tenant_id = create_tenant(pool, &format!("t{max_tokens}"), 100, 100)
+        .await
+        .unwrap();
+    enqueue(
+        pool,
+        &NewJob::new(
+            tenant_id,
+            kinds::LLM_GENERATE,
+            json!({"messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+                   "max_tokens": max_tokens}),
+        ),
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn progress_events(pool: &PgPool, job_id: i64) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE job_id = $1 AND type = 'job.progress'")
+        .bind(job_id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn a_worker_killed_mid_generation_leaves_the_job_to_another_exactly_once(
+    pool: PgPool,
+    options: PgConnectOptions,
+) {
+    let job_id = generate_job(&pool, 2_000).await;
+    let mut first = spawn_worker(&options, "doomed", 2_000, 4);
+    wait_until("the first worker to stream tokens", Duration::from_secs(120), || {
+        let pool = pool.clone();
+        async move { progress_events(&pool, job_id).await > 0 }
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let job = Job::fetch(&pool, job_id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.status, job.lease_owner.as_deref()),
+        (JobStatus::Running, Some("doomed"))
+    );
+
+    let mut second = spawn_worker(&options, "survivor", 8, 4);
+    wait_until("the job to finish", Duration::from_secs(120), || {
+        let pool = pool.clone();
+        async move {
+            Job::fetch(&pool, job_id)
+                .await
+                .unwrap()
+                .is_some_and(|job| job.status.is_final())
+        }
+    })
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status();
+    second.wait().unwrap();
+
+    let job = Job::fetch(&pool, job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.last_error);
+    assert_eq!(job.attempt, 2);
+    assert!(!job.result.unwrap()["text"].as_str().unwrap().is_empty());
+    let attempts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT worker_id, outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
+    )
+    .bind(job_id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0], ("doomed".into(), "lease_expired".into()));
+    assert_eq!(attempts[1], ("survivor".into(), "succeeded".into()));
+    let results: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE job_id = $1 AND type = 'job.succeeded'",
+    )
+    .bind(job_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(results, 1);
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn sigterm_finishes_the_running_job_claims_nothing_more_and_exits_cleanly(
+    pool: PgPool,
+    options: PgConnectOptions,
+) {
+    let running = generate_job(&pool, 24).await;
+    let mut worker = spawn_worker(&options, "draining", 24, 60);
+    wait_until("the job to start", Duration::from_secs(120), || {
+        let pool = pool.clone();
+        async move { progress_events(&pool, running).await > 0 }
+    })
+    .await;
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = generate_job(&pool, 25).await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = worker.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the worker did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    let running = Job::fetch(&pool, running).await.unwrap().unwrap();
+    assert_eq!(running.status, JobStatus::Succeeded, "{:?}", running.last_error);
+    let waiting = Job::fetch(&pool, waiting).await.unwrap().unwrap();
+    assert_eq!((waiting.status, waiting.attempt), (JobStatus::Queued, 0));
+}
