@@ -247,9 +247,7 @@ impl FakePlatform {
             let (log, answers) = (log.clone(), answers.clone());
             async move {
                 let path = request.uri().path().to_owned();
-                let authorization = request
-                    .header("authorization")
-                    .map(str::to_owned);
+                let authorization = request.header("authorization").map(str::to_owned);
                 let bytes = request.into_body().into_vec().await.unwrap_or_default();
                 let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 log.lock().unwrap().push(Recorded {
@@ -258,11 +256,15 @@ impl FakePlatform {
                     body,
                     at: Instant::now(),
                 });
-                let answer = answers.lock().unwrap().pop_front().unwrap_or_else(|| Scripted {
-                    status: 200,
-                    headers: Vec::new(),
-                    body: success_body(&path),
-                });
+                let answer = answers
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .unwrap_or_else(|| Scripted {
+                        status: 200,
+                        headers: Vec::new(),
+                        body: success_body(&path),
+                    });
                 let mut response = Response::builder()
                     .status(StatusCode::from_u16(answer.status).unwrap())
                     .content_type("application/json");
@@ -354,10 +356,16 @@ pub async fn wait_jobs(pool: &PgPool, kind: &str, n: usize, timeout: Duration) -
 /// Slack's request signature over `body` at `timestamp`.
 pub fn slack_signature(secret: &str, timestamp: i64, body: &str) -> String {
     let base = format!("v0:{timestamp}:{body}");
-    format!("v0={}", hex::encode(hmac_sha256(secret.as_bytes(), &[base.as_bytes()])))
+    format!(
+        "v0={}",
+        hex::encode(hmac_sha256(secret.as_bytes(), &[base.as_bytes()]))
+    )
 }
 
 /// Meta's `X-Hub-Signature-256` over `body`.
 pub fn meta_signature(app_secret: &str, body: &str) -> String {
-    format!("sha256={}", hex::encode(hmac_sha256(app_secret.as_bytes(), &[body.as_bytes()])))
+    format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(app_secret.as_bytes(), &[body.as_bytes()]))
+    )
 }

@@ -20,25 +20,28 @@ async fn the_model_heals_what_adapter_and_repair_cannot(
     let platform = FakePlatform::start().await;
     let gateway = TestGateway::spawn(options.clone()).await;
     let key = gateway.tenant().await;
-    let worker = TestWorker::spawn(
-        worker_config(&platform),
-        options,
-        Some(load_model(2).await),
-    );
+    let worker = TestWorker::spawn(worker_config(&platform), options, Some(load_model(2).await));
     // A Telegram update flattened into text by some middleware: no JSON object to repair.
     let payload = "telegram update 815 | chat 7001 | from Ada (id 7001) | text: Where is my order?";
     let response = gateway
         .client
         .post(gateway.url("/v1/jobs"))
         .bearer_auth(&key)
-        .json(&json!({"kind": "payload.heal", "input": {"payload": payload, "platform": "telegram"}}))
+        .json(
+            &json!({"kind": "payload.heal", "input": {"payload": payload, "platform": "telegram"}}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
 
     let jobs = wait_jobs(&pool, kinds::PAYLOAD_HEAL, 1, WAIT).await;
-    assert_eq!(jobs[0].status, JobStatus::Succeeded, "{:?}", jobs[0].last_error);
+    assert_eq!(
+        jobs[0].status,
+        JobStatus::Succeeded,
+        "{:?}",
+        jobs[0].last_error
+    );
     let result = jobs[0].result.clone().unwrap();
     assert_eq!(result["healed_by"], "llm");
     assert_eq!(canonical::validate(&result["message"]), Ok(()));

@@ -30,11 +30,7 @@ async fn stack(pool_options: PgPoolOptions, options: PgConnectOptions) -> Stack 
     let platform = FakePlatform::start().await;
     let gateway = TestGateway::spawn(options.clone()).await;
     let key = gateway.tenant().await;
-    let worker = TestWorker::spawn(
-        worker_config(&platform),
-        options,
-        Some(load_model(2).await),
-    );
+    let worker = TestWorker::spawn(worker_config(&platform), options, Some(load_model(2).await));
     Stack {
         pool,
         gateway,
@@ -50,7 +46,12 @@ impl Stack {
         let inbound = wait_jobs(&self.pool, kinds::WEBHOOK_INBOUND, 1, WAIT).await;
         assert_eq!(inbound.len(), 1);
         let result = inbound[0].result.clone().unwrap_or(Value::Null);
-        assert_eq!(inbound[0].status, JobStatus::Succeeded, "{:?}", inbound[0].last_error);
+        assert_eq!(
+            inbound[0].status,
+            JobStatus::Succeeded,
+            "{:?}",
+            inbound[0].last_error
+        );
         let reply = result["reply"].as_str().unwrap();
         assert!(!reply.trim().is_empty(), "{result}");
         let deliveries = wait_jobs(&self.pool, kinds::REPLY_DELIVER, 1, WAIT).await;
@@ -100,7 +101,12 @@ async fn a_telegram_message_is_answered_in_its_chat(
     let (result, delivery) = stack.replied().await;
     assert_eq!(result["healed_by"], "adapter");
     assert_eq!(result["message"]["conversation_id"], "7001");
-    assert_eq!(delivery.status, JobStatus::Succeeded, "{:?}", delivery.last_error);
+    assert_eq!(
+        delivery.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        delivery.last_error
+    );
     let requests = stack.platform.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].path, "/bot123456:TEST-token/sendMessage");
@@ -143,7 +149,12 @@ async fn a_whatsapp_message_is_answered_to_its_sender(
         .await;
 
     let (result, delivery) = stack.replied().await;
-    assert_eq!(delivery.status, JobStatus::Succeeded, "{:?}", delivery.last_error);
+    assert_eq!(
+        delivery.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        delivery.last_error
+    );
     let requests = stack.platform.requests();
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
@@ -157,7 +168,10 @@ async fn a_whatsapp_message_is_answered_to_its_sender(
         request.body["context"]["message_id"],
         result["message"]["event_id"]
     );
-    assert_eq!(delivery.result.unwrap()["platform_message_id"], "wamid.REPLY");
+    assert_eq!(
+        delivery.result.unwrap()["platform_message_id"],
+        "wamid.REPLY"
+    );
     stack.stop().await;
 }
 
@@ -190,14 +204,22 @@ async fn a_slack_message_is_answered_in_its_thread(
             source,
             &[
                 ("x-slack-request-timestamp", now.to_string()),
-                ("x-slack-signature", slack_signature("slack-secret", now, &body)),
+                (
+                    "x-slack-signature",
+                    slack_signature("slack-secret", now, &body),
+                ),
             ],
             &body,
         )
         .await;
 
     let (result, delivery) = stack.replied().await;
-    assert_eq!(delivery.status, JobStatus::Succeeded, "{:?}", delivery.last_error);
+    assert_eq!(
+        delivery.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        delivery.last_error
+    );
     let requests = stack.platform.requests();
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
@@ -232,20 +254,27 @@ async fn a_429_is_honoured_without_spending_an_attempt(
         .await;
 
     let (_, delivery) = stack.replied().await;
-    assert_eq!(delivery.status, JobStatus::Succeeded, "{:?}", delivery.last_error);
+    assert_eq!(
+        delivery.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        delivery.last_error
+    );
     let requests = stack.platform.requests();
     assert_eq!(requests.len(), 2, "one 429, then the delivery");
     let waited = requests[1].at - requests[0].at;
-    assert!(waited >= Duration::from_millis(1_900), "retried after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1_900),
+        "retried after {waited:?}"
+    );
     // A snooze gives the attempt back: 8 attempts were allowed, now 9 with 2 used.
     assert_eq!((delivery.attempt, delivery.max_attempts), (2, 9));
-    let outcomes: Vec<String> = sqlx::query_scalar(
-        "SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
-    )
-    .bind(delivery.id)
-    .fetch_all(&stack.pool)
-    .await
-    .unwrap();
+    let outcomes: Vec<String> =
+        sqlx::query_scalar("SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt")
+            .bind(delivery.id)
+            .fetch_all(&stack.pool)
+            .await
+            .unwrap();
     assert_eq!(outcomes, ["snoozed", "succeeded"]);
     stack.stop().await;
 }
@@ -276,6 +305,9 @@ async fn a_platform_4xx_is_fatal_and_keeps_the_platform_error(
     let error = delivery.last_error.unwrap();
     assert_eq!(error["code"], "platform_rejected");
     assert_eq!(error["status"], 403);
-    assert!(error["body"].as_str().unwrap().contains("bot was blocked"), "{error}");
+    assert!(
+        error["body"].as_str().unwrap().contains("bot was blocked"),
+        "{error}"
+    );
     stack.stop().await;
 }

@@ -46,7 +46,10 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<()> {
     // Warm up: the first generation pays one-time costs (allocations, the kernels' first use).
     llm.generate(&prompt(0), 8, None, None, None).await?;
     println!("model: {}", config.model.display());
-    println!("threads: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "threads: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!(
         "| sequences | prompt tokens | prompt tok/s | decode tok/s per sequence | aggregate decode tok/s | wall s |"
     );

@@ -51,7 +51,12 @@ pub async fn handle(services: &Services, job: &Job) -> Outcome {
         .map(str::parse::<Platform>)
     {
         Some(Ok(platform)) => platform,
-        _ => return fatal("invalid_input", "input.platform is missing or unknown".into()),
+        _ => {
+            return fatal(
+                "invalid_input",
+                "input.platform is missing or unknown".into(),
+            )
+        }
     };
     if text.is_empty() {
         return fatal("invalid_input", "input.text is empty".into());
@@ -131,7 +136,9 @@ pub async fn handle(services: &Services, job: &Job) -> Outcome {
                 "type": "text",
                 "text": {"preview_url": false, "body": text},
             });
-            if let Some(context_id) = address.get("context_message_id").filter(|id| id.is_string())
+            if let Some(context_id) = address
+                .get("context_message_id")
+                .filter(|id| id.is_string())
             {
                 body["context"] = json!({ "message_id": context_id });
             }

@@ -25,7 +25,12 @@ struct Input {
 pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Outcome {
     let input: Input = match serde_json::from_value(job.input.clone()) {
         Ok(input) => input,
-        Err(error) => return fatal("invalid_input", format!("the job's input is invalid: {error}")),
+        Err(error) => {
+            return fatal(
+                "invalid_input",
+                format!("the job's input is invalid: {error}"),
+            )
+        }
     };
     let validator = match input.json_schema.as_ref().map(jsonschema::validator_for) {
         Some(Err(error)) => {

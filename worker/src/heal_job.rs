@@ -212,4 +212,3 @@ fn with_reason(outcome: Outcome, deterministic: &str) -> Outcome {
         other => other,
     }
 }
-

@@ -14,6 +14,7 @@ pub mod heal_job;
 pub mod llm;
 pub mod progress;
 pub mod reply;
+pub mod requant;
 pub mod runner;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};

@@ -14,8 +14,8 @@ use std::{
 
 use anyhow::Context;
 use mistralrs::{
-    Constraint, GgufModelBuilder, MemoryGpuConfig, Model, PagedAttentionMetaBuilder,
-    RequestBuilder, Response, TextMessageRole, TextMessages, TokenSource,
+    Constraint, MemoryGpuConfig, Model, PagedAttentionMetaBuilder, RequestBuilder, Response,
+    TextMessageRole, TextMessages, TokenSource,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value as JsonValue;
@@ -116,31 +116,29 @@ impl Llm {
         let path = config.path.clone();
         check_model_file(&path)?;
         let started = Instant::now();
-        let dir = path
+        let load_path = if cfg!(feature = "cuda") {
+            path.clone()
+        } else {
+            let source = path.clone();
+            tokio::task::spawn_blocking(move || crate::requant::for_cpu(&source))
+                .await
+                .map_err(|panic| anyhow::anyhow!("the converter crashed: {panic}"))
+                .and_then(|converted| converted)
+                .map_err(|error| corrupt(&path, &format!("{error:#}")))?
+        };
+        let dir = load_path
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_string_lossy()
             .into_owned();
-        let file = path
+        let file = load_path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .with_context(|| format!("SENTINEL_MODEL={} names no file", path.display()))?;
-        let mut builder = GgufModelBuilder::new(dir, vec![file])
-            .with_token_source(TokenSource::None)
-            .with_max_num_seqs(config.max_seqs.max(1))
-            .with_prefix_cache_n(Some(16));
-        if !cfg!(feature = "cuda") {
-            builder = builder.with_force_cpu();
-        } else if let Some(mb) = config.paged_attn_mb {
-            builder = builder.with_paged_attn(
-                PagedAttentionMetaBuilder::default()
-                    .with_gpu_memory(MemoryGpuConfig::MbAmount(mb))
-                    .build()?,
-            );
-        }
+        let (max_seqs, paged_attn_mb) = (config.max_seqs.max(1), config.paged_attn_mb);
         // A corrupt file can panic inside the loader; a task turns that into an error.
-        let model = tokio::spawn(builder.build())
+        let model = tokio::spawn(build(dir, file, max_seqs, paged_attn_mb))
             .await
             .map_err(|panic| anyhow::anyhow!("the loader crashed: {panic}"))
             .and_then(|built| built)
@@ -284,6 +282,74 @@ impl Llm {
             .ok()
             .map(|tokens| tokens.len())
     }
+}
+
+/// Builds the engine with mistral.rs's lower-level loader, which (unlike `GgufModelBuilder`) takes
+/// the activation dtype. On the CPU that is F32: `Auto` picks BF16 there, and every element-wise
+/// op then converts to and from f32 (a profile showed the conversions once the matmuls were fast).
+async fn build(
+    dir: String,
+    file: String,
+    max_seqs: usize,
+    paged_attn_mb: Option<usize>,
+) -> anyhow::Result<Model> {
+    use mistralrs::core::{
+        AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder,
+        GGUFSpecificConfig, MistralRsBuilder, ModelDType, SchedulerConfig,
+    };
+    let loader = GGUFLoaderBuilder::new(
+        None,
+        None,
+        dir,
+        vec![file],
+        GGUFSpecificConfig { topology: None },
+        false,
+        None,
+    )
+    .build();
+    let cuda = cfg!(feature = "cuda");
+    let device = mistralrs::best_device(!cuda)?;
+    let dtype = if cuda {
+        ModelDType::Auto
+    } else {
+        ModelDType::F32
+    };
+    let paged = match paged_attn_mb.filter(|_| cuda) {
+        Some(mb) => Some(
+            PagedAttentionMetaBuilder::default()
+                .with_gpu_memory(MemoryGpuConfig::MbAmount(mb))
+                .build()?,
+        ),
+        None => None,
+    };
+    let pipeline = tokio::task::spawn_blocking(move || {
+        loader.load_model_from_hf(
+            None,
+            TokenSource::None,
+            &dtype,
+            &device,
+            true,
+            DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+            None,
+            paged,
+        )
+    })
+    .await??;
+    let cache_config = pipeline.lock().await.get_metadata().cache_config.clone();
+    let scheduler = match cache_config.filter(|_| paged.is_some()) {
+        Some(config) => SchedulerConfig::PagedAttentionMeta {
+            max_num_seqs: max_seqs,
+            config,
+        },
+        None => SchedulerConfig::DefaultScheduler {
+            method: DefaultSchedulerMethod::Fixed(max_seqs.try_into()?),
+        },
+    };
+    let runner = MistralRsBuilder::new(pipeline, scheduler, false, None)
+        .with_prefix_cache_n(16)
+        .build()
+        .await;
+    Ok(Model::new(runner))
 }
 
 fn role(role: Role) -> TextMessageRole {

@@ -23,15 +23,15 @@ fn main() -> anyhow::Result<()> {
                 sentinel_worker::run(config, shutdown::on_signal()).await
             }
             Some("bench") => {
-                let arg = |name: &str| {
-                    std::env::args()
-                        .skip_while(|a| a != name)
-                        .nth(1)
-                };
+                let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
                 let seqs = arg("--seqs")
                     .unwrap_or_else(|| "1,2,4".into())
                     .split(',')
-                    .map(|n| n.trim().parse::<usize>().context("--seqs takes numbers like 1,2,4"))
+                    .map(|n| {
+                        n.trim()
+                            .parse::<usize>()
+                            .context("--seqs takes numbers like 1,2,4")
+                    })
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 let config = sentinel_worker::bench::BenchConfig {
                     model: config::var_or(
@@ -39,8 +39,12 @@ fn main() -> anyhow::Result<()> {
                         std::path::PathBuf::from(sentinel_worker::llm::DEFAULT_MODEL_PATH),
                     )?,
                     seqs,
-                    max_tokens: arg("--tokens").map_or(Ok(64), |n| n.parse()).context("--tokens")?,
-                    rounds: arg("--rounds").map_or(Ok(2), |n| n.parse()).context("--rounds")?,
+                    max_tokens: arg("--tokens")
+                        .map_or(Ok(64), |n| n.parse())
+                        .context("--tokens")?,
+                    rounds: arg("--rounds")
+                        .map_or(Ok(2), |n| n.parse())
+                        .context("--rounds")?,
                 };
                 sentinel_worker::bench::run(config).await
             }
@@ -49,7 +53,9 @@ fn main() -> anyhow::Result<()> {
                 println!("migrations applied");
                 Ok(())
             }
-            Some(other) => anyhow::bail!("unknown command {other:?}; expected `run`, `migrate` or `bench`"),
+            Some(other) => {
+                anyhow::bail!("unknown command {other:?}; expected `run`, `migrate` or `bench`")
+            }
         }
     })
 }

@@ -10,7 +10,10 @@ use std::{
 
 use sentinel_queue::{enqueue, kinds, tenant::create_tenant, Job, JobStatus, NewJob};
 use serde_json::json;
-use sqlx::{postgres::PgConnectOptions, PgPool};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    PgPool,
+};
 
 fn model_path() -> PathBuf {
     std::env::var_os("SENTINEL_MODEL")
@@ -89,15 +92,20 @@ async fn progress_events(pool: &PgPool, job_id: i64) -> i64 {
 
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
 async fn a_worker_killed_mid_generation_leaves_the_job_to_another_exactly_once(
-    pool: PgPool,
+    pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
     let job_id = generate_job(&pool, 2_000).await;
     let mut first = spawn_worker(&options, "doomed", 2_000, 4);
-    wait_until("the first worker to stream tokens", Duration::from_secs(120), || {
-        let pool = pool.clone();
-        async move { progress_events(&pool, job_id).await > 0 }
-    })
+    wait_until(
+        "the first worker to stream tokens",
+        Duration::from_secs(120),
+        || {
+            let pool = pool.clone();
+            async move { progress_events(&pool, job_id).await > 0 }
+        },
+    )
     .await;
     first.kill().unwrap();
     first.wait().unwrap();
@@ -149,9 +157,10 @@ async fn a_worker_killed_mid_generation_leaves_the_job_to_another_exactly_once(
 
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
 async fn sigterm_finishes_the_running_job_claims_nothing_more_and_exits_cleanly(
-    pool: PgPool,
+    pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
     let running = generate_job(&pool, 24).await;
     let mut worker = spawn_worker(&options, "draining", 24, 60);
     wait_until("the job to start", Duration::from_secs(120), || {
@@ -172,12 +181,20 @@ async fn sigterm_finishes_the_running_job_claims_nothing_more_and_exits_cleanly(
         if let Some(exit) = worker.try_wait().unwrap() {
             break exit;
         }
-        assert!(Instant::now() < deadline, "the worker did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(exit.success(), "exit status {exit:?}");
     let running = Job::fetch(&pool, running).await.unwrap().unwrap();
-    assert_eq!(running.status, JobStatus::Succeeded, "{:?}", running.last_error);
+    assert_eq!(
+        running.status,
+        JobStatus::Succeeded,
+        "{:?}",
+        running.last_error
+    );
     let waiting = Job::fetch(&pool, waiting).await.unwrap().unwrap();
     assert_eq!((waiting.status, waiting.attempt), (JobStatus::Queued, 0));
 }

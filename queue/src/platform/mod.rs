@@ -305,8 +305,6 @@ pub fn reply_address(
                     .or_else(|| text_at(payload, "/event/ts")),
             }))
         }
-        Platform::Salesforce | Platform::Standard => {
-            Err(format!("{platform} has no reply API"))
-        }
+        Platform::Salesforce | Platform::Standard => Err(format!("{platform} has no reply API")),
     }
 }
