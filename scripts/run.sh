@@ -27,7 +27,8 @@ fi
 export SENTINEL_MODEL HF_HUB_OFFLINE=1
 
 say "Building sentinel-api and sentinel-worker (release; the first build takes 10-15 minutes)"
-cargo build --release -q --workspace --bins
+# --all-targets resolves features as the test command does, so one build serves both.
+cargo build --release -q --workspace --all-targets
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
 say "Migrating"
