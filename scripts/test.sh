@@ -26,18 +26,17 @@ say "Model: $SENTINEL_MODEL"
 say "Formatting"
 cargo fmt --all -- --check 2>/dev/null || die "cargo fmt found unformatted code: run 'cargo fmt --all'"
 
-say "Building offline from the committed .sqlx data"
-export SQLX_OFFLINE=true
-cargo build --release --workspace --all-targets
-
 say "Migrating $DATABASE_URL"
-cargo run --release -q -p sentinel-api -- migrate
+cargo sqlx migrate run --source migrations
 
+# `prepare --check` invalidates the crates that use query macros, so it runs before the one
+# release build (the tests'), not after it.
 say "Checking that .sqlx matches the queries and the schema"
 SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --all-targets
 
 say "Clippy"
+export SQLX_OFFLINE=true
 cargo clippy --workspace --all-targets -q -- -D warnings
 
-say "Tests"
+say "Building and running the tests offline from the committed .sqlx data"
 cargo test --release --workspace --no-fail-fast "$@"

@@ -113,7 +113,38 @@ async fn a_telegram_message_is_answered_in_its_chat(
     assert_eq!(requests[0].body["chat_id"], 7001);
     assert_eq!(requests[0].body["text"], result["reply"]);
     assert_eq!(requests[0].body["reply_parameters"]["message_id"], 52);
-    assert_eq!(delivery.result.unwrap()["platform_message_id"], 9001);
+    assert_eq!(
+        delivery.result.clone().unwrap()["platform_message_id"],
+        9001
+    );
+
+    // The typed view of the healed message, and the schema it follows.
+    let get = |path: String| {
+        stack
+            .gateway
+            .client
+            .get(stack.gateway.url(&path))
+            .bearer_auth(&stack.key)
+            .send()
+    };
+    let inbound_id = delivery.input["inbound_job_id"].as_i64().unwrap();
+    let view = get(format!("/v1/jobs/{inbound_id}/message")).await.unwrap();
+    assert_eq!(view.status(), 200);
+    let view: Value = view.json().await.unwrap();
+    assert_eq!(view["healed_by"], "adapter");
+    assert_eq!(view["message"]["text"], "Where is my order?");
+    assert_eq!(view["reply"], result["reply"]);
+    let not_healed = get(format!("/v1/jobs/{}/message", delivery.id))
+        .await
+        .unwrap();
+    assert_eq!(not_healed.status(), 404);
+    let schema: Value = get("/v1/schemas/canonical-message".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(schema, sentinel_queue::canonical::schema());
     stack.stop().await;
 }
 
