@@ -31,13 +31,9 @@ pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 
 /// The model the tests run: `SENTINEL_MODEL`, else the fetched default model.
 pub fn model_path() -> PathBuf {
-    std::env::var_os("SENTINEL_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join(sentinel_worker::llm::DEFAULT_MODEL_PATH)
-        })
+    sentinel_worker::llm::model_path_or_default(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    )
 }
 
 /// Loads the model; a missing file fails with the fetch command in the message.
@@ -205,6 +201,58 @@ impl TestWorker {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+    }
+}
+
+/// The whole system for one test: its database, a gateway, a worker with the real model (at most
+/// `max_tokens` per generation), a fake platform API, and a tenant's API key.
+pub struct Stack {
+    pub pool: PgPool,
+    pub gateway: TestGateway,
+    pub worker: TestWorker,
+    pub platform: FakePlatform,
+    pub key: String,
+}
+
+impl Stack {
+    pub async fn start(
+        pool_options: sqlx::postgres::PgPoolOptions,
+        options: PgConnectOptions,
+        max_tokens: usize,
+    ) -> Self {
+        let pool = pool_options.connect_with(options.clone()).await.unwrap();
+        let platform = FakePlatform::start().await;
+        let gateway = TestGateway::spawn(options.clone()).await;
+        let key = gateway.tenant().await;
+        let mut config = worker_config(&platform);
+        config.max_tokens = max_tokens;
+        let worker = TestWorker::spawn(config, options, Some(load_model(2).await));
+        Self {
+            pool,
+            gateway,
+            worker,
+            platform,
+            key,
+        }
+    }
+
+    /// Submits a job through the job API and expects it accepted.
+    pub async fn submit(&self, body: Value) {
+        let response = self
+            .gateway
+            .client
+            .post(self.gateway.url("/v1/jobs"))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+    }
+
+    pub async fn stop(self) {
+        self.worker.stop().await;
+        self.gateway.stop().await;
     }
 }
 

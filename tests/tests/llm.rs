@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sentinel_e2e::{load_model, wait_jobs, worker_config, FakePlatform, TestGateway, TestWorker};
+use sentinel_e2e::{wait_jobs, Stack};
 use sentinel_queue::{canonical, kinds, JobStatus};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -16,26 +16,16 @@ async fn the_model_heals_what_adapter_and_repair_cannot(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let pool = pool_options.connect_with(options.clone()).await.unwrap();
-    let platform = FakePlatform::start().await;
-    let gateway = TestGateway::spawn(options.clone()).await;
-    let key = gateway.tenant().await;
-    let worker = TestWorker::spawn(worker_config(&platform), options, Some(load_model(2).await));
+    let stack = Stack::start(pool_options, options, 24).await;
     // A Telegram update flattened into text by some middleware: no JSON object to repair.
     let payload = "telegram update 815 | chat 7001 | from Ada (id 7001) | text: Where is my order?";
-    let response = gateway
-        .client
-        .post(gateway.url("/v1/jobs"))
-        .bearer_auth(&key)
-        .json(
-            &json!({"kind": "payload.heal", "input": {"payload": payload, "platform": "telegram"}}),
+    stack
+        .submit(
+            json!({"kind": "payload.heal", "input": {"payload": payload, "platform": "telegram"}}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+        .await;
 
-    let jobs = wait_jobs(&pool, kinds::PAYLOAD_HEAL, 1, WAIT).await;
+    let jobs = wait_jobs(&stack.pool, kinds::PAYLOAD_HEAL, 1, WAIT).await;
     assert_eq!(
         jobs[0].status,
         JobStatus::Succeeded,
@@ -47,8 +37,7 @@ async fn the_model_heals_what_adapter_and_repair_cannot(
     assert_eq!(canonical::validate(&result["message"]), Ok(()));
     assert_eq!(result["message"]["platform"], "telegram");
     assert!(result["heal_usage"]["completion_tokens"].as_u64().unwrap() > 0);
-    worker.stop().await;
-    gateway.stop().await;
+    stack.stop().await;
 }
 
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
@@ -56,30 +45,16 @@ async fn llm_generate_with_a_schema_returns_valid_json_and_streams_progress(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let pool = pool_options.connect_with(options.clone()).await.unwrap();
-    let platform = FakePlatform::start().await;
-    let gateway = TestGateway::spawn(options.clone()).await;
-    let key = gateway.tenant().await;
-    let mut config = worker_config(&platform);
-    config.max_tokens = 256;
-    let worker = TestWorker::spawn(config, options, Some(load_model(2).await));
+    let stack = Stack::start(pool_options, options, 256).await;
     let schema = json!({"type": "object", "additionalProperties": false,
         "required": ["city", "country"],
         "properties": {"city": {"type": "string", "maxLength": 30},
                        "country": {"type": "string", "maxLength": 30}}});
-    let response = gateway
-        .client
-        .post(gateway.url("/v1/jobs"))
-        .bearer_auth(&key)
-        .json(&json!({"kind": "llm.generate", "input": {
+    stack.submit(json!({"kind": "llm.generate", "input": {
             "messages": [{"role": "user", "content": "Name the capital of France and its country as JSON."}],
-            "json_schema": schema, "max_tokens": 256}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+            "json_schema": schema, "max_tokens": 256}})).await;
 
-    let jobs = wait_jobs(&pool, kinds::LLM_GENERATE, 1, WAIT).await;
+    let jobs = wait_jobs(&stack.pool, kinds::LLM_GENERATE, 1, WAIT).await;
     let job = &jobs[0];
     assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.last_error);
     let result = job.result.clone().unwrap();
@@ -94,7 +69,7 @@ async fn llm_generate_with_a_schema_returns_valid_json_and_streams_progress(
         "SELECT data FROM events WHERE job_id = $1 AND type = 'job.progress' ORDER BY seq",
     )
     .bind(job.id)
-    .fetch_all(&pool)
+    .fetch_all(&stack.pool)
     .await
     .unwrap();
     assert!(!progress.is_empty(), "no job.progress events");
@@ -103,6 +78,5 @@ async fn llm_generate_with_a_schema_returns_valid_json_and_streams_progress(
     assert_eq!(last["max_tokens"], 256);
     let partial = last["text"].as_str().unwrap();
     assert_eq!(serde_json::from_str::<Value>(partial).unwrap(), *answer);
-    worker.stop().await;
-    gateway.stop().await;
+    stack.stop().await;
 }

@@ -4,66 +4,34 @@
 
 use std::time::Duration;
 
-use sentinel_e2e::{
-    load_model, meta_signature, slack_signature, wait_jobs, worker_config, FakePlatform,
-    TestGateway, TestWorker,
-};
+use sentinel_e2e::{meta_signature, slack_signature, wait_jobs, Stack};
 use sentinel_queue::{kinds, Job, JobStatus};
 use serde_json::{json, Value};
-use sqlx::{
-    postgres::{PgConnectOptions, PgPoolOptions},
-    PgPool,
-};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const WAIT: Duration = Duration::from_secs(180);
 
-struct Stack {
-    pool: PgPool,
-    gateway: TestGateway,
-    worker: TestWorker,
-    platform: FakePlatform,
-    key: String,
-}
-
 async fn stack(pool_options: PgPoolOptions, options: PgConnectOptions) -> Stack {
-    let pool = pool_options.connect_with(options.clone()).await.unwrap();
-    let platform = FakePlatform::start().await;
-    let gateway = TestGateway::spawn(options.clone()).await;
-    let key = gateway.tenant().await;
-    let worker = TestWorker::spawn(worker_config(&platform), options, Some(load_model(2).await));
-    Stack {
-        pool,
-        gateway,
-        worker,
-        platform,
-        key,
-    }
+    Stack::start(pool_options, options, 24).await
 }
 
-impl Stack {
-    /// Waits for the inbound job and its delivery; returns the inbound job's result.
-    async fn replied(&self) -> (Value, Job) {
-        let inbound = wait_jobs(&self.pool, kinds::WEBHOOK_INBOUND, 1, WAIT).await;
-        assert_eq!(inbound.len(), 1);
-        let result = inbound[0].result.clone().unwrap_or(Value::Null);
-        assert_eq!(
-            inbound[0].status,
-            JobStatus::Succeeded,
-            "{:?}",
-            inbound[0].last_error
-        );
-        let reply = result["reply"].as_str().unwrap();
-        assert!(!reply.trim().is_empty(), "{result}");
-        let deliveries = wait_jobs(&self.pool, kinds::REPLY_DELIVER, 1, WAIT).await;
-        assert_eq!(deliveries.len(), 1);
-        assert_eq!(result["delivery"]["job_id"], json!(deliveries[0].id));
-        (result, deliveries[0].clone())
-    }
-
-    async fn stop(self) {
-        self.worker.stop().await;
-        self.gateway.stop().await;
-    }
+/// Waits for the inbound job and its delivery; returns the inbound job's result.
+async fn replied(stack: &Stack) -> (Value, Job) {
+    let inbound = wait_jobs(&stack.pool, kinds::WEBHOOK_INBOUND, 1, WAIT).await;
+    assert_eq!(inbound.len(), 1);
+    let result = inbound[0].result.clone().unwrap_or(Value::Null);
+    assert_eq!(
+        inbound[0].status,
+        JobStatus::Succeeded,
+        "{:?}",
+        inbound[0].last_error
+    );
+    let reply = result["reply"].as_str().unwrap();
+    assert!(!reply.trim().is_empty(), "{result}");
+    let deliveries = wait_jobs(&stack.pool, kinds::REPLY_DELIVER, 1, WAIT).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(result["delivery"]["job_id"], json!(deliveries[0].id));
+    (result, deliveries[0].clone())
 }
 
 const TELEGRAM_UPDATE: &str = r#"{"update_id": 815, "message": {"message_id": 52, "date": 1735689600,
@@ -98,7 +66,7 @@ async fn a_telegram_message_is_answered_in_its_chat(
         )
         .await;
 
-    let (result, delivery) = stack.replied().await;
+    let (result, delivery) = replied(&stack).await;
     assert_eq!(result["healed_by"], "adapter");
     assert_eq!(result["message"]["conversation_id"], "7001");
     assert_eq!(
@@ -179,7 +147,7 @@ async fn a_whatsapp_message_is_answered_to_its_sender(
         )
         .await;
 
-    let (result, delivery) = stack.replied().await;
+    let (result, delivery) = replied(&stack).await;
     assert_eq!(
         delivery.status,
         JobStatus::Succeeded,
@@ -244,7 +212,7 @@ async fn a_slack_message_is_answered_in_its_thread(
         )
         .await;
 
-    let (result, delivery) = stack.replied().await;
+    let (result, delivery) = replied(&stack).await;
     assert_eq!(
         delivery.status,
         JobStatus::Succeeded,
@@ -284,7 +252,7 @@ async fn a_429_is_honoured_without_spending_an_attempt(
         )
         .await;
 
-    let (_, delivery) = stack.replied().await;
+    let (_, delivery) = replied(&stack).await;
     assert_eq!(
         delivery.status,
         JobStatus::Succeeded,
@@ -330,7 +298,7 @@ async fn a_platform_4xx_is_fatal_and_keeps_the_platform_error(
             TELEGRAM_UPDATE,
         )
         .await;
-    let (_, delivery) = stack.replied().await;
+    let (_, delivery) = replied(&stack).await;
     assert_eq!(delivery.status, JobStatus::Dead);
     assert_eq!(delivery.attempt, 1);
     let error = delivery.last_error.unwrap();

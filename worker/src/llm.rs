@@ -27,6 +27,14 @@ pub const DEFAULT_MODEL_PATH: &str = ".sentinel/models/SmolLM2-135M-Instruct.Q4_
 /// The default model's SHA-256, checked at load so a truncated download is named as such.
 pub const DEFAULT_MODEL_SHA256: &str =
     "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+/// `SENTINEL_MODEL` when set, else the default model's place under `root` (the repository).
+pub fn model_path_or_default(root: &Path) -> PathBuf {
+    std::env::var_os("SENTINEL_MODEL")
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(DEFAULT_MODEL_PATH))
+}
+
 /// The command that fetches the default model.
 pub const FETCH_COMMAND: &str = "bash scripts/fetch-model.sh";
 
@@ -259,9 +267,6 @@ impl Llm {
                 }
             }
         };
-        if finish_reason == "canceled" {
-            finish_reason = "stop".into();
-        }
         Ok(Generation {
             text,
             usage,

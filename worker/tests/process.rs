@@ -16,13 +16,9 @@ use sqlx::{
 };
 
 fn model_path() -> PathBuf {
-    std::env::var_os("SENTINEL_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join(sentinel_worker::llm::DEFAULT_MODEL_PATH)
-        })
+    sentinel_worker::llm::model_path_or_default(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    )
 }
 
 fn database_url(options: &PgConnectOptions) -> String {
