@@ -10,7 +10,7 @@ use std::{
     fs::File,
     io::{BufReader, BufWriter},
     path::{Path, PathBuf},
-    time::Instant,
+    time::{Instant, SystemTime},
 };
 
 use candle_core::{
@@ -74,13 +74,15 @@ pub fn for_cpu(path: &Path) -> anyhow::Result<PathBuf> {
         };
         tensors.push((tensor_name.clone(), tensor));
     }
-    // The copy is written with candle's default 32-byte alignment.
-    let metadata: Vec<(&str, &gguf_file::Value)> = content
+    // The copy is written with candle's default 32-byte alignment, and in a fixed order so that
+    // two processes converting at once write the same bytes.
+    let mut metadata: Vec<(&str, &gguf_file::Value)> = content
         .metadata
         .iter()
         .filter(|(key, _)| key.as_str() != "general.alignment")
         .map(|(key, value)| (key.as_str(), value))
         .collect();
+    metadata.sort_by_key(|(key, _)| *key);
     let tensor_refs: Vec<(&str, &QTensor)> = tensors
         .iter()
         .map(|(name, tensor)| (name.as_str(), tensor))
@@ -99,7 +101,7 @@ pub fn for_cpu(path: &Path) -> anyhow::Result<PathBuf> {
                     .sync_all()?;
                 Ok(())
             })
-            .and_then(|()| std::fs::rename(&partial, candidate).map_err(anyhow::Error::from));
+            .and_then(|()| publish(&partial, candidate, source_modified));
         match written {
             Ok(()) => {
                 tracing::info!(
@@ -120,4 +122,23 @@ pub fn for_cpu(path: &Path) -> anyhow::Result<PathBuf> {
     Err(last_error
         .unwrap_or_else(|| anyhow::anyhow!("no place to write"))
         .context("writing the Q8_0 copy of the model"))
+}
+
+/// Puts a finished copy in place without ever replacing a file another process may be reading:
+/// a stale copy is removed first, and a copy that appeared meanwhile (from a process converting at
+/// the same time, byte for byte the same) is kept.
+fn publish(partial: &Path, target: &Path, source_modified: SystemTime) -> anyhow::Result<()> {
+    let stale = std::fs::metadata(target)
+        .and_then(|meta| meta.modified())
+        .is_ok_and(|modified| modified < source_modified);
+    if stale {
+        let _ = std::fs::remove_file(target);
+    }
+    let linked = match std::fs::hard_link(partial, target) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error.into()),
+    };
+    let _ = std::fs::remove_file(partial);
+    linked
 }
