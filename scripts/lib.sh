@@ -85,15 +85,27 @@ start_private_cluster() {
     say "Starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $log)"
     STARTED_PG_DATA="$data"
     STARTED_PG_BIN="$bin"
-    as_pg_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 \
-      -o "-p $PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB" \
-      start >/dev/null || { tail -n 20 "$log" >&2; die "PostgreSQL did not start (port $PG_PORT busy? set SENTINEL_PG_PORT)"; }
+    pg_start "$bin" "$data" "$PG_PORT" "$sock" "$log"
   fi
   export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"
   if ! as_pg_owner "$bin/psql" -h "$sock" -p "$PG_PORT" -U postgres -d postgres -Atqc \
       "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
     as_pg_owner "$bin/createdb" -h "$sock" -p "$PG_PORT" -U postgres "$PG_DB" || die "createdb $PG_DB failed"
   fi
+}
+
+# pg_start BIN DATA PORT SOCKET_DIR LOG: starts the cluster in DATA and waits until it is up.
+pg_start() {
+  as_pg_owner "$1/pg_ctl" -D "$2" -l "$5" -w -t 60 \
+    -o "-p $3 -k $4 -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB" \
+    start >/dev/null || { tail -n 20 "$5" >&2; die "PostgreSQL did not start (port $3 busy? set SENTINEL_PG_PORT)"; }
+}
+
+# free_port FROM: prints the first free TCP port on 127.0.0.1 at or above FROM.
+free_port() {
+  local port=$1
+  while port_busy "$port"; do port=$((port + 1)); done
+  echo "$port"
 }
 
 port_busy() {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test against a real PostgreSQL and the real default model (fetched when missing):
 # formatting, lints, the committed sqlx offline data, then the whole workspace's tests (each test
-# gets a database of its own). Tests build in release mode: the model is unusably slow in a debug
-# build, and the README's run command shares the same build.
+# gets a database of its own), then the process-level fault tests (scripts/faults.sh), the API
+# contract check (scripts/contract.sh) and bounded fuzzing (scripts/fuzz.sh). Tests build in
+# release mode: the model is unusably slow in a debug build, and the README's run command shares
+# the same build.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -26,6 +28,8 @@ say "Model: $SENTINEL_MODEL"
 say "Formatting"
 cargo fmt --all -- --check 2>/dev/null || die "cargo fmt found unformatted code: run 'cargo fmt --all'"
 
+bash "$ROOT/scripts/lint-containers.sh"
+
 say "Migrating $DATABASE_URL"
 cargo sqlx migrate run --source migrations
 
@@ -40,3 +44,14 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 
 say "Building and running the tests offline from the committed .sqlx data"
 cargo test --release --workspace --no-fail-fast "$@"
+
+# The process-level faults (kill -9 of the gateway, a PostgreSQL crash) with a 10 s load each;
+# docs/RELIABILITY.md has the 30 s runs.
+say "Fault tests: real binaries, killed and restarted"
+SENTINEL_FAULT_SECS="${SENTINEL_FAULT_SECS:-10}" bash "$ROOT/scripts/faults.sh" all
+
+say "API contract: schemathesis against a live gateway"
+bash "$ROOT/scripts/contract.sh"
+
+say "Fuzzing: adapters, signature verifiers, SOAP parser, healing"
+bash "$ROOT/scripts/fuzz.sh"

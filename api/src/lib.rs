@@ -92,6 +92,28 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// The defaults, for `database_url` and `listen`: no admin token, no JWTs.
+    pub fn new(database_url: String, listen: SocketAddr) -> Self {
+        Self {
+            database_url,
+            listen,
+            public_url: format!("http://{listen}"),
+            admin_token: None,
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            max_body_bytes: 4 * 1024 * 1024,
+            auto_migrate: false,
+            ack_deadline: Duration::from_millis(2_000),
+            ingest_batching: true,
+            ingestor: IngestorConfig::default(),
+            db_max_connections: 16,
+            db_acquire_timeout: Duration::from_millis(1_000),
+        }
+    }
+
+    /// The defaults, overridden by the environment.
     pub fn from_env() -> anyhow::Result<Self> {
         let listen: SocketAddr =
             config::var_or("SENTINEL_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
@@ -280,6 +302,7 @@ impl Gateway {
     /// The HTTP application.
     pub fn endpoint(&self) -> impl Endpoint + 'static {
         let service = api_service(&self.state.config.public_url);
+        let max_body_bytes = self.state.config.max_body_bytes;
         let spec = service.spec();
         let ui = service.swagger_ui();
         Route::new()
@@ -291,15 +314,37 @@ impl Gateway {
                 }),
             )
             .nest("/docs", ui)
-            .before(|mut req: poem::Request| async move {
-                // Some senders omit Content-Type; ingress reads raw bytes whatever the type.
-                if req.uri().path().starts_with("/hooks/")
-                    && !req.headers().contains_key("content-type")
-                {
-                    req.headers_mut().insert(
-                        "content-type",
-                        poem::http::HeaderValue::from_static("application/octet-stream"),
-                    );
+            .before(move |mut req: poem::Request| async move {
+                if req.uri().path().starts_with("/hooks/") {
+                    // Some senders omit Content-Type; ingress reads raw bytes whatever the type
+                    // (and applies the body limit itself, after finding the source).
+                    if !req.headers().contains_key("content-type") {
+                        req.headers_mut().insert(
+                            "content-type",
+                            poem::http::HeaderValue::from_static("application/octet-stream"),
+                        );
+                    }
+                } else {
+                    // Every other body is read under the same limit before any handler sees it,
+                    // whether or not it declared its length.
+                    let body = req.take_body();
+                    match body.into_bytes_limit(max_body_bytes).await {
+                        Ok(bytes) => req.set_body(bytes),
+                        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                            return Err(poem::Error::from_response(error_response(
+                                poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+                                "payload_too_large",
+                                &format!("the request body is over SENTINEL_MAX_BODY_BYTES ({max_body_bytes} bytes)"),
+                            )))
+                        }
+                        Err(error) => {
+                            return Err(poem::Error::from_response(error_response(
+                                poem::http::StatusCode::BAD_REQUEST,
+                                "bad_request",
+                                &format!("the request body could not be read: {error}"),
+                            )))
+                        }
+                    }
                 }
                 Ok(req)
             })

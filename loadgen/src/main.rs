@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! sentinel-loadgen acks --url http://127.0.0.1:8080 --admin-token T [--rate 5000] [--secs 10] [--concurrency 64]
+//!                        [--payload text|noreply] [--record FILE] [--timeline true] [--timeout-ms 10000]
 //! sentinel-loadgen hold --url http://127.0.0.1:8080 --admin-token T --pid PID [--idle 10000] [--sse 1000]
 //! ```
 //!
@@ -9,10 +10,16 @@
 //! webhooks with unique ids, alternating platforms: flat out with `--concurrency` closed-loop
 //! senders (no `--rate`), or open-loop at `--rate` per second, where each request's latency is
 //! measured from the moment it was due, so a stalled gateway cannot hide its queueing.
+//! `--payload noreply` sends events that need no agent reply (Telegram locations, Slack
+//! reactions), so a worker drains them without the model. `--record FILE` writes the dedupe key
+//! (Telegram `update_id`, Slack `event_id`) of every acknowledged event, one per line, for
+//! reconciling with `jobs` after a fault. Answers other than 200 (503 while the database is down)
+//! and transport errors (a killed gateway) are counted, not fatal; `--timeline true` prints them
+//! per second.
 //! `hold` opens idle keep-alive connections and SSE subscribers and reports the gateway's RSS.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -121,26 +128,65 @@ async fn setup(client: &reqwest::Client, url: &str, admin_token: &str) -> anyhow
     })
 }
 
-/// Sends webhook number `n`: Telegram for even numbers, Slack for odd ones.
-async fn send(client: &reqwest::Client, target: &Target, run: u64, n: u64) -> bool {
-    let request = if n % 2 == 0 {
-        let body = json!({"update_id": run * 1_000_000_000 + n, "message": {"message_id": n, "date": 1_735_689_600,
-            "chat": {"id": 7001, "type": "private"}, "from": {"id": 7001, "first_name": "Load"}, "text": "load test"}})
-        .to_string();
-        client
+/// How one request ended.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Answer {
+    Status(u16),
+    TransportError,
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Status(status) => write!(f, "HTTP {status}"),
+            Answer::TransportError => {
+                f.write_str("no answer (connection refused, reset or timed out)")
+            }
+        }
+    }
+}
+
+/// Sends webhook number `n`: Telegram for even numbers, Slack for odd ones. Returns the event's
+/// dedupe key and how the request ended.
+async fn send(
+    client: &reqwest::Client,
+    target: &Target,
+    run: u64,
+    n: u64,
+    noreply: bool,
+) -> (String, Answer) {
+    let (key, request) = if n % 2 == 0 {
+        let update_id = run * 1_000_000_000 + n;
+        let mut message = json!({"message_id": n, "date": 1_735_689_600,
+            "chat": {"id": 7001, "type": "private"}, "from": {"id": 7001, "first_name": "Load"}});
+        if noreply {
+            message["location"] = json!({"latitude": 52.52, "longitude": 13.40});
+        } else {
+            message["text"] = json!("load test");
+        }
+        let body = json!({"update_id": update_id, "message": message}).to_string();
+        let request = client
             .post(format!("{}/hooks/{}", target.url, target.telegram))
             .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
             .header("content-type", "application/json")
-            .body(body)
+            .body(body);
+        (update_id.to_string(), request)
     } else {
-        let body = json!({"type": "event_callback", "team_id": "T0001", "event_id": format!("Ev{run}x{n}"),
-            "event": {"type": "message", "channel": "C1", "user": "U1", "text": "load test", "ts": "1.0"}})
+        let event_id = format!("Ev{run}x{n}");
+        let event = if noreply {
+            json!({"type": "reaction_added", "user": "U1", "reaction": "eyes",
+                   "item": {"type": "message", "channel": "C1", "ts": "1.0"}, "event_ts": "1.0"})
+        } else {
+            json!({"type": "message", "channel": "C1", "user": "U1", "text": "load test", "ts": "1.0"})
+        };
+        let body = json!({"type": "event_callback", "team_id": "T0001", "event_id": event_id,
+            "event": event})
         .to_string();
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
             .to_string();
-        client
+        let request = client
             .post(format!("{}/hooks/{}", target.url, target.slack))
             .header("x-slack-request-timestamp", &ts)
             .header(
@@ -148,9 +194,45 @@ async fn send(client: &reqwest::Client, target: &Target, run: u64, n: u64) -> bo
                 slack::signature(SLACK_SECRET, &ts, body.as_bytes()),
             )
             .header("content-type", "application/json")
-            .body(body)
+            .body(body);
+        (event_id, request)
     };
-    matches!(request.send().await, Ok(response) if response.status() == 200)
+    let answer = match request.send().await {
+        Ok(response) => Answer::Status(response.status().as_u16()),
+        Err(_) => Answer::TransportError,
+    };
+    (key, answer)
+}
+
+/// What the run saw: latencies of acks, and every answer by kind and by second.
+struct Tally {
+    histogram: Histogram<u64>,
+    answers: BTreeMap<Answer, (u64, Duration)>,
+    timeline: BTreeMap<(u64, Answer), u64>,
+    acked: Vec<String>,
+    started: Instant,
+}
+
+impl Tally {
+    fn record(&mut self, key: String, answer: Answer, since: Instant) {
+        let took = since.elapsed();
+        let entry = self.answers.entry(answer).or_insert((0, Duration::ZERO));
+        entry.0 += 1;
+        entry.1 = entry.1.max(took);
+        *self
+            .timeline
+            .entry((since.duration_since(self.started).as_secs(), answer))
+            .or_insert(0) += 1;
+        if answer == Answer::Status(200) {
+            let micros = took.as_micros().max(1) as u64;
+            let _ = self.histogram.record(micros.min(60_000_000));
+            self.acked.push(key);
+        }
+    }
+
+    fn count(&self, answer: Answer) -> u64 {
+        self.answers.get(&answer).map_or(0, |(n, _)| *n)
+    }
 }
 
 async fn acks(args: &Args) -> anyhow::Result<()> {
@@ -159,30 +241,33 @@ async fn acks(args: &Args) -> anyhow::Result<()> {
     let secs: u64 = args.get("secs", 10)?;
     let rate: u64 = args.get("rate", 0)?;
     let concurrency: usize = args.get("concurrency", 64)?;
+    let noreply = match args.get("payload", "text".to_string())?.as_str() {
+        "text" => false,
+        "noreply" => true,
+        other => bail!("--payload {other:?} is invalid; expected text or noreply"),
+    };
+    let record_to: Option<String> = args.flags.get("record").cloned();
+    let timeline: bool = args.get("timeline", false)?;
+    let timeout_ms: u64 = args.get("timeout-ms", 10_000)?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
+        .timeout(Duration::from_millis(timeout_ms))
         .build()?;
     let target = Arc::new(setup(&client, &url, &admin_token).await?);
     let run: u64 = rand::random_range(1..1_000_000);
-    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let started = Instant::now();
+    let tally = Arc::new(Mutex::new(Tally {
+        histogram: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?,
+        answers: BTreeMap::new(),
+        timeline: BTreeMap::new(),
+        acked: Vec::new(),
+        started,
+    }));
     let deadline = started + Duration::from_secs(secs);
     let record = {
-        let (histogram, ok, failed) = (histogram.clone(), ok.clone(), failed.clone());
-        move |success: bool, since: Instant| {
-            if success {
-                ok.fetch_add(1, Ordering::Relaxed);
-                let micros = since.elapsed().as_micros().max(1) as u64;
-                let _ = histogram
-                    .lock()
-                    .expect("histogram")
-                    .record(micros.min(60_000_000));
-            } else {
-                failed.fetch_add(1, Ordering::Relaxed);
-            }
+        let tally = tally.clone();
+        move |(key, answer): (String, Answer), since: Instant| {
+            tally.lock().expect("tally").record(key, answer, since);
         }
     };
     if rate == 0 {
@@ -195,7 +280,12 @@ async fn acks(args: &Args) -> anyhow::Result<()> {
                     while Instant::now() < deadline {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let sent = Instant::now();
-                        record(send(&client, &target, run, n).await, sent);
+                        let outcome = send(&client, &target, run, n, noreply).await;
+                        if outcome.1 == Answer::TransportError {
+                            // A gateway that is down refuses at once: don't spin on it.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        record(outcome, sent);
                     }
                 })
             })
@@ -215,7 +305,7 @@ async fn acks(args: &Args) -> anyhow::Result<()> {
             tokio::time::sleep_until(due.into()).await;
             let (client, target, record) = (client.clone(), target.clone(), record.clone());
             tasks.push(tokio::spawn(async move {
-                record(send(&client, &target, run, n).await, due)
+                record(send(&client, &target, run, n, noreply).await, due)
             }));
             n += 1;
         }
@@ -224,25 +314,49 @@ async fn acks(args: &Args) -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let histogram = histogram.lock().expect("histogram");
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let tally = tally.lock().expect("tally");
+    let ms = |q: f64| tally.histogram.value_at_quantile(q) as f64 / 1000.0;
     let mode = if rate == 0 {
         format!("flat out, {concurrency} connections")
     } else {
         format!("open loop at {rate}/s")
     };
+    let acked = tally.count(Answer::Status(200));
+    let failed: u64 = tally.answers.values().map(|(n, _)| n).sum::<u64>() - acked;
     println!("| mode | acks (200) | errors | acks/s | p50 ms | p99 ms | p999 ms | max ms |");
     println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| {mode} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
-        ok.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
-        ok.load(Ordering::Relaxed) as f64 / elapsed,
+        "| {mode} | {acked} | {failed} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        acked as f64 / elapsed,
         ms(0.5),
         ms(0.99),
         ms(0.999),
-        histogram.max() as f64 / 1000.0
+        tally.histogram.max() as f64 / 1000.0
     );
+    if failed > 0 {
+        println!();
+        println!("| answer | requests | slowest |");
+        println!("|---|---|---|");
+        for (answer, (n, slowest)) in &tally.answers {
+            println!(
+                "| {answer} | {n} | {:.0} ms |",
+                slowest.as_secs_f64() * 1000.0
+            );
+        }
+    }
+    if timeline {
+        println!();
+        println!("| second | answer | requests |");
+        println!("|---|---|---|");
+        for ((second, answer), n) in &tally.timeline {
+            println!("| {second} | {answer} | {n} |");
+        }
+    }
+    if let Some(path) = record_to {
+        let mut lines = tally.acked.join("\n");
+        lines.push('\n');
+        std::fs::write(&path, lines).with_context(|| format!("writing {path}"))?;
+    }
     let _ = &target.api_key;
     Ok(())
 }

@@ -17,8 +17,8 @@ use std::{
 
 use anyhow::Context;
 use sentinel_queue::{
-    claim_batch, complete_many, db, enqueue, enqueue_many, tenant::create_tenant, Ingestor,
-    IngestorConfig, Listener, NewJob, JOBS_CHANNEL,
+    claim_batch, complete_many, db, enqueue, enqueue_many, tenant::create_tenant, Claimable,
+    Ingestor, IngestorConfig, Listener, NewJob, JOBS_CHANNEL,
 };
 use serde_json::json;
 use sqlx::{postgres::PgConnectOptions, Connection, PgConnection, PgPool};
@@ -150,7 +150,7 @@ async fn run(
                 let pool = pool.clone();
                 tokio::spawn(async move {
                     let worker = format!("bench-{n}");
-                    let kinds = vec![KIND.to_string()];
+                    let kinds = Claimable::new(&[KIND]);
                     let mut done = 0usize;
                     loop {
                         let claimed =
@@ -308,7 +308,7 @@ async fn latency(
             let stop = stop_rx.clone();
             tokio::spawn(async move {
                 let worker = format!("latency-{n}");
-                let kinds = vec![KIND.to_string()];
+                let kinds = Claimable::new(&[KIND]);
                 while !*stop.borrow() {
                     waiter.mark_seen();
                     let claimed =

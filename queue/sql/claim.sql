@@ -1,4 +1,5 @@
--- Claims up to $3 ready jobs of the kinds $2 for worker $1, with a lease of $4 seconds.
+-- Claims up to $3 ready jobs for worker $1, with a lease of $4 seconds. The jobs it may take are
+-- given as pairs: kind $2[i] at stage $5[i] (see migrations/…_stages.sql).
 --
 -- Fair across tenants: the tenants with ready work are taken least recently served first, and each
 -- gets an equal share of the free slots, so one tenant's 100k queued jobs cannot starve another's 10.
@@ -8,14 +9,14 @@ WITH RECURSIVE ready_tenants AS (
     -- A loose index scan over jobs_claim: one probe per tenant that has ready work.
     (
         SELECT tenant_id FROM jobs
-        WHERE status = 'queued' AND run_at <= now() AND kind = ANY($2::text[])
+        WHERE status = 'queued' AND run_at <= now() AND (kind, stage) IN (SELECT * FROM unnest($2::text[], $5::text[]))
         ORDER BY tenant_id
         LIMIT 1
     )
     UNION ALL
     SELECT (
         SELECT j.tenant_id FROM jobs j
-        WHERE j.status = 'queued' AND j.run_at <= now() AND j.kind = ANY($2::text[])
+        WHERE j.status = 'queued' AND j.run_at <= now() AND (j.kind, j.stage) IN (SELECT * FROM unnest($2::text[], $5::text[]))
           AND j.tenant_id > r.tenant_id
         ORDER BY j.tenant_id
         LIMIT 1
@@ -43,7 +44,7 @@ picked AS (
     CROSS JOIN share
     CROSS JOIN LATERAL (
         SELECT id FROM jobs
-        WHERE tenant_id = t.tenant_id AND status = 'queued' AND run_at <= now() AND kind = ANY($2::text[])
+        WHERE tenant_id = t.tenant_id AND status = 'queued' AND run_at <= now() AND (kind, stage) IN (SELECT * FROM unnest($2::text[], $5::text[]))
         ORDER BY priority, run_at, id
         LIMIT share.per_tenant
         FOR UPDATE SKIP LOCKED

@@ -27,25 +27,72 @@ pub enum FinishError {
     Database(#[from] sqlx::Error),
 }
 
-/// Claims up to `n_free_slots` ready jobs of `kinds` for `worker_id`, fairly across tenants.
-/// Each claimed job is `running` with `attempt` incremented and a lease of `lease` from now.
+/// The stage of a job's processing that runs next (`jobs.stage`). Healing jobs start at
+/// [`Stage::New`], where the deterministic lane takes them in bulk; one that needs the model is
+/// handed off ([`hand_off_many`]) to [`Stage::Model`]. Other kinds stay at [`Stage::New`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    New,
+    Model,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::New => "new",
+            Stage::Model => "model",
+        }
+    }
+}
+
+/// What a claimer takes: each kind at one stage.
+#[derive(Debug, Clone, Default)]
+pub struct Claimable {
+    kinds: Vec<String>,
+    stages: Vec<String>,
+}
+
+impl Claimable {
+    /// `kinds` at [`Stage::New`], where every kind starts.
+    pub fn new<S: AsRef<str>>(kinds: &[S]) -> Self {
+        Self::default().with(kinds, Stage::New)
+    }
+
+    /// Adds `kinds` at `stage`.
+    pub fn with<S: AsRef<str>>(mut self, kinds: &[S], stage: Stage) -> Self {
+        for kind in kinds {
+            self.kinds.push(kind.as_ref().to_owned());
+            self.stages.push(stage.as_str().to_owned());
+        }
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kinds.is_empty()
+    }
+}
+
+/// Claims up to `n_free_slots` ready jobs that `claimable` names for `worker_id`, fairly across
+/// tenants. Each claimed job is `running` with `attempt` incremented and a lease of `lease` from
+/// now.
 pub async fn claim_batch(
     executor: impl PgExecutor<'_>,
     worker_id: &str,
-    kinds: &[String],
+    claimable: &Claimable,
     n_free_slots: usize,
     lease: Duration,
 ) -> sqlx::Result<Vec<Job>> {
-    if n_free_slots == 0 || kinds.is_empty() {
+    if n_free_slots == 0 || claimable.is_empty() {
         return Ok(Vec::new());
     }
     let n_free_slots = i64::try_from(n_free_slots).unwrap_or(i64::MAX);
     let rows = sqlx::query_file!(
         "sql/claim.sql",
         worker_id,
-        kinds,
+        &claimable.kinds,
         n_free_slots,
-        lease.as_secs_f64()
+        lease.as_secs_f64(),
+        &claimable.stages
     )
     .fetch_all(executor)
     .await?;
@@ -131,6 +178,10 @@ pub enum Outcome {
     },
     /// The worker stopped because cancellation was requested.
     Canceled,
+    /// Queue the job again at once for the lane that runs `stage`, without spending an attempt.
+    HandedOff {
+        stage: Stage,
+    },
 }
 
 /// One attempt's end, fenced by its lease.
@@ -170,6 +221,7 @@ pub async fn finish_many(
         &columns.results as &[Option<JsonValue>],
         &columns.errors as &[Option<JsonValue>],
         &columns.delays as &[Option<f64>],
+        &columns.stages as &[Option<&str>],
     )
     .fetch_all(executor)
     .await?;
@@ -193,10 +245,12 @@ struct FinishColumns<'a> {
     results: Vec<Option<JsonValue>>,
     errors: Vec<Option<JsonValue>>,
     delays: Vec<Option<f64>>,
+    stages: Vec<Option<&'static str>>,
 }
 
 impl<'a> FinishColumns<'a> {
     fn push(&mut self, finish: &'a Finish) {
+        let mut stage = None;
         let (requested, result, error, delay) = match &finish.outcome {
             Outcome::Succeeded { result } => ("succeeded", Some(result.clone()), None, None),
             Outcome::Failed {
@@ -214,6 +268,10 @@ impl<'a> FinishColumns<'a> {
             } => ("dead", None, Some(error.clone()), None),
             Outcome::Snoozed { delay } => ("snoozed", None, None, Some(delay.as_secs_f64())),
             Outcome::Canceled => ("canceled", None, None, None),
+            Outcome::HandedOff { stage: next } => {
+                stage = Some(next.as_str());
+                ("handed_off", None, None, None)
+            }
         };
         self.job_ids.push(finish.lease.job_id);
         self.attempts.push(finish.lease.attempt);
@@ -222,6 +280,7 @@ impl<'a> FinishColumns<'a> {
         self.results.push(result);
         self.errors.push(error);
         self.delays.push(delay);
+        self.stages.push(stage);
     }
 }
 

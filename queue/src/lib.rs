@@ -23,7 +23,8 @@ pub mod wakeup;
 
 pub use claim::{
     acknowledge_cancel, claim_batch, complete, complete_many, fail, finish_many, heartbeat,
-    progress, snooze, Finish, FinishError, Finished, Heartbeat, LeaseLost, Outcome,
+    progress, snooze, Claimable, Finish, FinishError, Finished, Heartbeat, LeaseLost, Outcome,
+    Stage,
 };
 pub use enqueue::{enqueue, enqueue_many, Enqueued};
 pub use ingest::{IngestError, Ingestor, IngestorConfig};

@@ -50,6 +50,17 @@ pub async fn load_model(max_seqs: usize) -> Arc<Llm> {
     }
 }
 
+/// The gateway's settings for a test: the admin token, no JWTs.
+pub fn gateway_config() -> sentinel_api::Config {
+    sentinel_api::Config {
+        public_url: "http://sentinel.test".into(),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        max_body_bytes: 256 * 1024,
+        db_max_connections: 8,
+        ..sentinel_api::Config::new(String::new(), SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
 /// A gateway served on 127.0.0.1:0.
 pub struct TestGateway {
     pub addr: SocketAddr,
@@ -60,23 +71,10 @@ pub struct TestGateway {
 
 impl TestGateway {
     pub async fn spawn(options: PgConnectOptions) -> Self {
-        let config = sentinel_api::Config {
-            database_url: String::new(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            public_url: "http://sentinel.test".into(),
-            admin_token: Some(ADMIN_TOKEN.into()),
-            jwt_secret: None,
-            jwt_public_key: None,
-            jwt_issuer: None,
-            jwt_audience: None,
-            max_body_bytes: 256 * 1024,
-            auto_migrate: false,
-            ack_deadline: Duration::from_millis(2_000),
-            ingest_batching: true,
-            ingestor: sentinel_queue::IngestorConfig::default(),
-            db_max_connections: 8,
-            db_acquire_timeout: Duration::from_millis(1_000),
-        };
+        Self::spawn_with(gateway_config(), options).await
+    }
+
+    pub async fn spawn_with(config: sentinel_api::Config, options: PgConnectOptions) -> Self {
         let (stop, shutdown) = watch::channel(false);
         let options = options.options([("plan_cache_mode", "force_custom_plan")]);
         let gateway = Gateway::start_with(config, options, shutdown.clone())
@@ -167,23 +165,21 @@ pub struct TestWorker {
 /// The worker's settings for a test: short lease and poll, replies to `platform`.
 pub fn worker_config(platform: &FakePlatform) -> sentinel_worker::Config {
     sentinel_worker::Config {
-        database_url: String::new(),
         worker_id: format!("e2e-{}", Uuid::new_v4()),
         lease: Duration::from_secs(10),
         max_slots: 2,
         delivery_slots: 4,
+        heal_batch: 64,
         delivery_timeout: Duration::from_secs(5),
         model: model_path(),
         max_tokens: 24,
-        paged_attn_mb: None,
         api_bases: ApiBases {
             telegram: platform.base(),
             whatsapp: format!("{}/v21.0", platform.base()),
             slack: format!("{}/api", platform.base()),
         },
         poll_interval: Duration::from_millis(200),
-        auto_migrate: false,
-        retention: Duration::from_secs(7 * 86_400),
+        ..sentinel_worker::Config::new(String::new())
     }
 }
 
@@ -204,34 +200,51 @@ impl TestWorker {
     }
 }
 
-/// The whole system for one test: its database, a gateway, a worker with the real model (at most
-/// `max_tokens` per generation), a fake platform API, and a tenant's API key.
+/// The whole system for one test: its database, a gateway, a worker with the real model, a fake
+/// platform API, and a tenant's API key.
 pub struct Stack {
     pub pool: PgPool,
     pub gateway: TestGateway,
     pub worker: TestWorker,
     pub platform: FakePlatform,
+    pub llm: Arc<Llm>,
     pub key: String,
 }
 
 impl Stack {
+    /// The stack with [`worker_config`] and at most `max_tokens` per generation.
     pub async fn start(
         pool_options: sqlx::postgres::PgPoolOptions,
         options: PgConnectOptions,
         max_tokens: usize,
+    ) -> Self {
+        Self::start_with(pool_options, options, |config| {
+            config.max_tokens = max_tokens;
+        })
+        .await
+    }
+
+    /// The stack with [`worker_config`] changed by `configure`; the model gets the configured
+    /// number of sequence slots.
+    pub async fn start_with(
+        pool_options: sqlx::postgres::PgPoolOptions,
+        options: PgConnectOptions,
+        configure: impl FnOnce(&mut sentinel_worker::Config),
     ) -> Self {
         let pool = pool_options.connect_with(options.clone()).await.unwrap();
         let platform = FakePlatform::start().await;
         let gateway = TestGateway::spawn(options.clone()).await;
         let key = gateway.tenant().await;
         let mut config = worker_config(&platform);
-        config.max_tokens = max_tokens;
-        let worker = TestWorker::spawn(config, options, Some(load_model(2).await));
+        configure(&mut config);
+        let llm = load_model(config.max_slots).await;
+        let worker = TestWorker::spawn(config, options, Some(llm.clone()));
         Self {
             pool,
             gateway,
             worker,
             platform,
+            llm,
             key,
         }
     }
@@ -279,6 +292,7 @@ pub struct FakePlatform {
     addr: SocketAddr,
     recorded: Arc<Mutex<Vec<Recorded>>>,
     script: Arc<Mutex<VecDeque<Scripted>>>,
+    delay: Arc<Mutex<Duration>>,
 }
 
 impl FakePlatform {
@@ -290,9 +304,10 @@ impl FakePlatform {
             .await
             .unwrap();
         let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
-        let (log, answers) = (recorded.clone(), script.clone());
+        let delay = Arc::new(Mutex::new(Duration::ZERO));
+        let (log, answers, slowness) = (recorded.clone(), script.clone(), delay.clone());
         let endpoint = poem::endpoint::make(move |request: Request| {
-            let (log, answers) = (log.clone(), answers.clone());
+            let (log, answers, slowness) = (log.clone(), answers.clone(), slowness.clone());
             async move {
                 let path = request.uri().path().to_owned();
                 let authorization = request.header("authorization").map(str::to_owned);
@@ -304,15 +319,16 @@ impl FakePlatform {
                     body,
                     at: Instant::now(),
                 });
-                let answer = answers
-                    .lock()
-                    .unwrap()
-                    .pop_front()
-                    .unwrap_or_else(|| Scripted {
-                        status: 200,
-                        headers: Vec::new(),
-                        body: success_body(&path),
-                    });
+                let scripted = answers.lock().unwrap().pop_front();
+                if scripted.is_none() {
+                    let delay = *slowness.lock().unwrap();
+                    tokio::time::sleep(delay).await;
+                }
+                let answer = scripted.unwrap_or_else(|| Scripted {
+                    status: 200,
+                    headers: Vec::new(),
+                    body: success_body(&path),
+                });
                 let mut response = Response::builder()
                     .status(StatusCode::from_u16(answer.status).unwrap())
                     .content_type("application/json");
@@ -327,7 +343,13 @@ impl FakePlatform {
             addr,
             recorded,
             script,
+            delay,
         }
+    }
+
+    /// Makes every unscripted answer from now on wait `delay` first (a slow platform).
+    pub fn slow_down(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     pub fn base(&self) -> String {

@@ -2,13 +2,17 @@
 //! platform's adapter, then by repair and aliasing, and only when both fail by the LLM under a
 //! JSON-schema constraint. Every result is checked against the canonical schema before it is
 //! written. For an inbound message with text, the agent's reply follows (see [`crate::reply`]).
+//!
+//! The work is split between two lanes: [`heal_without_model`] runs in the deterministic lane
+//! ([`crate::heal_lane`]), which finishes what needs no model and hands the rest to the model
+//! lane, where [`handle`] runs the whole pipeline.
 
 use sentinel_queue::{
     canonical::{self, CanonicalMessage, EVENT_TYPES},
     heal::{self, HealedBy},
     kinds,
     platform::Platform,
-    Job, Outcome, RetryPolicy,
+    Job, Outcome, RetryPolicy, Stage,
 };
 use serde_json::{json, Value as JsonValue};
 
@@ -26,66 +30,128 @@ pub const LLM_PAYLOAD_BYTES: usize = 1_500;
 /// The LLM step's token budget; generation ends earlier, at the closing brace.
 pub const LLM_HEAL_MAX_TOKENS: usize = 200;
 
-pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Outcome {
-    let platform = job
-        .input
-        .get("platform")
-        .and_then(JsonValue::as_str)
-        .and_then(|name| name.parse::<Platform>().ok());
-    let (parsed, raw) = match job.kind.as_str() {
-        kinds::PAYLOAD_HEAL => match job.input.get("payload") {
-            Some(JsonValue::String(text)) => (
-                serde_json::from_str::<JsonValue>(text).ok(),
-                Some(text.clone()),
+/// A healing job's payload, as the job carries it.
+struct Payload {
+    platform: Option<Platform>,
+    /// The payload as JSON, when it parsed.
+    parsed: Option<JsonValue>,
+    /// The raw text, when there is one (ingress's raw body, or a string `payload.heal` input).
+    raw: Option<String>,
+}
+
+impl Payload {
+    fn of(job: &Job) -> Result<Self, Outcome> {
+        let platform = job
+            .input
+            .get("platform")
+            .and_then(JsonValue::as_str)
+            .and_then(|name| name.parse::<Platform>().ok());
+        let (parsed, raw) = match job.kind.as_str() {
+            kinds::PAYLOAD_HEAL => match job.input.get("payload") {
+                Some(JsonValue::String(text)) => (
+                    serde_json::from_str::<JsonValue>(text).ok(),
+                    Some(text.clone()),
+                ),
+                Some(object @ JsonValue::Object(_)) => (Some(object.clone()), None),
+                _ => {
+                    return Err(fatal(
+                        "invalid_input",
+                        "input.payload must be a string or an object".into(),
+                    ))
+                }
+            },
+            _ => (
+                job.input
+                    .get("payload")
+                    .filter(|payload| !payload.is_null())
+                    .cloned(),
+                job.raw_body
+                    .as_deref()
+                    .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
             ),
-            Some(object @ JsonValue::Object(_)) => (Some(object.clone()), None),
-            _ => {
-                return fatal(
-                    "invalid_input",
-                    "input.payload must be a string or an object".into(),
-                )
-            }
-        },
-        _ => (
-            job.input
-                .get("payload")
-                .filter(|payload| !payload.is_null())
-                .cloned(),
-            job.raw_body
-                .as_deref()
-                .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
-        ),
+        };
+        Ok(Self {
+            platform,
+            parsed,
+            raw,
+        })
+    }
+
+    fn heal(&self) -> Result<(CanonicalMessage, HealedBy), heal::NotHealed> {
+        heal::heal(self.platform, self.parsed.as_ref(), self.raw.as_deref())
+    }
+}
+
+/// The deterministic lane's step: heals a job by adapter or repair and finishes it, or hands it
+/// to the model lane when it needs the LLM (to heal, or for the agent's reply). Never touches the
+/// model, and takes microseconds.
+pub fn heal_without_model(job: &Job) -> Outcome {
+    let payload = match Payload::of(job) {
+        Ok(payload) => payload,
+        Err(outcome) => return outcome,
     };
-    let (message, healed_by, heal_usage) =
-        match heal::heal(platform, parsed.as_ref(), raw.as_deref()) {
-            Ok((message, healed_by)) => (message, healed_by, None),
-            Err(not_healed) => {
-                let text = raw
-                    .clone()
-                    .or_else(|| parsed.as_ref().map(JsonValue::to_string))
-                    .unwrap_or_default();
-                match heal_with_llm(services, job, context, platform, &text).await {
-                    Ok((message, usage)) => (message, HealedBy::Llm, Some(usage)),
-                    Err(outcome) => return with_reason(outcome, &not_healed.0),
+    let to_model = Outcome::HandedOff {
+        stage: Stage::Model,
+    };
+    let Ok((message, healed_by)) = payload.heal() else {
+        return to_model;
+    };
+    let mut result = match healed_result(job, &message, healed_by) {
+        Ok(result) => result,
+        Err(outcome) => return outcome,
+    };
+    if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
+        // A reply needs the model, unless there is nowhere to send one.
+        match reply::addressee(job, payload.platform, &message, payload.parsed.as_ref()) {
+            Ok(_) => return to_model,
+            Err(skipped) => {
+                for (key, value) in skipped {
+                    result[key] = value;
                 }
             }
-        };
-    let message_json = match serde_json::to_value(&message) {
-        Ok(value) => value,
-        Err(error) => return fatal("not_healed", error.to_string()),
-    };
-    if let Err(violations) = canonical::validate(&message_json) {
-        return Outcome::Failed {
-            kind: RetryPolicy::default().retryable(job.attempt),
-            error: json!({"code": "invalid_message", "healed_by": healed_by.as_str(), "message": violations}),
-        };
+        }
     }
-    let mut result = json!({"message": message_json, "healed_by": healed_by.as_str()});
+    Outcome::Succeeded { result }
+}
+
+/// The model lane's step: the whole pipeline, the LLM step and the agent's reply included.
+pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Outcome {
+    let payload = match Payload::of(job) {
+        Ok(payload) => payload,
+        Err(outcome) => return outcome,
+    };
+    let (message, healed_by, heal_usage) = match payload.heal() {
+        Ok((message, healed_by)) => (message, healed_by, None),
+        Err(not_healed) => {
+            let text = payload
+                .raw
+                .clone()
+                .or_else(|| payload.parsed.as_ref().map(JsonValue::to_string))
+                .unwrap_or_default();
+            match heal_with_llm(services, job, context, payload.platform, &text).await {
+                Ok((message, usage)) => (message, HealedBy::Llm, Some(usage)),
+                Err(outcome) => return with_reason(outcome, &not_healed.0),
+            }
+        }
+    };
+    let mut result = match healed_result(job, &message, healed_by) {
+        Ok(result) => result,
+        Err(outcome) => return outcome,
+    };
     if let Some(usage) = heal_usage {
         result["heal_usage"] = usage;
     }
     if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
-        match reply::respond(services, job, context, platform, &message, parsed.as_ref()).await {
+        match reply::respond(
+            services,
+            job,
+            context,
+            payload.platform,
+            &message,
+            payload.parsed.as_ref(),
+        )
+        .await
+        {
             Ok(reply) => {
                 for (key, value) in reply {
                     result[key] = value;
@@ -95,6 +161,24 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
         }
     }
     Outcome::Succeeded { result }
+}
+
+/// `{message, healed_by}` once the message validates against the canonical schema; a failed
+/// attempt naming the violations otherwise.
+fn healed_result(
+    job: &Job,
+    message: &CanonicalMessage,
+    healed_by: HealedBy,
+) -> Result<JsonValue, Outcome> {
+    let message_json =
+        serde_json::to_value(message).map_err(|error| fatal("not_healed", error.to_string()))?;
+    if let Err(violations) = canonical::validate(&message_json) {
+        return Err(Outcome::Failed {
+            kind: RetryPolicy::default().retryable(job.attempt),
+            error: json!({"code": "invalid_message", "healed_by": healed_by.as_str(), "message": violations}),
+        });
+    }
+    Ok(json!({"message": message_json, "healed_by": healed_by.as_str()}))
 }
 
 /// A message with text gets an answer; statuses, commands without text and record changes don't.

@@ -1,5 +1,8 @@
-//! Sentinel's worker process. Two claim lanes share one LISTEN connection:
-//! - the model lane (`webhook.inbound`, `payload.heal`, `llm.generate`) holds at most
+//! Sentinel's worker process. Three claim lanes share one LISTEN connection:
+//! - the deterministic lane claims new healing jobs (`webhook.inbound`, `payload.heal`) in batches
+//!   of `SENTINEL_HEAL_BATCH`, finishes those that adapter or repair heals and that need no reply,
+//!   and hands the rest to the model lane (`jobs.stage = 'model'`);
+//! - the model lane (`llm.generate`, and healing jobs handed to it) holds at most
 //!   `SENTINEL_MAX_SEQS` jobs, the sequences the model runs at once, so a burst of messages never
 //!   becomes a burst of generations;
 //! - the delivery lane (`reply.deliver`) holds at most `SENTINEL_DELIVERY_SLOTS` jobs, so a slow
@@ -11,6 +14,8 @@ pub mod bench;
 pub mod deliver;
 pub mod generate_job;
 pub mod heal_job;
+pub mod heal_lane;
+pub mod health;
 pub mod llm;
 pub mod progress;
 pub mod reply;
@@ -21,7 +26,8 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sentinel_queue::{
-    config, db, kinds, rescue::run_rescuer, retention::run_retention, Listener, JOBS_CHANNEL,
+    config, db, kinds, rescue::run_rescuer, retention::run_retention, Claimable, Listener, Stage,
+    JOBS_CHANNEL,
 };
 use sqlx::{postgres::PgConnectOptions, PgPool};
 use tokio::sync::watch;
@@ -29,18 +35,26 @@ use tokio::sync::watch;
 use crate::{
     deliver::ApiBases,
     generate_job::fatal,
+    heal_lane::HealLaneConfig,
     llm::{Llm, ModelConfig},
     runner::{Handler, RunnerConfig},
 };
 
-/// The kinds the model lane claims.
-pub const MODEL_KINDS: [&str; 3] = [
-    kinds::WEBHOOK_INBOUND,
-    kinds::PAYLOAD_HEAL,
-    kinds::LLM_GENERATE,
-];
+/// The healing kinds: the deterministic lane claims them at stage `new`, the model lane at stage
+/// `model`.
+pub const HEAL_KINDS: [&str; 2] = [kinds::WEBHOOK_INBOUND, kinds::PAYLOAD_HEAL];
 /// The kinds the delivery lane claims.
 pub const DELIVERY_KINDS: [&str; 1] = [kinds::REPLY_DELIVER];
+
+/// What the deterministic lane claims.
+pub fn heal_claimable() -> Claimable {
+    Claimable::new(&HEAL_KINDS)
+}
+
+/// What the model lane claims: `llm.generate`, and healing jobs handed off to it.
+pub fn model_claimable() -> Claimable {
+    Claimable::new(&[kinds::LLM_GENERATE]).with(&HEAL_KINDS, Stage::Model)
+}
 
 /// What every job handler shares.
 pub struct Services {
@@ -107,6 +121,8 @@ pub struct Config {
     pub max_slots: usize,
     /// Deliveries in flight at once (`SENTINEL_DELIVERY_SLOTS`).
     pub delivery_slots: usize,
+    /// Healing jobs the deterministic lane claims at once (`SENTINEL_HEAL_BATCH`).
+    pub heal_batch: usize,
     pub delivery_timeout: Duration,
     /// The GGUF file (`SENTINEL_MODEL`).
     pub model: PathBuf,
@@ -117,47 +133,73 @@ pub struct Config {
     pub poll_interval: Duration,
     pub auto_migrate: bool,
     pub retention: Duration,
+    /// Where the liveness proof goes (`SENTINEL_HEALTH_FILE`); none when unset.
+    pub health_file: Option<PathBuf>,
 }
 
 impl Config {
+    /// The defaults, for `database_url`.
+    pub fn new(database_url: String) -> Self {
+        Self {
+            database_url,
+            worker_id: format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+                std::process::id()
+            ),
+            lease: Duration::from_secs(60),
+            max_slots: 4,
+            delivery_slots: 16,
+            heal_batch: 512,
+            delivery_timeout: Duration::from_secs(15),
+            model: PathBuf::from(llm::DEFAULT_MODEL_PATH),
+            max_tokens: 128,
+            paged_attn_mb: None,
+            api_bases: ApiBases::default(),
+            poll_interval: Duration::from_millis(1_000),
+            auto_migrate: false,
+            retention: Duration::from_secs(7 * 86_400),
+            health_file: None,
+        }
+    }
+
+    /// The defaults, overridden by the environment.
     pub fn from_env() -> anyhow::Result<Self> {
-        let default_id = format!(
-            "{}-{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
-            std::process::id()
-        );
-        let retention_days: u64 = config::var_or("SENTINEL_RETENTION_DAYS", 7)?;
-        let defaults = ApiBases::default();
+        let d = Self::new(config::required("DATABASE_URL")?);
+        let retention_days: u64 =
+            config::var_or("SENTINEL_RETENTION_DAYS", d.retention.as_secs() / 86_400)?;
+        let count = |name: &str, default: usize| at_least_one(name, config::var_or(name, default)?);
         Ok(Self {
-            database_url: config::required("DATABASE_URL")?,
-            worker_id: config::var_or("SENTINEL_WORKER_ID", default_id)?,
-            lease: config::secs_or("SENTINEL_LEASE_SECS", 60)?,
-            max_slots: at_least_one("SENTINEL_MAX_SEQS", config::var_or("SENTINEL_MAX_SEQS", 4)?)?,
-            delivery_slots: at_least_one(
-                "SENTINEL_DELIVERY_SLOTS",
-                config::var_or("SENTINEL_DELIVERY_SLOTS", 16)?,
+            worker_id: config::var_or("SENTINEL_WORKER_ID", d.worker_id)?,
+            lease: config::secs_or("SENTINEL_LEASE_SECS", d.lease.as_secs())?,
+            max_slots: count("SENTINEL_MAX_SEQS", d.max_slots)?,
+            delivery_slots: count("SENTINEL_DELIVERY_SLOTS", d.delivery_slots)?,
+            heal_batch: count("SENTINEL_HEAL_BATCH", d.heal_batch)?,
+            delivery_timeout: config::secs_or(
+                "SENTINEL_DELIVERY_TIMEOUT_SECS",
+                d.delivery_timeout.as_secs(),
             )?,
-            delivery_timeout: config::secs_or("SENTINEL_DELIVERY_TIMEOUT_SECS", 15)?,
-            model: config::var_or("SENTINEL_MODEL", PathBuf::from(llm::DEFAULT_MODEL_PATH))?,
-            max_tokens: at_least_one(
-                "SENTINEL_MAX_TOKENS",
-                config::var_or("SENTINEL_MAX_TOKENS", 128)?,
-            )?,
+            model: config::var_or("SENTINEL_MODEL", d.model)?,
+            max_tokens: count("SENTINEL_MAX_TOKENS", d.max_tokens)?,
             paged_attn_mb: match config::var_or("SENTINEL_PAGED_ATTN_MB", 0usize)? {
                 0 => None,
                 mb => Some(mb),
             },
             api_bases: ApiBases {
-                telegram: config::var_or("SENTINEL_TELEGRAM_API_BASE", defaults.telegram)?,
-                whatsapp: config::var_or("SENTINEL_WHATSAPP_API_BASE", defaults.whatsapp)?,
-                slack: config::var_or("SENTINEL_SLACK_API_BASE", defaults.slack)?,
+                telegram: config::var_or("SENTINEL_TELEGRAM_API_BASE", d.api_bases.telegram)?,
+                whatsapp: config::var_or("SENTINEL_WHATSAPP_API_BASE", d.api_bases.whatsapp)?,
+                slack: config::var_or("SENTINEL_SLACK_API_BASE", d.api_bases.slack)?,
             },
             poll_interval: Duration::from_millis(config::var_or(
                 "SENTINEL_POLL_INTERVAL_MS",
-                1_000,
+                d.poll_interval.as_millis() as u64,
             )?),
             auto_migrate: config::flag("SENTINEL_AUTO_MIGRATE")?,
             retention: Duration::from_secs(retention_days.max(1) * 86_400),
+            health_file: std::env::var_os("SENTINEL_HEALTH_FILE")
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from),
+            database_url: d.database_url,
         })
     }
 }
@@ -206,17 +248,30 @@ pub async fn run_with(
     )?);
     tracing::info!(
         worker.id = %config.worker_id,
+        worker.heal_batch = config.heal_batch,
         worker.model_slots = config.max_slots,
         worker.delivery_slots = config.delivery_slots,
         "worker started"
     );
     let (listener, listen_task) = Listener::spawn(options, &[JOBS_CHANNEL], shutdown.clone());
-    let lane = |kinds: &[&str], max_slots: usize| {
+    let heal_lane = tokio::spawn(heal_lane::run(
+        pool.clone(),
+        HealLaneConfig {
+            worker_id: config.worker_id.clone(),
+            claimable: heal_claimable(),
+            batch: config.heal_batch,
+            lease: config.lease,
+            poll_interval: config.poll_interval,
+        },
+        listener.waiter(JOBS_CHANNEL),
+        shutdown.clone(),
+    ));
+    let lane = |claimable: Claimable, max_slots: usize| {
         tokio::spawn(runner::run(
             pool.clone(),
             RunnerConfig {
                 worker_id: config.worker_id.clone(),
-                kinds: kinds.iter().map(|kind| kind.to_string()).collect(),
+                claimable,
                 max_slots,
                 lease: config.lease,
                 poll_interval: config.poll_interval,
@@ -226,20 +281,30 @@ pub async fn run_with(
             shutdown.clone(),
         ))
     };
-    let model_lane = lane(&MODEL_KINDS, config.max_slots);
-    let delivery_lane = lane(&DELIVERY_KINDS, config.delivery_slots);
+    let model_lane = lane(model_claimable(), config.max_slots);
+    let delivery_lane = lane(Claimable::new(&DELIVERY_KINDS), config.delivery_slots);
     let rescuer = tokio::spawn(run_rescuer(
         pool.clone(),
         (config.lease / 4).max(Duration::from_secs(1)),
         shutdown.clone(),
     ));
+    if let Some(path) = config.health_file.clone() {
+        tokio::spawn(health::beat(pool.clone(), path, shutdown.clone()));
+    }
     let retention = tokio::spawn(run_retention(
         pool.clone(),
         config.retention,
         Duration::from_secs(300),
         shutdown,
     ));
-    let _ = tokio::join!(model_lane, delivery_lane, rescuer, retention, listen_task);
+    let _ = tokio::join!(
+        heal_lane,
+        model_lane,
+        delivery_lane,
+        rescuer,
+        retention,
+        listen_task
+    );
     pool.close().await;
     tracing::info!("worker stopped");
     Ok(())

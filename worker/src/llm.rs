@@ -9,6 +9,7 @@
 use std::{
     io::Read,
     path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
     time::Instant,
 };
 
@@ -115,6 +116,25 @@ pub enum LlmError {
 pub struct Llm {
     model: Model,
     path: PathBuf,
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+}
+
+/// Counts one generation in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(llm: &'a Llm) -> Self {
+        let now = llm.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        llm.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(&llm.in_flight)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Llm {
@@ -156,11 +176,26 @@ impl Llm {
             model.load_ms = started.elapsed().as_millis() as u64,
             "model loaded"
         );
-        Ok(Self { model, path })
+        Ok(Self {
+            model,
+            path,
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Generations running now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most generations that ever ran at once in this process.
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak_in_flight.load(Ordering::SeqCst)
     }
 
     /// Generates a completion for `messages`, at most `max_tokens` long. With `schema`, the output
@@ -174,6 +209,7 @@ impl Llm {
         progress: Option<&watch::Sender<Progress>>,
         mut canceled: Option<watch::Receiver<bool>>,
     ) -> Result<Generation, LlmError> {
+        let _in_flight = InFlight::enter(self);
         let started = Instant::now();
         let mut request = RequestBuilder::new()
             .set_deterministic_sampler()

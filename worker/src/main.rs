@@ -1,5 +1,7 @@
-//! `sentinel-worker [run|migrate|bench]`: reads the config, then runs the worker, the migrations,
-//! or the model benchmark (`bench [--seqs 1,2,4] [--tokens 64] [--rounds 2]`).
+//! `sentinel-worker [run|migrate|bench|health]`: reads the config, then runs the worker, the
+//! migrations, the model benchmark (`bench [--seqs 1,2,4] [--tokens 64] [--rounds 2]`), or the
+//! liveness check (`health`: the worker's `SENTINEL_HEALTH_FILE` is at most
+//! `SENTINEL_HEALTH_MAX_AGE_SECS` old, default 60).
 
 use anyhow::Context;
 use sentinel_queue::{config, db, shutdown, telemetry};
@@ -48,13 +50,22 @@ fn main() -> anyhow::Result<()> {
                 };
                 sentinel_worker::bench::run(config).await
             }
+            Some("health") => {
+                let path: std::path::PathBuf = config::required("SENTINEL_HEALTH_FILE")?.into();
+                let max_age = config::secs_or("SENTINEL_HEALTH_MAX_AGE_SECS", 60)?;
+                sentinel_worker::health::check(&path, max_age)?;
+                println!("healthy");
+                Ok(())
+            }
             Some("migrate") => {
                 db::migrate_from_env().await?;
                 println!("migrations applied");
                 Ok(())
             }
             Some(other) => {
-                anyhow::bail!("unknown command {other:?}; expected `run`, `migrate` or `bench`")
+                anyhow::bail!(
+                    "unknown command {other:?}; expected `run`, `migrate`, `bench` or `health`"
+                )
             }
         }
     })

@@ -12,6 +12,7 @@ use sentinel_queue::{
     Job, NewJob, Outcome, RetryPolicy,
 };
 use serde_json::{json, Value as JsonValue};
+use sqlx::types::Uuid;
 
 use crate::{
     generate_job::generate,
@@ -38,14 +39,9 @@ pub async fn respond(
     message: &CanonicalMessage,
     payload: Option<&JsonValue>,
 ) -> Result<Vec<(&'static str, JsonValue)>, Outcome> {
-    let Some(source_id) = job.source_id else {
-        return Ok(skipped("the job has no source"));
-    };
-    let address = match platform.map(|platform| platform::reply_address(platform, message, payload))
-    {
-        Some(Ok(address)) => address,
-        Some(Err(reason)) => return Ok(skipped(&reason)),
-        None => return Ok(skipped("the platform is unknown")),
+    let (source_id, address) = match addressee(job, platform, message, payload) {
+        Ok(found) => found,
+        Err(skip) => return Ok(skip),
     };
     let source = sqlx::query!(
         r#"SELECT system_prompt, reply IS NOT NULL AS "has_credentials!" FROM sources WHERE id = $1"#,
@@ -153,6 +149,25 @@ pub async fn respond(
         ("reply_usage", usage),
         ("delivery", json!({"job_id": enqueued.id})),
     ])
+}
+
+/// The source and the platform address a reply goes to, or, when there is none, the result
+/// fields that record why the reply was skipped. Reads nothing but the job, so the deterministic
+/// lane can tell without the model that a message will get no reply.
+pub fn addressee(
+    job: &Job,
+    platform: Option<Platform>,
+    message: &CanonicalMessage,
+    payload: Option<&JsonValue>,
+) -> Result<(Uuid, JsonValue), Vec<(&'static str, JsonValue)>> {
+    let Some(source_id) = job.source_id else {
+        return Err(skipped("the job has no source"));
+    };
+    match platform.map(|platform| platform::reply_address(platform, message, payload)) {
+        Some(Ok(address)) => Ok((source_id, address)),
+        Some(Err(reason)) => Err(skipped(&reason)),
+        None => Err(skipped("the platform is unknown")),
+    }
 }
 
 fn skipped(reason: &str) -> Vec<(&'static str, JsonValue)> {

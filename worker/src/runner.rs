@@ -5,8 +5,8 @@
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use sentinel_queue::{
-    acknowledge_cancel, claim::FinishError, claim_batch, finish_many, heartbeat, Finish, Heartbeat,
-    Job, Lease, Outcome, Waiter,
+    acknowledge_cancel, claim::FinishError, claim_batch, finish_many, heartbeat, Claimable,
+    FailKind, Finish, Heartbeat, Job, Lease, Outcome, Waiter,
 };
 use sqlx::PgPool;
 use tokio::{
@@ -30,7 +30,7 @@ pub type Handler = Arc<dyn Fn(Job, JobContext) -> HandlerFuture + Send + Sync>;
 #[derive(Clone)]
 pub struct RunnerConfig {
     pub worker_id: String,
-    pub kinds: Vec<String>,
+    pub claimable: Claimable,
     /// Jobs in flight at once: the claim slots.
     pub max_slots: usize,
     pub lease: Duration,
@@ -58,7 +58,15 @@ pub async fn run(
         let free = slots.available_permits();
         let mut claimed_all_free = false;
         if free > 0 {
-            match claim_batch(&pool, &config.worker_id, &config.kinds, free, config.lease).await {
+            match claim_batch(
+                &pool,
+                &config.worker_id,
+                &config.claimable,
+                free,
+                config.lease,
+            )
+            .await
+            {
                 Ok(jobs) => {
                     claimed_all_free = jobs.len() == free;
                     for job in jobs {
@@ -146,6 +154,7 @@ async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duratio
     };
     release.disarm();
     let Some(outcome) = outcome else { return };
+    log_failure(&lease, &outcome);
     let result = if *cancel_tx.borrow() && !matches!(outcome, Outcome::Succeeded { .. }) {
         acknowledge_cancel(&pool, &lease).await.map(|_| ())
     } else {
@@ -171,6 +180,20 @@ async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duratio
     };
     if let Err(error) = result {
         tracing::warn!(job.id = lease.job_id, %error, "could not record the job's outcome");
+    }
+}
+
+/// Logs a failed attempt with its error (errors never carry secrets: see `deliver`).
+pub fn log_failure(lease: &Lease, outcome: &Outcome) {
+    if let Outcome::Failed { kind, error } = outcome {
+        let retry = matches!(kind, FailKind::Retryable { .. });
+        tracing::warn!(
+            job.id = lease.job_id,
+            job.attempt = lease.attempt,
+            job.retry = retry,
+            error = %error,
+            "job attempt failed"
+        );
     }
 }
 

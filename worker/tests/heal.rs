@@ -1,22 +1,21 @@
 //! The worker's claim loop running the deterministic healing jobs against a real database.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use sentinel_queue::{
-    enqueue, kinds, tenant::create_tenant, Job, JobStatus, Listener, NewJob, JOBS_CHANNEL,
-};
-use sentinel_worker::{
-    deliver::ApiBases,
-    runner::{self, RunnerConfig},
-    Services,
-};
+use sentinel_queue::{enqueue, kinds, tenant::create_tenant, Job, JobStatus, NewJob};
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::watch;
+
+fn worker_config() -> sentinel_worker::Config {
+    sentinel_worker::Config {
+        worker_id: "test-worker".into(),
+        heal_batch: 64,
+        poll_interval: Duration::from_millis(200),
+        ..sentinel_worker::Config::new(String::new())
+    }
+}
 
 async fn wait_final(pool: &PgPool, ids: &[i64]) -> Vec<Job> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -71,36 +70,11 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
     }
 
     let (stop, shutdown) = watch::channel(false);
-    let (listener, listen_task) = Listener::spawn(
+    // No model: the deterministic path must never need one.
+    let worker = tokio::spawn(sentinel_worker::run_with(
+        worker_config(),
         (*pool.connect_options()).clone(),
-        &[JOBS_CHANNEL],
-        shutdown.clone(),
-    );
-    let config = RunnerConfig {
-        worker_id: "test-worker".into(),
-        kinds: sentinel_worker::MODEL_KINDS
-            .iter()
-            .map(|k| k.to_string())
-            .collect(),
-        max_slots: 2,
-        lease: Duration::from_secs(30),
-        poll_interval: Duration::from_millis(200),
-    };
-    let runner = tokio::spawn(runner::run(
-        pool.clone(),
-        config,
-        listener.waiter(JOBS_CHANNEL),
-        // No model: the deterministic path must never need one.
-        sentinel_worker::handler(Arc::new(
-            Services::new(
-                pool.clone(),
-                None,
-                32,
-                ApiBases::default(),
-                Duration::from_secs(5),
-            )
-            .unwrap(),
-        )),
+        None,
         shutdown,
     ));
 
@@ -141,12 +115,41 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
         "slack"
     );
     assert_eq!(done[3].result.as_ref().unwrap()["healed_by"], "repair");
+    // A message with text that has nowhere to be answered needs no model either.
+    assert_eq!(
+        done[3].result.as_ref().unwrap()["delivery"]["skipped"],
+        "the job has no source"
+    );
+
+    // The audit trail: healed jobs finished in one attempt of the deterministic lane; the prose
+    // was handed to the model lane (no attempt spent) and failed there.
+    let outcomes = |id: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(outcomes(ids[0]).await, ["succeeded"]);
+    assert_eq!(outcomes(ids[1]).await, ["succeeded"]);
+    assert_eq!(outcomes(ids[2]).await, ["handed_off", "dead"]);
+    let stage: String = sqlx::query_scalar("SELECT stage FROM jobs WHERE id = $1")
+        .bind(ids[2])
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stage, "model");
 
     // Shutdown drains and returns.
     stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), runner)
+    tokio::time::timeout(Duration::from_secs(10), worker)
         .await
         .unwrap()
+        .unwrap()
         .unwrap();
-    listen_task.await.unwrap();
 }

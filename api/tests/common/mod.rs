@@ -31,21 +31,11 @@ pub struct TestApp {
 
 pub fn config() -> Config {
     Config {
-        database_url: String::new(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         public_url: "http://sentinel.test".into(),
         admin_token: Some(ADMIN_TOKEN.into()),
         jwt_secret: Some(JWT_SECRET.into()),
-        jwt_public_key: None,
-        jwt_issuer: None,
-        jwt_audience: None,
         max_body_bytes: 64 * 1024,
-        auto_migrate: false,
-        ack_deadline: Duration::from_millis(2_000),
-        ingest_batching: true,
-        ingestor: sentinel_queue::IngestorConfig::default(),
-        db_max_connections: 16,
-        db_acquire_timeout: Duration::from_millis(1_000),
+        ..Config::new(String::new(), SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 }
 

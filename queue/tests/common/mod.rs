@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sentinel_queue::{enqueue_many, tenant::create_tenant, NewJob};
+use sentinel_queue::{enqueue_many, tenant::create_tenant, Claimable, NewJob};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -12,8 +12,8 @@ use uuid::Uuid;
 pub const KIND: &str = "test.noop";
 pub const LEASE: Duration = Duration::from_secs(30);
 
-pub fn kinds() -> Vec<String> {
-    vec![KIND.to_string()]
+pub fn kinds() -> Claimable {
+    Claimable::new(&[KIND])
 }
 
 pub async fn tenant(pool: &PgPool, name: &str) -> Uuid {

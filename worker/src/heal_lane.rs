@@ -1,0 +1,106 @@
+//! The deterministic lane: claims healing jobs at stage `new` hundreds at a time, heals each by
+//! adapter or repair on the blocking pool, and ends the whole batch in one statement. Jobs that
+//! need the model (the LLM step, or an agent reply) are handed off to stage `model` in that same
+//! statement, so model-lane slots are spent only on work that needs the model.
+
+use std::time::Duration;
+
+use sentinel_queue::{claim_batch, finish_many, Claimable, Finish, Job, Waiter};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::heal_job::heal_without_model;
+
+/// How often a failed batch finish is retried before its jobs are left to the rescuer.
+const FINISH_TRIES: u32 = 3;
+
+#[derive(Clone)]
+pub struct HealLaneConfig {
+    pub worker_id: String,
+    pub claimable: Claimable,
+    /// Jobs claimed per batch (`SENTINEL_HEAL_BATCH`).
+    pub batch: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+}
+
+/// Runs until `shutdown` turns true. A batch in hand is always finished before it returns: it
+/// takes milliseconds.
+pub async fn run(
+    pool: PgPool,
+    config: HealLaneConfig,
+    mut waiter: Waiter,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        waiter.mark_seen();
+        let claimed = claim_batch(
+            &pool,
+            &config.worker_id,
+            &config.claimable,
+            config.batch,
+            config.lease,
+        )
+        .await;
+        match claimed {
+            Ok(jobs) => {
+                let full = jobs.len() == config.batch;
+                if !jobs.is_empty() {
+                    finish_batch(&pool, jobs).await;
+                }
+                if full {
+                    continue;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "claim failed; retrying after the poll interval"),
+        }
+        tokio::select! {
+            _ = waiter.wait(config.poll_interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+}
+
+async fn finish_batch(pool: &PgPool, jobs: Vec<Job>) {
+    let healed = tokio::task::spawn_blocking(move || {
+        jobs.iter()
+            .filter_map(|job| {
+                Some(Finish {
+                    lease: job.lease()?,
+                    outcome: heal_without_model(job),
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let finishes = match healed {
+        Ok(finishes) => {
+            for finish in &finishes {
+                crate::runner::log_failure(&finish.lease, &finish.outcome);
+            }
+            finishes
+        }
+        Err(error) => {
+            // Only a panic in an adapter gets here; the rescuer requeues the batch at lease expiry.
+            tracing::error!(%error, "healing a batch panicked");
+            return;
+        }
+    };
+    for attempt in 1..=FINISH_TRIES {
+        match finish_many(pool, &finishes).await {
+            Ok(_) => return,
+            Err(error) if attempt < FINISH_TRIES => {
+                tracing::warn!(%error, jobs = finishes.len(), "finishing a healed batch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+            }
+            Err(error) => tracing::error!(
+                %error,
+                jobs = finishes.len(),
+                "finishing a healed batch failed; the rescuer requeues it when its lease expires"
+            ),
+        }
+    }
+}
