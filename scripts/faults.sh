@@ -51,7 +51,8 @@ fi
 export SENTINEL_MODEL HF_HUB_OFFLINE=1
 export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
 say "Building sentinel-api, sentinel-worker and sentinel-loadgen (release)"
-cargo build --release -q -p sentinel-api -p sentinel-worker -p sentinel-loadgen
+# The same build as the test and run commands (other flags would rebuild with other features).
+cargo build --release -q --workspace --all-targets
 
 fail() {
   printf 'FAULT TEST FAILED: %s\n' "$*" >&2
@@ -125,7 +126,7 @@ reconcile() {
 
 new_database() {
   local name="sentinel_fault_$1_$$"
-  sql "$2" "DROP DATABASE IF EXISTS $name" >/dev/null
+  PGOPTIONS="-c client_min_messages=warning" sql "$2" "DROP DATABASE IF EXISTS $name" >/dev/null
   sql "$2" "CREATE DATABASE $name"
   local url="${2%/*}/$name"
   DATABASE_URL="$url" "$BIN/sentinel-api" migrate >/dev/null 2>&1 || die "migrating $url failed"
@@ -148,6 +149,7 @@ gateway_kill() {
   local load=$!
   sleep $((SECS / 2))
   kill -9 "$GATEWAY_PID"
+  wait "$GATEWAY_PID" 2>/dev/null || true
   say "kill -9 gateway (pid $GATEWAY_PID) at $((SECS / 2)) s; restarting it in 2 s"
   sleep 2
   start_gateway "$url" "$port" "$log"

@@ -31,10 +31,14 @@ pub struct JobEventData {
     /// When the change happened (RFC 3339).
     pub at: String,
     /// Present on `job.retrying` and `job.dead`.
+    #[oai(nullable)]
     pub error: Option<JsonValue>,
     /// When a requeued job runs again.
+    #[oai(nullable)]
     pub run_at: Option<String>,
+    #[oai(nullable)]
     pub worker_id: Option<String>,
+    #[oai(nullable)]
     pub replay_of: Option<i64>,
     /// The `events.seq` of this event, also its SSE `id`.
     #[oai(skip)]

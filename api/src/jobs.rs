@@ -44,13 +44,19 @@ pub struct JobView {
     pub attempt: i32,
     pub max_attempts: i32,
     pub priority: i16,
+    #[oai(nullable)]
     pub source_id: Option<Uuid>,
     pub input: JsonValue,
+    #[oai(nullable)]
     pub result: Option<JsonValue>,
+    #[oai(nullable)]
     pub last_error: Option<JsonValue>,
+    #[oai(nullable)]
     pub replay_of: Option<i64>,
     pub created_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub started_at: Option<DateTime<Utc>>,
+    #[oai(nullable)]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -82,13 +88,20 @@ impl From<Job> for JobView {
 pub struct CanonicalMessageView {
     pub platform: CanonicalPlatform,
     pub event_type: CanonicalEventType,
+    #[oai(nullable)]
     pub event_id: Option<String>,
+    #[oai(nullable)]
     pub conversation_id: Option<String>,
+    #[oai(nullable)]
     pub sender_id: Option<String>,
+    #[oai(nullable)]
     pub sender_name: Option<String>,
+    #[oai(nullable)]
     pub text: Option<String>,
     /// RFC 3339.
+    #[oai(nullable)]
     pub sent_at: Option<String>,
+    #[oai(nullable)]
     pub reply_to: Option<String>,
     pub attachments: Vec<CanonicalAttachment>,
 }
@@ -122,7 +135,9 @@ pub struct CanonicalAttachment {
     /// `image`, `audio`, `video`, `file`, `sticker`, `location` or `other`.
     pub kind: String,
     pub id: String,
+    #[oai(nullable)]
     pub url: Option<String>,
+    #[oai(nullable)]
     pub mime_type: Option<String>,
 }
 
@@ -143,9 +158,11 @@ pub struct HealedMessage {
     pub healed_by: HealedBy,
     /// The agent's reply (inbound messages with text).
     #[serde(default)]
+    #[oai(nullable)]
     pub reply: Option<String>,
     /// `{job_id}` of the `reply.deliver` job, or `{skipped}` with the reason.
     #[serde(default)]
+    #[oai(nullable)]
     pub delivery: Option<JsonValue>,
 }
 
@@ -153,6 +170,7 @@ pub struct HealedMessage {
 pub struct JobPage {
     pub items: Vec<JobView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
 }
 
@@ -174,7 +192,8 @@ pub struct StatusCounts {
 #[derive(Debug, Object)]
 pub struct Stats {
     pub counts: StatusCounts,
-    /// Age of the oldest job that is ready to run and not yet claimed.
+    /// Age of the oldest job that is ready to run and not yet claimed; null when none is.
+    #[oai(nullable)]
     pub oldest_queued_age_ms: Option<i64>,
 }
 

@@ -56,6 +56,7 @@ pub struct CreateSource {
 pub struct Source {
     pub id: Uuid,
     pub platform: String,
+    #[oai(nullable)]
     pub name: Option<String>,
     /// Where the platform must send its webhooks.
     pub ingest_url: String,

@@ -137,12 +137,33 @@ pub fn unix_to_rfc3339(value: &JsonValue) -> Option<String> {
     };
     let whole = secs.trunc() as i64;
     let nanos = ((secs - secs.trunc()) * 1e9).round() as u32;
-    DateTime::<Utc>::from_timestamp(whole, nanos.min(999_999_999)).map(|at| at.to_rfc3339())
+    DateTime::<Utc>::from_timestamp(whole, nanos.min(999_999_999)).and_then(rfc3339)
+}
+
+/// `at` as RFC 3339, or `None` when its year has no four-digit RFC 3339 form (chrono would write
+/// `+109918-…`, which is not a `date-time`).
+pub fn rfc3339<Tz: chrono::TimeZone>(at: DateTime<Tz>) -> Option<String>
+where
+    Tz::Offset: std::fmt::Display,
+{
+    use chrono::Datelike;
+    (0..=9999).contains(&at.year()).then(|| at.to_rfc3339())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_beyond_year_9999_are_dropped_not_written_invalid() {
+        // Found by the `adapters` fuzz target: a Slack `ts` of " 3406513555175".
+        assert_eq!(unix_to_rfc3339(&json!(" 3406513555175")), None);
+        assert_eq!(unix_to_rfc3339(&json!(-62_198_755_200i64)), None);
+        assert_eq!(
+            unix_to_rfc3339(&json!("1735689600.5")).as_deref(),
+            Some("2025-01-01T00:00:00.500+00:00")
+        );
+    }
 
     #[test]
     fn a_complete_message_validates_and_a_bad_one_is_named() {

@@ -104,12 +104,17 @@ impl TestGateway {
 
     /// Creates a tenant; returns its API key.
     pub async fn tenant(&self) -> String {
+        self.tenant_with(json!({"name": "acme"})).await
+    }
+
+    /// Creates a tenant from its full JSON body (name, rate limit, burst); returns its API key.
+    pub async fn tenant_with(&self, body: Value) -> String {
         let body = self
             .send(
                 self.client
                     .post(self.url("/v1/admin/tenants"))
                     .bearer_auth(ADMIN_TOKEN)
-                    .json(&json!({"name": "acme"})),
+                    .json(&body),
                 201,
             )
             .await;

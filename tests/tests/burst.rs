@@ -39,10 +39,15 @@ async fn five_hundred_users_at_once_are_acked_fast_and_answered_within_the_slots
         config.delivery_slots = 16;
     })
     .await;
+    // A tenant whose rate limit admits the whole crowd in one instant.
+    let key = &stack
+        .gateway
+        .tenant_with(json!({"name": "burst", "rate_limit_per_sec": 1000, "burst": users}))
+        .await;
     let source = stack
         .gateway
         .source(
-            &stack.key,
+            key,
             json!({"platform": "telegram", "secrets": {"secret_token": SECRET},
                    "reply": {"bot_token": "42:BURST"}, "system_prompt": "Be brief."}),
         )

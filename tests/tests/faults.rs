@@ -5,10 +5,8 @@
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt};
-use sentinel_e2e::{
-    slack_signature, worker_config, FakePlatform, TestGateway, TestWorker, ADMIN_TOKEN,
-};
-use serde_json::{json, Value};
+use sentinel_e2e::{slack_signature, worker_config, FakePlatform, TestGateway, TestWorker};
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const EVENTS: usize = 10_000;
@@ -24,18 +22,9 @@ async fn a_retry_storm_of_three_copies_per_event_leaves_one_job_per_event(
     let platform = FakePlatform::start().await;
     let gateway = TestGateway::spawn(options.clone()).await;
     let worker = TestWorker::spawn(worker_config(&platform), options, None);
-    let tenant: Value = gateway
-        .client
-        .post(gateway.url("/v1/admin/tenants"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "storm", "rate_limit_per_sec": 1_000_000, "burst": 1_000_000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = tenant["api_key"].as_str().unwrap();
+    let key = &gateway
+        .tenant_with(json!({"name": "storm", "rate_limit_per_sec": 1_000_000, "burst": 1_000_000}))
+        .await;
     let source = gateway
         .source(
             key,

@@ -63,6 +63,7 @@ async fn a_slow_or_throttling_platform_delays_delivery_but_not_ingress(
     let stack = Stack::start_with(pool_options, options, |config| {
         config.max_tokens = 4;
         config.delivery_timeout = Duration::from_secs(15);
+        config.delivery_slots = 8;
     })
     .await;
     let source = stack

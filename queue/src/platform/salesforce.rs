@@ -194,7 +194,7 @@ pub fn to_canonical(
         .iter()
         .find_map(|p| text_at(sobject, p))
         .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
-        .map(|at| at.to_rfc3339());
+        .and_then(crate::canonical::rfc3339);
     Ok(canonical)
 }
 

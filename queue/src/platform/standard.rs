@@ -110,7 +110,7 @@ pub fn to_canonical(
     canonical.text = text;
     canonical.sent_at = text_at(payload, "/timestamp")
         .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
-        .map(|at| at.to_rfc3339());
+        .and_then(crate::canonical::rfc3339);
     Ok(canonical)
 }
 
