@@ -3,6 +3,11 @@
 //! comma, healed by repair) enqueued up front, then drained by a whole worker with no model loaded
 //! (the deterministic path must never need one).
 //!
+//! With `SENTINEL_BENCH_LLM=N` it measures the LLM path instead: N `payload.heal` jobs whose
+//! payload is prose no adapter or repair can read, healed by the real model (`SENTINEL_MODEL`, else
+//! the fetched default) with the canonical schema as constraint, for each number of model slots in
+//! `SENTINEL_BENCH_LLM_SEQS` (default 1,4). Jobs the model cannot heal end dead and are counted.
+//!
 //! Run: `DATABASE_URL=postgres://… cargo bench --workspace --bench inbound`
 //! Knobs: `SENTINEL_BENCH_JOBS` (default 20000), `SENTINEL_BENCH_BATCHES` (the deterministic
 //! lane's claim batch sizes to try, comma list, default 64,256,1024).
@@ -25,6 +30,10 @@ async fn main() -> anyhow::Result<()> {
         sentinel_queue::config::var_or("SENTINEL_BENCH_BATCHES", "64,256,1024".to_string())?;
     let admin_options = db::connect_options(&url)?;
     let mut admin = PgConnection::connect_with(&admin_options).await?;
+    let llm_jobs: usize = sentinel_queue::config::var_or("SENTINEL_BENCH_LLM", 0)?;
+    if llm_jobs > 0 {
+        return llm_path(&mut admin, &admin_options, llm_jobs).await;
+    }
     println!("| heal batch | jobs | seconds | healed jobs/s |");
     println!("|---|---|---|---|");
     for batch in batches.split(',').map(|n| n.trim().parse::<usize>()) {
@@ -119,4 +128,96 @@ async fn drain(
     stop.send(true)?;
     worker.await??;
     Ok(seconds)
+}
+
+/// Prose that no adapter or repair can turn into a canonical message.
+const PROSE: [&str; 4] = [
+    "Telegram message from Ada (user 7001) in chat 7001 at 2025-01-01 10:00 UTC: where is my order?",
+    "Ada Lovelace wrote on Telegram, chat 7002: can I change the delivery address",
+    "new msg / chat 7003 / from Bo / text: the parcel arrived damaged",
+    "Chat 7004, sender Cy (id 7004), says: thanks, all sorted!",
+];
+
+async fn llm_path(
+    admin: &mut PgConnection,
+    admin_options: &sqlx::postgres::PgConnectOptions,
+    jobs: usize,
+) -> anyhow::Result<()> {
+    let seqs: String =
+        sentinel_queue::config::var_or("SENTINEL_BENCH_LLM_SEQS", "1,4".to_string())?;
+    let model = sentinel_worker::llm::model_path_or_default(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    );
+    println!("| model slots | jobs | seconds | healed by llm | dead | healed jobs/s |");
+    println!("|---|---|---|---|---|---|");
+    for slots in seqs.split(',').map(|n| n.trim().parse::<usize>()) {
+        let slots = slots.context("SENTINEL_BENCH_LLM_SEQS takes numbers")?;
+        let llm = sentinel_worker::llm::Llm::load(&sentinel_worker::llm::ModelConfig {
+            path: model.clone(),
+            max_seqs: slots,
+            paged_attn_mb: None,
+        })
+        .await?;
+        let bench_db = format!("sentinel_bench_llm_{}_{slots}", std::process::id());
+        sqlx::raw_sql(&format!("CREATE DATABASE {bench_db}"))
+            .execute(&mut *admin)
+            .await?;
+        let options = admin_options.clone().database(&bench_db);
+        let pool = db::pool(options.clone(), 8, Duration::from_secs(5));
+        db::migrate(&pool).await?;
+        let tenant_id = create_tenant(&pool, "bench", 1_000_000, 1_000_000).await?;
+        let batch: Vec<NewJob> = (0..jobs)
+            .map(|i| {
+                NewJob::new(
+                    tenant_id,
+                    kinds::PAYLOAD_HEAL,
+                    json!({"payload": PROSE[i % PROSE.len()], "platform": "telegram"}),
+                )
+            })
+            .collect();
+        enqueue_many(&pool, &batch).await?;
+        let (stop, shutdown) = watch::channel(false);
+        let config = sentinel_worker::Config {
+            worker_id: "bench".into(),
+            max_slots: slots,
+            poll_interval: Duration::from_millis(100),
+            ..sentinel_worker::Config::new(String::new())
+        };
+        let started = Instant::now();
+        let worker = tokio::spawn(sentinel_worker::run_with(
+            config,
+            options,
+            Some(std::sync::Arc::new(llm)),
+            shutdown,
+        ));
+        let (healed, dead) = loop {
+            let (healed, dead): (i64, i64) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE status = 'succeeded' AND result->>'healed_by' = 'llm'),
+                        count(*) FILTER (WHERE status = 'dead') FROM jobs",
+            )
+            .fetch_one(&pool)
+            .await?;
+            let finished: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE status IN ('succeeded', 'dead', 'canceled')",
+            )
+            .fetch_one(&pool)
+            .await?;
+            if finished as usize >= jobs {
+                break (healed, dead);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        stop.send(true)?;
+        worker.await??;
+        pool.close().await;
+        sqlx::raw_sql(&format!("DROP DATABASE {bench_db} WITH (FORCE)"))
+            .execute(&mut *admin)
+            .await?;
+        println!(
+            "| {slots} | {jobs} | {seconds:.1} | {healed} | {dead} | {:.2} |",
+            healed as f64 / seconds
+        );
+    }
+    Ok(())
 }
