@@ -32,18 +32,12 @@ fi
 export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
 cargo build --release -q --workspace --all-targets
 
-DB="sentinel_contract_$$"
-psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -Atqc "CREATE DATABASE $DB"
-URL="${DATABASE_URL%/*}/$DB"
-DATABASE_URL="$URL" "$BIN/sentinel-api" migrate >/dev/null
+URL=$(new_database "$DATABASE_URL" "sentinel_contract_$$")
 PORT=$(free_port 18680)
 DATABASE_URL="$URL" SENTINEL_LISTEN="127.0.0.1:$PORT" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN" \
   "$BIN/sentinel-api" serve >"$WORK/gateway.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+wait_healthy "$PORT" "$WORK/gateway.log"
 KEY=$(curl -fsS "http://127.0.0.1:$PORT/v1/admin/tenants" -H "Authorization: Bearer $ADMIN_TOKEN" \
   -H 'content-type: application/json' \
   -d '{"name": "contract", "rate_limit_per_sec": 1000000, "burst": 1000000}' \

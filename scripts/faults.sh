@@ -67,12 +67,7 @@ start_gateway() {
     SENTINEL_AUTO_MIGRATE=0 "$BIN/sentinel-api" serve >>"$3" 2>&1 &
   GATEWAY_PID=$!
   pids+=("$GATEWAY_PID")
-  for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$2/healthz" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  tail -n 20 "$3" >&2
-  die "the gateway did not start on port $2"
+  wait_healthy "$2" "$3"
 }
 
 # start_worker URL LOG [ENV=VALUE...]: starts one sentinel-worker and waits until it runs (the
@@ -132,15 +127,6 @@ reconcile() {
   [ "$drained" != timeout ] || fail "$name: the queue did not drain"
 }
 
-new_database() {
-  local name="sentinel_fault_$1_$$"
-  PGOPTIONS="-c client_min_messages=warning" sql "$2" "DROP DATABASE IF EXISTS $name" >/dev/null
-  sql "$2" "CREATE DATABASE $name"
-  local url="${2%/*}/$name"
-  DATABASE_URL="$url" "$BIN/sentinel-api" migrate >/dev/null 2>&1 || die "migrating $url failed"
-  echo "$url"
-}
-
 loadgen() {
   "$BIN/sentinel-loadgen" acks --url "http://127.0.0.1:$1" --admin-token "$ADMIN_TOKEN" \
     --secs "$2" --concurrency 32 --payload noreply --record "$3" --timeline true
@@ -150,7 +136,7 @@ gateway_kill() {
   say "Fault: gateway killed with kill -9 halfway through ${SECS} s of load"
   ensure_postgres
   local url port log="$WORK/gateway-kill.log"
-  url=$(new_database gw "$DATABASE_URL")
+  url=$(new_database "$DATABASE_URL" "sentinel_fault_gw_$$")
   port=$(free_port 18480)
   start_gateway "$url" "$port" "$log"
   loadgen "$port" "$SECS" "$WORK/gw-acked.txt" >"$WORK/gw-load.md" &
@@ -183,7 +169,7 @@ postgres_restart() {
   as_pg_owner "$bin/initdb" -D "$FAULT_PG_DATA" -U postgres -A trust -E UTF8 --no-sync >/dev/null
   port=$(free_port 55480)
   pg_start "$bin" "$FAULT_PG_DATA" "$port" "$sock" "$log"
-  url=$(new_database pg "postgres://postgres@127.0.0.1:$port/postgres")
+  url=$(new_database "postgres://postgres@127.0.0.1:$port/postgres" "sentinel_fault_pg_$$")
   gwport=$(free_port 18580)
   start_gateway "$url" "$gwport" "$WORK/pg-gateway.log"
   # Polling only every 10 minutes: after the restart, only a NOTIFY on a reconnected LISTEN

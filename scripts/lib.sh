@@ -108,6 +108,26 @@ free_port() {
   echo "$port"
 }
 
+# new_database SERVER_URL NAME: (re)creates database NAME on the server SERVER_URL points at, runs
+# the migrations with the release sentinel-api in $BIN, and prints the new database's URL.
+new_database() {
+  PGOPTIONS="-c client_min_messages=warning" psql "$1" -v ON_ERROR_STOP=1 -Atqc "DROP DATABASE IF EXISTS $2" >/dev/null
+  psql "$1" -v ON_ERROR_STOP=1 -Atqc "CREATE DATABASE $2"
+  local url="${1%/*}/$2"
+  DATABASE_URL="$url" "$BIN/sentinel-api" migrate >/dev/null 2>&1 || die "migrating $url failed"
+  echo "$url"
+}
+
+# wait_healthy PORT LOG: waits up to 10 s for a gateway's /healthz on 127.0.0.1:PORT.
+wait_healthy() {
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  tail -n 20 "$2" >&2
+  die "the gateway did not start on port $1"
+}
+
 port_busy() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
