@@ -2,6 +2,14 @@
 # The gateway: a static-ish Rust binary on a slim Debian base. It never links the model runtime.
 # Build from the repository root: docker build -f docker/api.Dockerfile -t sentinel-api .
 
+# The dashboard: Vite builds it from the committed client and spec.
+FROM node:20-bookworm-slim AS web
+WORKDIR /src
+COPY package.json package-lock.json ./
+COPY openapi ./openapi
+COPY dashboard ./dashboard
+RUN npm ci --no-audit --no-fund && npm run build --workspace dashboard
+
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
@@ -19,8 +27,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home sentinel
 COPY --from=build /usr/local/bin/sentinel-api /usr/local/bin/sentinel-api
+COPY --from=web /src/dashboard/dist /usr/share/sentinel/dashboard
 USER 10001:10001
-ENV SENTINEL_LISTEN=0.0.0.0:8080
+ENV SENTINEL_LISTEN=0.0.0.0:8080 SENTINEL_DASHBOARD_DIR=/usr/share/sentinel/dashboard
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["curl", "-fsS", "http://127.0.0.1:8080/readyz"]

@@ -10,16 +10,7 @@ cd "$ROOT"
 SCHEMATHESIS_VERSION=4.32.5
 EXAMPLES="${SENTINEL_CONTRACT_EXAMPLES:-10}"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
-ADMIN_TOKEN="contract-admin-token-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-WORK=$(mktemp -d /tmp/sentinel-contract.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  stop_private_cluster
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch contract
 
 require_cargo
 ensure_postgres
@@ -34,10 +25,7 @@ cargo build --release -q --workspace --all-targets
 
 URL=$(new_database "$DATABASE_URL" "sentinel_contract_$$")
 PORT=$(free_port 18680)
-DATABASE_URL="$URL" SENTINEL_LISTEN="127.0.0.1:$PORT" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN" \
-  "$BIN/sentinel-api" serve >"$WORK/gateway.log" 2>&1 &
-pids+=($!)
-wait_healthy "$PORT" "$WORK/gateway.log"
+start_gateway "$URL" "$PORT" "$WORK/gateway.log" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN"
 KEY=$(curl -fsS "http://127.0.0.1:$PORT/v1/admin/tenants" -H "Authorization: Bearer $ADMIN_TOKEN" \
   -H 'content-type: application/json' \
   -d '{"name": "contract", "rate_limit_per_sec": 1000000, "burst": 1000000}' \

@@ -70,23 +70,6 @@ start_gateway() {
   wait_healthy "$2" "$3"
 }
 
-# start_worker URL LOG [ENV=VALUE...]: starts one sentinel-worker and waits until it runs (the
-# model loads first, which takes seconds).
-start_worker() {
-  local url=$1 log=$2 pid
-  shift 2
-  env DATABASE_URL="$url" SENTINEL_WORKER_ID="fault-worker-$$" SENTINEL_MAX_SEQS=1 "$@" \
-    "$BIN/sentinel-worker" run >>"$log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 1 600); do
-    grep -q "worker started" "$log" && return 0
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2; die "the worker exited at start"; }
-    sleep 0.2
-  done
-  die "the worker did not start within 120 s (log: $log)"
-}
-
 # wait_drained URL TIMEOUT_SECS: waits until no job is queued or running; prints the seconds.
 wait_drained() {
   local started=$SECONDS

@@ -148,3 +148,60 @@ ensure_postgres() {
     start_private_cluster
   fi
 }
+
+# The callers of start_gateway and start_worker keep the pids in a `pids` array and stop them on
+# exit. Both use the release binaries in $BIN.
+
+# start_gateway URL PORT LOG [ENV=VALUE...]: starts sentinel-api on 127.0.0.1:PORT against the
+# database URL and waits until it answers.
+start_gateway() {
+  local url=$1 port=$2 log=$3
+  shift 3
+  env DATABASE_URL="$url" SENTINEL_LISTEN="127.0.0.1:$port" "$@" "$BIN/sentinel-api" serve >>"$log" 2>&1 &
+  pids+=($!)
+  wait_healthy "$port" "$log"
+}
+
+# start_worker URL LOG [ENV=VALUE...]: starts one sentinel-worker (one model slot unless ENV says
+# otherwise) and waits until it runs (the model loads first, which takes seconds).
+start_worker() {
+  local url=$1 log=$2 pid
+  shift 2
+  env DATABASE_URL="$url" SENTINEL_WORKER_ID="worker-$$" SENTINEL_MAX_SEQS=1 "$@" \
+    "$BIN/sentinel-worker" run >>"$log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 1 600); do
+    grep -q "worker started" "$log" && return 0
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log" >&2; die "the worker exited at start"; }
+    sleep 0.2
+  done
+  die "the worker did not start within 120 s (log: $log)"
+}
+
+# build_web: installs the npm packages of the client and the dashboard (package-lock.json) and
+# builds the dashboard into dashboard/dist, which sentinel-api serves at /dashboard/.
+build_web() {
+  command -v npm >/dev/null || die "npm is needed for the dashboard: install Node.js 20.19 or newer (Debian: apt-get install nodejs npm)"
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
+    || die "Node.js $(node --version) is too old for the dashboard's build: install 20.19 or newer"
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error && npm run build --workspace dashboard --silent) \
+    || die "building the dashboard failed (above)"
+}
+
+# scratch NAME: a temporary folder in $WORK, an empty `pids` array for start_gateway and
+# start_worker, a random $ADMIN_TOKEN, and an exit trap that stops those processes, the private
+# cluster if this script started one, and removes $WORK.
+scratch() {
+  WORK=$(mktemp -d "/tmp/sentinel-$1.XXXXXX")
+  ADMIN_TOKEN="$1-admin-token-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  pids=()
+  trap scratch_cleanup EXIT
+}
+
+scratch_cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  stop_private_cluster
+  rm -rf "$WORK"
+}

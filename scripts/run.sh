@@ -31,6 +31,14 @@ say "Building sentinel-api and sentinel-worker (release; the first build takes 1
 cargo build --release -q --workspace --all-targets
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 
+if command -v npm >/dev/null; then
+  say "Building the dashboard (npm ci, vite build)"
+  build_web
+else
+  say "npm not found: /dashboard/ stays unbuilt (install Node.js 20.19 or newer for it)"
+fi
+export SENTINEL_DASHBOARD_DIR="${SENTINEL_DASHBOARD_DIR:-$ROOT/dashboard/dist}"
+
 say "Migrating"
 "$BIN/sentinel-api" migrate
 
@@ -46,6 +54,6 @@ fi
 
 "$BIN/sentinel-api" serve & pids+=($!)
 "$BIN/sentinel-worker" run & pids+=($!)
-say "Gateway on http://$SENTINEL_LISTEN (API docs at /docs); worker running. Ctrl-C stops both."
+say "Gateway on http://$SENTINEL_LISTEN (dashboard at /dashboard/, API docs at /docs); worker running. Ctrl-C stops both."
 # Returns when either process exits (or a signal arrives); the EXIT trap stops the rest.
 wait -n "${pids[@]}"

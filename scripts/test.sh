@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test against a real PostgreSQL and the real default model (fetched when missing):
 # formatting, lints, the committed sqlx offline data, then the whole workspace's tests (each test
-# gets a database of its own), then the process-level fault tests (scripts/faults.sh), the API
+# gets a database of its own), then the process-level fault tests (scripts/faults.sh), the
+# TypeScript client's and the dashboard's tests in a real browser (scripts/web.sh), the API
 # contract check (scripts/contract.sh) and bounded fuzzing (scripts/fuzz.sh). Tests build in
 # release mode: the model is unusably slow in a debug build, and the README's run command shares
 # the same build.
@@ -49,6 +50,9 @@ cargo test --release --workspace --no-fail-fast "$@"
 # docs/RELIABILITY.md has the 30 s runs.
 say "Fault tests: real binaries, killed and restarted"
 SENTINEL_FAULT_SECS="${SENTINEL_FAULT_SECS:-10}" bash "$ROOT/scripts/faults.sh" all
+
+say "TypeScript client and dashboard: generated-client check, client tests, browser tests"
+bash "$ROOT/scripts/web.sh"
 
 say "API contract: schemathesis against a live gateway"
 bash "$ROOT/scripts/contract.sh"

@@ -21,9 +21,30 @@ use uuid::Uuid;
 
 use crate::{auth::TenantAuth, error::ApiError, hub::StoredEvent, ApiTags, AppState};
 
-/// The `data` of every event. `job.progress` events carry more fields (such as partial text).
+/// The SSE `event` name of an event, also its `type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+pub enum JobEventType {
+    #[oai(rename = "job.queued")]
+    Queued,
+    #[oai(rename = "job.running")]
+    Running,
+    #[oai(rename = "job.progress")]
+    Progress,
+    #[oai(rename = "job.succeeded")]
+    Succeeded,
+    #[oai(rename = "job.retrying")]
+    Retrying,
+    #[oai(rename = "job.dead")]
+    Dead,
+    #[oai(rename = "job.canceled")]
+    Canceled,
+}
+
+/// The `data` of every event, which names its own `type` (the SSE `event` name).
 #[derive(Debug, Clone, Object)]
 pub struct JobEventData {
+    #[oai(rename = "type")]
+    pub event_type: JobEventType,
     pub job_id: i64,
     pub kind: String,
     pub status: String,
@@ -40,42 +61,85 @@ pub struct JobEventData {
     pub worker_id: Option<String>,
     #[oai(nullable)]
     pub replay_of: Option<i64>,
-    /// The `events.seq` of this event, also its SSE `id`.
+    /// `job.progress`: the step that is generating (`generate` for `llm.generate`).
+    #[oai(nullable)]
+    pub stage: Option<String>,
+    /// `job.progress`: tokens generated so far.
+    #[oai(nullable)]
+    pub tokens: Option<i64>,
+    /// `job.progress`: the token budget of the generation.
+    #[oai(nullable)]
+    pub max_tokens: Option<i64>,
+    /// `job.progress`: the text generated so far.
+    #[oai(nullable)]
+    pub text: Option<String>,
     #[oai(skip)]
-    pub seq: i64,
-    /// The SSE `event` name: `job.queued`, `job.running`, `job.succeeded`, `job.retrying`,
-    /// `job.dead`, `job.canceled` or `job.progress`.
-    #[oai(skip)]
-    pub event_type: String,
-    #[oai(skip)]
-    pub raw: String,
+    pub frame: SseFrame,
+}
+
+impl JobEventType {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "job.queued" => Self::Queued,
+            "job.running" => Self::Running,
+            "job.progress" => Self::Progress,
+            "job.succeeded" => Self::Succeeded,
+            "job.retrying" => Self::Retrying,
+            "job.dead" => Self::Dead,
+            "job.canceled" => Self::Canceled,
+            _ => return None,
+        })
+    }
+}
+
+/// An event as it goes on the wire: `id`, `event` and the stored `data` with its `type` added.
+#[derive(Debug, Clone, Default)]
+pub struct SseFrame {
+    seq: i64,
+    name: String,
+    data: String,
 }
 
 impl JobEventData {
-    fn from_stored(event: &StoredEvent) -> Self {
-        let data: JsonValue = serde_json::from_str(&event.data).unwrap_or(JsonValue::Null);
+    /// None for a type this gateway does not know (a newer worker's), which it does not forward.
+    fn from_stored(event: &StoredEvent) -> Option<Self> {
+        let event_type = JobEventType::from_name(&event.event_type)?;
+        let data: JsonValue = serde_json::from_str(&event.data).ok()?;
         let text = |field: &str| {
             data.get(field)
                 .and_then(JsonValue::as_str)
                 .map(str::to_owned)
         };
-        JobEventData {
+        let number = |field: &str| data.get(field).and_then(JsonValue::as_i64);
+        // The stored data is a JSON object (built by `job_event_data`), so the type goes in as
+        // its first member without serializing it again.
+        let name = JsonValue::String(event.event_type.clone());
+        let wire = match event.data.trim_start().strip_prefix('{') {
+            Some(rest) if rest.trim_start().starts_with('}') => format!("{{\"type\":{name}}}"),
+            Some(rest) => format!("{{\"type\":{name},{rest}"),
+            None => return None,
+        };
+        Some(JobEventData {
+            event_type,
             job_id: event.job_id.unwrap_or_default(),
             kind: text("kind").unwrap_or_default(),
             status: text("status").unwrap_or_default(),
-            attempt: data
-                .get("attempt")
-                .and_then(JsonValue::as_i64)
-                .unwrap_or_default() as i32,
+            attempt: number("attempt").unwrap_or_default() as i32,
             at: text("at").unwrap_or_default(),
             error: data.get("error").cloned(),
             run_at: text("run_at"),
             worker_id: text("worker_id"),
-            replay_of: data.get("replay_of").and_then(JsonValue::as_i64),
-            seq: event.seq,
-            event_type: event.event_type.clone(),
-            raw: event.data.clone(),
-        }
+            replay_of: number("replay_of"),
+            stage: text("stage"),
+            tokens: number("tokens"),
+            max_tokens: number("max_tokens"),
+            text: text("text"),
+            frame: SseFrame {
+                seq: event.seq,
+                name: event.event_type.clone(),
+                data: wire,
+            },
+        })
     }
 }
 
@@ -188,6 +252,7 @@ impl EventsApi {
             let event = feed.next().await?;
             Some((JobEventData::from_stored(&event), feed))
         })
+        .filter_map(|event| async move { event })
         .take_until(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
@@ -195,9 +260,9 @@ impl EventsApi {
         Ok(EventStream::new(stream)
             .keep_alive(KEEP_ALIVE)
             .to_event(|event| {
-                Event::message(event.raw)
-                    .id(event.seq.to_string())
-                    .event_type(event.event_type)
+                Event::message(event.frame.data)
+                    .id(event.frame.seq.to_string())
+                    .event_type(event.frame.name)
             }))
     }
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
@@ -195,6 +196,56 @@ pub struct Stats {
     /// Age of the oldest job that is ready to run and not yet claimed; null when none is.
     #[oai(nullable)]
     pub oldest_queued_age_ms: Option<i64>,
+    /// Jobs finished in each of the last 15 minutes, oldest first; the last entry is the current
+    /// (partial) minute.
+    pub per_minute: Vec<MinuteCounts>,
+}
+
+#[derive(Debug, Object)]
+pub struct MinuteCounts {
+    /// The minute's start (RFC 3339).
+    pub minute: DateTime<Utc>,
+    pub succeeded: i64,
+    pub dead: i64,
+    pub canceled: i64,
+}
+
+/// A job's stored request, as the gateway received it: `webhook.inbound` jobs (and their replays).
+#[derive(Debug, Object)]
+pub struct JobPayload {
+    /// The body: UTF-8 text, or base64 when it is not valid UTF-8 (see `encoding`).
+    pub body: String,
+    pub encoding: PayloadEncoding,
+    pub size_bytes: i64,
+    /// The request headers kept for auditing (never the secret ones).
+    #[oai(nullable)]
+    pub headers: Option<JsonValue>,
+}
+
+#[derive(Debug, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum PayloadEncoding {
+    Utf8,
+    Base64,
+}
+
+/// One attempt at a job, from the `job_attempts` audit table.
+#[derive(Debug, Object)]
+pub struct AttemptView {
+    pub attempt: i32,
+    pub worker_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// `succeeded`, `retry`, `dead`, `snoozed`, `canceled`, `lease_expired` or `handed_off`.
+    pub outcome: String,
+    #[oai(nullable)]
+    pub error: Option<JsonValue>,
+}
+
+#[derive(Debug, Object)]
+pub struct AttemptList {
+    /// Oldest first. A running attempt is not listed until it ends.
+    pub items: Vec<AttemptView>,
 }
 
 #[derive(ApiResponse)]
@@ -288,6 +339,78 @@ impl JobsApi {
                     ),
                 )
             })
+    }
+
+    /// The request a `webhook.inbound` job was made from: its body and kept headers.
+    #[oai(path = "/v1/jobs/:id/payload", method = "get")]
+    async fn payload(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+    ) -> Result<Json<JobPayload>, ApiError> {
+        let job = tenant_job(&state, auth.0.tenant_id(), id.0).await?;
+        let body = job.raw_body.ok_or_else(|| {
+            ApiError::not_found(
+                "no_payload",
+                format!("job {} ({}) has no stored request body", job.id, job.kind),
+            )
+        })?;
+        let size_bytes = body.len() as i64;
+        let (body, encoding) = match String::from_utf8(body) {
+            Ok(text) => (text, PayloadEncoding::Utf8),
+            Err(error) => (
+                base64::engine::general_purpose::STANDARD.encode(error.into_bytes()),
+                PayloadEncoding::Base64,
+            ),
+        };
+        Ok(Json(JobPayload {
+            body,
+            encoding,
+            size_bytes,
+            headers: job.headers,
+        }))
+    }
+
+    /// The job's attempts, from the audit table: who ran each, when, and how it ended.
+    #[oai(path = "/v1/jobs/:id/attempts", method = "get")]
+    async fn attempts(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+    ) -> Result<Json<AttemptList>, ApiError> {
+        let rows = sqlx::query!(
+            r#"SELECT a.attempt AS "attempt?", a.worker_id AS "worker_id?", a.started_at AS "started_at?",
+                      a.finished_at AS "finished_at?", a.outcome AS "outcome?", a.error
+               FROM jobs j LEFT JOIN job_attempts a ON a.job_id = j.id
+               WHERE j.id = $1 AND j.tenant_id = $2
+               ORDER BY a.id"#,
+            id.0,
+            auth.0.tenant_id()
+        )
+        .fetch_all(&state.pool)
+        .await?;
+        if rows.is_empty() {
+            return Err(ApiError::not_found(
+                "job_not_found",
+                format!("no job {}", id.0),
+            ));
+        }
+        let items = rows
+            .into_iter()
+            .filter_map(|row| {
+                Some(AttemptView {
+                    attempt: row.attempt?,
+                    worker_id: row.worker_id?,
+                    started_at: row.started_at?,
+                    finished_at: row.finished_at?,
+                    outcome: row.outcome?,
+                    error: row.error,
+                })
+            })
+            .collect();
+        Ok(Json(AttemptList { items }))
     }
 
     /// The canonical message's JSON Schema (draft 2020-12), as the workers check it.
@@ -392,7 +515,7 @@ impl JobsApi {
         ))
     }
 
-    /// Job counts by status, and the age of the oldest ready job.
+    /// Job counts by status, the age of the oldest ready job, and jobs finished per minute.
     #[oai(path = "/v1/stats", method = "get", tag = "ApiTags::Jobs")]
     async fn stats(
         &self,
@@ -412,7 +535,30 @@ impl JobsApi {
         )
         .fetch_one(&state.pool)
         .await?;
+        let per_minute = sqlx::query!(
+            r#"SELECT minute AS "minute!",
+                      count(j.id) FILTER (WHERE j.status = 'succeeded') AS "succeeded!",
+                      count(j.id) FILTER (WHERE j.status = 'dead') AS "dead!",
+                      count(j.id) FILTER (WHERE j.status = 'canceled') AS "canceled!"
+               FROM generate_series(date_trunc('minute', now()) - interval '14 minutes',
+                                    date_trunc('minute', now()), interval '1 minute') AS minute
+               LEFT JOIN jobs j ON j.tenant_id = $1
+                               AND j.finished_at >= minute AND j.finished_at < minute + interval '1 minute'
+               GROUP BY minute ORDER BY minute"#,
+            auth.0.tenant_id()
+        )
+        .fetch_all(&state.pool)
+        .await?
+        .into_iter()
+        .map(|row| MinuteCounts {
+            minute: row.minute,
+            succeeded: row.succeeded,
+            dead: row.dead,
+            canceled: row.canceled,
+        })
+        .collect();
         Ok(Json(Stats {
+            per_minute,
             counts: StatusCounts {
                 queued: row.queued,
                 running: row.running,

@@ -13,7 +13,12 @@ pub mod metrics;
 pub mod ops;
 pub mod sources;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use poem::{
@@ -73,6 +78,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// How long a request waits for a database connection before failing.
     pub db_acquire_timeout: Duration,
+    /// The dashboard's built files, served at `/dashboard/`.
+    pub dashboard_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Config {
@@ -90,6 +97,9 @@ impl std::fmt::Debug for Config {
             .finish_non_exhaustive()
     }
 }
+
+/// Where `npm run build` puts the dashboard, relative to the repository root.
+pub const DEFAULT_DASHBOARD_DIR: &str = "dashboard/dist";
 
 impl Config {
     /// The defaults, for `database_url` and `listen`: no admin token, no JWTs.
@@ -110,6 +120,7 @@ impl Config {
             ingestor: IngestorConfig::default(),
             db_max_connections: 16,
             db_acquire_timeout: Duration::from_millis(1_000),
+            dashboard_dir: PathBuf::from(DEFAULT_DASHBOARD_DIR),
         }
     }
 
@@ -131,6 +142,10 @@ impl Config {
             anyhow::bail!("SENTINEL_MAX_BODY_BYTES must be at least 1");
         }
         let config = Self {
+            dashboard_dir: config::var_or(
+                "SENTINEL_DASHBOARD_DIR",
+                PathBuf::from(DEFAULT_DASHBOARD_DIR),
+            )?,
             database_url: config::required("DATABASE_URL")?,
             listen,
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -244,6 +259,32 @@ pub struct Gateway {
     ingest_task: tokio::task::JoinHandle<()>,
 }
 
+/// The dashboard's files when they are built; otherwise a 404 that says how to build them.
+fn dashboard(dir: &Path) -> poem::endpoint::BoxEndpoint<'static> {
+    if dir.join("index.html").is_file() {
+        tracing::info!(dir = %dir.display(), "serving the dashboard at /dashboard/");
+        return poem::endpoint::StaticFilesEndpoint::new(dir)
+            .index_file("index.html")
+            .no_cache_index()
+            .redirect_to_slash_directory()
+            .boxed();
+    }
+    let message = format!(
+        "the dashboard is not built: {} has no index.html (run `npm ci && npm run build` in the \
+     repository root, or set SENTINEL_DASHBOARD_DIR)",
+        dir.display()
+    );
+    tracing::warn!("{message}");
+    poem::endpoint::make_sync(move |_| {
+        error_response(
+            poem::http::StatusCode::NOT_FOUND,
+            "dashboard_not_built",
+            &message,
+        )
+    })
+    .boxed()
+}
+
 impl Gateway {
     /// Connects, migrates if asked, and starts the background tasks.
     pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<Gateway> {
@@ -314,6 +355,7 @@ impl Gateway {
                 }),
             )
             .nest("/docs", ui)
+            .nest("/dashboard", dashboard(&self.state.config.dashboard_dir))
             .before(move |mut req: poem::Request| async move {
                 if req.uri().path().starts_with("/hooks/") {
                     // Some senders omit Content-Type; ingress reads raw bytes whatever the type

@@ -444,6 +444,10 @@ async fn sse_is_tenant_scoped_and_resumes_from_last_event_id(
 
     let seen = read_events(alice_stream, 2).await;
     assert_eq!(seen[0].1, "job.queued");
+    assert_eq!(
+        seen[0].2["type"], "job.queued",
+        "the data names its own type"
+    );
     assert_eq!(seen[0].2["job_id"], a1["id"]);
     assert_eq!(seen[1].2["job_id"], a2["id"]);
     assert_eq!(seen[0].2["status"], "queued");

@@ -146,6 +146,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A GET whose answer is JSON, read whatever its status.
+    pub async fn get_json(&self, key: &str, path: &str) -> Value {
+        self.get(key, path).await.json().await.unwrap()
+    }
+
     pub async fn post(&self, key: &str, path: &str, body: Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
