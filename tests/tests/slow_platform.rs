@@ -66,10 +66,15 @@ async fn a_slow_or_throttling_platform_delays_delivery_but_not_ingress(
         config.delivery_slots = 8;
     })
     .await;
+    // 400 webhooks in two quick rounds: over the default burst (200), so a tenant that allows it.
+    let key = stack
+        .gateway
+        .tenant_with(json!({"name": "busy", "rate_limit_per_sec": 100_000, "burst": 100_000}))
+        .await;
     let source = stack
         .gateway
         .source(
-            &stack.key,
+            &key,
             json!({"platform": "telegram", "secrets": {"secret_token": SECRET},
                    "reply": {"bot_token": "42:SLOW"}, "system_prompt": "Be brief."}),
         )

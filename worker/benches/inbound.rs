@@ -148,8 +148,9 @@ async fn llm_path(
     let model = sentinel_worker::llm::model_path_or_default(
         &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
     );
-    println!("| model slots | jobs | seconds | healed by llm | dead | healed jobs/s |");
-    println!("|---|---|---|---|---|---|");
+    println!("| model slots | jobs | attempts | seconds | healed by llm | dead | healed jobs/s |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut dead_reasons = Vec::new();
     for slots in seqs.split(',').map(|n| n.trim().parse::<usize>()) {
         let slots = slots.context("SENTINEL_BENCH_LLM_SEQS takes numbers")?;
         let llm = sentinel_worker::llm::Llm::load(&sentinel_worker::llm::ModelConfig {
@@ -208,6 +209,20 @@ async fn llm_path(
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let seconds = started.elapsed().as_secs_f64();
+        let attempts: i64 = sqlx::query_scalar("SELECT coalesce(sum(attempt), 0)::int8 FROM jobs")
+            .fetch_one(&pool)
+            .await?;
+        let reasons: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT left(coalesce(last_error->>'message', last_error::text), 160), count(*)
+             FROM jobs WHERE status = 'dead' GROUP BY 1 ORDER BY 2 DESC",
+        )
+        .fetch_all(&pool)
+        .await?;
+        dead_reasons.extend(
+            reasons
+                .into_iter()
+                .map(|(reason, n)| format!("{slots} slot(s), {n} job(s): {reason}")),
+        );
         stop.send(true)?;
         worker.await??;
         pool.close().await;
@@ -215,9 +230,12 @@ async fn llm_path(
             .execute(&mut *admin)
             .await?;
         println!(
-            "| {slots} | {jobs} | {seconds:.1} | {healed} | {dead} | {:.2} |",
+            "| {slots} | {jobs} | {attempts} | {seconds:.1} | {healed} | {dead} | {:.2} |",
             healed as f64 / seconds
         );
+    }
+    for reason in dead_reasons {
+        println!("dead: {reason}");
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use sentinel_queue::{
     heal::{self, HealedBy},
     kinds,
     platform::Platform,
-    Job, Outcome, RetryPolicy, Stage,
+    FailKind, Job, Outcome, Stage,
 };
 use serde_json::{json, Value as JsonValue};
 
@@ -174,8 +174,11 @@ fn healed_result(
     let message_json =
         serde_json::to_value(message).map_err(|error| fatal("not_healed", error.to_string()))?;
     if let Err(violations) = canonical::validate(&message_json) {
+        // Healing is deterministic (the adapters, and the model under a deterministic sampler):
+        // another attempt on the same payload gives the same message, so the job is dead at once
+        // and a replay after a fix is the way back.
         return Err(Outcome::Failed {
-            kind: RetryPolicy::default().retryable(job.attempt),
+            kind: FailKind::Fatal,
             error: json!({"code": "invalid_message", "healed_by": healed_by.as_str(), "message": violations}),
         });
     }
@@ -237,7 +240,8 @@ async fn heal_with_llm(
         .or_else(|| heal::repair(&generation.text))
         .filter(JsonValue::is_object)
         .ok_or_else(|| Outcome::Failed {
-            kind: RetryPolicy::default().retryable(job.attempt),
+            // Deterministic sampling: a retry would produce the same answer.
+            kind: FailKind::Fatal,
             error: json!({
                 "code": "invalid_message",
                 "healed_by": "llm",
