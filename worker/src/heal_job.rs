@@ -97,7 +97,7 @@ pub fn heal_without_model(job: &Job) -> Outcome {
     let Ok((message, healed_by)) = payload.heal() else {
         return to_model;
     };
-    let mut result = match healed_result(job, &message, healed_by) {
+    let mut result = match healed_result(&message, healed_by) {
         Ok(result) => result,
         Err(outcome) => return outcome,
     };
@@ -135,7 +135,7 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
             }
         }
     };
-    let mut result = match healed_result(job, &message, healed_by) {
+    let mut result = match healed_result(&message, healed_by) {
         Ok(result) => result,
         Err(outcome) => return outcome,
     };
@@ -166,11 +166,7 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
 
 /// `{message, healed_by}` once the message validates against the canonical schema; a failed
 /// attempt naming the violations otherwise.
-fn healed_result(
-    job: &Job,
-    message: &CanonicalMessage,
-    healed_by: HealedBy,
-) -> Result<JsonValue, Outcome> {
+fn healed_result(message: &CanonicalMessage, healed_by: HealedBy) -> Result<JsonValue, Outcome> {
     let message_json =
         serde_json::to_value(message).map_err(|error| fatal("not_healed", error.to_string()))?;
     if let Err(violations) = canonical::validate(&message_json) {
