@@ -130,8 +130,11 @@ describe("the dashboard", () => {
   it("replays it, and the replay runs to succeeded", async () => {
     await page.click("#replay");
     await page.waitForFunction((original) => /#\/jobs\/\d+$/.test(location.hash) && !location.hash.endsWith(`/${original}`), webhookJobId);
-    await page.waitForSelector(`#job-detail >> text=#${webhookJobId}`);
-    await page.waitForSelector('#job-detail h1 [data-status="succeeded"]', { timeout: 150_000 });
+    const replayId = Number(await page.evaluate(() => location.hash.split("/").pop()));
+    // The replay's own page (not the original's, which is replaced once the route runs).
+    await page.waitForSelector(`#job-detail h1:has-text("Job #${replayId}")`);
+    await page.waitForSelector(`#job-detail dd >> text=#${webhookJobId}`);
+    await page.waitForSelector(`#job-detail h1:has-text("Job #${replayId}") [data-status="succeeded"]`, { timeout: 150_000 });
     await page.waitForSelector("#healed-by");
     await snap("06-replay");
   });
@@ -141,8 +144,7 @@ describe("the dashboard", () => {
     await page.waitForSelector("#job-filters");
     await page.selectOption('#job-filters select[name="kind"]', "webhook.inbound");
     await page.click("#job-filters button[type=submit]");
-    await page.waitForFunction(() => location.hash.includes("kind=webhook.inbound"));
-    await page.waitForSelector("#jobs tbody tr[data-job-id]");
+    await page.waitForSelector('#jobs[data-loaded="kind=webhook.inbound"]');
     expect(await page.locator("#jobs tbody tr[data-job-id]").count()).toBe(2);
     expect(await page.locator('#jobs tbody tr[data-status="succeeded"]').count()).toBe(2);
     await snap("07-jobs");

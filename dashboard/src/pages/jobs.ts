@@ -24,12 +24,8 @@ export async function jobsPage(root: HTMLElement, params: URLSearchParams, signa
   });
   const table = h("tbody");
   const pager = h("div", { class: "pager" });
-  const section = h(
-    "section",
-    { class: "card" },
-    h("table", { class: "jobs", id: "jobs" }, h("thead", {}, h("tr", {}, ["id", "kind", "status", "attempt", "source", "created", "finished", ""].map((name) => h("th", {}, name)))), table),
-    pager,
-  );
+  const jobsTable = h("table", { class: "jobs", id: "jobs" }, h("thead", {}, h("tr", {}, ["id", "kind", "status", "attempt", "source", "created", "finished", ""].map((name) => h("th", {}, name)))), table);
+  const section = h("section", { class: "card" }, jobsTable, pager);
   root.append(h("h1", {}, "Jobs"), filters, section);
 
   const query = {
@@ -43,6 +39,8 @@ export async function jobsPage(root: HTMLElement, params: URLSearchParams, signa
   if (!page) return;
   if (page.items.length === 0) table.append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No jobs match.")));
   for (const job of page.items) table.append(jobRow(job, section));
+  // Which query the rows answer, for whoever waits on them (the browser tests).
+  jobsTable.dataset.loaded = params.toString();
 
   const pageLink = (cursor: string | undefined, label: string) => {
     const next = new URLSearchParams(params);
