@@ -52,26 +52,8 @@ export async function jobsPage(root: HTMLElement, params: URLSearchParams, signa
 }
 
 function jobRow(job: Job, container: HTMLElement) {
-  const api = client();
   const row = h("tr", { "data-job-id": job.id, "data-status": job.status });
-  const cancel = h("button", { class: "small", disabled: job.status === "succeeded" || job.status === "dead" || job.status === "canceled" }, "Cancel");
-  const replay = h("button", { class: "small" }, "Replay");
-  cancel.addEventListener("click", async () => {
-    try {
-      const updated = await api.ok(api.api.POST("/v1/jobs/{id}/cancel", { params: { path: { id: job.id } } }));
-      row.replaceWith(jobRow(updated, container));
-    } catch (error) {
-      showError(container, error);
-    }
-  });
-  replay.addEventListener("click", async () => {
-    try {
-      const replayed = await api.ok(api.api.POST("/v1/jobs/{id}/replay", { params: { path: { id: job.id } } }));
-      window.location.hash = `#/jobs/${replayed.id}`;
-    } catch (error) {
-      showError(container, error);
-    }
-  });
+  const [cancel, replay] = jobActions(job, container, "small", (updated) => row.replaceWith(jobRow(updated, container)));
   fill(
     row,
     h("td", {}, h("a", { href: `#/jobs/${job.id}` }, `#${job.id}`)),
@@ -84,6 +66,29 @@ function jobRow(job: Job, container: HTMLElement) {
     h("td", { class: "actions" }, cancel, replay),
   );
   return row;
+}
+
+/**
+ * Cancel (enabled while the job can still be stopped) and Replay (opens the new job) buttons;
+ * `onCanceled` gets the job as the cancel left it. Errors go to a banner in `container`.
+ */
+function jobActions(job: Job, container: HTMLElement, buttonClass: string, onCanceled: (updated: Job) => unknown) {
+  const api = client();
+  const cancel = h("button", { class: buttonClass || undefined, disabled: !["queued", "running"].includes(job.status) }, "Cancel");
+  const replay = h("button", { class: buttonClass || undefined }, "Replay");
+  const act = (work: () => Promise<unknown>) => async () => {
+    try {
+      await work();
+    } catch (error) {
+      showError(container, error);
+    }
+  };
+  cancel.addEventListener("click", act(async () => onCanceled(await api.ok(api.api.POST("/v1/jobs/{id}/cancel", { params: { path: { id: job.id } } })))));
+  replay.addEventListener("click", act(async () => {
+    const replayed = await api.ok(api.api.POST("/v1/jobs/{id}/replay", { params: { path: { id: job.id } } }));
+    window.location.hash = `#/jobs/${replayed.id}`;
+  }));
+  return [cancel, replay] as const;
 }
 
 function select(name: string, options: string[], selected: string | null) {
@@ -109,24 +114,9 @@ export async function jobDetailPage(root: HTMLElement, id: number, signal: Abort
     ]);
     const healed = message.data;
     const delivery = healed?.delivery as { job_id?: number; skipped?: string } | null | undefined;
-    const replay = h("button", { id: "replay" }, "Replay");
-    replay.addEventListener("click", async () => {
-      try {
-        const replayed = await api.ok(api.api.POST("/v1/jobs/{id}/replay", { params: { path: { id } } }));
-        window.location.hash = `#/jobs/${replayed.id}`;
-      } catch (error) {
-        showError(body, error);
-      }
-    });
-    const cancel = h("button", { id: "cancel", disabled: !["queued", "running"].includes(job.status) }, "Cancel");
-    cancel.addEventListener("click", async () => {
-      try {
-        await api.ok(api.api.POST("/v1/jobs/{id}/cancel", { params: { path: { id } } }));
-        await draw();
-      } catch (error) {
-        showError(body, error);
-      }
-    });
+    const [cancel, replay] = jobActions(job, body, "", () => draw());
+    cancel.id = "cancel";
+    replay.id = "replay";
     fill(
       body,
       h("h1", {}, `Job #${job.id} `, badge(job.status), " ", replay, " ", cancel),

@@ -52,22 +52,13 @@ export async function livePage(root: HTMLElement, signal: AbortSignal) {
     }
     list.prepend(row);
     const status = event.type === "job.progress" ? "running" : event.status;
-    row.dataset.status = status;
     const detail =
       event.type === "job.progress"
         ? `${event.tokens ?? 0}/${event.max_tokens ?? "?"} tokens`
         : event.error
           ? JSON.stringify(event.error)
           : "";
-    fill(
-      row,
-      h("a", { href: `#/jobs/${event.job_id}` }, `#${event.job_id}`),
-      h("span", { class: "kind" }, event.kind),
-      badge(status),
-      h("span", { class: "event-type" }, event.type),
-      h("span", { class: "muted" }, detail),
-      h("time", {}, time(event.at)),
-    );
+    drawRow(row, { id: event.job_id, kind: event.kind, status, label: event.type, detail, at: event.at });
   };
 
   // The newest jobs as they stand, below whatever the stream has already shown.
@@ -76,16 +67,15 @@ export async function livePage(root: HTMLElement, signal: AbortSignal) {
     .then((page) => {
       for (const job of page.items) {
         if (rows.has(job.id) || list.childElementCount >= MAX_ROWS) continue;
-        const row = h("li", { class: "job-row", "data-job-id": job.id, "data-job-kind": job.kind, "data-status": job.status });
-        fill(
-          row,
-          h("a", { href: `#/jobs/${job.id}` }, `#${job.id}`),
-          h("span", { class: "kind" }, job.kind),
-          badge(job.status),
-          h("span", { class: "event-type muted" }, "(before this page opened)"),
-          h("span", { class: "muted" }, ""),
-          h("time", {}, time(job.finished_at ?? job.started_at ?? job.created_at)),
-        );
+        const row = h("li", { class: "job-row", "data-job-id": job.id, "data-job-kind": job.kind });
+        drawRow(row, {
+          id: job.id,
+          kind: job.kind,
+          status: job.status,
+          label: "(before this page opened)",
+          detail: "",
+          at: job.finished_at ?? job.started_at ?? job.created_at,
+        });
         rows.set(job.id, row);
         list.append(row);
       }
@@ -117,6 +107,20 @@ export async function livePage(root: HTMLElement, signal: AbortSignal) {
       showError(root, error);
     }
   }
+}
+
+/** One job's row: its id (a link to its detail), kind, status, latest event and when. */
+function drawRow(row: HTMLLIElement, job: { id: number; kind: string; status: string; label: string; detail: string; at: string }) {
+  row.dataset.status = job.status;
+  fill(
+    row,
+    h("a", { href: `#/jobs/${job.id}` }, `#${job.id}`),
+    h("span", { class: "kind" }, job.kind),
+    badge(job.status),
+    h("span", { class: "event-type" }, job.label),
+    h("span", { class: "muted" }, job.detail),
+    h("time", {}, time(job.at)),
+  );
 }
 
 function drawChart(chart: HTMLElement, minutes: { minute: string; succeeded: number; dead: number; canceled: number }[]) {
