@@ -42,6 +42,7 @@ pub async fn load_model(max_seqs: usize) -> Arc<Llm> {
         path: model_path(),
         max_seqs,
         paged_attn_mb: None,
+        context_tokens: None,
     })
     .await
     {

@@ -157,6 +157,7 @@ async fn llm_path(
             path: model.clone(),
             max_seqs: slots,
             paged_attn_mb: None,
+            context_tokens: None,
         })
         .await?;
         let bench_db = format!("sentinel_bench_llm_{}_{slots}", std::process::id());

@@ -1,12 +1,18 @@
 //! `sentinel-worker bench`: the model's speed on this machine. For each number of sequences in
 //! flight it reports the prompt rate (prompt tokens over time to first token), the single-stream
-//! decode rate and the aggregate decode rate, and prints a table.
+//! decode rate, the aggregate rate, and on an NVIDIA GPU the peak GPU memory of this process and
+//! whether it stayed inside `SENTINEL_VRAM_BUDGET_MB`, and prints a table. With a budget the model
+//! is loaded as the worker would load it: the KV pool and context that admission sizes.
 
 use std::{path::PathBuf, sync::Arc, time::Instant};
 
 use futures::future::join_all;
 
-use crate::llm::{ChatMessage, Llm, ModelConfig, Role};
+use crate::{
+    admission::{self, Budget},
+    gpu_memory::{GpuMemory, PeakSampler},
+    llm::{ChatMessage, Llm, ModelConfig, Role},
+};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -15,6 +21,8 @@ pub struct BenchConfig {
     pub seqs: Vec<usize>,
     pub max_tokens: usize,
     pub rounds: usize,
+    /// `SENTINEL_VRAM_BUDGET_MB` and its knobs, when set.
+    pub budget: Option<Budget>,
 }
 
 /// A prompt of about 80 tokens, like a support message with a short system prompt.
@@ -35,28 +43,49 @@ fn prompt(variant: usize) -> Vec<ChatMessage> {
 
 pub async fn run(config: BenchConfig) -> anyhow::Result<()> {
     let max_seqs = config.seqs.iter().copied().max().unwrap_or(1);
+    let gpu = GpuMemory::open().map(Arc::new);
+    let plan = match config.budget {
+        Some(mut budget) => {
+            // The bench runs up to `max_seqs` at once; admission still sizes the pool for its
+            // own choice of slots, which is the configuration being measured.
+            budget.max_seqs = None;
+            Some(admission::admit(&config.model, budget)?)
+        }
+        None => None,
+    };
     let llm = Arc::new(
         Llm::load(&ModelConfig {
             path: config.model.clone(),
             max_seqs,
-            paged_attn_mb: None,
+            paged_attn_mb: plan
+                .as_ref()
+                .filter(|_| cfg!(feature = "cuda"))
+                .map(|plan| plan.kv_pool_mb as usize),
+            context_tokens: config.budget.map(|budget| budget.context_tokens),
         })
         .await?,
     );
     // Warm up: the first generation pays one-time costs (allocations, the kernels' first use).
     llm.generate(&prompt(0), 8, None, None, None).await?;
     println!("model: {}", config.model.display());
+    match &gpu {
+        Ok(gpu) => println!("device: {}", gpu.name()),
+        Err(why) => println!(
+            "device: CPU, {} threads (GPU memory not measured: {why})",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+    }
+    if let Some(plan) = &plan {
+        println!("admission: {plan}");
+    }
     println!(
-        "threads: {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "| sequences | prompt tokens | prompt tok/s | decode tok/s per sequence | aggregate tok/s | peak GPU MB | budget held | wall s |"
     );
-    println!(
-        "| sequences | prompt tokens | prompt tok/s | decode tok/s per sequence | aggregate decode tok/s | wall s |"
-    );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut variant = 1;
     for &seqs in &config.seqs {
         for _ in 0..config.rounds {
+            let sampler = gpu.as_ref().ok().cloned().map(PeakSampler::start);
             let started = Instant::now();
             let runs = join_all((0..seqs).map(|_| {
                 variant += 1;
@@ -66,6 +95,7 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<()> {
             }))
             .await;
             let wall = started.elapsed().as_secs_f64();
+            let peak_mb = sampler.map(PeakSampler::finish);
             let mut prompt_tokens = 0;
             let mut prompt_rate = 0.0;
             let mut decode_rate = 0.0;
@@ -80,14 +110,28 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<()> {
                     / (generation.seconds - generation.first_token_seconds).max(1e-9);
             }
             let n = seqs as f64;
+            let label = match &plan {
+                Some(plan) if plan.slots == seqs => format!("{seqs} (admission default)"),
+                _ => seqs.to_string(),
+            };
             println!(
-                "| {seqs} | {} | {:.1} | {:.1} | {:.1} | {wall:.2} |",
+                "| {label} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {wall:.2} |",
                 prompt_tokens / seqs,
                 prompt_rate / n,
                 decode_rate / n,
                 completion_tokens as f64 / wall,
+                peak_mb.map_or("n/a".into(), |mb| mb.to_string()),
+                budget_held(peak_mb, config.budget),
             );
         }
     }
     Ok(())
+}
+
+fn budget_held(peak_mb: Option<u64>, budget: Option<Budget>) -> String {
+    match (peak_mb, budget) {
+        (Some(peak), Some(budget)) if peak <= budget.vram_mb => "yes".into(),
+        (Some(peak), Some(budget)) => format!("no, {} MB over", peak - budget.vram_mb),
+        _ => "n/a".into(),
+    }
 }

@@ -10,9 +10,11 @@
 //!
 //! Beside them run the rescuer, which requeues jobs whose worker vanished, and retention.
 
+pub mod admission;
 pub mod bench;
 pub mod deliver;
 pub mod generate_job;
+pub mod gpu_memory;
 pub mod heal_job;
 pub mod heal_lane;
 pub mod health;
@@ -129,6 +131,9 @@ pub struct Config {
     pub max_tokens: usize,
     /// The GPU's paged-attention KV pool in MB (`SENTINEL_PAGED_ATTN_MB`, `cuda` builds only).
     pub paged_attn_mb: Option<usize>,
+    /// The GPU memory budget (`SENTINEL_VRAM_BUDGET_MB` and its knobs): when set, admission sizes
+    /// the slots and the KV pool from it (see [`admission`]).
+    pub vram_budget: Option<admission::Budget>,
     pub api_bases: ApiBases,
     pub poll_interval: Duration,
     pub auto_migrate: bool,
@@ -155,6 +160,7 @@ impl Config {
             model: PathBuf::from(llm::DEFAULT_MODEL_PATH),
             max_tokens: 128,
             paged_attn_mb: None,
+            vram_budget: None,
             api_bases: ApiBases::default(),
             poll_interval: Duration::from_millis(1_000),
             auto_migrate: false,
@@ -185,6 +191,7 @@ impl Config {
                 0 => None,
                 mb => Some(mb),
             },
+            vram_budget: vram_budget_from_env()?,
             api_bases: ApiBases {
                 telegram: config::var_or("SENTINEL_TELEGRAM_API_BASE", d.api_bases.telegram)?,
                 whatsapp: config::var_or("SENTINEL_WHATSAPP_API_BASE", d.api_bases.whatsapp)?,
@@ -204,6 +211,27 @@ impl Config {
     }
 }
 
+/// `SENTINEL_VRAM_BUDGET_MB` with `SENTINEL_CONTEXT_TOKENS`, `SENTINEL_VRAM_RESERVE_MB` and
+/// `SENTINEL_VRAM_PER_SEQ_MB`; `None` when no budget is set.
+pub fn vram_budget_from_env() -> anyhow::Result<Option<admission::Budget>> {
+    let vram_mb: u64 = config::var_or("SENTINEL_VRAM_BUDGET_MB", 0)?;
+    if vram_mb == 0 {
+        return Ok(None);
+    }
+    let d = admission::Budget::new(vram_mb);
+    let max_seqs: usize = config::var_or("SENTINEL_MAX_SEQS", 0)?;
+    Ok(Some(admission::Budget {
+        vram_mb,
+        context_tokens: at_least_one(
+            "SENTINEL_CONTEXT_TOKENS",
+            config::var_or("SENTINEL_CONTEXT_TOKENS", d.context_tokens)?,
+        )?,
+        reserve_mb: config::var_or("SENTINEL_VRAM_RESERVE_MB", d.reserve_mb)?,
+        per_seq_mb: config::var_or("SENTINEL_VRAM_PER_SEQ_MB", d.per_seq_mb)?,
+        max_seqs: (max_seqs > 0).then_some(max_seqs),
+    }))
+}
+
 fn at_least_one(name: &str, value: usize) -> anyhow::Result<usize> {
     if value == 0 {
         anyhow::bail!("{name} must be at least 1");
@@ -212,11 +240,25 @@ fn at_least_one(name: &str, value: usize) -> anyhow::Result<usize> {
 }
 
 /// Loads the model, then runs the worker until `shutdown` turns true.
-pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut context_tokens = None;
+    if let Some(budget) = config.vram_budget {
+        if config.paged_attn_mb.is_some() {
+            anyhow::bail!(
+                "set SENTINEL_VRAM_BUDGET_MB or SENTINEL_PAGED_ATTN_MB, not both: the budget sizes the KV pool"
+            );
+        }
+        llm::check_model_file(&config.model)?;
+        let plan = admission::admit(&config.model, budget)?;
+        config.max_slots = plan.slots;
+        config.paged_attn_mb = cfg!(feature = "cuda").then_some(plan.kv_pool_mb as usize);
+        context_tokens = Some(budget.context_tokens);
+    }
     let llm = Llm::load(&ModelConfig {
         path: config.model.clone(),
         max_seqs: config.max_slots,
         paged_attn_mb: config.paged_attn_mb,
+        context_tokens,
     })
     .await?;
     let options = db::connect_options(&config.database_url)?;

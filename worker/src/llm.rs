@@ -48,6 +48,9 @@ pub struct ModelConfig {
     /// The paged-attention KV pool on the GPU, in MB (`SENTINEL_PAGED_ATTN_MB`); `None` keeps
     /// mistral.rs's default cache. Ignored on CPU, where paged attention is not supported.
     pub paged_attn_mb: Option<usize>,
+    /// Prompt + answer tokens each sequence is sized for (`SENTINEL_CONTEXT_TOKENS`, with a GPU
+    /// budget): a longer prompt is refused and the answer's budget is cut to what is left.
+    pub context_tokens: Option<usize>,
 }
 
 /// One chat message.
@@ -116,6 +119,7 @@ pub enum LlmError {
 pub struct Llm {
     model: Model,
     path: PathBuf,
+    context_tokens: Option<usize>,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
 }
@@ -166,11 +170,17 @@ impl Llm {
             .with_context(|| format!("SENTINEL_MODEL={} names no file", path.display()))?;
         let (max_seqs, paged_attn_mb) = (config.max_seqs.max(1), config.paged_attn_mb);
         // A corrupt file can panic inside the loader; a task turns that into an error.
-        let model = tokio::spawn(build(dir, file, max_seqs, paged_attn_mb))
-            .await
-            .map_err(|panic| anyhow::anyhow!("the loader crashed: {panic}"))
-            .and_then(|built| built)
-            .map_err(|error| corrupt(&path, &format!("{error:#}")))?;
+        let model = tokio::spawn(build(
+            dir,
+            file,
+            max_seqs,
+            paged_attn_mb,
+            config.context_tokens,
+        ))
+        .await
+        .map_err(|panic| anyhow::anyhow!("the loader crashed: {panic}"))
+        .and_then(|built| built)
+        .map_err(|error| corrupt(&path, &format!("{error:#}")))?;
         tracing::info!(
             model.path = %path.display(),
             model.load_ms = started.elapsed().as_millis() as u64,
@@ -179,6 +189,7 @@ impl Llm {
         Ok(Self {
             model,
             path,
+            context_tokens: config.context_tokens,
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
         })
@@ -211,6 +222,18 @@ impl Llm {
     ) -> Result<Generation, LlmError> {
         let _in_flight = InFlight::enter(self);
         let started = Instant::now();
+        let max_tokens = match self.context_tokens {
+            Some(context) => {
+                let prompt = self.count_prompt_tokens(messages).await.unwrap_or(0);
+                if prompt >= context {
+                    return Err(LlmError::Invalid(format!(
+                        "the prompt is {prompt} tokens; this worker's context per sequence is {context} tokens (SENTINEL_CONTEXT_TOKENS)"
+                    )));
+                }
+                max_tokens.min(context - prompt)
+            }
+            None => max_tokens,
+        };
         let mut request = RequestBuilder::new()
             .set_deterministic_sampler()
             .set_sampler_max_len(max_tokens.max(1));
@@ -333,6 +356,7 @@ async fn build(
     file: String,
     max_seqs: usize,
     paged_attn_mb: Option<usize>,
+    context_tokens: Option<usize>,
 ) -> anyhow::Result<Model> {
     use mistralrs::core::{
         AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder,
@@ -370,7 +394,13 @@ async fn build(
             &dtype,
             &device,
             true,
-            DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+            DeviceMapSetting::Auto(match context_tokens {
+                Some(max_seq_len) => AutoDeviceMapParams::Text {
+                    max_seq_len,
+                    max_batch_size: max_seqs,
+                },
+                None => AutoDeviceMapParams::default_text(),
+            }),
             None,
             paged,
         )

@@ -1,11 +1,12 @@
-//! `sentinel-worker [run|migrate|bench|health]`: reads the config, then runs the worker, the
-//! migrations, the model benchmark (`bench [--seqs 1,2,4] [--tokens 64] [--rounds 2]`), or the
+//! `sentinel-worker [run|migrate|bench|plan|health]`: reads the config, then runs the worker, the
+//! migrations, the model benchmark (`bench [--seqs 1,2,4] [--tokens 64] [--rounds 2]`), the GPU
+//! admission's arithmetic for `SENTINEL_MODEL` and `SENTINEL_VRAM_BUDGET_MB` (`plan`), or the
 //! liveness check (`health`: the worker's `SENTINEL_HEALTH_FILE` is at most
 //! `SENTINEL_HEALTH_MAX_AGE_SECS` old, default 60).
 
 use anyhow::Context;
 use sentinel_queue::{config, db, shutdown, telemetry};
-use sentinel_worker::Config;
+use sentinel_worker::{llm, Config};
 
 fn main() -> anyhow::Result<()> {
     // The model loads from a local file; never reach for the model hub. Set before any thread
@@ -36,10 +37,7 @@ fn main() -> anyhow::Result<()> {
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 let config = sentinel_worker::bench::BenchConfig {
-                    model: config::var_or(
-                        "SENTINEL_MODEL",
-                        std::path::PathBuf::from(sentinel_worker::llm::DEFAULT_MODEL_PATH),
-                    )?,
+                    model: llm::model_path_or_default(std::path::Path::new(".")),
                     seqs,
                     max_tokens: arg("--tokens")
                         .map_or(Ok(64), |n| n.parse())
@@ -47,8 +45,18 @@ fn main() -> anyhow::Result<()> {
                     rounds: arg("--rounds")
                         .map_or(Ok(2), |n| n.parse())
                         .context("--rounds")?,
+                    budget: sentinel_worker::vram_budget_from_env()?,
                 };
                 sentinel_worker::bench::run(config).await
+            }
+            Some("plan") => {
+                let model = llm::model_path_or_default(std::path::Path::new("."));
+                let budget = sentinel_worker::vram_budget_from_env()?.context(
+                    "set SENTINEL_VRAM_BUDGET_MB (and SENTINEL_MODEL) to plan the GPU admission",
+                )?;
+                let plan = sentinel_worker::admission::admit(&model, budget)?;
+                println!("{}: {plan}", model.display());
+                Ok(())
             }
             Some("health") => {
                 let path: std::path::PathBuf = config::required("SENTINEL_HEALTH_FILE")?.into();
@@ -64,7 +72,7 @@ fn main() -> anyhow::Result<()> {
             }
             Some(other) => {
                 anyhow::bail!(
-                    "unknown command {other:?}; expected `run`, `migrate`, `bench` or `health`"
+                    "unknown command {other:?}; expected `run`, `migrate`, `bench`, `plan` or `health`"
                 )
             }
         }

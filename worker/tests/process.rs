@@ -1,5 +1,5 @@
 //! The worker binary as operators run it, with the real default model: killed with SIGKILL in
-//! the middle of a generation, and stopped with SIGTERM.
+//! the middle of a generation, stopped with SIGTERM, and sized by a GPU memory budget.
 #![allow(clippy::unwrap_used)]
 
 use std::{
@@ -193,4 +193,103 @@ async fn sigterm_finishes_the_running_job_claims_nothing_more_and_exits_cleanly(
     );
     let waiting = Job::fetch(&pool, waiting).await.unwrap().unwrap();
     assert_eq!((waiting.status, waiting.attempt), (JobStatus::Queued, 0));
+}
+
+/// `sentinel-worker` with `args` and the environment `env`; returns (success, stdout, stderr).
+fn worker_output(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sentinel-worker"))
+        .args(args)
+        .env("SENTINEL_MODEL", model_path())
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_budget_the_model_cannot_fit_stops_start_up_with_the_numbers() {
+    // Checked before the database is reached, so none is needed.
+    let (ok, _, stderr) = worker_output(
+        &["run"],
+        &[
+            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+            ("SENTINEL_VRAM_BUDGET_MB", "600"),
+        ],
+    );
+    assert!(!ok, "{stderr}");
+    for part in [
+        "SENTINEL_VRAM_BUDGET_MB=600 cannot hold this model",
+        "weights ",
+        "reserve 768 MB",
+        "one sequence ",
+        "raise the budget to at least",
+    ] {
+        assert!(stderr.contains(part), "{part:?} missing from: {stderr}");
+    }
+    let (ok, _, stderr) = worker_output(
+        &["run"],
+        &[
+            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+            ("SENTINEL_VRAM_BUDGET_MB", "6144"),
+            ("SENTINEL_MAX_SEQS", "500"),
+        ],
+    );
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("SENTINEL_MAX_SEQS=500 does not fit SENTINEL_VRAM_BUDGET_MB=6144"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plan_prints_the_admission_arithmetic_for_the_default_model() {
+    let (ok, stdout, stderr) = worker_output(&["plan"], &[("SENTINEL_VRAM_BUDGET_MB", "2048")]);
+    assert!(ok, "{stderr}");
+    // SmolLM2-135M: 2 × 30 layers × 3 KV heads × 64 × 2 bytes = 23,040 bytes of KV per token.
+    for part in [
+        "budget 2048 MB",
+        "2048 tokens × 23040 B",
+        "slots 8 (best measured point, 8)",
+        "KV pool 360 MB",
+    ] {
+        assert!(stdout.contains(part), "{part:?} missing from: {stdout}");
+    }
+    // The log line (on stdout, like every log line) carries the same arithmetic.
+    assert!(stdout.contains("GPU admission: budget 2048 MB"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_prompt_longer_than_the_context_is_refused_and_an_answer_is_cut_to_what_is_left() {
+    use sentinel_worker::llm::{ChatMessage, Llm, LlmError, ModelConfig, Role};
+    let llm = Llm::load(&ModelConfig {
+        path: model_path(),
+        max_seqs: 1,
+        paged_attn_mb: None,
+        context_tokens: Some(64),
+    })
+    .await
+    .unwrap();
+    let long = vec![ChatMessage::new(Role::User, "lighthouse ".repeat(80))];
+    match llm.generate(&long, 16, None, None, None).await {
+        Err(LlmError::Invalid(message)) => assert!(
+            message.contains("tokens; this worker's context per sequence is 64 tokens"),
+            "{message}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let short = vec![ChatMessage::new(
+        Role::User,
+        "Write a long story about a lighthouse keeper.",
+    )];
+    let generation = llm.generate(&short, 200, None, None, None).await.unwrap();
+    assert!(
+        generation.usage.prompt_tokens + generation.usage.completion_tokens <= 64,
+        "{:?}",
+        generation.usage
+    );
 }
