@@ -61,7 +61,8 @@ pub struct JobEventData {
     pub worker_id: Option<String>,
     #[oai(nullable)]
     pub replay_of: Option<i64>,
-    /// `job.progress`: the step that is generating (`generate` for `llm.generate`).
+    /// `job.progress`: the step that is generating: `generate` (an `llm.generate` job), `heal` (the
+    /// LLM healing step) or `reply` (the agent's reply).
     #[oai(nullable)]
     pub stage: Option<String>,
     /// `job.progress`: tokens generated so far.

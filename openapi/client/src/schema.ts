@@ -2398,7 +2398,10 @@ export interface components {
             worker_id?: string | null;
             /** Format: int64 */
             replay_of?: number | null;
-            /** @description `job.progress`: the step that is generating (`generate` for `llm.generate`). */
+            /**
+             * @description `job.progress`: the step that is generating: `generate` (an `llm.generate` job), `heal` (the
+             *     LLM healing step) or `reply` (the agent's reply).
+             */
             stage?: string | null;
             /**
              * Format: int64
