@@ -93,11 +93,28 @@ def copy_tokenizer(reader: gguf.GGUFReader, writer: gguf.GGUFWriter) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=sorted(SHAPES), required=True)
+    parser.add_argument(
+        "--shape",
+        choices=sorted(SHAPES) + ["tokenizer"],
+        required=True,
+        help="a model shape, or `tokenizer` for a file with the tokenizer metadata only (no tensors): "
+        "a few MB to carry to a machine that cannot fetch the default model",
+    )
     parser.add_argument("--tokenizer-from", required=True, help="a GGUF whose tokenizer metadata is copied")
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+
+    if args.shape == "tokenizer":
+        writer = gguf.GGUFWriter(args.out, "llama")
+        writer.add_name("sentinel-tokenizer")
+        vocab = copy_tokenizer(gguf.GGUFReader(args.tokenizer_from), writer)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        print(f"{args.out}: tokenizer only (vocabulary {vocab})", file=sys.stderr)
+        return 0
 
     shape = SHAPES[args.shape]
     head_dim = shape.hidden // shape.heads
