@@ -14,6 +14,7 @@ use std::{
 };
 
 use anyhow::Context;
+use candle_core::Device;
 use mistralrs::{
     Constraint, MemoryGpuConfig, Model, PagedAttentionMetaBuilder, RequestBuilder, Response,
     TextMessageRole, TextMessages, TokenSource,
@@ -169,8 +170,12 @@ impl Llm {
             .map(|name| name.to_string_lossy().into_owned())
             .with_context(|| format!("SENTINEL_MODEL={} names no file", path.display()))?;
         let (max_seqs, paged_attn_mb) = (config.max_seqs.max(1), config.paged_attn_mb);
+        let device = tokio::task::spawn_blocking(device)
+            .await
+            .map_err(|panic| anyhow::anyhow!("looking for the GPU crashed: {panic}"))??;
         // A corrupt file can panic inside the loader; a task turns that into an error.
         let model = tokio::spawn(build(
+            device,
             dir,
             file,
             max_seqs,
@@ -351,7 +356,25 @@ impl Llm {
 /// Builds the engine with mistral.rs's lower-level loader, which (unlike `GgufModelBuilder`) takes
 /// the activation dtype. On the CPU that is F32: `Auto` picks BF16 there, and every element-wise
 /// op then converts to and from f32 (a profile showed the conversions once the matmuls were fast).
+/// The device to run on: the CPU, or in a `cuda` build the first NVIDIA GPU, which must be there
+/// (a cuda build never falls back to the CPU without saying so).
+fn device() -> anyhow::Result<Device> {
+    if !cfg!(feature = "cuda") {
+        return Ok(Device::Cpu);
+    }
+    match mistralrs::best_device(false) {
+        Ok(device) if device.is_cuda() => Ok(device),
+        Ok(_) => anyhow::bail!(
+            "this worker is a cuda build but sees no NVIDIA GPU (check the driver and CUDA_VISIBLE_DEVICES), or run the CPU build"
+        ),
+        Err(error) => anyhow::bail!(
+            "this worker is a cuda build and cannot use the NVIDIA GPU ({error}); check the driver (libcuda.so.1) and CUDA_VISIBLE_DEVICES, or run the CPU build"
+        ),
+    }
+}
+
 async fn build(
+    device: Device,
     dir: String,
     file: String,
     max_seqs: usize,
@@ -373,7 +396,6 @@ async fn build(
     )
     .build();
     let cuda = cfg!(feature = "cuda");
-    let device = mistralrs::best_device(!cuda)?;
     let dtype = if cuda {
         ModelDType::Auto
     } else {
