@@ -54,15 +54,11 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<()> {
         None => None,
     };
     let llm = Arc::new(
-        Llm::load(&ModelConfig {
-            path: config.model.clone(),
+        Llm::load(&ModelConfig::admitted(
+            config.model.clone(),
             max_seqs,
-            paged_attn_mb: plan
-                .as_ref()
-                .filter(|_| cfg!(feature = "cuda"))
-                .map(|plan| plan.kv_pool_mb as usize),
-            context_tokens: config.budget.map(|budget| budget.context_tokens),
-        })
+            plan.as_ref(),
+        ))
         .await?,
     );
     // Warm up: the first generation pays one-time costs (allocations, the kernels' first use).

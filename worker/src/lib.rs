@@ -241,26 +241,24 @@ fn at_least_one(name: &str, value: usize) -> anyhow::Result<usize> {
 
 /// Loads the model, then runs the worker until `shutdown` turns true.
 pub async fn run(mut config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let mut context_tokens = None;
-    if let Some(budget) = config.vram_budget {
-        if config.paged_attn_mb.is_some() {
-            anyhow::bail!(
-                "set SENTINEL_VRAM_BUDGET_MB or SENTINEL_PAGED_ATTN_MB, not both: the budget sizes the KV pool"
-            );
+    let model = match config.vram_budget {
+        Some(budget) => {
+            if config.paged_attn_mb.is_some() {
+                anyhow::bail!(
+                    "set SENTINEL_VRAM_BUDGET_MB or SENTINEL_PAGED_ATTN_MB, not both: the budget sizes the KV pool"
+                );
+            }
+            llm::check_model_file(&config.model)?;
+            let plan = admission::admit(&config.model, budget)?;
+            config.max_slots = plan.slots;
+            ModelConfig::admitted(config.model.clone(), plan.slots, Some(&plan))
         }
-        llm::check_model_file(&config.model)?;
-        let plan = admission::admit(&config.model, budget)?;
-        config.max_slots = plan.slots;
-        config.paged_attn_mb = cfg!(feature = "cuda").then_some(plan.kv_pool_mb as usize);
-        context_tokens = Some(budget.context_tokens);
-    }
-    let llm = Llm::load(&ModelConfig {
-        path: config.model.clone(),
-        max_seqs: config.max_slots,
-        paged_attn_mb: config.paged_attn_mb,
-        context_tokens,
-    })
-    .await?;
+        None => ModelConfig {
+            paged_attn_mb: config.paged_attn_mb,
+            ..ModelConfig::admitted(config.model.clone(), config.max_slots, None)
+        },
+    };
+    let llm = Llm::load(&model).await?;
     let options = db::connect_options(&config.database_url)?;
     run_with(config, options, Some(Arc::new(llm)), shutdown).await
 }

@@ -54,6 +54,21 @@ pub struct ModelConfig {
     pub context_tokens: Option<usize>,
 }
 
+impl ModelConfig {
+    /// The model sized by GPU admission when there is a plan: its paged KV pool (a cuda build
+    /// only; the CPU has no paged attention) and its context budget per sequence.
+    pub fn admitted(path: PathBuf, max_seqs: usize, plan: Option<&crate::admission::Plan>) -> Self {
+        Self {
+            path,
+            max_seqs,
+            paged_attn_mb: plan
+                .filter(|_| cfg!(feature = "cuda"))
+                .map(|plan| plan.kv_pool_mb as usize),
+            context_tokens: plan.map(|plan| plan.budget.context_tokens),
+        }
+    }
+}
+
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
@@ -227,9 +242,13 @@ impl Llm {
     ) -> Result<Generation, LlmError> {
         let _in_flight = InFlight::enter(self);
         let started = Instant::now();
+        // With a context budget the prompt is counted up front; the count is kept for the usage
+        // of an answer that stops before the engine reports it.
+        let mut prompt_tokens = None;
         let max_tokens = match self.context_tokens {
             Some(context) => {
                 let prompt = self.count_prompt_tokens(messages).await.unwrap_or(0);
+                prompt_tokens = Some(prompt);
                 if prompt >= context {
                     return Err(LlmError::Invalid(format!(
                         "the prompt is {prompt} tokens; this worker's context per sequence is {context} tokens (SENTINEL_CONTEXT_TOKENS)"
@@ -323,7 +342,10 @@ impl Llm {
             },
             None => {
                 // Stopped early: the engine sent no usage, so count the prompt here.
-                let prompt_tokens = self.count_prompt_tokens(messages).await.unwrap_or(0);
+                let prompt_tokens = match prompt_tokens {
+                    Some(counted) => counted,
+                    None => self.count_prompt_tokens(messages).await.unwrap_or(0),
+                };
                 Usage {
                     prompt_tokens,
                     completion_tokens: tokens,

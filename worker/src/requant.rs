@@ -1,10 +1,10 @@
 //! Kernel-friendly weights for the CPU. candle, under mistral.rs, has SIMD dot products for Q4_0,
-//! Q8_0 and the K-quants, but only scalar loops for Q4_1, Q5_0 and Q5_1: with the default model
-//! (Q4_1) a profile showed 54% of decode time in `BlockQ4_1::vec_dot_unopt`. So before loading, the
-//! tensors of those types are requantized to Q8_0 (8-bit blocks of 32 with one scale: every Q4_1
-//! value `d·q + m` is kept to within half a step of 1/127 of its block's largest magnitude) and
-//! written once to a cached copy of the GGUF beside the original (or in the temp directory when
-//! that is read-only). Metadata, the tokenizer and the chat template are copied unchanged.
+//! Q8_0 and the K-quants, and (in the copy patched under `vendor/candle-core`) for Q4_1, but only
+//! scalar loops for Q5_0 and Q5_1. So before loading, tensors of those two types are requantized
+//! to Q8_0 (8-bit blocks of 32 with one scale: every value is kept to within half a step of 1/127
+//! of its block's largest magnitude) and written once to a cached copy of the GGUF beside the
+//! original (or in the temp directory when that is read-only). Metadata, the tokenizer and the
+//! chat template are copied unchanged. The default model (Q4_1) loads as it is.
 
 use std::{
     fs::File,
@@ -20,7 +20,7 @@ use candle_core::{
 
 /// Quantization types that have no SIMD kernel on the CPU.
 fn is_slow(dtype: GgmlDType) -> bool {
-    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+    matches!(dtype, GgmlDType::Q5_0 | GgmlDType::Q5_1)
 }
 
 /// Returns the file to load: `path` itself when nothing needs converting, else the cached Q8_0
@@ -109,7 +109,7 @@ pub fn for_cpu(path: &Path) -> anyhow::Result<PathBuf> {
                     model.cached = %candidate.display(),
                     model.tensors_converted = slow,
                     model.convert_ms = started.elapsed().as_millis() as u64,
-                    "converted Q4_1/Q5 tensors to Q8_0 for the CPU kernels"
+                    "converted Q5_0/Q5_1 tensors for the CPU kernels"
                 );
                 return Ok(candidate.clone());
             }
@@ -121,7 +121,7 @@ pub fn for_cpu(path: &Path) -> anyhow::Result<PathBuf> {
     }
     Err(last_error
         .unwrap_or_else(|| anyhow::anyhow!("no place to write"))
-        .context("writing the Q8_0 copy of the model"))
+        .context("writing the requantized copy of the model"))
 }
 
 /// Puts a finished copy in place without ever replacing a file another process may be reading:
