@@ -119,8 +119,16 @@ pub(crate) fn for_each_chunk(chunks: usize, task: &Task<'_>) {
         }
     }
     run_chunks(shared, epoch);
+    // The last chunks are a helper's; if it was preempted while holding one, yield the core to it
+    // rather than spin through its time slice.
+    let mut spins = 0u32;
     while shared.done.load(Ordering::Acquire) < chunks {
-        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins % 1024 == 0 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
     }
     if shared.panicked.swap(false, Ordering::Relaxed) {
         panic!("a quantized matmul chunk panicked on a helper thread");
