@@ -128,8 +128,8 @@ fn q8_0_prompt_matmul_matches_row_by_row() {
     prompt_matmul_matches_rows::<BlockQ8_0>();
 }
 
-/// Several threads outside rayon run matmuls at once; each becomes worker 0 of its own pool
-/// (`join_caller_pool`), and every result is the one a single thread computes.
+/// Several threads run matmuls at once: one holds the spin pool, the others fall back to rayon
+/// while it is busy, and every result is the one a single thread computes.
 #[test]
 fn matmuls_from_several_threads_agree() {
     let (k, n) = (576, 1024);
