@@ -2272,15 +2272,16 @@ impl GgmlType for BlockQ8K {
 /// Sentinel: makes the thread that runs quantized matmuls a worker of its own rayon pool, the
 /// first time it calls one.
 ///
-/// A model's forward pass runs about seven matmuls per layer, each one parallel loop. Called from
-/// a thread outside rayon (an inference engine's thread), every loop is injected into the global
-/// pool and the caller sleeps until a woken worker has finished it: two futex hand-offs per
-/// matmul, 57 µs each on the 2-core machines measured with one worker (docs/BENCHMARKS.md in
-/// Sentinel), more than the matmul itself for a small model. As worker 0 of a pool
-/// (`use_current_thread`), the caller runs its share of every loop at once and the other workers
-/// steal the rest while they are awake; every rayon loop this thread starts later stays in that
-/// pool. The pool has as many threads as the global one (`RAYON_NUM_THREADS`), the caller
-/// included. It lives as long as the thread (rayon leaks a pool built this way).
+/// The matmuls themselves run on `spin_pool`; this is for the engine's other parallel loops on the
+/// same thread (mistral.rs's CPU attention, candle-nn's softmax and norms). Called from
+/// a thread outside rayon (an inference engine's thread), every such loop is injected into the
+/// global pool and the caller sleeps until a woken worker has finished it: two futex hand-offs per
+/// loop, 57 µs each on the 2-core machines measured with one worker (docs/BENCHMARKS.md in
+/// Sentinel). As worker 0 of a pool (`use_current_thread`), the caller runs its share of every
+/// loop at once and the other workers steal the rest while they are awake; every rayon loop this
+/// thread starts later stays in that pool. The pool has as many threads as the global one
+/// (`RAYON_NUM_THREADS`), the caller included. It lives as long as the thread (rayon leaks a pool
+/// built this way).
 pub fn join_caller_pool() {
     thread_local! {
         static JOINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

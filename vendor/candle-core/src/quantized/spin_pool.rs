@@ -136,13 +136,12 @@ pub(crate) fn for_each_chunk(chunks: usize, task: &Task<'_>) {
 }
 
 /// Claims and runs chunks of job `epoch` until none are left or a newer job replaced it.
-fn run_chunks(shared: &Shared, epoch: u64) -> bool {
+fn run_chunks(shared: &Shared, epoch: u64) {
     let chunks = shared.chunks.load(Ordering::Relaxed) as u64;
-    let mut ran = false;
     let mut claim = shared.claim.load(Ordering::Acquire);
     loop {
         if claim >> 32 != epoch || claim & 0xffff_ffff >= chunks {
-            return ran;
+            return;
         }
         match shared.claim.compare_exchange_weak(
             claim,
@@ -159,7 +158,6 @@ fn run_chunks(shared: &Shared, epoch: u64) -> bool {
                     shared.panicked.store(true, Ordering::Relaxed);
                 }
                 shared.done.fetch_add(1, Ordering::Release);
-                ran = true;
                 claim = shared.claim.load(Ordering::Acquire);
             }
             Err(current) => claim = current,
