@@ -47,7 +47,12 @@ for target in "${targets[@]}"; do
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   echo "| $target | $SECS | ${runs:-?} | $(find "$corpus" -type f | wc -l) | $crashes |"
   if [ "$crashes" != 0 ]; then
-    grep -E "panicked|ERROR|SUMMARY|Test unit written" "$log" | head -n 20 >&2
+    grep -E -A1 "panicked" "$log" | head -n 8 >&2
+    grep -E "ERROR|SUMMARY|Test unit written" "$log" | head -n 10 >&2
+    # CI keeps only the output, so the input that crashed goes there too (first 4 KiB, base64).
+    for crash in "$artifacts"/crash-*; do
+      [ -f "$crash" ] && echo "crashing input ($(wc -c <"$crash") bytes, base64): $(head -c 4096 "$crash" | base64 -w0)" >&2
+    done
     die "fuzz target $target crashed; the input is in $artifacts (log: $log)"
   fi
 done

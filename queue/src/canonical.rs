@@ -135,19 +135,29 @@ pub fn unix_to_rfc3339(value: &JsonValue) -> Option<String> {
         JsonValue::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    let whole = secs.trunc() as i64;
-    let nanos = ((secs - secs.trunc()) * 1e9).round() as u32;
-    DateTime::<Utc>::from_timestamp(whole, nanos.min(999_999_999)).and_then(rfc3339)
+    // Whole seconds toward minus infinity, so that -1.5 is 1.5 s before the epoch, not 1 s.
+    let mut whole = secs.floor() as i64;
+    let mut nanos = ((secs - secs.floor()) * 1e9).round() as u32;
+    if nanos >= 1_000_000_000 {
+        whole = whole.checked_add(1)?;
+        nanos = 0;
+    }
+    DateTime::<Utc>::from_timestamp(whole, nanos).and_then(rfc3339)
 }
 
-/// `at` as RFC 3339, or `None` when its year has no four-digit RFC 3339 form (chrono would write
-/// `+109918-…`, which is not a `date-time`).
+/// `at` as RFC 3339, or `None` when it has no valid RFC 3339 `date-time` form:
+/// - its year has no four digits (chrono would write `+109918-…`);
+/// - it is a leap second anywhere but 23:59:60 UTC. chrono parses `12:30:60Z` as one, and the
+///   schema's `date-time` format, like RFC 3339, allows second 60 only at the end of a UTC day.
 pub fn rfc3339<Tz: chrono::TimeZone>(at: DateTime<Tz>) -> Option<String>
 where
     Tz::Offset: std::fmt::Display,
 {
-    use chrono::Datelike;
-    (0..=9999).contains(&at.year()).then(|| at.to_rfc3339())
+    use chrono::{Datelike, Timelike};
+    let utc = at.with_timezone(&Utc);
+    let leap_second_off_the_day_end =
+        at.nanosecond() >= 1_000_000_000 && (utc.hour(), utc.minute()) != (23, 59);
+    ((0..=9999).contains(&at.year()) && !leap_second_off_the_day_end).then(|| at.to_rfc3339())
 }
 
 #[cfg(test)]
@@ -163,6 +173,22 @@ mod tests {
             unix_to_rfc3339(&json!("1735689600.5")).as_deref(),
             Some("2025-01-01T00:00:00.500+00:00")
         );
+    }
+
+    #[test]
+    fn leap_seconds_are_kept_only_at_the_end_of_a_utc_day() {
+        // Found by the `adapters` fuzz target: chrono parses a leap second in any minute, which
+        // the `date-time` format refuses.
+        let parsed = |at: &str| DateTime::parse_from_rfc3339(at).expect("chrono parses it");
+        assert_eq!(rfc3339(parsed("2024-05-01T12:30:60Z")), None);
+        assert_eq!(rfc3339(parsed("2016-12-31T23:59:60+01:00")), None);
+        for at in ["2016-12-31T23:59:60Z", "2016-12-31T15:59:60.5-08:00"] {
+            let written = rfc3339(parsed(at)).expect("a leap second at the end of a UTC day");
+            let mut message = CanonicalMessage::new("standard", "message");
+            message.sent_at = Some(written.clone());
+            let value = serde_json::to_value(&message).expect("serializes");
+            assert_eq!(validate(&value), Ok(()), "{written}");
+        }
     }
 
     #[test]
@@ -199,5 +225,13 @@ mod tests {
             "{slack_ts}"
         );
         assert_eq!(unix_to_rfc3339(&json!({"no": 1})), None);
+        assert_eq!(
+            unix_to_rfc3339(&json!(-1.5)).as_deref(),
+            Some("1969-12-31T23:59:58.500+00:00")
+        );
+        assert_eq!(
+            unix_to_rfc3339(&json!(59.9999999999)).as_deref(),
+            Some("1970-01-01T00:01:00+00:00")
+        );
     }
 }

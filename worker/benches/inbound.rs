@@ -148,8 +148,10 @@ async fn llm_path(
     let model = sentinel_worker::llm::model_path_or_default(
         &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
     );
-    println!("| model slots | jobs | attempts | seconds | healed by llm | dead | healed jobs/s |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| model slots | jobs | attempts | seconds | healed by llm | dead | healed jobs/s | prompt tokens / job | answer tokens / job | tokens/s (prompt + answer) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut dead_reasons = Vec::new();
     for slots in seqs.split(',').map(|n| n.trim().parse::<usize>()) {
         let slots = slots.context("SENTINEL_BENCH_LLM_SEQS takes numbers")?;
@@ -213,6 +215,13 @@ async fn llm_path(
         let attempts: i64 = sqlx::query_scalar("SELECT coalesce(sum(attempt), 0)::int8 FROM jobs")
             .fetch_one(&pool)
             .await?;
+        let (prompt_tokens, answer_tokens): (i64, i64) = sqlx::query_as(
+            "SELECT coalesce(sum((result->'heal_usage'->>'prompt_tokens')::int8), 0)::int8,
+                    coalesce(sum((result->'heal_usage'->>'completion_tokens')::int8), 0)::int8
+             FROM jobs WHERE status = 'succeeded'",
+        )
+        .fetch_one(&pool)
+        .await?;
         let reasons: Vec<(String, i64)> = sqlx::query_as(
             "SELECT left(coalesce(last_error->>'message', last_error::text), 160), count(*)
              FROM jobs WHERE status = 'dead' GROUP BY 1 ORDER BY 2 DESC",
@@ -230,9 +239,13 @@ async fn llm_path(
         sqlx::raw_sql(&format!("DROP DATABASE {bench_db} WITH (FORCE)"))
             .execute(&mut *admin)
             .await?;
+        let per_job = |tokens: i64| tokens as f64 / healed.max(1) as f64;
         println!(
-            "| {slots} | {jobs} | {attempts} | {seconds:.1} | {healed} | {dead} | {:.2} |",
-            healed as f64 / seconds
+            "| {slots} | {jobs} | {attempts} | {seconds:.1} | {healed} | {dead} | {:.2} | {:.0} | {:.0} | {:.1} |",
+            healed as f64 / seconds,
+            per_job(prompt_tokens),
+            per_job(answer_tokens),
+            (prompt_tokens + answer_tokens) as f64 / seconds,
         );
     }
     for reason in dead_reasons {

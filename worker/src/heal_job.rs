@@ -24,8 +24,9 @@ use crate::{
     Services,
 };
 
-/// The most payload text the LLM step reads: prompt processing is the slow part on CPU (about
-/// 30 tokens/s), and the fields it looks for sit near the top of every platform's payload.
+/// The most payload text the LLM step reads: every prompt token costs time before the first answer
+/// token (about 2.5–3 ms each on the 2-core CPU, docs/BENCHMARKS.md), and the fields it looks for
+/// sit near the top of every platform's payload.
 pub const LLM_PAYLOAD_BYTES: usize = 1_000;
 /// The LLM step's token budget; generation ends earlier, at the closing brace. An answer cut off
 /// by the budget is closed by the JSON repairer rather than thrown away.
