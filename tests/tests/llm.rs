@@ -37,6 +37,14 @@ async fn the_model_heals_what_adapter_and_repair_cannot(
     assert_eq!(canonical::validate(&result["message"]), Ok(()));
     assert_eq!(result["message"]["platform"], "telegram");
     assert!(result["heal_usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    // Grounded in the payload: an id is one the payload contains, never an invented one.
+    for field in ["conversation_id", "sender_id"] {
+        let id = &result["message"][field];
+        assert!(
+            id.is_null() || ["815", "7001"].contains(&id.as_str().unwrap()),
+            "{field}: {result}"
+        );
+    }
     stack.stop().await;
 }
 

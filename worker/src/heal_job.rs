@@ -122,7 +122,7 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
         Ok(payload) => payload,
         Err(outcome) => return outcome,
     };
-    let (message, healed_by, heal_usage) = match payload.heal() {
+    let (message, healed_by, heal_notes) = match payload.heal() {
         Ok((message, healed_by)) => (message, healed_by, None),
         Err(not_healed) => {
             let text = payload
@@ -131,7 +131,7 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
                 .or_else(|| payload.parsed.as_ref().map(JsonValue::to_string))
                 .unwrap_or_default();
             match heal_with_llm(services, job, context, payload.platform, &text).await {
-                Ok((message, usage)) => (message, HealedBy::Llm, Some(usage)),
+                Ok((message, notes)) => (message, HealedBy::Llm, Some(notes)),
                 Err(outcome) => return with_reason(outcome, &not_healed.0),
             }
         }
@@ -140,8 +140,8 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
         Ok(result) => result,
         Err(outcome) => return outcome,
     };
-    if let Some(usage) = heal_usage {
-        result["heal_usage"] = usage;
+    for (key, value) in heal_notes.into_iter().flatten() {
+        result[key] = value;
     }
     if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
         match reply::respond(
@@ -194,13 +194,18 @@ fn wants_reply(message: &CanonicalMessage) -> bool {
 /// The LLM step: the model reads the raw payload and answers, under a JSON-schema constraint,
 /// with the fields that need understanding; the rest of the canonical message comes from what
 /// Sentinel already knows (the platform, and the event id ingress derived).
+///
+/// The answer is grounded in the payload (see [`Grounding`]): ids are chosen from the payload's
+/// own tokens by the constraint, and a name or text the payload does not contain is dropped. The
+/// result fields it adds: `heal_usage` (the tokens), and `heal_ungrounded` (the fields dropped)
+/// when there were any.
 async fn heal_with_llm(
     services: &Services,
     job: &Job,
     context: &JobContext,
     platform: Option<Platform>,
     text: &str,
-) -> Result<(CanonicalMessage, JsonValue), Outcome> {
+) -> Result<(CanonicalMessage, Vec<(&'static str, JsonValue)>), Outcome> {
     // Whatever the repairer can read goes in compact (no indentation, fewer prompt tokens).
     let compact = heal::repair(text)
         .filter(|value| value.is_object() || value.is_array())
@@ -220,13 +225,14 @@ async fn heal_with_llm(
             format!("Platform: {platform_name}\nPayload:\n{excerpt}"),
         ),
     ];
+    let grounding = Grounding::new(excerpt);
     let generation = generate(
         services,
         job,
         context,
         &messages,
         LLM_HEAL_MAX_TOKENS,
-        Some(&extraction_schema()),
+        Some(&grounding.schema()),
         "heal",
     )
     .await?;
@@ -260,33 +266,146 @@ async fn heal_with_llm(
     let event_type = field("event_type")
         .filter(|kind| EVENT_TYPES.contains(&kind.as_str()))
         .unwrap_or_else(|| "other".into());
+    let mut ungrounded = Vec::new();
+    let mut grounded = |name: &'static str, check: fn(&Grounding, &str) -> bool| {
+        let value = field(name)?;
+        if check(&grounding, &value) {
+            Some(value)
+        } else {
+            ungrounded.push(name);
+            None
+        }
+    };
     let mut message = CanonicalMessage::new(platform_name, &event_type);
     message.event_id = job
         .dedupe_key
         .clone()
         .filter(|key| !key.starts_with("sha256:"));
-    message.conversation_id = field("conversation_id");
-    message.sender_id = field("sender_id");
-    message.sender_name = field("sender_name");
-    message.text = field("text");
-    Ok((message, json!(generation.usage)))
+    message.conversation_id = grounded("conversation_id", Grounding::is_id);
+    message.sender_id = grounded("sender_id", Grounding::is_id);
+    message.sender_name = grounded("sender_name", Grounding::contains);
+    message.text = grounded("text", Grounding::is_text);
+    let mut notes = vec![("heal_usage", json!(generation.usage))];
+    if !ungrounded.is_empty() {
+        notes.push(("heal_ungrounded", json!(ungrounded)));
+    }
+    Ok((message, notes))
 }
 
-/// What the model fills in: the fields that need reading, each bounded so a runaway string ends.
-pub fn extraction_schema() -> JsonValue {
-    let text = |max: usize| json!({"type": ["string", "null"], "maxLength": max});
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["event_type", "conversation_id", "sender_id", "sender_name", "text"],
-        "properties": {
-            "event_type": {"enum": EVENT_TYPES},
-            "conversation_id": text(64),
-            "sender_id": text(64),
-            "sender_name": text(64),
-            "text": text(500),
+/// The most candidates the constraint offers the model, for ids and for the text.
+const MAX_CANDIDATES: usize = 32;
+
+/// What the model may answer with, taken from the payload itself. A small model asked to write a
+/// chat id invents one (`1234567890`), and a reply would go to it; asked to write the text, it
+/// paraphrases and repeats itself until the token budget ends. So the extraction is a choice:
+/// - `conversation_id` and `sender_id` are an `enum` of the payload's id-like tokens (a run of
+///   letters, digits and `_ . : @ + -` with at least one digit, dates and times left out), or null;
+/// - `text` is an `enum` of the payload's pieces: each line (split at newlines, `|` and quotes),
+///   and what follows each `: `, ` / ` or `= ` in it, so `text: Where is my order?` offers
+///   `Where is my order?` verbatim;
+/// - `sender_name` is free, at most 64 characters, and kept only when the payload contains it
+///   (compared on letters and digits, case-folded, so spacing, punctuation and JSON escapes do not
+///   matter).
+pub struct Grounding {
+    ids: Vec<String>,
+    texts: Vec<String>,
+    folded: String,
+    chars: usize,
+}
+
+impl Grounding {
+    pub fn new(payload: &str) -> Self {
+        let mut ids = Vec::new();
+        for token in payload.split(|c: char| !(c.is_alphanumeric() || "_.:@+-".contains(c))) {
+            // Sentence punctuation around a token is not part of it: `7001.`, `id:7001:`.
+            let token = token.trim_matches(|c: char| ".:-".contains(c));
+            let date_or_time = token
+                .chars()
+                .all(|c| c.is_ascii_digit() || "-:.".contains(c))
+                && token.contains(['-', ':']);
+            if (1..=64).contains(&token.len())
+                && token.bytes().any(|b| b.is_ascii_digit())
+                && !date_or_time
+            {
+                push_candidate(&mut ids, token);
+            }
         }
-    })
+        let mut texts = Vec::new();
+        for line in payload.split(['\n', '|', '"']) {
+            let mut starts = vec![0];
+            for separator in [": ", " / ", "= "] {
+                starts.extend(
+                    line.match_indices(separator)
+                        .map(|(at, _)| at + separator.len()),
+                );
+            }
+            starts.sort_unstable();
+            for start in starts {
+                let piece = line[start..].trim();
+                if piece.chars().any(char::is_alphabetic) {
+                    push_candidate(&mut texts, piece);
+                }
+            }
+        }
+        let unescaped = payload
+            .replace("\\n", " ")
+            .replace("\\t", " ")
+            .replace("\\r", " ");
+        Self {
+            ids,
+            texts,
+            folded: fold(&unescaped),
+            chars: payload.chars().count(),
+        }
+    }
+
+    /// The schema the model answers under.
+    pub fn schema(&self) -> JsonValue {
+        let choices = |candidates: &[String]| {
+            let mut choices: Vec<JsonValue> = candidates.iter().map(|c| json!(c)).collect();
+            choices.push(JsonValue::Null);
+            json!({"enum": choices})
+        };
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["event_type", "conversation_id", "sender_id", "sender_name", "text"],
+            "properties": {
+                "event_type": {"enum": EVENT_TYPES},
+                "conversation_id": choices(&self.ids),
+                "sender_id": choices(&self.ids),
+                "sender_name": {"type": ["string", "null"], "maxLength": self.chars.clamp(1, 64)},
+                "text": choices(&self.texts),
+            }
+        })
+    }
+
+    fn is_id(&self, value: &str) -> bool {
+        self.ids.iter().any(|id| id == value)
+    }
+
+    fn is_text(&self, value: &str) -> bool {
+        self.texts.iter().any(|text| text.trim() == value)
+    }
+
+    fn contains(&self, value: &str) -> bool {
+        self.folded.contains(&fold(value))
+    }
+}
+
+/// Adds a candidate once, up to [`MAX_CANDIDATES`].
+fn push_candidate(candidates: &mut Vec<String>, candidate: &str) {
+    if candidates.len() < MAX_CANDIDATES && !candidates.iter().any(|c| c == candidate) {
+        candidates.push(candidate.to_owned());
+    }
+}
+
+/// Letters and digits only, lower-cased.
+fn fold(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn truncate(text: &str, max: usize) -> &str {
@@ -308,5 +427,78 @@ fn with_reason(outcome: Outcome, deterministic: &str) -> Outcome {
             Outcome::Failed { kind, error }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_text_are_chosen_from_the_payload() {
+        let grounding = Grounding::new(
+            "update 815 | chat 7001 at 2025-01-01 10:00 | from Ada (id 7001), wamid.HBgL+15551234567. | text: Where is my order?",
+        );
+        assert_eq!(
+            grounding.ids,
+            ["815", "7001", "wamid.HBgL+15551234567"],
+            "words without a digit, dates, times, repeats and sentence punctuation are left out"
+        );
+        assert_eq!(
+            grounding.texts,
+            [
+                "update 815",
+                "chat 7001 at 2025-01-01 10:00",
+                "from Ada (id 7001), wamid.HBgL+15551234567.",
+                "text: Where is my order?",
+                "Where is my order?"
+            ]
+        );
+        let schema = grounding.schema();
+        assert_eq!(
+            schema["properties"]["sender_id"]["enum"],
+            json!(["815", "7001", "wamid.HBgL+15551234567", null])
+        );
+        let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+        let answer = |sender_id: JsonValue, text: &str| {
+            json!({"event_type": "message", "conversation_id": "7001", "sender_id": sender_id,
+                   "sender_name": "Ada", "text": text})
+        };
+        assert!(validator.is_valid(&answer(json!("7001"), "Where is my order?")));
+        assert!(validator.is_valid(&answer(JsonValue::Null, "Where is my order?")));
+        assert!(!validator.is_valid(&answer(json!("1234567890"), "Where is my order?")));
+        assert!(!validator.is_valid(&answer(json!("7001"), "I'm sorry, I can't help")));
+    }
+
+    #[test]
+    fn broken_json_offers_its_strings_and_names_are_kept_only_when_the_payload_has_them() {
+        let grounding =
+            Grounding::new(r#"{"chat":7002,"who":"Ada Lovelace","msg":"can I change\nthe address"#);
+        assert!(
+            grounding.is_text("Ada Lovelace") && grounding.is_text("can I change\\nthe address")
+        );
+        assert!(grounding.contains("ada lovelace"));
+        assert!(!grounding.contains("Alec"));
+        assert!(grounding.is_id("7002") && !grounding.is_id("1234567890"));
+    }
+
+    #[test]
+    fn a_payload_without_ids_or_words_offers_only_null() {
+        let schema = Grounding::new("7 : 8").schema();
+        assert_eq!(
+            schema["properties"]["conversation_id"]["enum"],
+            json!(["7", "8", null])
+        );
+        assert_eq!(schema["properties"]["text"]["enum"], json!([null]));
+        assert_eq!(schema["properties"]["sender_name"]["maxLength"], 5);
+        let schema = Grounding::new("hello there").schema();
+        assert_eq!(
+            schema["properties"]["conversation_id"]["enum"],
+            json!([null])
+        );
+        assert_eq!(
+            schema["properties"]["text"]["enum"],
+            json!(["hello there", null])
+        );
     }
 }
