@@ -111,6 +111,22 @@ async fn telegram_needs_its_secret_token(pool_options: PgPoolOptions, options: P
     app.stop().await;
 }
 
+const SLACK_SECRET: &str = "slack-signing-secret";
+
+/// A gateway with tenant "acme" and a Slack source signed with [`SLACK_SECRET`].
+async fn slack_app(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) -> (PgPool, TestApp, Uuid) {
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let app = TestApp::spawn(options).await;
+    let (_, key) = app.tenant("acme").await;
+    let source = app
+        .source(&key, "slack", json!({"signing_secret": SLACK_SECRET}))
+        .await;
+    (pool, app, source)
+}
+
 fn slack_headers(secret: &str, timestamp: i64, body: &str) -> Vec<(&'static str, String)> {
     let ts = timestamp.to_string();
     let signature = format!(
@@ -134,13 +150,8 @@ async fn slack_signatures_timestamps_challenge_and_a_retry_storm(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let pool = pool_options.connect_with(options.clone()).await.unwrap();
-    let app = TestApp::spawn(options).await;
-    let (_, key) = app.tenant("acme").await;
-    let secret = "slack-signing-secret";
-    let source = app
-        .source(&key, "slack", json!({"signing_secret": secret}))
-        .await;
+    let (pool, app, source) = slack_app(pool_options, options).await;
+    let secret = SLACK_SECRET;
 
     let challenge = r#"{"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}"#;
     let answered = app
@@ -191,6 +202,43 @@ async fn slack_signatures_timestamps_challenge_and_a_retry_storm(
     let jobs = jobs_of(&pool, source).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].0, "Ev0PV52K21");
+    app.stop().await;
+}
+
+/// Slack's documented slash-command body, with an argument.
+const SLACK_COMMAND: &str = "token=gIkuvaNzQIHg97ATvDxqgjtO&team_id=T0001&team_domain=example&channel_id=C2147483705&channel_name=test&user_id=U2147483697&user_name=Steve&command=%2Fweather&text=94070&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1234%2F5678&trigger_id=13345224609.738474920.8088930838d88f008e0";
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_slack_slash_command_form_is_one_job_keyed_by_its_trigger_id(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (pool, app, source) = slack_app(pool_options, options).await;
+    let secret = SLACK_SECRET;
+    let headers = |secret: &str| {
+        let mut headers = slack_headers(secret, now(), SLACK_COMMAND);
+        headers.retain(|(name, _)| *name != "content-type");
+        headers.push(("content-type", "application/x-www-form-urlencoded".into()));
+        headers
+    };
+    for _ in 0..2 {
+        let answered = app.post_hook(source, &headers(secret), SLACK_COMMAND).await;
+        assert_eq!(answered.status(), 200);
+        assert_eq!(
+            answered.text().await.unwrap(),
+            "",
+            "Slack shows nothing for an empty 200"
+        );
+    }
+    let forged = app
+        .post_hook(source, &headers("not-the-secret"), SLACK_COMMAND)
+        .await;
+    assert_eq!(forged.status(), 401);
+    let jobs = jobs_of(&pool, source).await;
+    assert_eq!(jobs.len(), 1, "the same command twice is one job");
+    assert_eq!(jobs[0].0, "13345224609.738474920.8088930838d88f008e0");
+    assert_eq!(jobs[0].1["payload"]["command"], "/weather");
+    assert_eq!(jobs[0].1["payload"]["text"], "94070");
     app.stop().await;
 }
 

@@ -224,6 +224,52 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_post_and_a_callback_query_name_their_chat_and_sender() {
+        // Bot API examples: a channel post has `sender_chat` and no `from`.
+        let post = json!({"update_id": 900, "channel_post": {"message_id": 3, "date": 1735689600,
+            "sender_chat": {"id": -1001234567890i64, "title": "Release notes", "type": "channel"},
+            "chat": {"id": -1001234567890i64, "title": "Release notes", "type": "channel"},
+            "text": "v2 is out"}});
+        let (message, _) = heal(Some(Platform::Telegram), Some(&post), None).unwrap();
+        assert_eq!(message.event_type, "message");
+        assert_eq!(message.conversation_id.as_deref(), Some("-1001234567890"));
+        assert_eq!(message.sender_id.as_deref(), Some("-1001234567890"));
+        assert_eq!(message.sender_name.as_deref(), Some("Release notes"));
+
+        let callback = json!({"update_id": 901, "callback_query": {"id": "4382bfdwdsb323b2d9",
+            "from": {"id": 7001, "first_name": "Ada"}, "chat_instance": "-8150312",
+            "message": {"message_id": 52, "date": 1735689600, "chat": {"id": 7001, "type": "private"}, "text": "Pick one"},
+            "data": "plan:pro"}});
+        let (message, _) = heal(Some(Platform::Telegram), Some(&callback), None).unwrap();
+        assert_eq!(message.event_type, "other");
+        assert_eq!(message.conversation_id.as_deref(), Some("7001"));
+        assert_eq!(message.sender_id.as_deref(), Some("7001"));
+        assert_eq!(message.text.as_deref(), Some("plan:pro"));
+    }
+
+    #[test]
+    fn a_whatsapp_reaction_is_not_a_message_and_a_location_is_an_attachment() {
+        // Cloud API webhook examples ("Reaction messages", "Location messages").
+        let reaction = json!({"contacts": [{"wa_id": "16505551234", "profile": {"name": "Kerry Fisher"}}],
+            "message": {"from": "16505551234", "id": "wamid.R", "timestamp": "1749416383", "type": "reaction",
+                        "reaction": {"message_id": "wamid.M", "emoji": "\u{1F44D}"}}});
+        let (message, _) = heal(Some(Platform::Whatsapp), Some(&reaction), None).unwrap();
+        assert_eq!(message.event_type, "other");
+        assert_eq!(message.text.as_deref(), Some("\u{1F44D}"));
+        assert_eq!(message.reply_to.as_deref(), Some("wamid.M"));
+
+        let location = json!({"message": {"from": "16505551234", "id": "wamid.L", "timestamp": "1749416383",
+            "type": "location", "location": {"latitude": 37.483307, "longitude": 122.148981,
+            "name": "Pablo Morales", "address": "1 Hacker Way, Menlo Park, CA 94025"}}});
+        let (message, _) = heal(Some(Platform::Whatsapp), Some(&location), None).unwrap();
+        assert_eq!(message.event_type, "message");
+        assert_eq!(message.attachments[0].kind, "location");
+        assert_eq!(message.attachments[0].id, "37.483307,122.148981");
+        let value = serde_json::to_value(&message).unwrap();
+        assert_eq!(crate::canonical::validate(&value), Ok(()));
+    }
+
+    #[test]
     fn a_truncated_update_with_a_renamed_field_is_repaired() {
         // The closing braces are cut off and `update_id` arrives as `updateId`, `text` as `body`.
         let raw = r#"{"updateId": 816, "message": {"message_id": 53, "chat": {"id": 42, "type": "private"}, "from": {"id": 42, "first_name": "Bo"}, "body": "hello there""#;

@@ -1,7 +1,9 @@
 //! Slack Events API: `X-Slack-Signature: v0=hex(HMAC-SHA256(signing_secret,
 //! "v0:" + X-Slack-Request-Timestamp + ":" + body))`, timestamps within 300 s; `url_verification`
 //! is answered with its challenge and creates no job; events are deduped on `event_id`, so a retry
-//! (`X-Slack-Retry-Num`) creates nothing new.
+//! (`X-Slack-Retry-Num`) creates nothing new. Slash commands (a form body) and interactive
+//! requests (a form whose `payload` field is JSON) come signed the same way and are deduped on
+//! their `trigger_id`.
 
 use http::HeaderMap;
 use serde_json::{json, Value as JsonValue};
@@ -39,7 +41,7 @@ pub fn accept(
             "{SIGNATURE_HEADER} does not match"
         )));
     }
-    let Ok(payload) = serde_json::from_slice::<JsonValue>(body) else {
+    let Some(payload) = parse_body(body) else {
         return Ok(Accepted::Events {
             events: vec![unparsed(body)],
             ack: Ack::empty(),
@@ -52,9 +54,15 @@ pub fn accept(
             body: json!({ "challenge": challenge }).to_string(),
         }));
     }
-    let event = match payload.get("event_id").and_then(JsonValue::as_str) {
-        Some(event_id) if !event_id.is_empty() => InboundEvent {
-            dedupe_key: event_id.to_owned(),
+    let key = ["event_id", "trigger_id"].iter().find_map(|field| {
+        payload
+            .get(*field)
+            .and_then(JsonValue::as_str)
+            .filter(|id| !id.is_empty())
+    });
+    let event = match key {
+        Some(key) => InboundEvent {
+            dedupe_key: key.to_owned(),
             payload: Some(payload),
         },
         _ => InboundEvent {
@@ -66,6 +74,23 @@ pub fn accept(
         events: vec![event],
         ack: Ack::empty(),
     })
+}
+
+/// The body as JSON: an Events API body is JSON; a slash command is a form, kept as an object of
+/// its fields; an interactive request is a form whose `payload` field is the JSON.
+fn parse_body(body: &[u8]) -> Option<JsonValue> {
+    if let Ok(payload) = serde_json::from_slice::<JsonValue>(body) {
+        return Some(payload);
+    }
+    let fields: serde_json::Map<String, JsonValue> = form_urlencoded::parse(body)
+        .map(|(name, value)| (name.into_owned(), JsonValue::String(value.into_owned())))
+        .collect();
+    match fields.get("payload").and_then(JsonValue::as_str) {
+        Some(interactive) => serde_json::from_str(interactive).ok(),
+        None => fields
+            .contains_key("command")
+            .then_some(JsonValue::Object(fields)),
+    }
 }
 
 /// Slack Events API `event_callback` → canonical message.
@@ -80,12 +105,52 @@ pub fn accept(
 /// | sent_at | `event.ts` (unix seconds with microseconds) |
 /// | reply_to | `event.thread_ts` |
 /// | attachments | `event.files[]`: `id`, `url_private`, `mimetype` |
+///
+/// A slash command (form fields) is a `command`: event_id `trigger_id`, conversation_id
+/// `channel_id`, sender_id / sender_name `user_id` / `user_name`, text `command` + ` ` + `text`
+/// (as a Telegram command reads, e.g. `/weather 94070`).
+///
+/// An interactive request (`block_actions`, `view_submission`, shortcuts) is `other`: event_id
+/// `trigger_id`, conversation_id `channel.id` (else `container.channel_id`), sender_id /
+/// sender_name `user.id` / `user.username` (else `user.name`), text the first action's `value`
+/// (else its `selected_option.value`), sent_at the first action's `action_ts`.
 pub fn to_canonical(
     payload: &JsonValue,
 ) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
     use super::{text_at, AdaptError};
     use crate::canonical::{unix_to_rfc3339, Attachment, CanonicalMessage};
 
+    if let Some(command) = payload.get("command").and_then(JsonValue::as_str) {
+        let mut canonical = CanonicalMessage::new("slack", "command");
+        canonical.event_id = text_at(payload, "/trigger_id");
+        canonical.conversation_id = text_at(payload, "/channel_id");
+        canonical.sender_id = text_at(payload, "/user_id");
+        canonical.sender_name = text_at(payload, "/user_name");
+        let argument = payload
+            .get("text")
+            .and_then(JsonValue::as_str)
+            .unwrap_or("");
+        canonical.text = Some(format!("{command} {argument}").trim().to_owned());
+        if canonical.conversation_id.is_none() {
+            return Err(AdaptError("channel_id is missing".into()));
+        }
+        return Ok(canonical);
+    }
+    if payload.get("event").is_none() && payload.pointer("/user/id").is_some() {
+        let mut canonical = CanonicalMessage::new("slack", "other");
+        canonical.event_id = text_at(payload, "/trigger_id");
+        canonical.conversation_id =
+            text_at(payload, "/channel/id").or_else(|| text_at(payload, "/container/channel_id"));
+        canonical.sender_id = text_at(payload, "/user/id");
+        canonical.sender_name =
+            text_at(payload, "/user/username").or_else(|| text_at(payload, "/user/name"));
+        canonical.text = text_at(payload, "/actions/0/value")
+            .or_else(|| text_at(payload, "/actions/0/selected_option/value"));
+        canonical.sent_at = payload
+            .pointer("/actions/0/action_ts")
+            .and_then(unix_to_rfc3339);
+        return Ok(canonical);
+    }
     let event = payload
         .get("event")
         .filter(|value| value.is_object())
@@ -167,6 +232,84 @@ mod tests {
             panic!("expected events")
         };
         assert_eq!(events[0].dedupe_key, "Ev123ABC456");
+    }
+
+    /// Slack's documented slash-command body ("Verifying requests from Slack").
+    const COMMAND: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=status%20of%20order%2042&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+
+    fn accepted_event(body: &str) -> InboundEvent {
+        let secrets = json!({"signing_secret": SECRET});
+        let Accepted::Events { mut events, ack } = Platform::Slack
+            .accept(&secrets, &signed(body, NOW), body.as_bytes(), NOW)
+            .expect("a signed body is accepted")
+        else {
+            panic!("expected events")
+        };
+        assert_eq!(ack, Ack::empty(), "Slack is answered with an empty 200");
+        events.remove(0)
+    }
+
+    #[test]
+    fn a_slash_command_form_is_keyed_by_trigger_id_and_read_as_a_command() {
+        let event = accepted_event(COMMAND);
+        assert_eq!(
+            event.dedupe_key,
+            "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+        );
+        let payload = event
+            .payload
+            .expect("the form is kept as an object of its fields");
+        let message = Platform::Slack.to_canonical(&payload).expect("a command");
+        assert_eq!(message.event_type, "command");
+        assert_eq!(message.conversation_id.as_deref(), Some("G8PSS9T3V"));
+        assert_eq!(message.sender_id.as_deref(), Some("U2CERLKJA"));
+        assert_eq!(message.sender_name.as_deref(), Some("roadrunner"));
+        assert_eq!(
+            message.text.as_deref(),
+            Some("/webhook-collect status of order 42")
+        );
+        let value = serde_json::to_value(&message).expect("serializes");
+        assert_eq!(crate::canonical::validate(&value), Ok(()));
+    }
+
+    #[test]
+    fn an_interactive_payload_form_is_read_as_other() {
+        let interaction = json!({"type": "block_actions", "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+            "user": {"id": "U0CA5", "username": "amy.mcgee", "name": "amy.mcgee", "team_id": "T3MDE"},
+            "container": {"type": "message", "message_ts": "1548261231.000200", "channel_id": "CBR2V3XEX"},
+            "channel": {"id": "CBR2V3XEX", "name": "review-updates"},
+            "actions": [{"action_id": "approve", "block_id": "b1", "type": "button", "value": "approve_42",
+                         "action_ts": "1548426417.840180"}]});
+        let body = format!(
+            "payload={}",
+            form_urlencoded::byte_serialize(interaction.to_string().as_bytes()).collect::<String>()
+        );
+        let event = accepted_event(&body);
+        assert_eq!(
+            event.dedupe_key,
+            "13345224609.738474920.8088930838d88f008e0"
+        );
+        let message = Platform::Slack
+            .to_canonical(&event.payload.expect("the payload field is JSON"))
+            .expect("an interaction");
+        assert_eq!(message.event_type, "other");
+        assert_eq!(message.conversation_id.as_deref(), Some("CBR2V3XEX"));
+        assert_eq!(message.sender_id.as_deref(), Some("U0CA5"));
+        assert_eq!(message.text.as_deref(), Some("approve_42"));
+        assert!(message
+            .sent_at
+            .is_some_and(|at| at.starts_with("2019-01-25T")));
+    }
+
+    #[test]
+    fn a_form_that_is_neither_is_kept_raw() {
+        let event = accepted_event("hello=world");
+        assert!(event.payload.is_none());
+        assert!(
+            event.dedupe_key.starts_with("sha256:"),
+            "{}",
+            event.dedupe_key
+        );
     }
 
     #[test]

@@ -41,9 +41,9 @@ pub fn accept(secrets: &JsonValue, headers: &HeaderMap, body: &[u8]) -> Result<A
 /// |---|---|
 /// | event_id | `update_id` |
 /// | conversation_id | `message.chat.id` |
-/// | sender_id / sender_name | `message.from.id` / `first_name` + `last_name` (or `username`) |
+/// | sender_id / sender_name | `message.from.id` / `first_name` + `last_name` (or `username`); for a channel post, `sender_chat.id` / `sender_chat.title` |
 /// | text | `message.text` or `message.caption` |
-/// | event_type | `command` when the text starts with `/`, else `message`; `other` for updates without a message |
+/// | event_type | `command` when the text starts with `/`, else `message`; `other` for updates without a message (a `callback_query`: its `message.chat.id`, `from.id` and `data`) |
 /// | sent_at | `message.date` (unix) |
 /// | reply_to | `message.reply_to_message.message_id` |
 /// | attachments | the largest `photo`, `document`, `voice`, `audio`, `video`, `sticker` by `file_id` |
@@ -69,6 +69,7 @@ pub fn to_canonical(
     .find_map(|field| update.get(*field).filter(|value| value.is_object())) else {
         let mut other = CanonicalMessage::new("telegram", "other");
         other.event_id = Some(update_id);
+        other.conversation_id = text_at(update, "/callback_query/message/chat/id");
         other.sender_id = text_at(update, "/callback_query/from/id");
         other.text = text_at(update, "/callback_query/data");
         return Ok(other);
@@ -88,7 +89,9 @@ pub fn to_canonical(
     let mut canonical = CanonicalMessage::new("telegram", event_type);
     canonical.event_id = Some(update_id);
     canonical.conversation_id = Some(chat_id);
-    canonical.sender_id = text_at(message, "/from/id");
+    // A channel post has no `from`; the channel (or an anonymous group admin) is `sender_chat`.
+    canonical.sender_id =
+        text_at(message, "/from/id").or_else(|| text_at(message, "/sender_chat/id"));
     canonical.sender_name = {
         let first = message
             .pointer("/from/first_name")
@@ -99,9 +102,9 @@ pub fn to_canonical(
         match (first, last) {
             (Some(first), Some(last)) => Some(format!("{first} {last}")),
             (Some(first), None) => Some(first.to_owned()),
-            _ => message
-                .pointer("/from/username")
-                .and_then(JsonValue::as_str)
+            _ => ["/from/username", "/sender_chat/title"]
+                .iter()
+                .find_map(|pointer| message.pointer(pointer).and_then(JsonValue::as_str))
                 .map(str::to_owned),
         }
     };

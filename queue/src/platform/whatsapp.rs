@@ -120,10 +120,10 @@ fn as_array(value: Option<&JsonValue>) -> &[JsonValue] {
 /// | conversation_id | `message.from` / `status.recipient_id` (the customer's wa_id) |
 /// | sender_id / sender_name | `message.from` / `contacts[wa_id = from].profile.name` |
 /// | text | `text.body`, a media `caption`, `button.text`, `interactive.*_reply.title`; for a status, its `status` |
-/// | event_type | `message`; `status` for statuses |
+/// | event_type | `message`; `status` for statuses; `other` for a `reaction` (text its `emoji`, reply_to its `message_id`) |
 /// | sent_at | `timestamp` (unix seconds, as a string) |
 /// | reply_to | `message.context.id` |
-/// | attachments | `image`, `audio`, `video`, `document`, `sticker` by media `id`, with `mime_type` |
+/// | attachments | `image`, `audio`, `video`, `document`, `sticker` by media `id`, with `mime_type`; a `location` with id `latitude,longitude` and its `url` |
 pub fn to_canonical(
     event: &JsonValue,
 ) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
@@ -164,6 +164,26 @@ pub fn to_canonical(
     ]
     .iter()
     .find_map(|pointer| text_at(message, pointer));
+    if let Some(reaction) = message.get("reaction").filter(|value| value.is_object()) {
+        // A reaction is not something to answer: `other`, with the emoji and the message it marks
+        // (an empty emoji is a reaction removed).
+        canonical.event_type = "other".into();
+        canonical.text = text_at(reaction, "/emoji");
+        canonical.reply_to = text_at(reaction, "/message_id");
+    }
+    if let Some(location) = message.get("location") {
+        if let (Some(latitude), Some(longitude)) = (
+            location.get("latitude").and_then(JsonValue::as_f64),
+            location.get("longitude").and_then(JsonValue::as_f64),
+        ) {
+            canonical.attachments.push(Attachment {
+                kind: "location".into(),
+                id: format!("{latitude},{longitude}"),
+                url: text_at(location, "/url"),
+                mime_type: None,
+            });
+        }
+    }
     for kind in ["image", "audio", "video", "document", "sticker"] {
         if let Some(media) = message.get(kind) {
             if let Some(id) = text_at(media, "/id") {
