@@ -195,10 +195,10 @@ fn wants_reply(message: &CanonicalMessage) -> bool {
 /// with the fields that need understanding; the rest of the canonical message comes from what
 /// Sentinel already knows (the platform, and the event id ingress derived).
 ///
-/// The answer is grounded in the payload (see [`Grounding`]): ids are chosen from the payload's
-/// own tokens by the constraint, and a name or text the payload does not contain is dropped. The
-/// result fields it adds: `heal_usage` (the tokens), and `heal_ungrounded` (the fields dropped)
-/// when there were any.
+/// The answer is grounded in the payload (see [`Grounding`]): every field is chosen, by the
+/// constraint, from what the payload contains, and checked again here. The result fields it adds:
+/// `heal_usage` (the tokens), and `heal_ungrounded` (fields dropped by that check) when there
+/// were any.
 async fn heal_with_llm(
     services: &Services,
     job: &Job,
@@ -283,8 +283,15 @@ async fn heal_with_llm(
         .filter(|key| !key.starts_with("sha256:"));
     message.conversation_id = grounded("conversation_id", Grounding::is_id);
     message.sender_id = grounded("sender_id", Grounding::is_id);
-    message.sender_name = grounded("sender_name", Grounding::contains);
+    message.sender_name = grounded("sender_name", Grounding::is_name);
     message.text = grounded("text", Grounding::is_text);
+    // A command is text that starts with `/`, as every adapter reads one (Telegram `/start`, a
+    // Slack slash command); the model's `command` for anything else is a message.
+    if message.event_type == "command"
+        && !message.text.as_deref().is_some_and(|t| t.starts_with('/'))
+    {
+        message.event_type = "message".into();
+    }
     let mut notes = vec![("heal_usage", json!(generation.usage))];
     if !ungrounded.is_empty() {
         notes.push(("heal_ungrounded", json!(ungrounded)));
@@ -292,25 +299,25 @@ async fn heal_with_llm(
     Ok((message, notes))
 }
 
-/// The most candidates the constraint offers the model, for ids and for the text.
+/// The most candidates the constraint offers the model for one field.
 const MAX_CANDIDATES: usize = 32;
 
 /// What the model may answer with, taken from the payload itself. A small model asked to write a
 /// chat id invents one (`1234567890`), and a reply would go to it; asked to write the text, it
-/// paraphrases and repeats itself until the token budget ends. So the extraction is a choice:
-/// - `conversation_id` and `sender_id` are an `enum` of the payload's id-like tokens (a run of
-///   letters, digits and `_ . : @ + -` with at least one digit, dates and times left out), or null;
-/// - `text` is an `enum` of the payload's pieces: each line (split at newlines, `|` and quotes),
-///   and what follows each `: `, ` / ` or `= ` in it, so `text: Where is my order?` offers
+/// paraphrases and repeats itself until the token budget ends; asked for a name, it makes one up
+/// (`Cyril` for `Cy`). So the extraction is a choice, each field an `enum` of candidates or null:
+/// - `conversation_id` and `sender_id`: the payload's id-like tokens (a run of letters, digits and
+///   `_ . : @ + -` with at least one digit; dates and times left out);
+/// - `text`: the payload's pieces: each line (split at newlines, `|` and quotes), and what
+///   follows each `: `, ` / ` or `= ` in it, so `text: Where is my order?` offers
 ///   `Where is my order?` verbatim;
-/// - `sender_name` is free, at most 64 characters, and kept only when the payload contains it
-///   (compared on letters and digits, case-folded, so spacing, punctuation and JSON escapes do not
-///   matter).
+/// - `sender_name`: runs of capitalised words (`Ada Lovelace`, and each word alone), then the
+///   pieces of at most three words without a digit, `?` or `!` (a quoted `"ada_l"` in broken
+///   JSON).
 pub struct Grounding {
     ids: Vec<String>,
     texts: Vec<String>,
-    folded: String,
-    chars: usize,
+    names: Vec<String>,
 }
 
 impl Grounding {
@@ -347,16 +354,37 @@ impl Grounding {
                 }
             }
         }
-        let unescaped = payload
-            .replace("\\n", " ")
-            .replace("\\t", " ")
-            .replace("\\r", " ");
-        Self {
-            ids,
-            texts,
-            folded: fold(&unescaped),
-            chars: payload.chars().count(),
+        let mut names = Vec::new();
+        let mut run: Vec<&str> = Vec::new();
+        for raw in payload.split_whitespace() {
+            let word = raw.trim_matches(|c: char| !c.is_alphabetic());
+            let capitalised = word.chars().next().is_some_and(char::is_uppercase)
+                && word.chars().all(|c| c.is_alphabetic() || "'-".contains(c));
+            if capitalised && run.len() < 3 {
+                run.push(word);
+            } else {
+                end_run(&mut run, &mut names);
+                if capitalised {
+                    run.push(word);
+                }
+            }
+            // A comma or a bracket after a word ends a name: `Ada, Bo` are two.
+            if !raw.ends_with(|c: char| c.is_alphabetic()) {
+                end_run(&mut run, &mut names);
+            }
         }
+        end_run(&mut run, &mut names);
+        for piece in &texts {
+            if piece.len() <= 64
+                && piece.split_whitespace().count() <= 3
+                && !piece
+                    .bytes()
+                    .any(|b| b.is_ascii_digit() || b == b'?' || b == b'!')
+            {
+                push_candidate(&mut names, piece);
+            }
+        }
+        Self { ids, texts, names }
     }
 
     /// The schema the model answers under.
@@ -374,7 +402,7 @@ impl Grounding {
                 "event_type": {"enum": EVENT_TYPES},
                 "conversation_id": choices(&self.ids),
                 "sender_id": choices(&self.ids),
-                "sender_name": {"type": ["string", "null"], "maxLength": self.chars.clamp(1, 64)},
+                "sender_name": choices(&self.names),
                 "text": choices(&self.texts),
             }
         })
@@ -385,27 +413,32 @@ impl Grounding {
     }
 
     fn is_text(&self, value: &str) -> bool {
-        self.texts.iter().any(|text| text.trim() == value)
+        self.texts.iter().any(|text| text == value)
     }
 
-    fn contains(&self, value: &str) -> bool {
-        self.folded.contains(&fold(value))
+    fn is_name(&self, value: &str) -> bool {
+        self.names.iter().any(|name| name == value)
+    }
+}
+
+/// Offers a run of capitalised words as a name, and each of its words alone.
+fn end_run(run: &mut Vec<&str>, names: &mut Vec<String>) {
+    if run.len() > 1 {
+        push_candidate(names, &run.join(" "));
+    }
+    for word in run.drain(..) {
+        push_candidate(names, word);
     }
 }
 
 /// Adds a candidate once, up to [`MAX_CANDIDATES`].
 fn push_candidate(candidates: &mut Vec<String>, candidate: &str) {
-    if candidates.len() < MAX_CANDIDATES && !candidates.iter().any(|c| c == candidate) {
+    if !candidate.is_empty()
+        && candidates.len() < MAX_CANDIDATES
+        && !candidates.iter().any(|c| c == candidate)
+    {
         candidates.push(candidate.to_owned());
     }
-}
-
-/// Letters and digits only, lower-cased.
-fn fold(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 fn truncate(text: &str, max: usize) -> &str {
@@ -435,9 +468,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_and_text_are_chosen_from_the_payload() {
+    fn ids_text_and_names_are_chosen_from_the_payload() {
         let grounding = Grounding::new(
-            "update 815 | chat 7001 at 2025-01-01 10:00 | from Ada (id 7001), wamid.HBgL+15551234567. | text: Where is my order?",
+            "update 815 | chat 7001 at 2025-01-01 10:00 | from Ada Lovelace (id 7001), wamid.HBgL+15551234567. | text: Where is my order?",
         );
         assert_eq!(
             grounding.ids,
@@ -449,10 +482,15 @@ mod tests {
             [
                 "update 815",
                 "chat 7001 at 2025-01-01 10:00",
-                "from Ada (id 7001), wamid.HBgL+15551234567.",
+                "from Ada Lovelace (id 7001), wamid.HBgL+15551234567.",
                 "text: Where is my order?",
                 "Where is my order?"
             ]
+        );
+        assert_eq!(
+            grounding.names,
+            ["Ada Lovelace", "Ada", "Lovelace", "Where"],
+            "capitalised runs, then short pieces without digits (none here)"
         );
         let schema = grounding.schema();
         assert_eq!(
@@ -460,45 +498,39 @@ mod tests {
             json!(["815", "7001", "wamid.HBgL+15551234567", null])
         );
         let validator = jsonschema::validator_for(&schema).expect("a valid schema");
-        let answer = |sender_id: JsonValue, text: &str| {
+        let answer = |sender_id: JsonValue, name: &str, text: &str| {
             json!({"event_type": "message", "conversation_id": "7001", "sender_id": sender_id,
-                   "sender_name": "Ada", "text": text})
+                   "sender_name": name, "text": text})
         };
-        assert!(validator.is_valid(&answer(json!("7001"), "Where is my order?")));
-        assert!(validator.is_valid(&answer(JsonValue::Null, "Where is my order?")));
-        assert!(!validator.is_valid(&answer(json!("1234567890"), "Where is my order?")));
-        assert!(!validator.is_valid(&answer(json!("7001"), "I'm sorry, I can't help")));
+        let text = "Where is my order?";
+        assert!(validator.is_valid(&answer(json!("7001"), "Ada Lovelace", text)));
+        assert!(validator.is_valid(&answer(JsonValue::Null, "Ada", text)));
+        assert!(!validator.is_valid(&answer(json!("1234567890"), "Ada", text)));
+        assert!(!validator.is_valid(&answer(json!("7001"), "Alec", text)));
+        assert!(!validator.is_valid(&answer(json!("7001"), "Ada", "I'm sorry, I can't help")));
     }
 
     #[test]
-    fn broken_json_offers_its_strings_and_names_are_kept_only_when_the_payload_has_them() {
-        let grounding =
-            Grounding::new(r#"{"chat":7002,"who":"Ada Lovelace","msg":"can I change\nthe address"#);
-        assert!(
-            grounding.is_text("Ada Lovelace") && grounding.is_text("can I change\\nthe address")
+    fn broken_json_offers_its_strings() {
+        let grounding = Grounding::new(
+            r#"{"chat":7002,"who":"ada_l","msg":"can I change\nthe address","sent":"Tue"#,
         );
-        assert!(grounding.contains("ada lovelace"));
-        assert!(!grounding.contains("Alec"));
+        assert!(grounding.is_text("can I change\\nthe address"));
+        assert!(grounding.is_name("ada_l"), "{:?}", grounding.names);
         assert!(grounding.is_id("7002") && !grounding.is_id("1234567890"));
+        assert!(!grounding.is_name("Alec"));
     }
 
     #[test]
-    fn a_payload_without_ids_or_words_offers_only_null() {
+    fn a_comma_or_a_bracket_ends_a_name_and_a_payload_without_candidates_offers_only_null() {
+        let grounding = Grounding::new("Chat 7004, sender Cy (id 7004), says: thanks, all sorted!");
+        assert_eq!(grounding.names, ["Chat", "Cy"]);
         let schema = Grounding::new("7 : 8").schema();
         assert_eq!(
             schema["properties"]["conversation_id"]["enum"],
             json!(["7", "8", null])
         );
         assert_eq!(schema["properties"]["text"]["enum"], json!([null]));
-        assert_eq!(schema["properties"]["sender_name"]["maxLength"], 5);
-        let schema = Grounding::new("hello there").schema();
-        assert_eq!(
-            schema["properties"]["conversation_id"]["enum"],
-            json!([null])
-        );
-        assert_eq!(
-            schema["properties"]["text"]["enum"],
-            json!(["hello there", null])
-        );
+        assert_eq!(schema["properties"]["sender_name"]["enum"], json!([null]));
     }
 }

@@ -136,7 +136,7 @@ function setupStep(source: Source, secrets: Record<string, string>, reply: Recor
       ];
     case "slack":
       return [
-        h("p", {}, "In the Slack app's settings, Event Subscriptions › Request URL (Sentinel answers Slack's url_verification), then subscribe to the bot events you want, such as message.channels and app_mention:"),
+        h("p", {}, "In the Slack app's settings, Event Subscriptions › Request URL (Sentinel answers Slack's url_verification), then subscribe to the bot events you want, such as message.channels and app_mention. The same URL serves Slash Commands and Interactivity › Request URL:"),
         code(`Request URL:  ${url}`),
       ];
     case "salesforce":
