@@ -28,8 +28,9 @@ use crate::{
 /// token (about 2.5–3 ms each on the 2-core CPU, docs/BENCHMARKS.md), and the fields it looks for
 /// sit near the top of every platform's payload.
 pub const LLM_PAYLOAD_BYTES: usize = 1_000;
-/// The LLM step's token budget; generation ends earlier, at the closing brace. An answer cut off
-/// by the budget is closed by the JSON repairer rather than thrown away.
+/// The LLM step's token budget for the keys, ids, name and event type; the longest text candidate
+/// is added to it (see [`Grounding::answer_budget`]). Generation ends earlier, at the closing
+/// brace. An answer cut off by the budget is closed by the JSON repairer rather than thrown away.
 pub const LLM_HEAL_MAX_TOKENS: usize = 160;
 
 /// A healing job's payload, as the job carries it.
@@ -231,7 +232,7 @@ async fn heal_with_llm(
         job,
         context,
         &messages,
-        LLM_HEAL_MAX_TOKENS,
+        grounding.answer_budget(),
         Some(&grounding.schema()),
         "heal",
     )
@@ -408,6 +409,15 @@ impl Grounding {
         })
     }
 
+    /// Tokens enough for any answer the schema allows: [`LLM_HEAL_MAX_TOKENS`] plus the longest
+    /// text candidate at one token per two bytes (English runs about four bytes a token, ids and
+    /// digits fewer). A long message is then chosen whole instead of cut by the budget, which
+    /// would leave a text that is no candidate. The answer still ends at the closing brace.
+    pub fn answer_budget(&self) -> usize {
+        let longest = self.texts.iter().map(String::len).max().unwrap_or(0);
+        LLM_HEAL_MAX_TOKENS + longest.div_ceil(2)
+    }
+
     fn is_id(&self, value: &str) -> bool {
         self.ids.iter().any(|id| id == value)
     }
@@ -532,5 +542,14 @@ mod tests {
         );
         assert_eq!(schema["properties"]["text"]["enum"], json!([null]));
         assert_eq!(schema["properties"]["sender_name"]["enum"], json!([null]));
+    }
+
+    #[test]
+    fn the_budget_leaves_room_for_the_longest_text() {
+        assert_eq!(Grounding::new("7 : 8").answer_budget(), LLM_HEAL_MAX_TOKENS);
+        let long = format!("chat 9 | text: {}", "word ".repeat(200));
+        let budget = Grounding::new(&long).answer_budget();
+        // The longest piece is `text: word … word`: 6 + 999 bytes.
+        assert_eq!(budget, LLM_HEAL_MAX_TOKENS + 1_005usize.div_ceil(2));
     }
 }
