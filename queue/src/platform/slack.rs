@@ -9,8 +9,8 @@ use http::HeaderMap;
 use serde_json::{json, Value as JsonValue};
 
 use super::{
-    check_timestamp, header, hmac_sha256, secret, secure_eq, unparsed, Accepted, Ack, InboundEvent,
-    Rejected,
+    check_timestamp, header, hmac_sha256, secret, secure_eq, text_at, unparsed, Accepted, Ack,
+    InboundEvent, Rejected,
 };
 
 pub const SIGNATURE_HEADER: &str = "x-slack-signature";
@@ -54,15 +54,10 @@ pub fn accept(
             body: json!({ "challenge": challenge }).to_string(),
         }));
     }
-    let key = ["event_id", "trigger_id"].iter().find_map(|field| {
-        payload
-            .get(*field)
-            .and_then(JsonValue::as_str)
-            .filter(|id| !id.is_empty())
-    });
+    let key = text_at(&payload, "/event_id").or_else(|| text_at(&payload, "/trigger_id"));
     let event = match key {
         Some(key) => InboundEvent {
-            dedupe_key: key.to_owned(),
+            dedupe_key: key,
             payload: Some(payload),
         },
         _ => InboundEvent {
@@ -117,7 +112,7 @@ fn parse_body(body: &[u8]) -> Option<JsonValue> {
 pub fn to_canonical(
     payload: &JsonValue,
 ) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
-    use super::{text_at, AdaptError};
+    use super::AdaptError;
     use crate::canonical::{unix_to_rfc3339, Attachment, CanonicalMessage};
 
     if let Some(command) = payload.get("command").and_then(JsonValue::as_str) {
