@@ -36,7 +36,7 @@ KEY=$(curl -fsS "http://127.0.0.1:$PORT/v1/admin/tenants" -H "Authorization: Bea
 api() {
   curl -fsS "http://127.0.0.1:$PORT$1" -H "Authorization: Bearer $2" -H 'content-type: application/json' -d "$3" >/dev/null
 }
-api /v1/sources "$KEY" '{"platform": "telegram", "name": "contract", "secrets": {"secret_token": "contract-secret"}}'
+api /v1/sources "$KEY" '{"platform": "telegram", "name": "contract", "secrets": {"secret_token": "contract-secret-0123456789"}}'
 api /v1/jobs "$KEY" '{"kind": "payload.heal", "input": {"payload": "{\"update_id\": 1}", "platform": "telegram"}}'
 api /v1/jobs "$KEY" '{"kind": "llm.generate", "input": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}}'
 

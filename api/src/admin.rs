@@ -28,9 +28,14 @@ pub struct CreateTenant {
     /// Sustained webhooks per second; default 100.
     #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
     pub rate_limit_per_sec: Option<i32>,
-    /// Burst above the sustained rate; default 200.
+    /// Burst above the sustained rate; default 200. Each webhook event, job submission, replay
+    /// and source change spends one token.
     #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
     pub burst: Option<i32>,
+    /// The most jobs the tenant may have queued; default 100,000. Beyond it new work gets 429
+    /// `queue_full`.
+    #[oai(validator(minimum(value = "1"), maximum(value = "100000000")))]
+    pub max_queued_jobs: Option<i32>,
 }
 
 #[derive(Debug, Object)]
@@ -40,6 +45,8 @@ pub struct PatchTenant {
     pub rate_limit_per_sec: Option<i32>,
     #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
     pub burst: Option<i32>,
+    #[oai(validator(minimum(value = "1"), maximum(value = "100000000")))]
+    pub max_queued_jobs: Option<i32>,
 }
 
 #[derive(Debug, Object)]
@@ -49,6 +56,7 @@ pub struct Tenant {
     pub status: String,
     pub rate_limit_per_sec: i32,
     pub burst: i32,
+    pub max_queued_jobs: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -60,6 +68,7 @@ pub struct TenantCreated {
     pub status: String,
     pub rate_limit_per_sec: i32,
     pub burst: i32,
+    pub max_queued_jobs: i32,
     /// The tenant's first API key. It is shown only here.
     pub api_key: String,
 }
@@ -104,11 +113,13 @@ impl AdminApi {
         let key = generate_api_key();
         let mut tx = state.pool.begin().await?;
         let tenant = sqlx::query!(
-            "INSERT INTO tenants (name, rate_limit_per_sec, burst) VALUES ($1, coalesce($2, 100), coalesce($3, 200))
-             RETURNING id, name, status, rate_limit_per_sec, burst",
+            "INSERT INTO tenants (name, rate_limit_per_sec, burst, max_queued_jobs)
+             VALUES ($1, coalesce($2, 100), coalesce($3, 200), coalesce($4, 100000))
+             RETURNING id, name, status, rate_limit_per_sec, burst, max_queued_jobs",
             body.name,
             body.rate_limit_per_sec,
-            body.burst
+            body.burst,
+            body.max_queued_jobs
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -128,6 +139,7 @@ impl AdminApi {
             status: tenant.status,
             rate_limit_per_sec: tenant.rate_limit_per_sec,
             burst: tenant.burst,
+            max_queued_jobs: tenant.max_queued_jobs,
             api_key: key.key,
         })))
     }
@@ -150,18 +162,20 @@ impl AdminApi {
                    UPDATE tenants SET status = coalesce($2, status),
                                       rate_limit_per_sec = coalesce($3, rate_limit_per_sec),
                                       burst = coalesce($4, burst),
+                                      max_queued_jobs = coalesce($6, max_queued_jobs),
                                       updated_at = now()
                    WHERE id = $1
-                   RETURNING id, name, status, rate_limit_per_sec, burst, created_at, updated_at
+                   RETURNING id, name, status, rate_limit_per_sec, burst, max_queued_jobs, created_at, updated_at
                )
-               SELECT id, name, status, rate_limit_per_sec, burst, created_at, updated_at,
+               SELECT id, name, status, rate_limit_per_sec, burst, max_queued_jobs, created_at, updated_at,
                       (SELECT count(pg_notify($5, 'tenant')) FROM changed) AS "notified!"
                FROM changed"#,
             id.0,
             status,
             body.rate_limit_per_sec,
             body.burst,
-            CONFIG_CHANNEL
+            CONFIG_CHANNEL,
+            body.max_queued_jobs
         )
         .fetch_optional(&state.pool)
         .await?
@@ -172,6 +186,7 @@ impl AdminApi {
             status: row.status,
             rate_limit_per_sec: row.rate_limit_per_sec,
             burst: row.burst,
+            max_queued_jobs: row.max_queued_jobs,
             created_at: row.created_at,
             updated_at: row.updated_at,
         };

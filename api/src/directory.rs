@@ -24,8 +24,24 @@ pub struct TenantRecord {
     pub id: Uuid,
     pub name: String,
     pub active: bool,
-    /// GCRA limiter sized by the tenant's `rate_limit_per_sec` and `burst`.
-    pub limiter: DefaultDirectRateLimiter,
+    /// GCRA limiter sized by the tenant's `rate_limit_per_sec` and `burst`. It outlives this
+    /// record: see [`Directory`]'s `limiters`.
+    pub limiter: Arc<DefaultDirectRateLimiter>,
+    /// The tenant's burst: the most tokens one request can spend.
+    pub burst: NonZeroU32,
+    /// The most jobs the tenant may have queued.
+    pub max_queued_jobs: i64,
+}
+
+/// A tenant as cached, without its limiter.
+#[derive(Clone)]
+struct TenantRow {
+    id: Uuid,
+    name: String,
+    active: bool,
+    per_sec: NonZeroU32,
+    burst: NonZeroU32,
+    max_queued_jobs: i64,
 }
 
 #[derive(Debug)]
@@ -45,10 +61,22 @@ pub struct SourceRecord {
 #[derive(Clone)]
 pub struct Directory {
     pool: PgPool,
-    tenants: Cache<Uuid, Option<Arc<TenantRecord>>>,
+    tenants: Cache<Uuid, Option<TenantRow>>,
     keys: Cache<String, Option<Arc<KeyRecord>>>,
     sources: Cache<Uuid, Option<Arc<SourceRecord>>>,
+    /// Rate limiters by tenant and quota. They are kept apart from the records and never dropped
+    /// on a configuration change, so creating or deleting a source (which invalidates every
+    /// cache) refills no one's limit; a changed quota gets a fresh limiter. An idle limiter is full
+    /// again long before it expires.
+    limiters: moka::sync::Cache<(Uuid, u32, u32), Arc<DefaultDirectRateLimiter>>,
+    /// Database lookups for keys, tenants and sources that are not cached: random source ids and
+    /// key prefixes cannot turn into unbounded database reads.
+    lookups: Arc<DefaultDirectRateLimiter>,
 }
+
+/// Uncached directory lookups the database serves per second (and in a burst), across all
+/// callers; beyond them a lookup answers 503 with `Retry-After`.
+pub const LOOKUPS_PER_SEC: u32 = 2_000;
 
 fn cache<K, V>() -> Cache<K, V>
 where
@@ -77,7 +105,29 @@ impl Directory {
             tenants: cache(),
             keys: cache(),
             sources: cache(),
+            limiters: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(3_600))
+                .build(),
+            lookups: Arc::new(RateLimiter::direct(
+                Quota::per_second(NonZeroU32::new(LOOKUPS_PER_SEC).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(LOOKUPS_PER_SEC * 2).unwrap_or(NonZeroU32::MIN)),
+            )),
         }
+    }
+
+    /// Spends one of the uncached-lookup tokens, or refuses the lookup.
+    fn budget_lookup(lookups: &DefaultDirectRateLimiter) -> Result<(), sqlx::Error> {
+        lookups
+            .check()
+            .map_err(|_| sqlx::Error::PoolTimedOut)
+    }
+
+    fn limiter(&self, tenant_id: Uuid, per_sec: NonZeroU32, burst: NonZeroU32) -> Arc<DefaultDirectRateLimiter> {
+        self.limiters
+            .get_with((tenant_id, per_sec.get(), burst.get()), || {
+                Arc::new(RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)))
+            })
     }
 
     pub fn invalidate_all(&self) {
@@ -88,10 +138,13 @@ impl Directory {
 
     pub async fn tenant(&self, id: Uuid) -> Result<Option<Arc<TenantRecord>>, ApiError> {
         let pool = self.pool.clone();
-        self.tenants
+        let lookups = self.lookups.clone();
+        let row = self
+            .tenants
             .try_get_with(id, async move {
+                Self::budget_lookup(&lookups)?;
                 let row = sqlx::query!(
-                    "SELECT id, name, status, rate_limit_per_sec, burst FROM tenants WHERE id = $1",
+                    "SELECT id, name, status, rate_limit_per_sec, burst, max_queued_jobs FROM tenants WHERE id = $1",
                     id
                 )
                 .fetch_optional(&pool)
@@ -100,23 +153,38 @@ impl Directory {
                     let per_sec = NonZeroU32::new(row.rate_limit_per_sec.max(1) as u32)
                         .unwrap_or(NonZeroU32::MIN);
                     let burst = NonZeroU32::new(row.burst.max(1) as u32).unwrap_or(NonZeroU32::MIN);
-                    Arc::new(TenantRecord {
+                    TenantRow {
                         id: row.id,
                         name: row.name,
                         active: row.status == "active",
-                        limiter: RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)),
-                    })
+                        per_sec,
+                        burst,
+                        max_queued_jobs: row.max_queued_jobs.max(1) as i64,
+                    }
                 }))
             })
             .await
-            .map_err(from_cache_error)
+            .map_err(from_cache_error)?;
+        // The limiter is looked up outside the record's cache entry, so the record can come and go.
+        Ok(row.map(|row| {
+            Arc::new(TenantRecord {
+                id: row.id,
+                limiter: self.limiter(row.id, row.per_sec, row.burst),
+                name: row.name,
+                active: row.active,
+                burst: row.burst,
+                max_queued_jobs: row.max_queued_jobs,
+            })
+        }))
     }
 
     pub async fn key(&self, prefix: &str) -> Result<Option<Arc<KeyRecord>>, ApiError> {
         let pool = self.pool.clone();
         let owned = prefix.to_owned();
+        let lookups = self.lookups.clone();
         self.keys
             .try_get_with(owned.clone(), async move {
+                Self::budget_lookup(&lookups)?;
                 let row = sqlx::query!(
                     "SELECT tenant_id, secret_sha256 FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
                     owned
@@ -136,8 +204,10 @@ impl Directory {
 
     pub async fn source(&self, id: Uuid) -> Result<Option<Arc<SourceRecord>>, ApiError> {
         let pool = self.pool.clone();
+        let lookups = self.lookups.clone();
         self.sources
             .try_get_with(id, async move {
+                Self::budget_lookup(&lookups)?;
                 let row = sqlx::query!(
                     "SELECT id, tenant_id, platform, secrets FROM sources WHERE id = $1 AND deleted_at IS NULL",
                     id

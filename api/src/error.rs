@@ -31,10 +31,14 @@ pub enum ApiError {
     /// No such resource for this tenant.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// The request carries more than a limit allows (events per request, the tenant's burst).
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// The request is well-formed but its content is not acceptable.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
-    /// Over the tenant's rate limit; retry after the given seconds.
+    /// Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+    /// many open event streams (`too_many_streams`); retry after the given seconds.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
     /// Something failed on our side; the details are in the gateway's log.
@@ -70,6 +74,12 @@ impl ApiError {
     pub fn unprocessable(code: &str, message: impl Into<String>) -> Self {
         ApiError::Unprocessable(body(code, message))
     }
+    pub fn payload_too_large(code: &str, message: impl Into<String>) -> Self {
+        ApiError::PayloadTooLarge(body(code, message))
+    }
+    pub fn too_many(code: &str, message: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiError::TooManyRequests(body(code, message), retry_after_secs.max(1))
+    }
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         ApiError::TooManyRequests(
             body("rate_limited", "the tenant is over its rate limit"),
@@ -92,6 +102,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,6 +1,7 @@
 //! `GET /v1/events`: the tenant's job events as Server-Sent Events. A reconnect with
 //! `Last-Event-ID` first replays the missed rows from `events`, then goes live, with nothing lost
-//! or repeated between the two. A comment keep-alive goes out every 15 s.
+//! or repeated between the two, page by page as the client reads. A comment keep-alive goes out
+//! every 15 s. Streams are capped per tenant and per gateway (429 `too_many_streams`).
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -168,27 +169,41 @@ impl Filter {
 pub struct EventsApi;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-const CATCH_UP_LIMIT: i64 = 10_000;
+/// Rows of one catch-up page. The next page is read only once the client has taken this one, so a
+/// resuming subscriber holds at most one page in memory.
+pub const CATCH_UP_PAGE: i64 = 500;
 
-async fn read_range(
+/// One page of `(after, up_to]` that the filter accepts, and the seq the next page starts after
+/// (`None` when this was the last page). The page is cut by the rows read, not by the rows kept.
+async fn read_page(
     state: &AppState,
     filter: &Filter,
     after: i64,
     up_to: i64,
-) -> Result<Vec<StoredEvent>, ApiError> {
+) -> Result<(Vec<StoredEvent>, Option<i64>), ApiError> {
+    let types: Option<Vec<String>> = filter
+        .types
+        .as_ref()
+        .map(|types| types.iter().cloned().collect());
     let rows = sqlx::query!(
         r#"SELECT seq, tenant_id, job_id, type, data::text AS "data!" FROM events
            WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 AND ($4::bigint IS NULL OR job_id = $4)
+             AND ($6::text[] IS NULL OR type = ANY($6))
            ORDER BY seq LIMIT $5"#,
         filter.tenant_id,
         after,
         up_to,
         filter.job_id,
-        CATCH_UP_LIMIT
+        CATCH_UP_PAGE,
+        types.as_deref()
     )
     .fetch_all(&state.pool)
     .await?;
-    Ok(rows
+    let next = match rows.last() {
+        Some(last) if rows.len() as i64 == CATCH_UP_PAGE => Some(last.seq),
+        _ => None,
+    };
+    let events = rows
         .into_iter()
         .map(|row| StoredEvent {
             seq: row.seq,
@@ -198,7 +213,47 @@ async fn read_range(
             data: row.data,
         })
         .filter(|event| filter.accepts(event))
-        .collect())
+        .collect();
+    Ok((events, next))
+}
+
+/// Open event streams, per tenant and in all, under the configured caps.
+#[derive(Default)]
+pub struct Subscribers {
+    open: std::sync::Mutex<std::collections::HashMap<Uuid, usize>>,
+}
+
+impl Subscribers {
+    /// Takes a slot for `tenant_id`, or refuses with 429 `too_many_streams`.
+    fn open(
+        self: &Arc<Self>,
+        tenant_id: Uuid,
+        per_tenant: usize,
+        total: usize,
+        gauge: prometheus::IntGauge,
+    ) -> Result<SubscriberGuard, ApiError> {
+        let mut open = self
+            .open
+            .lock()
+            .map_err(|_| ApiError::internal("the subscriber table is poisoned"))?;
+        let all: usize = open.values().sum();
+        let mine = open.get(&tenant_id).copied().unwrap_or(0);
+        if mine >= per_tenant || all >= total {
+            let message = if mine >= per_tenant {
+                format!("the tenant already has {mine} open event streams, the most allowed (SENTINEL_SSE_MAX_PER_TENANT)")
+            } else {
+                format!("the gateway already serves {all} event streams, the most allowed (SENTINEL_SSE_MAX_TOTAL)")
+            };
+            return Err(ApiError::too_many("too_many_streams", message, 5));
+        }
+        *open.entry(tenant_id).or_insert(0) += 1;
+        gauge.inc();
+        Ok(SubscriberGuard {
+            subscribers: self.clone(),
+            tenant_id,
+            gauge,
+        })
+    }
 }
 
 #[OpenApi(tag = "ApiTags::Events")]
@@ -235,9 +290,13 @@ impl EventsApi {
             })?),
         };
         let state = Arc::clone(&state);
+        let guard = state.subscribers.open(
+            filter.tenant_id,
+            state.config.sse_max_per_tenant,
+            state.config.sse_max_total,
+            state.metrics.sse_subscribers.clone(),
+        )?;
         let (live, delivered) = state.hub.subscribe();
-        let subscribers = state.metrics.sse_subscribers.clone();
-        subscribers.inc();
         let mut shutdown = state.shutdown.clone();
         let feed = Feed {
             state,
@@ -247,7 +306,7 @@ impl EventsApi {
             catch_up: resume_after.map(|after| (after, delivered)),
             last_sent: delivered,
             live,
-            _guard: SubscriberGuard(subscribers),
+            _guard: guard,
         };
         let stream = futures::stream::unfold(feed, |mut feed| async move {
             let event = feed.next().await?;
@@ -288,15 +347,10 @@ impl Feed {
                 return Some(event);
             }
             if let Some((after, up_to)) = self.catch_up {
-                let rows = read_range(&self.state, &self.filter, after, up_to)
+                let (rows, next) = read_page(&self.state, &self.filter, after, up_to)
                     .await
                     .ok()?;
-                match rows.last() {
-                    Some(last) if (rows.len() as i64) == CATCH_UP_LIMIT => {
-                        self.catch_up = Some((last.seq, up_to))
-                    }
-                    _ => self.catch_up = None,
-                }
+                self.catch_up = next.map(|next| (next, up_to));
                 self.buffered.extend(rows);
                 continue;
             }
@@ -320,10 +374,23 @@ impl Feed {
     }
 }
 
-struct SubscriberGuard(prometheus::IntGauge);
+/// An open stream's slot; given back when the stream ends.
+struct SubscriberGuard {
+    subscribers: Arc<Subscribers>,
+    tenant_id: Uuid,
+    gauge: prometheus::IntGauge,
+}
 
 impl Drop for SubscriberGuard {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
+        if let Ok(mut open) = self.subscribers.open.lock() {
+            if let Some(mine) = open.get_mut(&self.tenant_id) {
+                *mine = mine.saturating_sub(1);
+                if *mine == 0 {
+                    open.remove(&self.tenant_id);
+                }
+            }
+        }
     }
 }

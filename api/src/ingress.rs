@@ -1,10 +1,12 @@
 //! `POST /hooks/{source_id}` (and `GET` for the WhatsApp handshake): where platforms deliver.
 //!
-//! The order is the contract: find the source (404), read at most the body limit (413), verify the
-//! signature over the raw bytes (401/403, nothing written), drop a suspended tenant's events at the
-//! edge (200 with `X-Sentinel-Dropped`), apply the tenant's rate limit (429), then commit every event
-//! through the group-commit ingestor and only then answer 200. A database that cannot commit within
-//! the deadline gets 503 with `Retry-After`, never a hang.
+//! The order is the contract: find the source (404), check its ingest token if it has one (401),
+//! read at most the body limit within the body deadline (413, 408), verify the signature over the
+//! raw bytes (401/403, nothing written; off the async executor for large bodies), drop a suspended
+//! tenant's events at the edge (200 with `X-Sentinel-Dropped`), cap the events of one request
+//! (413), apply the tenant's queue cap and rate limit at one token per event (429), then commit
+//! every event through the group-commit ingestor and only then answer 200. A database that cannot
+//! commit within the deadline gets 503 with `Retry-After`, never a hang.
 
 use std::{sync::Arc, time::Instant};
 
@@ -20,15 +22,18 @@ use poem_openapi::{
 };
 use sentinel_queue::{
     kinds,
-    platform::{whatsapp, Accepted, Platform, Rejected},
+    platform::{secure_eq, whatsapp, Accepted, Platform, Rejected, INGEST_TOKEN_FIELD},
     IngestError, NewJob,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
+    admission::{self, Refusal},
+    body_error_response,
     directory::SourceRecord,
     error::{error_response, ErrorBody},
+    server::{read_body, BodyError},
     ApiTags, AppState,
 };
 
@@ -46,6 +51,9 @@ const KEPT_HEADERS: [&str; 8] = [
     "webhook-timestamp",
     "x-request-id",
 ];
+
+/// Bodies larger than this are authenticated and parsed on the blocking pool.
+const BLOCKING_BODY_BYTES: usize = 64 * 1024;
 
 /// Bodies up to this size are kept whole on every job of a batch; a larger batch keeps its raw
 /// bytes on its first job only, so a 3 MB WhatsApp batch is not stored once per message.
@@ -106,12 +114,13 @@ impl ApiResponse for IngressResponse {
                     }],
                 },
                 error(400, "The body cannot be authenticated because it cannot be read (Salesforce)"),
-                error(401, "Missing or wrong signature, or a stale timestamp; nothing was written"),
+                error(401, "Missing or wrong signature, a stale timestamp, or a missing or wrong ingest `token`; nothing was written"),
                 error(403, "Authenticated as another organisation, or a failed WhatsApp handshake"),
                 error(404, "Unknown or deleted source"),
-                error(413, "Body over SENTINEL_MAX_BODY_BYTES"),
+                error(408, "The body did not arrive within SENTINEL_HTTP_BODY_TIMEOUT_MS"),
+                error(413, "Body over SENTINEL_MAX_BODY_BYTES (`payload_too_large`), or more events than SENTINEL_MAX_EVENTS_PER_REQUEST or the tenant's burst (`too_many_events`)"),
                 MetaResponse {
-                    description: "The tenant is over its rate limit",
+                    description: "The tenant is over its rate limit (`rate_limited`, one token per event) or its queued-job cap (`queue_full`)",
                     status: Some(429),
                     status_range: None,
                     content: error_media(),
@@ -236,47 +245,58 @@ async fn receive(
         Err(response) => return (None, "not_found", response),
     };
     let platform = Some(source.platform);
+    if let Err(response) = check_ingest_token(&source, req) {
+        return (platform, "unauthenticated", response);
+    }
     let limit = state.config.max_body_bytes;
     let declared = req
         .headers()
         .get("content-length")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    let too_large = || {
-        answer(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("the body is over the {limit}-byte limit"),
-        )
-    };
     if declared.is_some_and(|n| n > limit) {
-        return (platform, "too_large", too_large());
+        return (
+            platform,
+            "too_large",
+            IngressResponse(body_error_response(BodyError::TooLarge, limit)),
+        );
     }
-    let body = match body.into_bytes_limit(limit).await {
+    let body = match read_body(body, limit, state.config.http.body_read_timeout).await {
         Ok(bytes) => bytes,
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            return (platform, "too_large", too_large())
-        }
         Err(error) => {
+            let outcome = match error {
+                BodyError::TooLarge => "too_large",
+                BodyError::TimedOut => "body_timeout",
+                BodyError::Unreadable(_) => "bad_body",
+            };
             return (
                 platform,
-                "bad_body",
-                answer(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable_body",
-                    &format!("the body could not be read: {error}"),
-                ),
-            )
+                outcome,
+                IngressResponse(body_error_response(error, limit)),
+            );
         }
     };
 
     let now = chrono::Utc::now();
-    let accepted = match source.platform.accept(
-        &source.secrets,
-        req.headers(),
-        &body,
-        now.timestamp(),
-    ) {
+    let accepted = if body.len() > BLOCKING_BODY_BYTES {
+        // A large body's signature check and parse run on the blocking pool, so a slow request
+        // never delays the async executor (and /healthz with it).
+        let (source, headers, body) = (source.clone(), req.headers().clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            source
+                .platform
+                .accept(&source.secrets, &headers, &body, now.timestamp())
+        })
+        .await
+        .unwrap_or_else(|error| {
+            Err(Rejected::Malformed(format!("the body could not be read: {error}")))
+        })
+    } else {
+        source
+            .platform
+            .accept(&source.secrets, req.headers(), &body, now.timestamp())
+    };
+    let accepted = match accepted {
         Ok(accepted) => accepted,
         Err(rejected) => {
             let (status, code, outcome) = match &rejected {
@@ -356,23 +376,32 @@ async fn receive(
         );
         return (platform, "dropped", IngressResponse(response));
     }
-    if let Err(not_until) = tenant.limiter.check() {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        let secs = wait.as_secs_f64().ceil() as u64;
+    if events.len() > state.config.max_events_per_request {
         return (
             platform,
-            "rate_limited",
-            with_retry_after(
-                answer(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    "the tenant is over its rate limit",
+            "too_many_events",
+            answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                &format!(
+                    "the webhook carries {} events; at most {} are accepted per request (SENTINEL_MAX_EVENTS_PER_REQUEST)",
+                    events.len(),
+                    state.config.max_events_per_request
                 ),
-                secs,
             ),
         );
+    }
+    if let Err(refusal) = admission::admit(&state.queue_counts, &tenant, events.len()) {
+        let mut response = answer(refusal.status(), refusal.code(), &refusal.message());
+        if let Some(secs) = refusal.retry_after_secs() {
+            response = with_retry_after(response, secs);
+        }
+        let outcome = match refusal {
+            Refusal::OverBurst { .. } => "too_many_events",
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::QueueFull { .. } => "queue_full",
+        };
+        return (platform, outcome, response);
     }
 
     let headers = kept_headers(req);
@@ -442,6 +471,36 @@ fn unavailable() -> IngressResponse {
         ),
         1,
     )
+}
+
+/// A source with `secrets.ingest_token` takes webhooks only at an ingest URL that carries it as
+/// `?token=`, compared in constant time before the body is read.
+fn check_ingest_token(source: &SourceRecord, req: &Request) -> Result<(), IngressResponse> {
+    let Some(expected) = source
+        .secrets
+        .get(INGEST_TOKEN_FIELD)
+        .and_then(serde_json::Value::as_str)
+    else {
+        return Ok(());
+    };
+    let given = req.uri().query().and_then(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "token")
+            .map(|(_, value)| value.into_owned())
+    });
+    match given {
+        Some(given) if secure_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(_) => Err(answer(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the ingest URL's token does not match",
+        )),
+        None => Err(answer(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "this source takes webhooks only at its ingest URL with ?token=",
+        )),
+    }
 }
 
 fn kept_headers(req: &Request) -> serde_json::Value {

@@ -15,7 +15,7 @@ use sentinel_queue::{cancel, enqueue, kinds, replay, CancelOutcome, Job, JobStat
 use serde_json::Value as JsonValue;
 use uuid::Uuid;
 
-use crate::{auth::TenantAuth, error::ApiError, ApiTags, AppState};
+use crate::{admission, auth::TenantAuth, error::ApiError, ApiTags, AppState};
 
 #[derive(Debug, Object)]
 pub struct CreateJob {
@@ -285,6 +285,7 @@ impl JobsApi {
     ) -> Result<JobCreated, ApiError> {
         kinds::validate_api_input(&body.kind, &body.input)
             .map_err(|message| ApiError::unprocessable("invalid_job", message))?;
+        admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
         let mut job = NewJob::new(auth.0.tenant_id(), body.kind.clone(), body.input.clone());
         job.priority = body.priority.unwrap_or(0);
         job.max_attempts = body.max_attempts.unwrap_or(NewJob::DEFAULT_MAX_ATTEMPTS);
@@ -503,6 +504,7 @@ impl JobsApi {
         state: Data<&Arc<AppState>>,
         id: Path<i64>,
     ) -> Result<ReplayAccepted, ApiError> {
+        admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
         let new_id = replay(&state.pool, auth.0.tenant_id(), id.0)
             .await?
             .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;

@@ -2,6 +2,7 @@
 //! the OpenAPI spec, on poem + poem-openapi. It never links the LLM runtime.
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod directory;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod ingress;
 pub mod jobs;
 pub mod metrics;
 pub mod ops;
+pub mod server;
 pub mod sources;
 
 use std::{
@@ -21,23 +23,22 @@ use std::{
 };
 
 use anyhow::Context;
-use poem::{
-    listener::{Acceptor, Listener as _, TcpListener},
-    middleware::Tracing,
-    Endpoint, EndpointExt, IntoResponse, Route, Server,
-};
+use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::{OpenApiService, Tags};
 use sentinel_queue::{config, db, Ingestor, IngestorConfig, Listener, EVENTS_CHANNEL};
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::{net::TcpListener, sync::watch};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
+    admission::QueueCounts,
     auth::JwtVerifier,
     directory::{Directory, CONFIG_CHANNEL},
     error::{code_for_status, error_response},
     hub::Hub,
     metrics::Metrics,
+    server::{BodyError, HttpLimits},
 };
 
 #[derive(Tags)]
@@ -80,6 +81,15 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// The dashboard's built files, served at `/dashboard/`.
     pub dashboard_dir: PathBuf,
+    /// Connection and body-read limits of the HTTP server.
+    pub http: HttpLimits,
+    /// Most events one webhook may carry (413 `too_many_events` beyond it).
+    pub max_events_per_request: usize,
+    /// Bearer token `/metrics` asks for; unset leaves it open.
+    pub metrics_token: Option<String>,
+    /// Open event streams per tenant, and in all (429 `too_many_streams` beyond them).
+    pub sse_max_per_tenant: usize,
+    pub sse_max_total: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -94,12 +104,16 @@ impl std::fmt::Debug for Config {
                 &(self.jwt_secret.is_some() || self.jwt_public_key.is_some()),
             )
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("http", &self.http)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
 }
 
 /// Where `npm run build` puts the dashboard, relative to the repository root.
 pub const DEFAULT_DASHBOARD_DIR: &str = "dashboard/dist";
+/// Meta batches up to 1,000 changes in one WhatsApp webhook; no platform sends more.
+pub const DEFAULT_MAX_EVENTS_PER_REQUEST: usize = 1_000;
 
 impl Config {
     /// The defaults, for `database_url` and `listen`: no admin token, no JWTs.
@@ -121,6 +135,11 @@ impl Config {
             db_max_connections: 16,
             db_acquire_timeout: Duration::from_millis(1_000),
             dashboard_dir: PathBuf::from(DEFAULT_DASHBOARD_DIR),
+            http: HttpLimits::default(),
+            max_events_per_request: DEFAULT_MAX_EVENTS_PER_REQUEST,
+            metrics_token: None,
+            sse_max_per_tenant: 64,
+            sse_max_total: 4_096,
         }
     }
 
@@ -141,7 +160,37 @@ impl Config {
         if max_body_bytes == 0 {
             anyhow::bail!("SENTINEL_MAX_BODY_BYTES must be at least 1");
         }
+        let defaults = HttpLimits::default();
+        let millis = |name: &str, default: Duration| -> anyhow::Result<Duration> {
+            let ms: u64 = config::var_or(name, default.as_millis() as u64)?;
+            if ms == 0 {
+                anyhow::bail!("{name} must be at least 1 (milliseconds)");
+            }
+            Ok(Duration::from_millis(ms))
+        };
+        let http = HttpLimits {
+            header_read_timeout: millis("SENTINEL_HTTP_HEADER_TIMEOUT_MS", defaults.header_read_timeout)?,
+            idle_timeout: millis("SENTINEL_HTTP_IDLE_TIMEOUT_MS", defaults.idle_timeout)?,
+            body_read_timeout: millis("SENTINEL_HTTP_BODY_TIMEOUT_MS", defaults.body_read_timeout)?,
+            http2_max_streams: config::var_or("SENTINEL_HTTP2_MAX_STREAMS", defaults.http2_max_streams)?,
+            max_connections: config::var_or("SENTINEL_HTTP_MAX_CONNECTIONS", defaults.max_connections)?,
+        };
+        if http.http2_max_streams == 0 || http.max_connections == 0 {
+            anyhow::bail!("SENTINEL_HTTP2_MAX_STREAMS and SENTINEL_HTTP_MAX_CONNECTIONS must be at least 1");
+        }
+        let max_events_per_request: usize =
+            config::var_or("SENTINEL_MAX_EVENTS_PER_REQUEST", DEFAULT_MAX_EVENTS_PER_REQUEST)?;
+        let sse_max_per_tenant: usize = config::var_or("SENTINEL_SSE_MAX_PER_TENANT", 64)?;
+        let sse_max_total: usize = config::var_or("SENTINEL_SSE_MAX_TOTAL", 4_096)?;
+        if max_events_per_request == 0 || sse_max_per_tenant == 0 || sse_max_total == 0 {
+            anyhow::bail!("SENTINEL_MAX_EVENTS_PER_REQUEST, SENTINEL_SSE_MAX_PER_TENANT and SENTINEL_SSE_MAX_TOTAL must be at least 1");
+        }
         let config = Self {
+            http,
+            max_events_per_request,
+            metrics_token: optional("SENTINEL_METRICS_TOKEN"),
+            sse_max_per_tenant,
+            sse_max_total,
             dashboard_dir: config::var_or(
                 "SENTINEL_DASHBOARD_DIR",
                 PathBuf::from(DEFAULT_DASHBOARD_DIR),
@@ -184,6 +233,11 @@ impl Config {
                 anyhow::bail!("SENTINEL_ADMIN_TOKEN is too short: use at least 16 characters");
             }
         }
+        if let Some(token) = &config.metrics_token {
+            if token.len() < 16 {
+                anyhow::bail!("SENTINEL_METRICS_TOKEN is too short: use at least 16 characters");
+            }
+        }
         config.jwt_verifier()?;
         Ok(config)
     }
@@ -209,7 +263,11 @@ pub struct AppState {
     pub directory: Directory,
     pub jwt: Option<JwtVerifier>,
     pub hub: Hub,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Queued jobs by tenant, for the queue cap (see [`admission`]).
+    pub queue_counts: Arc<QueueCounts>,
+    /// Open event streams, for their caps.
+    pub subscribers: Arc<events::Subscribers>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -323,6 +381,14 @@ impl Gateway {
             shutdown.clone(),
         ));
         let jwt = config.jwt_verifier()?;
+        let metrics = Arc::new(Metrics::new());
+        let queue_counts = Arc::new(QueueCounts::default());
+        let counter = tokio::spawn(admission::refresh_counts(
+            pool.clone(),
+            queue_counts.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ));
         let state = Arc::new(AppState {
             config,
             pool,
@@ -330,12 +396,14 @@ impl Gateway {
             directory,
             jwt,
             hub,
-            metrics: Metrics::new(),
+            metrics,
+            queue_counts,
+            subscribers: Arc::default(),
             shutdown,
         });
         Ok(Gateway {
             state,
-            tasks: vec![listen_task, invalidator],
+            tasks: vec![listen_task, invalidator, counter],
             ingest_task,
         })
     }
@@ -344,6 +412,7 @@ impl Gateway {
     pub fn endpoint(&self) -> impl Endpoint + 'static {
         let service = api_service(&self.state.config.public_url);
         let max_body_bytes = self.state.config.max_body_bytes;
+        let body_deadline = self.state.config.http.body_read_timeout;
         let spec = service.spec();
         let ui = service.swagger_ui();
         Route::new()
@@ -370,22 +439,9 @@ impl Gateway {
                     // Every other body is read under the same limit before any handler sees it,
                     // whether or not it declared its length.
                     let body = req.take_body();
-                    match body.into_bytes_limit(max_body_bytes).await {
+                    match server::read_body(body, max_body_bytes, body_deadline).await {
                         Ok(bytes) => req.set_body(bytes),
-                        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-                            return Err(poem::Error::from_response(error_response(
-                                poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-                                "payload_too_large",
-                                &format!("the request body is over SENTINEL_MAX_BODY_BYTES ({max_body_bytes} bytes)"),
-                            )))
-                        }
-                        Err(error) => {
-                            return Err(poem::Error::from_response(error_response(
-                                poem::http::StatusCode::BAD_REQUEST,
-                                "bad_request",
-                                &format!("the request body could not be read: {error}"),
-                            )))
-                        }
+                        Err(error) => return Err(poem::Error::from_response(body_error_response(error, max_body_bytes))),
                     }
                 }
                 Ok(req)
@@ -408,7 +464,25 @@ impl Gateway {
                 };
                 error_response(status, code_for_status(status), &message)
             })
-            .with(Tracing)
+            .around(|endpoint, req| async move {
+                // The query string never reaches the log: it can carry secrets (WhatsApp's
+                // `hub.verify_token`, an ingest `token`). Only its parameter names are kept.
+                let span = tracing::info_span!(
+                    "request",
+                    remote_addr = %req.remote_addr(),
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    query = %query_names(req.uri().query()),
+                );
+                async move {
+                    let started = std::time::Instant::now();
+                    let response = endpoint.call(req).await?.into_response();
+                    tracing::info!(status = %response.status(), duration = ?started.elapsed(), "response");
+                    Ok(response)
+                }
+                .instrument(span)
+                .await
+            })
     }
 
     /// Waits for the background tasks after shutdown, flushing the ingestor.
@@ -451,39 +525,66 @@ async fn invalidate_on_change(
 /// ingestor, then returns.
 pub async fn serve(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let gateway = Gateway::start(config.clone(), shutdown.clone()).await?;
-    let acceptor = TcpListener::bind(config.listen)
-        .into_acceptor()
+    let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding SENTINEL_LISTEN={}", config.listen))?;
-    serve_on(gateway, acceptor, shutdown).await
+    serve_on(gateway, listener, shutdown).await
 }
 
-/// Serves a started gateway on a bound acceptor until `shutdown` turns true.
+/// Serves a started gateway on a bound listener until `shutdown` turns true.
 pub async fn serve_on(
     gateway: Gateway,
-    acceptor: poem::listener::TcpAcceptor,
+    listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let app = gateway.endpoint();
-    if let Some(addr) = acceptor
-        .local_addr()
-        .first()
-        .and_then(|addr| addr.as_socket_addr().copied())
-    {
+    if let Ok(addr) = listener.local_addr() {
         tracing::info!(listen = %addr, "gateway listening");
     }
-    let mut stop = shutdown.clone();
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app,
-            async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            },
-            Some(Duration::from_secs(10)),
-        )
-        .await
-        .context("serving HTTP")?;
+    server::serve(
+        listener,
+        app,
+        gateway.state.config.http.clone(),
+        shutdown,
+        Duration::from_secs(10),
+    )
+    .await
+    .context("serving HTTP")?;
     gateway.stop().await;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// The error answer for a request body that was not read.
+pub(crate) fn body_error_response(error: BodyError, max_body_bytes: usize) -> poem::Response {
+    use poem::http::StatusCode;
+    match error {
+        BodyError::TooLarge => error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the request body is over SENTINEL_MAX_BODY_BYTES ({max_body_bytes} bytes)"),
+        ),
+        BodyError::TimedOut => error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "the request body did not arrive within SENTINEL_HTTP_BODY_TIMEOUT_MS",
+        ),
+        BodyError::Unreadable(error) => error_response(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            &format!("the request body could not be read: {error}"),
+        ),
+    }
+}
+
+/// The names of a query string's parameters, for the log; values are left out.
+fn query_names(query: Option<&str>) -> String {
+    query
+        .map(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(name, _)| name.into_owned())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
 }

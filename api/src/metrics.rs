@@ -1,5 +1,6 @@
 //! Prometheus metrics: acks by platform and outcome, the ack-latency histogram, SSE subscribers,
-//! and queue depth by status (read from Postgres at scrape time).
+//! and queue depth by status (kept current by `admission::refresh_counts`, never read at scrape
+//! time).
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -39,7 +40,7 @@ impl Metrics {
         let sse_subscribers =
             IntGauge::new("sentinel_sse_subscribers", "Open SSE streams").expect("valid metric");
         let queue_depth = IntGaugeVec::new(
-            Opts::new("sentinel_jobs", "Jobs by status, read at scrape time"),
+            Opts::new("sentinel_jobs", "Jobs by status: queued every 2 s, the others every 30 s"),
             &["status"],
         )
         .expect("valid metric");

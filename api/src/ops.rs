@@ -2,10 +2,17 @@
 
 use std::sync::Arc;
 
-use poem::web::Data;
-use poem_openapi::{payload::PlainText, ApiResponse, OpenApi};
+use poem::{web::Data, Request};
+use poem_openapi::{
+    payload::{Json, PlainText},
+    ApiResponse, OpenApi,
+};
+use subtle::ConstantTimeEq;
 
-use crate::{ApiTags, AppState};
+use crate::{
+    error::{ErrorBody, ErrorDetail},
+    ApiTags, AppState,
+};
 
 #[derive(ApiResponse)]
 pub enum Readiness {
@@ -39,27 +46,44 @@ impl OpsApi {
         }
     }
 
-    /// Prometheus metrics in text format.
+    /// Prometheus metrics in text format. The job counts come from a background task (every 2 s
+    /// for queued jobs, every 30 s by status), so a scrape reads no table. With
+    /// `SENTINEL_METRICS_TOKEN` set, it asks for `Authorization: Bearer <token>`.
     #[oai(path = "/metrics", method = "get")]
-    async fn metrics(&self, state: Data<&Arc<AppState>>) -> PlainText<String> {
-        let counts = sqlx::query!(
-            r#"SELECT status AS "status!", count(*) AS "n!" FROM jobs GROUP BY status"#
-        )
-        .fetch_all(&state.pool)
-        .await;
-        if let Ok(rows) = counts {
-            for status in sentinel_queue::JobStatus::ALL {
-                let n = rows
-                    .iter()
-                    .find(|row| row.status == status.as_str())
-                    .map_or(0, |row| row.n);
-                state
-                    .metrics
-                    .queue_depth
-                    .with_label_values(&[status.as_str()])
-                    .set(n);
+    async fn metrics(&self, req: &Request, state: Data<&Arc<AppState>>) -> Metrics {
+        if let Some(expected) = state.config.metrics_token.as_deref() {
+            let given = req
+                .headers()
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+                return Metrics::Unauthorized(error_body(
+                    "invalid_metrics_token",
+                    "/metrics needs Authorization: Bearer <SENTINEL_METRICS_TOKEN>",
+                ));
             }
         }
-        PlainText(state.metrics.render())
+        Metrics::Ok(PlainText(state.metrics.render()))
     }
+}
+
+#[derive(ApiResponse)]
+pub enum Metrics {
+    /// The metrics.
+    #[oai(status = 200)]
+    Ok(PlainText<String>),
+    /// `SENTINEL_METRICS_TOKEN` is set and the request does not carry it.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+}
+
+fn error_body(code: &str, message: &str) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        error: ErrorDetail {
+            code: code.into(),
+            message: message.into(),
+        },
+    })
 }

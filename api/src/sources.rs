@@ -1,16 +1,16 @@
 //! `/v1/sources`: a tenant's ingress endpoints. Secrets go in and never come out.
 
-use std::sync::Arc;
+use std::{num::NonZeroU32, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{param::Path, payload::Json, ApiResponse, Enum, Object, OpenApi};
-use sentinel_queue::platform::Platform;
+use sentinel_queue::platform::{Platform, INGEST_TOKEN_FIELD};
 use serde_json::Value as JsonValue;
 use uuid::Uuid;
 
 use crate::{
-    admin::Deleted, auth::TenantAuth, directory::CONFIG_CHANNEL, error::ApiError, ApiTags, AppState,
+    admin::Deleted, admission, auth::TenantAuth, directory::CONFIG_CHANNEL, error::ApiError, ApiTags, AppState,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -40,9 +40,12 @@ pub struct CreateSource {
     pub platform: PlatformName,
     #[oai(validator(max_length = 200))]
     pub name: Option<String>,
-    /// Verification secrets. telegram: `secret_token`; whatsapp: `app_secret`, `verify_token`;
-    /// slack: `signing_secret`; salesforce: `organization_id`; standard: `secret` (`whsec_…`, or a
-    /// list of them for rotation).
+    /// Verification secrets. telegram: `secret_token` (16+ characters); whatsapp: `app_secret`
+    /// (16+), `verify_token` (8+); slack: `signing_secret` (16+); salesforce: `organization_id`
+    /// (15 or 18 characters; not a secret, so set `ingest_token` too); standard: `secret`
+    /// (`whsec_…` of 24 to 64 bytes, or a list of up to 3 for rotation). Any platform may add
+    /// `ingest_token` (24+ letters, digits, `-`, `_`): the ingest URL must then carry it as
+    /// `?token=`.
     pub secrets: JsonValue,
     /// Reply credentials. telegram: `bot_token`; whatsapp: `access_token`, `phone_number_id`;
     /// slack: `bot_token`.
@@ -58,7 +61,8 @@ pub struct Source {
     pub platform: String,
     #[oai(nullable)]
     pub name: Option<String>,
-    /// Where the platform must send its webhooks.
+    /// Where the platform must send its webhooks. With an `ingest_token`, the creation answer's URL
+    /// carries `?token=`; listings leave it out.
     pub ingest_url: String,
     /// Whether reply credentials were given (they are never returned).
     pub has_reply_credentials: bool,
@@ -111,7 +115,19 @@ impl SourcesApi {
         state: Data<&Arc<AppState>>,
         body: Json<CreateSource>,
     ) -> Result<CreatedSource, ApiError> {
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
         let platform: Platform = body.platform.into();
+        for (field, text) in [
+            ("name", body.name.as_deref()),
+            ("system_prompt", body.system_prompt.as_deref()),
+        ] {
+            if text.is_some_and(|text| text.contains('\0')) {
+                return Err(ApiError::unprocessable(
+                    "invalid_source",
+                    format!("{field} must not contain U+0000"),
+                ));
+            }
+        }
         if !body.secrets.is_object() {
             return Err(ApiError::unprocessable(
                 "invalid_secrets",
@@ -124,6 +140,12 @@ impl SourcesApi {
         if let Some(reply) = &body.reply {
             require_reply_fields(platform, reply)
                 .map_err(|message| ApiError::unprocessable("invalid_reply", message))?;
+            if reply.to_string().contains("\\u0000") {
+                return Err(ApiError::unprocessable(
+                    "invalid_reply",
+                    "reply must not contain U+0000",
+                ));
+            }
         }
         let row = sqlx::query!(
             "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt)
@@ -141,7 +163,11 @@ impl SourcesApi {
             id: row.id,
             platform: platform.as_str().to_owned(),
             name: body.name.clone(),
-            ingest_url: state.ingest_url(row.id),
+            // The one answer that shows an ingest token: the URL to give the platform.
+            ingest_url: match body.secrets.get(INGEST_TOKEN_FIELD).and_then(JsonValue::as_str) {
+                Some(token) => format!("{}?token={token}", state.ingest_url(row.id)),
+                None => state.ingest_url(row.id),
+            },
             has_reply_credentials: body.reply.is_some(),
             created_at: row.created_at,
         })))
@@ -184,6 +210,7 @@ impl SourcesApi {
         state: Data<&Arc<AppState>>,
         id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
         let deleted = sqlx::query_scalar!(
             r#"WITH deleted AS (
                    UPDATE sources SET deleted_at = now()

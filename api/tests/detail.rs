@@ -9,7 +9,7 @@ use common::{config, TestApp};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-const SECRET: &str = "detail-secret";
+const SECRET: &str = "detail-secret-0123456789";
 
 async fn webhook_job(app: &TestApp, key: &str, body: impl Into<reqwest::Body>) -> i64 {
     let source = app

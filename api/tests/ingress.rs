@@ -40,7 +40,7 @@ async fn jobs_of(pool: &PgPool, source: Uuid) -> Vec<(String, serde_json::Value)
     .collect()
 }
 
-/// A gateway with tenant "acme" and a Telegram source whose secret token is "t".
+/// A gateway with tenant "acme" and a Telegram source whose secret token is `TG_TOKEN`.
 async fn telegram_app(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
@@ -49,7 +49,7 @@ async fn telegram_app(
     let app = TestApp::spawn(options).await;
     let (tenant_id, key) = app.tenant("acme").await;
     let source = app
-        .source(&key, "telegram", json!({"secret_token": "t"}))
+        .source(&key, "telegram", json!({"secret_token": TG_TOKEN}))
         .await;
     (pool, app, tenant_id, key, source)
 }
@@ -66,6 +66,9 @@ fn update(id: i64) -> String {
     json!({"update_id": id, "message": {"chat": {"id": 1}, "text": "x"}}).to_string()
 }
 
+/// The Telegram secret token of the sources these tests create.
+const TG_TOKEN: &str = "tg-token-0123456789";
+
 const TELEGRAM_UPDATE: &str = r#"{"update_id": 815, "message": {"message_id": 52, "date": 1735689600,
   "from": {"id": 7001, "is_bot": false, "first_name": "Ada", "language_code": "en"},
   "chat": {"id": 7001, "first_name": "Ada", "type": "private"}, "text": "Where is my order?"}}"#;
@@ -76,11 +79,11 @@ async fn telegram_needs_its_secret_token(pool_options: PgPoolOptions, options: P
     let app = TestApp::spawn(options).await;
     let (_, key) = app.tenant("acme").await;
     let source = app
-        .source(&key, "telegram", json!({"secret_token": "tg-secret"}))
+        .source(&key, "telegram", json!({"secret_token": "tg-secret-0123456789"}))
         .await;
 
     let ok = app
-        .post_hook(source, &telegram_headers("tg-secret"), TELEGRAM_UPDATE)
+        .post_hook(source, &telegram_headers("tg-secret-0123456789"), TELEGRAM_UPDATE)
         .await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "");
@@ -250,7 +253,7 @@ async fn whatsapp_handshake_and_a_three_message_batch(
     let pool = pool_options.connect_with(options.clone()).await.unwrap();
     let app = TestApp::spawn(options).await;
     let (_, key) = app.tenant("acme").await;
-    let app_secret = "wa-app-secret";
+    let app_secret = "wa-app-secret-0123456789";
     let source = app
         .source(
             &key,
@@ -451,7 +454,7 @@ async fn a_signed_body_that_does_not_parse_is_kept_for_healing(
 ) {
     let (pool, app, _, _, source) = telegram_app(pool_options, options).await;
     let broken = r#"{"update_id": 816, "message": {"text": "unterminated"#;
-    let headers = telegram_headers("t");
+    let headers = telegram_headers(TG_TOKEN);
     assert_eq!(app.post_hook(source, &headers, broken).await.status(), 200);
     let row = sqlx::query!(
         "SELECT dedupe_key, raw_body, input FROM jobs WHERE source_id = $1",
@@ -482,7 +485,7 @@ async fn a_suspended_tenant_is_dropped_at_the_edge_and_recorded(
         .unwrap();
     assert_eq!(suspended.status(), 200);
 
-    let headers = telegram_headers("t");
+    let headers = telegram_headers(TG_TOKEN);
     let dropped = app.post_hook(source, &headers, TELEGRAM_UPDATE).await;
     assert_eq!(dropped.status(), 200);
     assert_eq!(dropped.headers()["x-sentinel-dropped"], "tenant_suspended");
@@ -516,12 +519,13 @@ async fn the_rate_limit_answers_429_with_retry_after_and_big_bodies_413(
     let pool = pool_options.connect_with(options.clone()).await.unwrap();
     let app = TestApp::spawn(options).await;
     let (_, key) = app
-        .tenant_with(json!({"name": "tiny", "rate_limit_per_sec": 1, "burst": 1}))
+        .tenant_with(json!({"name": "tiny", "rate_limit_per_sec": 1, "burst": 2}))
         .await;
+    // Creating the source spends one of the two tokens.
     let source = app
-        .source(&key, "telegram", json!({"secret_token": "t"}))
+        .source(&key, "telegram", json!({"secret_token": TG_TOKEN}))
         .await;
-    let headers = telegram_headers("t");
+    let headers = telegram_headers(TG_TOKEN);
 
     assert_eq!(
         app.post_hook(source, &headers, update(1)).await.status(),
@@ -543,6 +547,8 @@ async fn the_rate_limit_answers_429_with_retry_after_and_big_bodies_413(
     let body: serde_json::Value = too_large.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large");
 
+    // Deleting a source spends a token too: wait for one.
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
     let deleted = app
         .client
         .delete(app.url(&format!("/v1/sources/{source}")))
@@ -580,9 +586,9 @@ async fn a_lost_database_gets_503_quickly_and_recovers_without_a_restart(
     let app = TestApp::spawn(options.clone().host("127.0.0.1").port(proxy.port)).await;
     let (_, key) = app.tenant("acme").await;
     let source = app
-        .source(&key, "telegram", json!({"secret_token": "t"}))
+        .source(&key, "telegram", json!({"secret_token": TG_TOKEN}))
         .await;
-    let headers = telegram_headers("t");
+    let headers = telegram_headers(TG_TOKEN);
     assert_eq!(
         app.post_hook(source, &headers, update(1)).await.status(),
         200
@@ -630,9 +636,9 @@ async fn a_suspension_through_one_gateway_reaches_another_within_a_second(
     let second = TestApp::spawn(options).await;
     let (tenant_id, key) = first.tenant("acme").await;
     let source = first
-        .source(&key, "telegram", json!({"secret_token": "t"}))
+        .source(&key, "telegram", json!({"secret_token": TG_TOKEN}))
         .await;
-    let headers = telegram_headers("t");
+    let headers = telegram_headers(TG_TOKEN);
     // The second gateway has the tenant cached as active.
     let before = second.post_hook(source, &headers, update(1)).await;
     assert_eq!(before.status(), 200);

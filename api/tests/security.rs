@@ -56,16 +56,16 @@ async fn an_unauthenticated_flood_of_forged_webhooks_writes_nothing(
     let app = TestApp::spawn(options).await;
     let (_, key) = app.tenant("acme").await;
     let telegram = app
-        .source(&key, "telegram", json!({"secret_token": "tg-secret"}))
+        .source(&key, "telegram", json!({"secret_token": "tg-secret-0123456789"}))
         .await;
     let slack = app
-        .source(&key, "slack", json!({"signing_secret": "slack-secret"}))
+        .source(&key, "slack", json!({"signing_secret": "slack-secret-0123456789"}))
         .await;
     let whatsapp = app
         .source(
             &key,
             "whatsapp",
-            json!({"app_secret": "wa-secret", "verify_token": "v"}),
+            json!({"app_secret": "wa-secret-0123456789", "verify_token": "verify-0123"}),
         )
         .await;
     let salesforce = app
@@ -221,7 +221,7 @@ async fn bad_input_gets_a_clear_4xx_that_names_the_problem(
         )
         .await;
     let telegram = app
-        .source(&key, "telegram", json!({"secret_token": "tg-secret"}))
+        .source(&key, "telegram", json!({"secret_token": "tg-secret-0123456789"}))
         .await;
 
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
@@ -291,7 +291,7 @@ async fn bad_input_gets_a_clear_4xx_that_names_the_problem(
             "oversized webhook",
             app.client
                 .post(app.url(&format!("/hooks/{telegram}")))
-                .header("x-telegram-bot-api-secret-token", "tg-secret")
+                .header("x-telegram-bot-api-secret-token", "tg-secret-0123456789")
                 .header("content-type", "application/json")
                 .body(oversized.clone()),
         ),

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const baseUrl = required("SENTINEL_URL");
 const adminToken = required("SENTINEL_ADMIN_TOKEN");
 const screenshots = process.env.SENTINEL_SCREENSHOTS ?? join(process.cwd(), "..", "test-output", "dashboard");
-const SECRET_TOKEN = "e2e-secret-token";
+const SECRET_TOKEN = "e2e-secret-token-0123456789";
 
 function required(name: string): string {
   const value = process.env[name];

@@ -21,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let platform = Platform::ALL[usize::from(selector) % Platform::ALL.len()];
     let secrets = json!({
-        "secret_token": "telegram-secret",
-        "app_secret": "meta-app-secret", "verify_token": "meta-verify",
+        "secret_token": "telegram-secret-0123456789",
+        "app_secret": "meta-app-secret-0123456789", "verify_token": "meta-verify",
         "signing_secret": "slack-signing-secret",
         "organization_id": "00D000000000001AAA",
         "secret": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],

@@ -5,9 +5,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 
-use crate::job::{FailKind, Job, JobStatus, Lease};
+use crate::{
+    ingest::caused_by_a_row,
+    job::{FailKind, Job, JobStatus, Lease},
+    storable,
+};
 
 /// The lease named no running attempt: it expired and the job was rescued (and perhaps claimed by
 /// another worker), or the job was canceled. The caller's write was discarded.
@@ -235,6 +239,46 @@ pub async fn finish_many(
         .collect())
 }
 
+/// Ends a batch like [`finish_many`], but a value the database refuses fails only its own job: the
+/// batch is split in halves until the refused finish stands alone, and that one is written as a
+/// fatal failure (`unstorable_outcome`) naming the database's error. Any other error (a lost
+/// connection, a saturated pool) is returned for the caller to retry; halves already written are
+/// fenced by their leases, so a retry of the whole batch changes nothing twice.
+pub async fn finish_many_isolated(
+    pool: &PgPool,
+    finishes: &[Finish],
+) -> sqlx::Result<Vec<Finished>> {
+    let mut finished = Vec::with_capacity(finishes.len());
+    let mut pending = vec![finishes];
+    while let Some(chunk) = pending.pop() {
+        match finish_many(pool, chunk).await {
+            Ok(rows) => finished.extend(rows),
+            Err(error) if caused_by_a_row(&error) && chunk.len() > 1 => {
+                let (first, second) = chunk.split_at(chunk.len() / 2);
+                pending.push(second);
+                pending.push(first);
+            }
+            Err(error) if caused_by_a_row(&error) => {
+                let refused = &chunk[0];
+                tracing::warn!(%error, job.id = refused.lease.job_id, "an attempt's outcome could not be written; failing the job");
+                let replacement = Finish {
+                    lease: refused.lease.clone(),
+                    outcome: Outcome::Failed {
+                        kind: FailKind::Fatal,
+                        error: serde_json::json!({
+                            "code": "unstorable_outcome",
+                            "message": format!("the attempt's outcome could not be written: {error}"),
+                        }),
+                    },
+                };
+                finished.extend(finish_many(pool, std::slice::from_ref(&replacement)).await?);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(finished)
+}
+
 /// A batch of finishes as parallel arrays, the shape `unnest` takes.
 #[derive(Default)]
 struct FinishColumns<'a> {
@@ -277,8 +321,15 @@ impl<'a> FinishColumns<'a> {
         self.attempts.push(finish.lease.attempt);
         self.worker_ids.push(&finish.lease.worker_id);
         self.requested.push(requested);
-        self.results.push(result);
-        self.errors.push(error);
+        // U+0000 cannot be stored in jsonb; one such result would fail the whole batch.
+        self.results.push(result.map(|mut result| {
+            storable::json(&mut result);
+            result
+        }));
+        self.errors.push(error.map(|mut error| {
+            storable::json(&mut error);
+            error
+        }));
         self.delays.push(delay);
         self.stages.push(stage);
     }
@@ -364,6 +415,7 @@ pub async fn progress(
     lease: &Lease,
     data: JsonValue,
 ) -> sqlx::Result<bool> {
+    let data = storable::json_cow(&data);
     let row = sqlx::query!(
         r#"WITH appended AS (
                INSERT INTO events (tenant_id, job_id, type, data)
@@ -379,7 +431,7 @@ pub async fn progress(
         lease.job_id,
         lease.attempt,
         lease.worker_id,
-        data
+        data.as_ref()
     )
     .fetch_one(executor)
     .await?;

@@ -3,12 +3,17 @@
 //! Both functions run a single statement: the rows, their `job.queued` events and the wake-up
 //! NOTIFY commit together or not at all.
 
+use std::borrow::Borrow;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value as JsonValue;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::job::{JobStatus, NewJob};
+use crate::{
+    job::{JobStatus, NewJob},
+    storable,
+};
 
 /// The job a [`NewJob`] resolved to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,16 +35,16 @@ pub async fn enqueue(executor: impl PgExecutor<'_>, job: &NewJob) -> sqlx::Resul
 }
 
 /// Enqueues a batch of jobs in one statement and returns one [`Enqueued`] per input, in order.
-pub async fn enqueue_many(
+pub async fn enqueue_many<J: Borrow<NewJob>>(
     executor: impl PgExecutor<'_>,
-    jobs: &[NewJob],
+    jobs: &[J],
 ) -> sqlx::Result<Vec<Enqueued>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
     let mut columns = Columns::with_capacity(jobs.len());
     for job in jobs {
-        columns.push(job);
+        columns.push(job.borrow());
     }
     let rows = sqlx::query_file!(
         "sql/enqueue_many.sql",
@@ -115,9 +120,18 @@ impl Columns {
         self.priority.push(job.priority);
         self.run_at.push(job.run_at);
         self.max_attempts.push(job.max_attempts);
-        self.dedupe_key.push(job.dedupe_key.clone());
-        self.input.push(job.input.clone());
+        // U+0000 cannot be stored in jsonb or text; one such row would fail the whole batch.
+        self.dedupe_key.push(
+            job.dedupe_key
+                .as_deref()
+                .map(|key| storable::text(key).into_owned()),
+        );
+        self.input.push(storable::json_cow(&job.input).into_owned());
         self.raw_body.push(job.raw_body.clone());
-        self.headers.push(job.headers.clone());
+        self.headers.push(
+            job.headers
+                .as_ref()
+                .map(|headers| storable::json_cow(headers).into_owned()),
+        );
     }
 }

@@ -8,7 +8,11 @@ use serde_json::{Map, Value as JsonValue};
 use crate::{
     canonical::{self, CanonicalMessage},
     platform::Platform,
+    storable::{self, MAX_DEPTH},
 };
+
+/// How many times a JSON document inside a JSON string is unwrapped.
+const MAX_STRING_NESTING: usize = 8;
 
 /// Which step produced the message; stored as `result.healed_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,13 +38,36 @@ impl HealedBy {
 #[error("deterministic healing failed: {0}")]
 pub struct NotHealed(pub String);
 
+/// A payload nested deeper than any step here reads: refused, not healed (the model would not do
+/// better, and a recursive parser would overflow its stack).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the payload nests {depth} levels deep; at most {MAX_DEPTH} levels are read")]
+pub struct TooDeep {
+    pub depth: usize,
+}
+
+/// Refuses a payload whose parsed value or raw text nests deeper than [`MAX_DEPTH`]. Linear in the
+/// input and never recursive.
+pub fn check_depth(parsed: Option<&JsonValue>, raw: Option<&str>) -> Result<(), TooDeep> {
+    let depth = parsed
+        .map(storable::depth)
+        .unwrap_or(0)
+        .max(raw.map(storable::text_depth).unwrap_or(0));
+    if depth > MAX_DEPTH {
+        return Err(TooDeep { depth });
+    }
+    Ok(())
+}
+
 /// Heals a payload. `parsed` is the JSON ingress already parsed (if it did); `raw` is the text as
-/// received. `platform` is `None` when unknown, and then every adapter is tried.
+/// received. `platform` is `None` when unknown, and then every adapter is tried. A payload nested
+/// deeper than [`MAX_DEPTH`] is not healed (see [`check_depth`]).
 pub fn heal(
     platform: Option<Platform>,
     parsed: Option<&JsonValue>,
     raw: Option<&str>,
 ) -> Result<(CanonicalMessage, HealedBy), NotHealed> {
+    check_depth(parsed, raw).map_err(|too_deep| NotHealed(too_deep.to_string()))?;
     let candidates: Vec<Platform> = match platform {
         Some(platform) => vec![platform],
         None => Platform::ALL.to_vec(),
@@ -89,10 +116,17 @@ fn adapt(platform: Platform, payload: &JsonValue) -> Result<CanonicalMessage, St
 }
 
 /// Syntactic repair: strict JSON first, then the `llm_json` repairer; a JSON document inside a
-/// JSON string is unwrapped.
+/// JSON string is unwrapped. Text nested deeper than [`MAX_DEPTH`] is not read.
 pub fn repair(raw: &str) -> Option<JsonValue> {
+    repair_within(raw, 0)
+}
+
+fn repair_within(raw: &str, string_nesting: usize) -> Option<JsonValue> {
     let trimmed = raw.trim();
-    if trimmed.is_empty() {
+    if trimmed.is_empty()
+        || string_nesting > MAX_STRING_NESTING
+        || storable::text_depth(trimmed) > MAX_DEPTH
+    {
         return None;
     }
     let value = serde_json::from_str::<JsonValue>(trimmed)
@@ -102,7 +136,7 @@ pub fn repair(raw: &str) -> Option<JsonValue> {
         JsonValue::String(inner) => {
             let inner = inner.trim();
             (inner.starts_with('{') || inner.starts_with('['))
-                .then(|| repair(inner))
+                .then(|| repair_within(inner, string_nesting + 1))
                 .flatten()
         }
         JsonValue::Object(_) => Some(value),
@@ -142,8 +176,16 @@ fn aliases(platform: Platform) -> &'static [(&'static str, &'static str)] {
 }
 
 /// Recursively renames keys: camelCase to snake_case, then the platform's aliases. An alias never
-/// overwrites a key that is already present under its canonical name.
+/// overwrites a key that is already present under its canonical name. Nothing deeper than
+/// [`MAX_DEPTH`] levels (JSON inside strings included) is kept.
 pub fn alias(platform: Platform, value: &JsonValue) -> JsonValue {
+    alias_within(platform, value, 0)
+}
+
+fn alias_within(platform: Platform, value: &JsonValue, depth: usize) -> JsonValue {
+    if depth > MAX_DEPTH {
+        return JsonValue::Null;
+    }
     match value {
         JsonValue::Object(object) => {
             let mut renamed = Map::with_capacity(object.len());
@@ -158,12 +200,17 @@ pub fn alias(platform: Platform, value: &JsonValue) -> JsonValue {
                     .unwrap_or(snake);
                 renamed
                     .entry(name)
-                    .or_insert_with(|| alias(platform, child));
+                    .or_insert_with(|| alias_within(platform, child, depth + 1));
             }
             JsonValue::Object(renamed)
         }
         JsonValue::Array(items) => {
-            JsonValue::Array(items.iter().map(|item| alias(platform, item)).collect())
+            JsonValue::Array(
+                items
+                    .iter()
+                    .map(|item| alias_within(platform, item, depth + 1))
+                    .collect(),
+            )
         }
         JsonValue::String(text) => {
             // A nested JSON document sent as a string.
@@ -172,7 +219,7 @@ pub fn alias(platform: Platform, value: &JsonValue) -> JsonValue {
                 || (inner.starts_with('[') && inner.ends_with(']'))
             {
                 if let Ok(parsed) = serde_json::from_str::<JsonValue>(inner) {
-                    return alias(platform, &parsed);
+                    return alias_within(platform, &parsed, depth + 1);
                 }
             }
             value.clone()
@@ -294,6 +341,29 @@ mod tests {
             (message.text.as_deref(), by),
             (Some("wrapped"), HealedBy::Repair)
         );
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_without_recursing() {
+        let brackets = "[".repeat(1_000_000);
+        assert_eq!(
+            check_depth(None, Some(&brackets)),
+            Err(TooDeep { depth: 1_000_000 })
+        );
+        let error = heal(Some(Platform::Telegram), None, Some(&brackets)).unwrap_err();
+        assert!(error.0.contains("1000000 levels deep"), "{error}");
+        assert_eq!(repair(&brackets), None);
+        // Objects, and JSON inside strings inside strings, are bounded the same way.
+        let objects = format!("{}{}", r#"{"a":"#.repeat(5_000), "1");
+        assert!(heal(None, None, Some(&objects)).is_err());
+        let mut nested = serde_json::json!({"update_id": 1, "message": {"chat": {"id": 9}, "text": "deep"}});
+        for _ in 0..12 {
+            nested = JsonValue::String(nested.to_string());
+        }
+        assert!(heal(Some(Platform::Telegram), None, Some(&nested.to_string())).is_err());
+        // Right at the limit is still read.
+        let at_limit = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(check_depth(None, Some(&at_limit)), Ok(()));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `max_batch_rows` rows, or whatever arrived within `max_wait`, in one transaction with one NOTIFY.
 //!
 //! A caller is resolved only after COMMIT returns, so `Ok` always means durable. When a transaction
-//! fails, every caller in it gets the error and nothing of it is written. Several batches may be in
+//! fails because of a row, the batch is retried in halves until only the request that carries the
+//! row fails; any other failure reaches every caller in the batch, and nothing of it is written. Several batches may be in
 //! flight at once (`max_in_flight`), so the next batch fills while the last one commits.
 
 use std::{sync::Arc, time::Duration};
@@ -131,30 +132,45 @@ async fn run_batcher(pool: PgPool, config: IngestorConfig, mut rx: mpsc::Receive
 }
 
 async fn flush(pool: PgPool, batch: Vec<Request>, _permit: OwnedSemaphorePermit) {
-    let mut jobs = Vec::with_capacity(batch.iter().map(|request| request.jobs.len()).sum());
-    let mut replies = Vec::with_capacity(batch.len());
-    for request in batch {
-        replies.push((request.jobs.len(), request.reply));
-        jobs.extend(request.jobs);
-    }
-    match write_batch(&pool, &jobs).await {
-        Ok(resolved) => {
-            let mut resolved = resolved.into_iter();
-            for (n, reply) in replies {
-                let _ = reply.send(Ok(resolved.by_ref().take(n).collect()));
+    // A statement error caused by a row (a value the database refuses) must fail only the request
+    // that carries it: the batch is split in halves until the failing request stands alone. A
+    // request's own jobs stay all or nothing (one webhook is acknowledged whole or not at all).
+    let mut pending = vec![batch];
+    while let Some(batch) = pending.pop() {
+        let jobs: Vec<&NewJob> = batch.iter().flat_map(|request| &request.jobs).collect();
+        match write_batch(&pool, &jobs).await {
+            Ok(resolved) => {
+                let mut resolved = resolved.into_iter();
+                for request in batch {
+                    let n = request.jobs.len();
+                    let _ = request.reply.send(Ok(resolved.by_ref().take(n).collect()));
+                }
             }
-        }
-        Err(error) => {
-            tracing::warn!(%error, batch.rows = jobs.len(), "ingest batch failed; every caller in it is told");
-            let error = IngestError::Database(Arc::new(error));
-            for (_, reply) in replies {
-                let _ = reply.send(Err(error.clone()));
+            Err(error) if batch.len() > 1 && caused_by_a_row(&error) => {
+                tracing::warn!(%error, batch.requests = batch.len(), "ingest batch failed; retrying it in halves");
+                let mut first = batch;
+                let second = first.split_off(first.len() / 2);
+                pending.push(second);
+                pending.push(first);
+            }
+            Err(error) => {
+                tracing::warn!(%error, batch.rows = jobs.len(), "ingest batch failed; every caller in it is told");
+                let error = IngestError::Database(Arc::new(error));
+                for request in batch {
+                    let _ = request.reply.send(Err(error.clone()));
+                }
             }
         }
     }
 }
 
-async fn write_batch(pool: &PgPool, jobs: &[NewJob]) -> sqlx::Result<Vec<Enqueued>> {
+/// Whether a failed statement may succeed without some of its rows: the database refused a value
+/// or a constraint. A lost connection or a saturated pool fails every row alike.
+pub(crate) fn caused_by_a_row(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(_) | sqlx::Error::Encode(_))
+}
+
+async fn write_batch(pool: &PgPool, jobs: &[&NewJob]) -> sqlx::Result<Vec<Enqueued>> {
     let mut tx = pool.begin().await?;
     // The enqueue statement's plan does not depend on the batch's size, and planning it afresh
     // (what `db::connect_options` asks for) costs more than it saves: measured 14.3k vs 11.9k

@@ -17,6 +17,13 @@ pub const API_KINDS: [&str; 2] = [PAYLOAD_HEAL, LLM_GENERATE];
 
 /// Checks a job API submission, naming the field that is wrong.
 pub fn validate_api_input(kind: &str, input: &JsonValue) -> Result<(), String> {
+    let depth = crate::storable::depth(input);
+    if depth > crate::storable::MAX_DEPTH {
+        return Err(format!(
+            "input nests {depth} levels deep; at most {} are accepted",
+            crate::storable::MAX_DEPTH
+        ));
+    }
     match kind {
         PAYLOAD_HEAL => {
             match input.get("payload") {

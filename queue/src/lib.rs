@@ -17,12 +17,14 @@ pub mod platform;
 pub mod rescue;
 pub mod retention;
 pub mod shutdown;
+pub mod storable;
 pub mod telemetry;
 pub mod tenant;
 pub mod wakeup;
 
 pub use claim::{
-    acknowledge_cancel, claim_batch, complete, complete_many, fail, finish_many, heartbeat,
+    acknowledge_cancel, claim_batch, complete, complete_many, fail, finish_many, finish_many_isolated,
+    heartbeat,
     progress, snooze, Claimable, Finish, FinishError, Finished, Heartbeat, LeaseLost, Outcome,
     Stage,
 };

@@ -1,5 +1,5 @@
-//! The group-commit ingestor: callers resolve only after COMMIT, a failed transaction fails every
-//! caller in it, and nothing is half-written.
+//! The group-commit ingestor: callers resolve only after COMMIT, a row the database refuses fails
+//! only the caller that sent it, and nothing is half-written.
 #![allow(clippy::unwrap_used)] // Tests and benchmarks fail loudly on purpose.
 
 mod common;
@@ -128,7 +128,7 @@ async fn no_caller_resolves_before_its_transaction_commits(
 }
 
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
-async fn a_failed_commit_fails_every_caller_in_the_batch_and_writes_nothing(
+async fn a_row_the_database_refuses_fails_only_its_caller(
     pool_options: PgPoolOptions,
     connect_options: PgConnectOptions,
 ) {
@@ -136,7 +136,7 @@ async fn a_failed_commit_fails_every_caller_in_the_batch_and_writes_nothing(
     let tenant_id = tenant(&pool, "acme").await;
     run_at_commit(
         &pool,
-        "IF NEW.input ? 'poison' THEN RAISE EXCEPTION 'poisoned batch'; END IF;",
+        "IF NEW.input ? 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF;",
     )
     .await;
     // A long window and one transaction in flight put all 20 callers into one batch.
@@ -149,36 +149,95 @@ async fn a_failed_commit_fails_every_caller_in_the_batch_and_writes_nothing(
 
     let callers = (0..20).map(|i| {
         let ingestor = ingestor.clone();
-        let input = if i == 7 {
-            json!({"poison": true})
+        // Caller 7's webhook carries two events; the second is the poisoned one.
+        let jobs = if i == 7 {
+            vec![
+                NewJob::new(tenant_id, KIND, json!({"i": i})),
+                NewJob::new(tenant_id, KIND, json!({"poison": true})),
+            ]
         } else {
-            json!({"i": i})
+            vec![NewJob::new(tenant_id, KIND, json!({"i": i}))]
         };
-        tokio::spawn(async move { ingestor.submit(NewJob::new(tenant_id, KIND, input)).await })
+        tokio::spawn(async move { (i, ingestor.submit_all(jobs).await) })
     });
     let results = futures::future::join_all(callers).await;
     for result in results {
         match result.unwrap() {
-            Err(IngestError::Database(error)) => {
-                assert!(error.to_string().contains("poisoned batch"), "{error}")
+            (7, Err(IngestError::Database(error))) => {
+                assert!(error.to_string().contains("poisoned row"), "{error}")
             }
-            other => panic!("every caller in the failed batch must fail, got {other:?}"),
+            (7, other) => panic!("the poisoned caller must fail, got {other:?}"),
+            (i, Ok(resolved)) => assert!(resolved[0].inserted, "caller {i}"),
+            (i, Err(error)) => panic!("caller {i} carried no bad row and failed: {error}"),
         }
     }
-    let rows = sqlx::query_scalar!(
-        r#"SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM events) AS "n!""#
+    assert_eq!(count_jobs(&pool, "queued").await, 19, "the 19 clean callers");
+    let poisoned = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM jobs WHERE input->>'i' = '7' OR input ? 'poison'"#
     )
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(rows, 0, "nothing is half-written");
+    assert_eq!(poisoned, 0, "the failed webhook is not half-written");
 
-    // The ingestor keeps working after a failed batch.
-    let ok = ingestor
-        .submit(NewJob::new(tenant_id, KIND, json!({"after": true})))
-        .await
-        .unwrap();
-    assert!(ok.inserted);
+    drop(ingestor);
+    task.await.unwrap();
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn nul_in_a_body_a_key_or_a_header_is_stored_with_its_raw_bytes(
+    pool_options: PgPoolOptions,
+    connect_options: PgConnectOptions,
+) {
+    let pool = pool_of(pool_options, connect_options, 4).await;
+    let acme = tenant(&pool, "acme").await;
+    let other = tenant(&pool, "other").await;
+    let config = IngestorConfig {
+        max_wait: Duration::from_millis(200),
+        max_in_flight: 1,
+        ..IngestorConfig::default()
+    };
+    let (ingestor, task) = Ingestor::spawn(pool.clone(), config);
+    let raw = b"{\"text\": \"a\\u0000b\", \"k\\u0000\": 1, \"bin\": \"\x00\"}".to_vec();
+    let callers = (0..30).map(|i| {
+        let ingestor = ingestor.clone();
+        let raw = raw.clone();
+        tokio::spawn(async move {
+            let job = if i % 3 == 0 {
+                let mut job = NewJob::new(
+                    acme,
+                    KIND,
+                    json!({"payload": {"text": "a\u{0}b", "k\u{0}": 1}}),
+                )
+                .with_dedupe_key(format!("nul\u{0}{i}"));
+                job.raw_body = Some(raw);
+                job.headers = Some(json!({"user-agent": "x\u{0}y"}));
+                job
+            } else {
+                NewJob::new(other, KIND, json!({"i": i}))
+            };
+            ingestor.submit(job).await
+        })
+    });
+    for result in futures::future::join_all(callers).await {
+        assert!(result.unwrap().unwrap().inserted);
+    }
+    let stored = sqlx::query!(
+        r#"SELECT input, raw_body AS "raw_body!", headers AS "headers!", dedupe_key AS "dedupe_key!"
+           FROM jobs WHERE tenant_id = $1 LIMIT 1"#,
+        acme
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored.input,
+        json!({"payload": {"text": "a\u{FFFD}b", "k\u{FFFD}": 1}})
+    );
+    assert_eq!(stored.raw_body, raw, "the raw bytes are kept exactly");
+    assert_eq!(stored.headers, json!({"user-agent": "x\u{FFFD}y"}));
+    assert!(stored.dedupe_key.starts_with("nul\u{FFFD}"));
+    assert_eq!(count_jobs(&pool, "queued").await, 30);
 
     drop(ingestor);
     task.await.unwrap();

@@ -81,13 +81,10 @@ impl TestGateway {
         let gateway = Gateway::start_with(config, options, shutdown.clone())
             .await
             .unwrap();
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
-        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            sentinel_api::serve_on(gateway, acceptor, shutdown)
+            sentinel_api::serve_on(gateway, listener, shutdown)
                 .await
                 .unwrap();
         });

@@ -25,7 +25,7 @@ fn users() -> usize {
 }
 
 const SLOTS: usize = 4;
-const SECRET: &str = "burst-secret";
+const SECRET: &str = "burst-secret-0123456789";
 
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
 async fn five_hundred_users_at_once_are_acked_fast_and_answered_within_the_slots(

@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tracing_subscriber::{fmt::MakeWriter, EnvFilter};
 
 const JWT_SECRET: &str = "jwt-secret-7d1f0c2a9b";
-const TG_SECRET: &str = "tg-secret-5e2b7a";
+const TG_SECRET: &str = "tg-secret-5e2b7a-0123456789";
 const TG_BOT_TOKEN: &str = "987654:bot-token-1c4f";
 const META_APP_SECRET: &str = "meta-app-secret-88a1";
 const META_VERIFY: &str = "meta-verify-3f9e";

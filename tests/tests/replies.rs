@@ -43,7 +43,7 @@ async fn telegram_source(stack: &Stack) -> uuid::Uuid {
         .gateway
         .source(
             &stack.key,
-            json!({"platform": "telegram", "secrets": {"secret_token": "tg-secret"},
+            json!({"platform": "telegram", "secrets": {"secret_token": "tg-secret-0123456789"},
                    "reply": {"bot_token": "123456:TEST-token"},
                    "system_prompt": "You are the support agent of a bakery."}),
         )
@@ -61,7 +61,7 @@ async fn a_telegram_message_is_answered_in_its_chat(
         .gateway
         .hook(
             source,
-            &[("x-telegram-bot-api-secret-token", "tg-secret".into())],
+            &[("x-telegram-bot-api-secret-token", "tg-secret-0123456789".into())],
             TELEGRAM_UPDATE,
         )
         .await;
@@ -127,7 +127,7 @@ async fn a_whatsapp_message_is_answered_to_its_sender(
         .source(
             &stack.key,
             json!({"platform": "whatsapp",
-                   "secrets": {"app_secret": "meta-secret", "verify_token": "v"},
+                   "secrets": {"app_secret": "meta-secret-0123456789", "verify_token": "verify-0123"},
                    "reply": {"access_token": "EAAG-test", "phone_number_id": "106540352242922"}}),
         )
         .await;
@@ -142,7 +142,7 @@ async fn a_whatsapp_message_is_answered_to_its_sender(
         .gateway
         .hook(
             source,
-            &[("x-hub-signature-256", meta_signature("meta-secret", &body))],
+            &[("x-hub-signature-256", meta_signature("meta-secret-0123456789", &body))],
             &body,
         )
         .await;
@@ -184,7 +184,7 @@ async fn a_slack_message_is_answered_in_its_thread(
         .gateway
         .source(
             &stack.key,
-            json!({"platform": "slack", "secrets": {"signing_secret": "slack-secret"},
+            json!({"platform": "slack", "secrets": {"signing_secret": "slack-secret-0123456789"},
                    "reply": {"bot_token": "xoxb-test"}}),
         )
         .await;
@@ -205,7 +205,7 @@ async fn a_slack_message_is_answered_in_its_thread(
                 ("x-slack-request-timestamp", now.to_string()),
                 (
                     "x-slack-signature",
-                    slack_signature("slack-secret", now, &body),
+                    slack_signature("slack-secret-0123456789", now, &body),
                 ),
             ],
             &body,
@@ -247,7 +247,7 @@ async fn a_429_is_honoured_without_spending_an_attempt(
         .gateway
         .hook(
             source,
-            &[("x-telegram-bot-api-secret-token", "tg-secret".into())],
+            &[("x-telegram-bot-api-secret-token", "tg-secret-0123456789".into())],
             TELEGRAM_UPDATE,
         )
         .await;
@@ -294,7 +294,7 @@ async fn a_platform_4xx_is_fatal_and_keeps_the_platform_error(
         .gateway
         .hook(
             source,
-            &[("x-telegram-bot-api-secret-token", "tg-secret".into())],
+            &[("x-telegram-bot-api-secret-token", "tg-secret-0123456789".into())],
             TELEGRAM_UPDATE,
         )
         .await;

@@ -49,7 +49,7 @@ async fn two_gateways_and_two_workers_share_one_postgres(
     let source = gateways[0]
         .source(
             &key,
-            json!({"platform": "telegram", "secrets": {"secret_token": "tg-secret"}}),
+            json!({"platform": "telegram", "secrets": {"secret_token": "tg-secret-0123456789"}}),
         )
         .await;
 
@@ -62,7 +62,7 @@ async fn two_gateways_and_two_workers_share_one_postgres(
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    let secret = [("x-telegram-bot-api-secret-token", "tg-secret".to_string())];
+    let secret = [("x-telegram-bot-api-secret-token", "tg-secret-0123456789".to_string())];
     for id in 1..=UPDATES {
         let (first, retry) = if id % 2 == 0 { (0, 1) } else { (1, 0) };
         gateways[first].hook(source, &secret, &update(id)).await;

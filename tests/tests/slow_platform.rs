@@ -12,7 +12,7 @@ use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
-const SECRET: &str = "slow-secret";
+const SECRET: &str = "slow-secret-0123456789";
 const CHATS: i64 = 6;
 const ACKS: usize = 200;
 const PLATFORM_DELAY: Duration = Duration::from_secs(10);

@@ -73,6 +73,10 @@ impl Payload {
                     .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
             ),
         };
+        // Nesting deeper than any step reads is refused at once: another attempt, or the model,
+        // would read it no better.
+        heal::check_depth(parsed.as_ref(), raw.as_deref())
+            .map_err(|too_deep| fatal("payload_too_deep", too_deep.to_string()))?;
         Ok(Self {
             platform,
             parsed,

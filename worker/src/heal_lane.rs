@@ -3,9 +3,9 @@
 //! need the model (the LLM step, or an agent reply) are handed off to stage `model` in that same
 //! statement, so model-lane slots are spent only on work that needs the model.
 
-use std::time::Duration;
+use std::{panic::AssertUnwindSafe, time::Duration};
 
-use sentinel_queue::{claim_batch, finish_many, Claimable, Finish, Job, Waiter};
+use sentinel_queue::{claim_batch, finish_many_isolated, Claimable, Finish, Job, Waiter};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -68,10 +68,11 @@ async fn finish_batch(pool: &PgPool, jobs: Vec<Job>) {
     let healed = tokio::task::spawn_blocking(move || {
         jobs.iter()
             .filter_map(|job| {
-                Some(Finish {
-                    lease: job.lease()?,
-                    outcome: heal_without_model(job),
-                })
+                let lease = job.lease()?;
+                // One job's panic fails that job alone, not the batch in hand.
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| heal_without_model(job)))
+                    .unwrap_or_else(|panic| crate::runner::panicked(lease.attempt, &*panic));
+                Some(Finish { lease, outcome })
             })
             .collect::<Vec<_>>()
     })
@@ -84,13 +85,14 @@ async fn finish_batch(pool: &PgPool, jobs: Vec<Job>) {
             finishes
         }
         Err(error) => {
-            // Only a panic in an adapter gets here; the rescuer requeues the batch at lease expiry.
-            tracing::error!(%error, "healing a batch panicked");
+            // Panics are caught per job above; only a failure of the blocking pool gets here, and
+            // the rescuer requeues the batch at lease expiry.
+            tracing::error!(%error, "healing a batch failed");
             return;
         }
     };
     for attempt in 1..=FINISH_TRIES {
-        match finish_many(pool, &finishes).await {
+        match finish_many_isolated(pool, &finishes).await {
             Ok(_) => return,
             Err(error) if attempt < FINISH_TRIES => {
                 tracing::warn!(%error, jobs = finishes.len(), "finishing a healed batch failed; retrying");

@@ -2,11 +2,13 @@
 //! LISTEN/NOTIFY with a poll fallback, heartbeats that extend the lease and notice cancellation,
 //! fenced finishes, and a drain on shutdown that finishes or releases what it holds.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, sync::Arc, time::Duration};
+
+use futures::FutureExt;
 
 use sentinel_queue::{
-    acknowledge_cancel, claim::FinishError, claim_batch, finish_many, heartbeat, Claimable,
-    FailKind, Finish, Heartbeat, Job, Lease, Outcome, Waiter,
+    acknowledge_cancel, claim::FinishError, claim_batch, finish_many_isolated, heartbeat, Claimable,
+    FailKind, Finish, Heartbeat, Job, Lease, Outcome, RetryPolicy, Waiter,
 };
 use sqlx::PgPool;
 use tokio::{
@@ -134,7 +136,12 @@ async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duratio
         lease: lease.clone(),
         canceled: cancel_rx,
     };
-    let work = handler(job, context);
+    // A panic is a failed attempt like any other: caught here, it spends an attempt and retries
+    // with backoff, so a job that always panics ends dead instead of being requeued forever.
+    let attempt = lease.attempt;
+    let work = AssertUnwindSafe(handler(job, context))
+        .catch_unwind()
+        .map(move |caught| caught.unwrap_or_else(|panic| panicked(attempt, &*panic)));
     tokio::pin!(work);
     let mut ticker = tokio::time::interval((lease_length / 3).max(Duration::from_millis(100)));
     ticker.tick().await;
@@ -158,7 +165,7 @@ async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duratio
     let result = if *cancel_tx.borrow() && !matches!(outcome, Outcome::Succeeded { .. }) {
         acknowledge_cancel(&pool, &lease).await.map(|_| ())
     } else {
-        finish_many(
+        finish_many_isolated(
             &pool,
             &[Finish {
                 lease: lease.clone(),
@@ -180,6 +187,19 @@ async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duratio
     };
     if let Err(error) = result {
         tracing::warn!(job.id = lease.job_id, %error, "could not record the job's outcome");
+    }
+}
+
+/// The outcome of an attempt whose handler panicked: retried with backoff, spending the attempt.
+pub fn panicked(attempt: i32, panic: &(dyn std::any::Any + Send)) -> Outcome {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    Outcome::Failed {
+        kind: RetryPolicy::default().retryable(attempt),
+        error: serde_json::json!({"code": "handler_panicked", "message": message}),
     }
 }
 

@@ -11,7 +11,6 @@ use std::{
     time::Duration,
 };
 
-use poem::listener::{Acceptor, Listener, TcpListener};
 use sentinel_api::{Config, Gateway};
 use serde_json::{json, Value};
 use sqlx::postgres::PgConnectOptions;
@@ -51,13 +50,10 @@ impl TestApp {
             .await
             .unwrap();
         let state = gateway.state.clone();
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
-            .await
-            .unwrap();
-        let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            sentinel_api::serve_on(gateway, acceptor, shutdown)
+            sentinel_api::serve_on(gateway, listener, shutdown)
                 .await
                 .unwrap();
         });

@@ -25,7 +25,7 @@ describe("the typed API", () => {
     const { client } = await newTenant();
     const source = await client.ok(
       client.api.POST("/v1/sources", {
-        body: { platform: "telegram", name: "support bot", secrets: { secret_token: "s3cret-token" } },
+        body: { platform: "telegram", name: "support bot", secrets: { secret_token: "s3cret-token-0123456789" } },
       }),
     );
     expect(source.platform).toBe("telegram");

@@ -17,6 +17,8 @@ use serde_json::Value as JsonValue;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::storable;
+
 /// The platforms a source can be for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,24 +49,69 @@ impl Platform {
         }
     }
 
-    /// Checks a source's `secrets` object when the source is created, naming what is missing.
+    /// Checks a source's `secrets` object when the source is created, naming the field that is
+    /// missing or too weak. Shared secrets need [`MIN_SECRET_LEN`] characters; Standard Webhooks
+    /// keys are checked by [`standard::secret_keys`]; a Salesforce organisation id has its own
+    /// shape (and is no secret: see [`INGEST_TOKEN_FIELD`]).
     pub fn validate_secrets(self, secrets: &JsonValue) -> Result<(), String> {
-        let required: &[&str] = match self {
-            Platform::Telegram => &["secret_token"],
-            Platform::Whatsapp => &["app_secret", "verify_token"],
-            Platform::Slack => &["signing_secret"],
-            Platform::Salesforce => &["organization_id"],
-            Platform::Standard => return standard::secret_keys(secrets).map(|_| ()),
+        let required: &[(&str, usize)] = match self {
+            Platform::Telegram => &[("secret_token", MIN_SECRET_LEN)],
+            Platform::Whatsapp => &[
+                ("app_secret", MIN_SECRET_LEN),
+                ("verify_token", MIN_VERIFY_TOKEN_LEN),
+            ],
+            Platform::Slack => &[("signing_secret", MIN_SECRET_LEN)],
+            Platform::Salesforce => &[("organization_id", 15)],
+            Platform::Standard => &[],
         };
-        for field in required {
+        if self == Platform::Standard {
+            standard::secret_keys(secrets)?;
+        }
+        for (field, min_len) in required {
             match secrets.get(field) {
-                Some(JsonValue::String(value)) if !value.is_empty() => {}
-                _ => {
+                Some(JsonValue::String(value)) if value.chars().count() >= *min_len => {
+                    if value.contains('\0') {
+                        return Err(format!("secrets.{field} must not contain U+0000"));
+                    }
+                }
+                Some(JsonValue::String(_)) => {
                     return Err(format!(
-                        "secrets.{field} is required for {} sources and must be a non-empty string",
+                        "secrets.{field} is too short for {} sources: use at least {min_len} characters",
                         self.as_str()
                     ))
                 }
+                _ => {
+                    return Err(format!(
+                        "secrets.{field} is required for {} sources and must be a string",
+                        self.as_str()
+                    ))
+                }
+            }
+        }
+        if self == Platform::Salesforce {
+            let id = secrets
+                .get("organization_id")
+                .and_then(JsonValue::as_str)
+                .unwrap_or_default();
+            if !(id.len() == 15 || id.len() == 18) || !id.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(
+                    "secrets.organization_id must be a Salesforce organisation id: 15 or 18 letters and digits"
+                        .into(),
+                );
+            }
+        }
+        match secrets.get(INGEST_TOKEN_FIELD) {
+            None => {}
+            Some(JsonValue::String(token))
+                if token.len() >= MIN_INGEST_TOKEN_LEN
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {}
+            Some(_) => {
+                return Err(format!(
+                    "secrets.{INGEST_TOKEN_FIELD} must be at least {MIN_INGEST_TOKEN_LEN} characters of letters, digits, - and _"
+                ))
             }
         }
         Ok(())
@@ -79,13 +126,27 @@ impl Platform {
         body: &[u8],
         now_unix: i64,
     ) -> Result<Accepted, Rejected> {
-        match self {
+        let mut accepted = match self {
             Platform::Telegram => telegram::accept(secrets, headers, body),
             Platform::Whatsapp => whatsapp::accept(secrets, headers, body),
             Platform::Slack => slack::accept(secrets, headers, body, now_unix),
             Platform::Salesforce => salesforce::accept(secrets, body),
             Platform::Standard => standard::accept(secrets, headers, body, now_unix),
+        }?;
+        if let Accepted::Events { events, .. } = &mut accepted {
+            for event in events {
+                // A payload nested deeper than healing reads is kept as raw bytes only: the job's
+                // own envelope around it must still decode (serde_json stops at 128 levels).
+                if event
+                    .payload
+                    .as_ref()
+                    .is_some_and(|payload| storable::depth(payload) > storable::MAX_DEPTH)
+                {
+                    event.payload = None;
+                }
+            }
         }
+        Ok(accepted)
     }
 }
 
@@ -179,6 +240,18 @@ pub enum Rejected {
     Misconfigured(String),
 }
 
+/// The fewest characters of a shared signing secret (Telegram's `secret_token`, WhatsApp's
+/// `app_secret`, Slack's `signing_secret`; the platforms generate 32).
+pub const MIN_SECRET_LEN: usize = 16;
+/// The fewest characters of WhatsApp's `verify_token`, which only guards the subscription handshake.
+pub const MIN_VERIFY_TOKEN_LEN: usize = 8;
+/// An optional secret of any source: when set, the ingest URL must carry it as `?token=`, compared
+/// in constant time before the body is read. Salesforce outbound messages are not signed and an
+/// organisation id is not secret, so this is what authenticates them.
+pub const INGEST_TOKEN_FIELD: &str = "ingest_token";
+/// The fewest characters of an `ingest_token`.
+pub const MIN_INGEST_TOKEN_LEN: usize = 24;
+
 /// How far a signed timestamp may be from now.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
@@ -237,10 +310,10 @@ pub(crate) fn check_timestamp(
         .trim()
         .parse()
         .map_err(|_| Rejected::Unauthenticated(format!("{header_name} is not a unix timestamp")))?;
-    if (now_unix - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
+    let skew = now_unix.abs_diff(timestamp);
+    if skew > MAX_CLOCK_SKEW_SECS.unsigned_abs() {
         return Err(Rejected::Stale(format!(
-            "{header_name} is {}s from now; at most {MAX_CLOCK_SKEW_SECS}s is accepted",
-            now_unix - timestamp
+            "{header_name} is {skew}s from now; at most {MAX_CLOCK_SKEW_SECS}s is accepted"
         )));
     }
     Ok(())
@@ -306,5 +379,55 @@ pub fn reply_address(
             }))
         }
         Platform::Salesforce | Platform::Standard => Err(format!("{platform} has no reply API")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_at_the_ends_of_i64_is_stale_not_an_overflow() {
+        for (value, now) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN)] {
+            assert!(matches!(
+                check_timestamp("webhook-timestamp", &value.to_string(), now),
+                Err(Rejected::Stale(_))
+            ));
+        }
+        for value in [i64::MIN.to_string(), i64::MAX.to_string()] {
+            for now in [0, 1_764_000_000] {
+                assert!(
+                    matches!(
+                        check_timestamp("webhook-timestamp", &value, now),
+                        Err(Rejected::Stale(_))
+                    ),
+                    "{value} at {now}"
+                );
+            }
+        }
+        assert_eq!(check_timestamp("t", "1000", 1200), Ok(()));
+        assert!(matches!(
+            check_timestamp("t", "1000", 1301),
+            Err(Rejected::Stale(_))
+        ));
+    }
+
+    #[test]
+    fn a_payload_deeper_than_healing_reads_is_kept_as_raw_bytes_only() {
+        let deep = format!("{}1{}", "[".repeat(120), "]".repeat(120));
+        let body = format!(r#"{{"update_id": 5, "message": {{"text": "hi", "deep": {deep}}}}}"#);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            telegram::SECRET_HEADER,
+            http::HeaderValue::from_static("s3cret-token-0123456789"),
+        );
+        let secrets = serde_json::json!({"secret_token": "s3cret-token-0123456789"});
+        let Ok(Accepted::Events { events, .. }) =
+            Platform::Telegram.accept(&secrets, &headers, body.as_bytes(), 0)
+        else {
+            panic!("a signed update is accepted");
+        };
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].payload, None);
     }
 }

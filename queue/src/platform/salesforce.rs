@@ -37,14 +37,17 @@ pub struct Notification {
     pub fields: Map<String, JsonValue>,
 }
 
+/// The most elements one outbound message may hold: 100 notifications of a few dozen fields each,
+/// with room to spare. Beyond it the body is refused before more of it is read.
+pub const MAX_ELEMENTS: usize = 20_000;
+/// The most attributes one element may carry (namespaces and `xsi:type` need a handful).
+pub const MAX_ATTRIBUTES: usize = 64;
+/// The deepest element nesting read (the envelope puts fields at depth 6).
+pub const MAX_NESTING: usize = 32;
+
 pub fn accept(secrets: &JsonValue, body: &[u8]) -> Result<Accepted, Rejected> {
     let expected = secret(secrets, "organization_id")?;
-    let message = parse(body).map_err(Rejected::Malformed)?;
-    if !secure_eq(message.organization_id.as_bytes(), expected.as_bytes()) {
-        return Err(Rejected::Forbidden(
-            "OrganizationId does not match the source's organization_id".into(),
-        ));
-    }
+    let message = parse_for(body, Some(expected))?;
     let events = message
         .notifications
         .iter()
@@ -70,92 +73,155 @@ pub fn accept(secrets: &JsonValue, body: &[u8]) -> Result<Accepted, Rejected> {
 
 /// Reads an outbound message, naming what is wrong with a body that is not one.
 pub fn parse(body: &[u8]) -> Result<OutboundMessage, String> {
-    let mut reader = Reader::from_reader(body);
-    reader.config_mut().trim_text(true);
-    let mut buf = Vec::new();
-    // Local names of the open elements, outermost first.
+    parse_for(body, None).map_err(|refused| refused.to_string())
+}
+
+/// Reads an outbound message. With `expected`, the organisation is checked as soon as its element
+/// closes, which the envelope puts before any notification: a body for another organisation is
+/// refused without reading its notifications. Linear in the body: element, attribute and nesting
+/// counts are capped, and attributes are never checked for duplicates (quadratic in quick-xml).
+fn parse_for(body: &[u8], expected: Option<&str>) -> Result<OutboundMessage, Rejected> {
+    let malformed = |message: String| Rejected::Malformed(message);
+    let text = std::str::from_utf8(body)
+        .map_err(|error| malformed(format!("the body is not UTF-8: {error}")))?;
+    let mut reader = Reader::from_str(text);
+    // Local names of the open elements, outermost first, and the text of the innermost.
     let mut path: Vec<String> = Vec::new();
+    let mut content = String::new();
+    let mut elements = 0usize;
     let mut message = OutboundMessage::default();
     let mut current: Option<Notification> = None;
     loop {
         let event = reader
-            .read_event_into(&mut buf)
-            .map_err(|error| format!("the body is not well-formed XML: {error}"))?;
+            .read_event()
+            .map_err(|error| malformed(format!("the body is not well-formed XML: {error}")))?;
+        let empty = matches!(event, Event::Empty(_));
         match event {
-            Event::Start(start) => {
-                let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+            Event::Start(start) | Event::Empty(start) => {
+                elements += 1;
+                if elements > MAX_ELEMENTS {
+                    return Err(malformed(format!("more than {MAX_ELEMENTS} elements")));
+                }
+                if path.len() >= MAX_NESTING {
+                    return Err(malformed(format!(
+                        "elements nested more than {MAX_NESTING} deep"
+                    )));
+                }
+                let mut attributes = start.attributes();
+                attributes.with_checks(false);
+                let mut sobject_type = None;
+                for (i, attribute) in attributes.enumerate() {
+                    if i >= MAX_ATTRIBUTES {
+                        return Err(malformed(format!(
+                            "an element has more than {MAX_ATTRIBUTES} attributes"
+                        )));
+                    }
+                    let attribute = attribute
+                        .map_err(|error| malformed(format!("a malformed attribute: {error}")))?;
+                    if attribute.key.local_name().as_ref() == "type" {
+                        sobject_type = Some(attribute.value.into_owned());
+                    }
+                }
+                let name = start.local_name().as_ref().to_owned();
                 if name == "Notification" {
-                    if message.notifications.len() >= MAX_NOTIFICATIONS {
-                        return Err(format!(
-                            "more than {MAX_NOTIFICATIONS} Notification elements"
+                    if message.organization_id.is_empty() {
+                        return Err(malformed(
+                            "a Notification comes before notifications/OrganizationId".into(),
                         ));
+                    }
+                    if message.notifications.len() >= MAX_NOTIFICATIONS {
+                        return Err(malformed(format!(
+                            "more than {MAX_NOTIFICATIONS} Notification elements"
+                        )));
                     }
                     current = Some(Notification::default());
                 } else if name == "sObject" {
                     if let Some(notification) = current.as_mut() {
-                        notification.sobject_type = start
-                            .attributes()
-                            .flatten()
-                            .find(|attribute| attribute.key.local_name().as_ref() == b"type")
-                            .map(|attribute| {
-                                String::from_utf8_lossy(&attribute.value).into_owned()
-                            });
+                        notification.sobject_type = sobject_type;
                     }
                 }
+                content.clear();
                 path.push(name);
-            }
-            Event::Text(text) => {
-                let value = text
-                    .unescape()
-                    .map_err(|error| {
-                        format!(
-                            "bad text in <{}>: {error}",
-                            path.last().map_or("", String::as_str)
-                        )
-                    })?
-                    .into_owned();
-                let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
-                match (parent, path.last().map(String::as_str)) {
-                    (Some("notifications"), Some("OrganizationId")) => {
-                        message.organization_id = value
-                    }
-                    (Some("notifications"), Some("ActionId")) => message.action_id = Some(value),
-                    (Some("Notification"), Some("Id")) => {
-                        if let Some(notification) = current.as_mut() {
-                            notification.id = value;
-                        }
-                    }
-                    (Some("sObject"), Some(field)) => {
-                        if let Some(notification) = current.as_mut() {
-                            notification
-                                .fields
-                                .insert(field.to_owned(), JsonValue::String(value));
-                        }
-                    }
-                    _ => {}
+                if empty {
+                    close(&mut path, &mut content, &mut message, &mut current, expected)?;
                 }
+            }
+            Event::Text(text) => content.push_str(&text.xml10_content()),
+            Event::CData(cdata) => content.push_str(&cdata.xml10_content()),
+            Event::GeneralRef(reference) => {
+                let resolved = match reference.resolve_char_ref() {
+                    Ok(Some(ch)) => Some(ch.to_string()),
+                    Ok(None) => quick_xml::escape::resolve_predefined_entity(&reference)
+                        .map(str::to_owned),
+                    Err(error) => {
+                        return Err(malformed(format!("a bad character reference: {error}")))
+                    }
+                };
+                let resolved = resolved.ok_or_else(|| {
+                    malformed(format!("an unknown entity &{};", &*reference))
+                })?;
+                content.push_str(&resolved);
             }
             Event::End(_) => {
-                let closed = path.pop();
-                if closed.as_deref() == Some("Notification") {
-                    let notification = current.take().unwrap_or_default();
-                    if notification.id.is_empty() {
-                        return Err("a Notification has no Id".into());
-                    }
-                    message.notifications.push(notification);
-                }
+                close(&mut path, &mut content, &mut message, &mut current, expected)?
             }
             Event::Eof => break,
             _ => {}
         }
-        buf.clear();
     }
     if message.organization_id.is_empty() {
-        return Err(
+        return Err(malformed(
             "no notifications/OrganizationId element: not a Salesforce outbound message".into(),
-        );
+        ));
     }
     Ok(message)
+}
+
+/// Closes the innermost element: its text lands where the envelope says.
+fn close(
+    path: &mut Vec<String>,
+    content: &mut String,
+    message: &mut OutboundMessage,
+    current: &mut Option<Notification>,
+    expected: Option<&str>,
+) -> Result<(), Rejected> {
+    let value = content.trim().to_owned();
+    content.clear();
+    let parent = path.len().checked_sub(2).map(|i| path[i].as_str());
+    match (parent, path.last().map(String::as_str)) {
+        (Some("notifications"), Some("OrganizationId")) => {
+            if let Some(expected) = expected {
+                if !secure_eq(value.as_bytes(), expected.as_bytes()) {
+                    return Err(Rejected::Forbidden(
+                        "OrganizationId does not match the source's organization_id".into(),
+                    ));
+                }
+            }
+            message.organization_id = value;
+        }
+        (Some("notifications"), Some("ActionId")) => message.action_id = Some(value),
+        (Some("Notification"), Some("Id")) => {
+            if let Some(notification) = current.as_mut() {
+                notification.id = value;
+            }
+        }
+        (Some("sObject"), Some(field)) => {
+            if let Some(notification) = current.as_mut() {
+                notification
+                    .fields
+                    .insert(field.to_owned(), JsonValue::String(value));
+            }
+        }
+        _ => {}
+    }
+    if path.pop().as_deref() == Some("Notification") {
+        let notification = current.take().unwrap_or_default();
+        if notification.id.is_empty() {
+            return Err(Rejected::Malformed("a Notification has no Id".into()));
+        }
+        message.notifications.push(notification);
+    }
+    Ok(())
 }
 
 /// One Salesforce notification (as ingress stores it) → canonical message.
@@ -264,6 +330,15 @@ mod tests {
             0,
         );
         assert!(matches!(forbidden, Err(Rejected::Forbidden(_))));
+        // The organisation is checked when its element closes: what follows is never read.
+        let wrong_then_garbage = TWO_NOTIFICATIONS.replace("<Notification>", "<Notification><<<");
+        let refused = Platform::Salesforce.accept(
+            &secrets,
+            &http::HeaderMap::new(),
+            wrong_then_garbage.as_bytes(),
+            0,
+        );
+        assert!(matches!(refused, Err(Rejected::Forbidden(_))), "{refused:?}");
         for garbage in [
             "<a><b></a>",
             "not xml at all",
@@ -280,5 +355,41 @@ mod tests {
                 "{garbage}: {refused:?}"
             );
         }
+    }
+
+    #[test]
+    fn hostile_bodies_are_refused_in_linear_time_with_a_reason() {
+        let secrets = json!({"organization_id": "00D000000000062EAA"});
+        let attributes: String = (0..60_000).map(|i| format!(" a{i}=\"1\"")).collect();
+        let cases = [
+            (format!("<notifications{attributes}/>"), "attributes"),
+            (format!("<a a=\"1\"{}/>", " a=\"1\"".repeat(70)), "attributes"),
+            (format!("{}{}", "<a>".repeat(40), "</a>".repeat(40)), "nested"),
+            ("<a/>".repeat(MAX_ELEMENTS + 1), "elements"),
+            ("<notifications><OrganizationId>00D000000000062EAA</OrganizationId><Notification><Id>x\u{0}</Id></Notification></notifications>".into(), ""),
+            ("<notifications><Notification><Id>1</Id></Notification><OrganizationId>00D000000000062EAA</OrganizationId></notifications>".into(), "before"),
+            ("<notifications><OrganizationId>&bogus;</OrganizationId></notifications>".into(), "entity"),
+        ];
+        for (body, reason) in cases {
+            let started = std::time::Instant::now();
+            let outcome = Platform::Salesforce.accept(&secrets, &http::HeaderMap::new(), body.as_bytes(), 0);
+            assert!(started.elapsed() < std::time::Duration::from_secs(2), "{reason}: {:?}", started.elapsed());
+            match outcome {
+                Err(Rejected::Malformed(message)) => assert!(message.contains(reason), "{reason}: {message}"),
+                // A NUL inside a well-formed body is kept (storage replaces it later).
+                Ok(Accepted::Events { events, .. }) => assert!(reason.is_empty() && events[0].dedupe_key.contains('\0')),
+                other => panic!("{reason}: {other:?}"),
+            }
+        }
+        let not_utf8 = Platform::Salesforce.accept(&secrets, &http::HeaderMap::new(), b"<a>\xff</a>", 0);
+        assert!(matches!(not_utf8, Err(Rejected::Malformed(message)) if message.contains("UTF-8")));
+    }
+
+    #[test]
+    fn character_references_and_cdata_are_read() {
+        let body = TWO_NOTIFICATIONS.replace("Cannot log in", "Caf&#233; &lt;b&gt; <![CDATA[raw & <x>]]>");
+        let message = parse(body.as_bytes()).unwrap();
+        assert_eq!(message.notifications[1].fields["Subject"], "Café <b> raw & <x>");
+        assert_eq!(message.notifications[0].fields["Subject"], "Printer on fire & smoking");
     }
 }

@@ -15,10 +15,27 @@ pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
-/// The signing keys of `secrets.secret` (a `whsec_…` string, or a list of them during rotation).
+/// The most signing keys a source holds: a key rotation needs the old and the new one, and a third
+/// covers a rotation that overlaps another.
+pub const MAX_KEYS: usize = 3;
+/// The shortest key the Standard Webhooks specification allows, in bytes (after base64).
+pub const MIN_KEY_BYTES: usize = 24;
+/// The longest key the specification allows, in bytes.
+pub const MAX_KEY_BYTES: usize = 64;
+
+/// The signing keys of `secrets.secret` (a `whsec_…` string, or a list of up to [`MAX_KEYS`] of
+/// them during rotation), each [`MIN_KEY_BYTES`] to [`MAX_KEY_BYTES`] bytes.
 pub fn secret_keys(secrets: &JsonValue) -> Result<Vec<Vec<u8>>, String> {
     let values: Vec<&JsonValue> = match secrets.get("secret") {
-        Some(JsonValue::Array(list)) if !list.is_empty() => list.iter().collect(),
+        Some(JsonValue::Array(list)) if !list.is_empty() && list.len() <= MAX_KEYS => {
+            list.iter().collect()
+        }
+        Some(JsonValue::Array(list)) if list.len() > MAX_KEYS => {
+            return Err(format!(
+                "secrets.secret holds {} keys; at most {MAX_KEYS} are allowed (a rotation needs two)",
+                list.len()
+            ))
+        }
         Some(value @ JsonValue::String(_)) => vec![value],
         _ => return Err(
             "secrets.secret is required for standard sources: a whsec_… string or a list of them"
@@ -35,9 +52,16 @@ pub fn secret_keys(secrets: &JsonValue) -> Result<Vec<Vec<u8>>, String> {
                     text
                 )
             })?;
-            BASE64
+            let key = BASE64
                 .decode(encoded)
-                .map_err(|_| "secrets.secret is not base64 after whsec_".to_string())
+                .map_err(|_| "secrets.secret is not base64 after whsec_".to_string())?;
+            if !(MIN_KEY_BYTES..=MAX_KEY_BYTES).contains(&key.len()) {
+                return Err(format!(
+                    "secrets.secret keys must be {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes after base64; one is {}",
+                    key.len()
+                ));
+            }
+            Ok(key)
         })
         .collect()
 }
@@ -142,7 +166,7 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        let secrets = json!({"secret": ["whsec_b2xkIGtleQ==", secret]});
+        let secrets = json!({"secret": ["whsec_dGhlIG9sZCBrZXksIDI0IGJ5dGVzIG9r", secret]});
         let accepted = Platform::Standard
             .accept(&secrets, &headers, body.as_bytes(), 1_614_265_330)
             .unwrap();
@@ -154,6 +178,24 @@ mod tests {
         let stale =
             Platform::Standard.accept(&secrets, &headers, body.as_bytes(), 1_614_265_330 + 301);
         assert!(matches!(stale, Err(Rejected::Stale(_))));
+    }
+
+    #[test]
+    fn too_many_or_too_short_keys_are_refused_when_the_source_is_created() {
+        let key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let five_thousand = json!({"secret": vec![key; 5_000]});
+        let error = Platform::Standard.validate_secrets(&five_thousand).unwrap_err();
+        assert!(error.contains("5000 keys") && error.contains("at most 3"), "{error}");
+        for short in ["whsec_", "whsec_b2xkIGtleQ=="] {
+            let error = Platform::Standard
+                .validate_secrets(&json!({"secret": short}))
+                .unwrap_err();
+            assert!(error.contains("24 to 64 bytes"), "{short}: {error}");
+        }
+        assert_eq!(
+            Platform::Standard.validate_secrets(&json!({"secret": [key, key, key]})),
+            Ok(())
+        );
     }
 
     #[test]

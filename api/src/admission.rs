@@ -1,0 +1,200 @@
+//! What a tenant may submit, checked before anything is written: one rate-limit token per event
+//! (each event of a webhook, each job submission, replay and source change), and a cap on the
+//! tenant's queued jobs.
+//!
+//! The queued counts come from a background task ([`refresh_counts`]), never from a query per
+//! request: a count per tenant every [`COUNT_INTERVAL`], read from the partial index of queued
+//! jobs, plus what this gateway admitted since. The same task keeps the `sentinel_jobs` gauges,
+//! so a `/metrics` scrape reads no table.
+
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use governor::clock::{Clock, DefaultClock};
+use poem::http::StatusCode;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{directory::TenantRecord, error::ApiError, metrics::Metrics};
+
+/// How often the queued counts are read again.
+pub const COUNT_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the job counts by status (a scan of `jobs`) are read for the metrics.
+pub const STATUS_COUNT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Why a submission was refused before anything was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// One request carries more events than the tenant's burst: it could never be admitted (413).
+    OverBurst { events: usize, burst: u32 },
+    /// Over the rate limit; retry after the given seconds (429).
+    RateLimited { retry_after_secs: u64 },
+    /// The tenant's queue is at its cap (429).
+    QueueFull { queued: i64, cap: i64 },
+}
+
+impl Refusal {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::OverBurst { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::RateLimited { .. } | Refusal::QueueFull { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::OverBurst { .. } => "too_many_events",
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::QueueFull { .. } => "queue_full",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::OverBurst { events, burst } => format!(
+                "the request carries {events} events, more than the tenant's burst of {burst}: each event spends one rate-limit token"
+            ),
+            Refusal::RateLimited { .. } => "the tenant is over its rate limit".into(),
+            Refusal::QueueFull { queued, cap } => format!(
+                "the tenant has {queued} jobs queued, at its cap of {cap}; retry once workers catch up"
+            ),
+        }
+    }
+
+    /// Seconds to wait before retrying, for the answers that have one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Refusal::OverBurst { .. } => None,
+            Refusal::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Refusal::QueueFull { .. } => Some(COUNT_INTERVAL.as_secs().max(1)),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal.retry_after_secs() {
+            Some(secs) => ApiError::too_many(refusal.code(), refusal.message(), secs),
+            None => ApiError::payload_too_large(refusal.code(), refusal.message()),
+        }
+    }
+}
+
+/// Queued jobs by tenant, as last counted plus what was admitted since.
+#[derive(Default)]
+pub struct QueueCounts {
+    queued: RwLock<HashMap<Uuid, i64>>,
+}
+
+impl QueueCounts {
+    fn queued(&self, tenant_id: Uuid) -> i64 {
+        self.queued
+            .read()
+            .map(|counts| counts.get(&tenant_id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn add(&self, tenant_id: Uuid, n: i64) {
+        if let Ok(mut counts) = self.queued.write() {
+            *counts.entry(tenant_id).or_insert(0) += n;
+        }
+    }
+
+    fn replace(&self, counted: HashMap<Uuid, i64>) {
+        if let Ok(mut counts) = self.queued.write() {
+            *counts = counted;
+        }
+    }
+}
+
+/// Admits `events` new jobs for `tenant`: the queue cap first (a refusal spends no token), then one
+/// rate-limit token per event. What is admitted counts against the cap at once.
+pub fn admit(counts: &QueueCounts, tenant: &TenantRecord, events: usize) -> Result<(), Refusal> {
+    let Some(n) = NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)) else {
+        return Ok(());
+    };
+    let queued = counts.queued(tenant.id);
+    if queued + i64::from(n.get()) > tenant.max_queued_jobs {
+        return Err(Refusal::QueueFull {
+            queued,
+            cap: tenant.max_queued_jobs,
+        });
+    }
+    spend(tenant, n)?;
+    counts.add(tenant.id, i64::from(n.get()));
+    Ok(())
+}
+
+/// Spends `n` of the tenant's rate-limit tokens (for requests that queue nothing, such as source
+/// changes).
+pub fn spend(tenant: &TenantRecord, n: NonZeroU32) -> Result<(), Refusal> {
+    match tenant.limiter.check_n(n) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(not_until)) => Err(Refusal::RateLimited {
+            retry_after_secs: not_until
+                .wait_time_from(DefaultClock::default().now())
+                .as_secs_f64()
+                .ceil() as u64,
+        }),
+        Err(_insufficient) => Err(Refusal::OverBurst {
+            events: n.get() as usize,
+            burst: tenant.burst.get(),
+        }),
+    }
+}
+
+/// Keeps [`QueueCounts`] and the job gauges current until `shutdown` turns true.
+pub async fn refresh_counts(
+    pool: PgPool,
+    counts: Arc<QueueCounts>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(COUNT_INTERVAL);
+    let every = (STATUS_COUNT_INTERVAL.as_secs() / COUNT_INTERVAL.as_secs()).max(1);
+    let mut tick = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        match sqlx::query!(
+            r#"SELECT tenant_id, count(*) AS "n!" FROM jobs WHERE status = 'queued' GROUP BY tenant_id"#
+        )
+        .fetch_all(&pool)
+        .await
+        {
+            Ok(rows) => {
+                let total = rows.iter().map(|row| row.n).sum();
+                metrics.queue_depth.with_label_values(&["queued"]).set(total);
+                counts.replace(rows.into_iter().map(|row| (row.tenant_id, row.n)).collect());
+            }
+            Err(error) => tracing::warn!(%error, "could not count queued jobs; keeping the last counts"),
+        }
+        if tick % every == 0 {
+            match sqlx::query!(r#"SELECT status AS "status!", count(*) AS "n!" FROM jobs GROUP BY status"#)
+                .fetch_all(&pool)
+                .await
+            {
+                Ok(rows) => {
+                    for status in sentinel_queue::JobStatus::ALL {
+                        let n = rows
+                            .iter()
+                            .find(|row| row.status == status.as_str())
+                            .map_or(0, |row| row.n);
+                        metrics.queue_depth.with_label_values(&[status.as_str()]).set(n);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not count jobs by status"),
+            }
+        }
+        tick += 1;
+    }
+}

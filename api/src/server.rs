@@ -1,0 +1,287 @@
+//! The HTTP server: hyper under the poem endpoint, with the connection hygiene a public gateway
+//! needs and poem's own server lacks (it gives hyper no timer, so there is no header timeout).
+//!
+//! - A request head must arrive within [`HttpLimits::header_read_timeout`] of the connection
+//!   waiting for it, which also closes an idle keep-alive connection after that long.
+//! - A connection that neither reads nor writes for [`HttpLimits::idle_timeout`] is closed (an
+//!   HTTP/2 connection with no streams, a body that stopped arriving).
+//! - HTTP/2 connections run at most [`HttpLimits::http2_max_streams`] streams at once.
+//! - At most [`HttpLimits::max_connections`] connections are open; beyond that a new connection is
+//!   closed at once, so a flood of idle sockets cannot take every file descriptor.
+//! - A request body must arrive within [`HttpLimits::body_read_timeout`] (applied where bodies are
+//!   read: see `lib.rs` and `ingress.rs`).
+
+use std::{
+    convert::Infallible,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use poem::{
+    http,
+    web::{LocalAddr, RemoteAddr},
+    Addr, Endpoint, EndpointExt, IntoEndpoint, Request, Response,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::{watch, Semaphore},
+    task::JoinSet,
+};
+
+/// Connection limits; see the module documentation. Each has a `SENTINEL_HTTP_*` variable.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub http2_max_streams: u32,
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            body_read_timeout: Duration::from_secs(30),
+            http2_max_streams: 100,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Serves `endpoint` on `listener` until `shutdown` turns true, then lets open requests finish for
+/// up to `grace`.
+pub async fn serve<E>(
+    listener: TcpListener,
+    endpoint: E,
+    limits: HttpLimits,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) -> io::Result<()>
+where
+    E: IntoEndpoint,
+    E::Endpoint: 'static,
+{
+    let endpoint = Arc::new(endpoint.into_endpoint().map_to_response());
+    let local = listener.local_addr()?;
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop_connections, connections_stop) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, most often: wait a little instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                remote = %remote,
+                "connection refused: at SENTINEL_HTTP_MAX_CONNECTIONS"
+            );
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (endpoint, limits, stop) = (endpoint.clone(), limits.clone(), connections_stop.clone());
+        connections.spawn(async move {
+            serve_connection(stream, local, remote, endpoint, &limits, stop).await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = stop_connections.send(true);
+    if tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn serve_connection<E>(
+    stream: TcpStream,
+    local: SocketAddr,
+    remote: SocketAddr,
+    endpoint: Arc<E>,
+    limits: &HttpLimits,
+    mut stop: watch::Receiver<bool>,
+) where
+    E: Endpoint<Output = Response> + 'static,
+{
+    let activity = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        activity: activity.clone(),
+        started,
+    });
+    let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let endpoint = endpoint.clone();
+        async move {
+            let req: Request = (
+                req,
+                LocalAddr(Addr::SocketAddr(local)),
+                RemoteAddr(Addr::SocketAddr(remote)),
+                poem::http::uri::Scheme::HTTP,
+            )
+                .into();
+            let response = endpoint.get_response(req).await;
+            Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, io::Error>>::from(response))
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_streams);
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    let idle = idle_for(activity, started, limits.idle_timeout);
+    tokio::pin!(idle);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = &mut idle => {
+            tracing::debug!(remote = %remote, "closing an idle connection");
+            return;
+        }
+        _ = stop.wait_for(|stop| *stop) => {}
+    }
+    // Shutting down: finish the requests in flight, then close.
+    connection.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = connection => {}
+        _ = idle => {}
+    }
+}
+
+/// Resolves once the connection has neither read nor written for `timeout`.
+async fn idle_for(activity: Arc<AtomicU64>, started: Instant, timeout: Duration) {
+    loop {
+        let last = Duration::from_millis(activity.load(Ordering::Relaxed));
+        let quiet = started.elapsed().saturating_sub(last);
+        if quiet >= timeout {
+            return;
+        }
+        tokio::time::sleep(timeout - quiet).await;
+    }
+}
+
+/// A socket that records when it last read or wrote anything, in milliseconds since `started`.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<AtomicU64>,
+    started: Instant,
+}
+
+impl Watched {
+    fn touch(&self) {
+        self.activity
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Reads a body under the limits: at most `limit` bytes, within the body deadline.
+pub async fn read_body(
+    body: poem::Body,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, BodyError> {
+    match tokio::time::timeout(deadline, body.into_bytes_limit(limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => Err(BodyError::TooLarge),
+        Ok(Err(error)) => Err(BodyError::Unreadable(error.to_string())),
+        Err(_elapsed) => Err(BodyError::TimedOut),
+    }
+}
+
+/// Why a body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge,
+    TimedOut,
+    Unreadable(String),
+}
