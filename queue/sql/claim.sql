@@ -1,10 +1,13 @@
 -- Claims up to $3 ready jobs for worker $1, with a lease of $4 seconds. The jobs it may take are
--- given as pairs: kind $2[i] at stage $5[i] (see migrations/…_stages.sql).
+-- given as pairs: kind $2[i] at stage $5[i] (see migrations/…_stages.sql). With $6, the jobs'
+-- stored input and raw body add up to at most $6 bytes (always at least one job), so a batch of
+-- large bodies cannot take the worker's memory.
 --
--- Fair across tenants: the tenants with ready work are taken least recently served first, and each
--- gets an equal share of the free slots, so one tenant's 100k queued jobs cannot starve another's 10.
--- Within a tenant, jobs go by priority, then run_at, then id. Rows locked by another claimer are
--- skipped, never waited for.
+-- Fair across tenants by running slots: the tenants with ready work are taken fewest running jobs
+-- of these kinds first (then least recently served), each gets an equal share of the free slots,
+-- and the shares are interleaved, so one tenant's 100k queued jobs, or its long jobs, cannot starve
+-- another's 10. Within a tenant, jobs go by priority, then run_at, then id. Rows locked by another
+-- claimer are skipped, never waited for.
 WITH RECURSIVE ready_tenants AS (
     -- A loose index scan over jobs_claim: one probe per tenant that has ready work.
     (
@@ -25,30 +28,48 @@ WITH RECURSIVE ready_tenants AS (
     WHERE r.tenant_id IS NOT NULL
 ),
 turns AS (
-    SELECT r.tenant_id
+    SELECT r.tenant_id,
+           row_number() OVER (ORDER BY busy.running, served.last_served NULLS FIRST, r.tenant_id) AS turn
     FROM ready_tenants r
     CROSS JOIN LATERAL (
         SELECT max(started_at) AS last_served FROM jobs s
         WHERE s.tenant_id = r.tenant_id AND s.started_at IS NOT NULL
     ) served
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS running FROM jobs b
+        WHERE b.status = 'running' AND b.tenant_id = r.tenant_id
+          AND (b.kind, b.stage) IN (SELECT * FROM unnest($2::text[], $5::text[]))
+    ) busy
     WHERE r.tenant_id IS NOT NULL
-    ORDER BY served.last_served NULLS FIRST, r.tenant_id
+    ORDER BY busy.running, served.last_served NULLS FIRST, r.tenant_id
     LIMIT $3
 ),
 share AS (
     SELECT ceil($3::float8 / greatest(count(*), 1))::bigint AS per_tenant FROM turns
 ),
-picked AS (
-    SELECT j.id
+candidates AS (
+    SELECT j.id, t.turn, j.bytes,
+           row_number() OVER (PARTITION BY t.turn ORDER BY j.priority, j.run_at, j.id) AS rank
     FROM turns t
     CROSS JOIN share
     CROSS JOIN LATERAL (
-        SELECT id FROM jobs
+        SELECT id, priority, run_at,
+               pg_column_size(input)::bigint + coalesce(octet_length(raw_body), 0)::bigint AS bytes
+        FROM jobs
         WHERE tenant_id = t.tenant_id AND status = 'queued' AND run_at <= now() AND (kind, stage) IN (SELECT * FROM unnest($2::text[], $5::text[]))
         ORDER BY priority, run_at, id
         LIMIT share.per_tenant
         FOR UPDATE SKIP LOCKED
     ) j
+),
+picked AS (
+    SELECT id FROM (
+        SELECT id, row_number() OVER w AS n, sum(bytes) OVER w AS bytes_so_far
+        FROM candidates
+        WINDOW w AS (ORDER BY rank, turn)
+    ) sized
+    WHERE n = 1 OR $6::bigint IS NULL OR bytes_so_far <= $6::bigint
+    ORDER BY n
     LIMIT $3
 ),
 claimed AS (

@@ -77,14 +77,27 @@ impl Claimable {
 }
 
 /// Claims up to `n_free_slots` ready jobs that `claimable` names for `worker_id`, fairly across
-/// tenants. Each claimed job is `running` with `attempt` incremented and a lease of `lease` from
-/// now.
+/// tenants (by their running jobs, see `sql/claim.sql`). Each claimed job is `running` with
+/// `attempt` incremented and a lease of `lease` from now.
 pub async fn claim_batch(
     executor: impl PgExecutor<'_>,
     worker_id: &str,
     claimable: &Claimable,
     n_free_slots: usize,
     lease: Duration,
+) -> sqlx::Result<Vec<Job>> {
+    claim_batch_within(executor, worker_id, claimable, n_free_slots, lease, None).await
+}
+
+/// [`claim_batch`] under a byte budget: the claimed jobs' stored input and raw body add up to at
+/// most `max_bytes` (a single job larger than that is still claimed alone).
+pub async fn claim_batch_within(
+    executor: impl PgExecutor<'_>,
+    worker_id: &str,
+    claimable: &Claimable,
+    n_free_slots: usize,
+    lease: Duration,
+    max_bytes: Option<usize>,
 ) -> sqlx::Result<Vec<Job>> {
     if n_free_slots == 0 || claimable.is_empty() {
         return Ok(Vec::new());
@@ -96,7 +109,8 @@ pub async fn claim_batch(
         &claimable.kinds,
         n_free_slots,
         lease.as_secs_f64(),
-        &claimable.stages
+        &claimable.stages,
+        max_bytes.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX))
     )
     .fetch_all(executor)
     .await?;

@@ -5,7 +5,7 @@
 
 use std::{panic::AssertUnwindSafe, time::Duration};
 
-use sentinel_queue::{claim_batch, finish_many_isolated, Claimable, Finish, Job, Waiter};
+use sentinel_queue::{claim_batch_within, finish_many_isolated, Claimable, Finish, Job, Waiter};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -20,6 +20,9 @@ pub struct HealLaneConfig {
     pub claimable: Claimable,
     /// Jobs claimed per batch (`SENTINEL_HEAL_BATCH`).
     pub batch: usize,
+    /// Stored bytes claimed per batch (`SENTINEL_HEAL_BATCH_BYTES`): the batch's raw bodies are
+    /// held in memory while it heals.
+    pub batch_bytes: usize,
     pub lease: Duration,
     pub poll_interval: Duration,
 }
@@ -37,17 +40,20 @@ pub async fn run(
             break;
         }
         waiter.mark_seen();
-        let claimed = claim_batch(
+        let claimed = claim_batch_within(
             &pool,
             &config.worker_id,
             &config.claimable,
             config.batch,
             config.lease,
+            Some(config.batch_bytes),
         )
         .await;
         match claimed {
             Ok(jobs) => {
-                let full = jobs.len() == config.batch;
+                // A batch cut short by its byte budget is full too: more may be waiting.
+                let bytes: usize = jobs.iter().map(stored_bytes).sum();
+                let full = jobs.len() == config.batch || bytes >= config.batch_bytes / 2;
                 if !jobs.is_empty() {
                     finish_batch(&pool, jobs).await;
                 }
@@ -62,6 +68,12 @@ pub async fn run(
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
+}
+
+/// A job's raw body length: most of what the claim's byte budget counts, read without
+/// serializing anything.
+fn stored_bytes(job: &Job) -> usize {
+    job.raw_body.as_ref().map_or(0, Vec::len)
 }
 
 async fn finish_batch(pool: &PgPool, jobs: Vec<Job>) {

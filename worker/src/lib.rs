@@ -125,6 +125,9 @@ pub struct Config {
     pub delivery_slots: usize,
     /// Healing jobs the deterministic lane claims at once (`SENTINEL_HEAL_BATCH`).
     pub heal_batch: usize,
+    /// The most stored input and raw-body bytes one deterministic batch holds
+    /// (`SENTINEL_HEAL_BATCH_BYTES`); a single larger job is still claimed alone.
+    pub heal_batch_bytes: usize,
     pub delivery_timeout: Duration,
     /// The GGUF file (`SENTINEL_MODEL`).
     pub model: PathBuf,
@@ -156,6 +159,7 @@ impl Config {
             max_slots: 4,
             delivery_slots: 16,
             heal_batch: 512,
+            heal_batch_bytes: 64 * 1024 * 1024,
             delivery_timeout: Duration::from_secs(15),
             model: PathBuf::from(llm::DEFAULT_MODEL_PATH),
             max_tokens: 128,
@@ -181,6 +185,7 @@ impl Config {
             max_slots: count("SENTINEL_MAX_SEQS", d.max_slots)?,
             delivery_slots: count("SENTINEL_DELIVERY_SLOTS", d.delivery_slots)?,
             heal_batch: count("SENTINEL_HEAL_BATCH", d.heal_batch)?,
+            heal_batch_bytes: count("SENTINEL_HEAL_BATCH_BYTES", d.heal_batch_bytes)?,
             delivery_timeout: config::secs_or(
                 "SENTINEL_DELIVERY_TIMEOUT_SECS",
                 d.delivery_timeout.as_secs(),
@@ -300,6 +305,7 @@ pub async fn run_with(
             worker_id: config.worker_id.clone(),
             claimable: heal_claimable(),
             batch: config.heal_batch,
+            batch_bytes: config.heal_batch_bytes,
             lease: config.lease,
             poll_interval: config.poll_interval,
         },
