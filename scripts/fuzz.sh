@@ -9,6 +9,9 @@
 #   scripts/fuzz.sh [target...]        SENTINEL_FUZZ_SECS=600 scripts/fuzz.sh heal
 #
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 unlocks them on the stable toolchain.
+# Inputs go up to 1 MiB (-max_len), and every target runs each input on a thread with the 2 MiB
+# stack of tokio's threads (fuzz_targets/production_stack.rs), so an input that would overflow a
+# production stack crashes the target here.
 # SENTINEL_FUZZ_SANITIZER picks the sanitizer (default none: the code under test is safe Rust, and
 # without ASan the bounded runs cover several times more inputs; address is the longer-run choice).
 set -euo pipefail
@@ -39,7 +42,7 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   log="$STATE_DIR/fuzz/$target.log"
   if cargo fuzz run --fuzz-dir fuzz -s "$SANITIZER" --release "$target" "$corpus" "fuzz/seeds/$target" -- \
-      -max_total_time="$SECS" -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1; then
+      -max_total_time="$SECS" -max_len=1048576 -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1; then
     crashes=0
   else
     crashes=1

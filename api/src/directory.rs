@@ -7,7 +7,7 @@ use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::future::Cache;
-use sentinel_queue::platform::Platform;
+use sentinel_queue::platform::{Platform, Verifier};
 use serde_json::Value as JsonValue;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -55,7 +55,14 @@ pub struct SourceRecord {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub platform: Platform,
-    pub secrets: JsonValue,
+    /// The secrets, decoded once for every webhook this source receives.
+    pub verifier: Verifier,
+}
+
+impl SourceRecord {
+    pub fn secrets(&self) -> &JsonValue {
+        self.verifier.secrets()
+    }
 }
 
 #[derive(Clone)]
@@ -215,11 +222,12 @@ impl Directory {
                 .fetch_optional(&pool)
                 .await?;
                 Ok::<_, sqlx::Error>(row.and_then(|row| {
+                    let platform: Platform = row.platform.parse().ok()?;
                     Some(Arc::new(SourceRecord {
                         id: row.id,
                         tenant_id: row.tenant_id,
-                        platform: row.platform.parse().ok()?,
-                        secrets: row.secrets,
+                        platform,
+                        verifier: Verifier::new(platform, row.secrets),
                     }))
                 }))
             })

@@ -199,7 +199,7 @@ impl IngressApi {
         };
         if source.platform == Platform::Whatsapp {
             if let Some(challenge) = whatsapp::handshake(
-                &source.secrets,
+                source.secrets(),
                 mode.0.as_deref(),
                 verify_token.0.as_deref(),
                 challenge.0.as_deref(),
@@ -284,8 +284,8 @@ async fn receive(
         let (source, headers, body) = (source.clone(), req.headers().clone(), body.clone());
         tokio::task::spawn_blocking(move || {
             source
-                .platform
-                .accept(&source.secrets, &headers, &body, now.timestamp())
+                .verifier
+                .accept(&headers, &body, now.timestamp())
         })
         .await
         .unwrap_or_else(|error| {
@@ -293,8 +293,8 @@ async fn receive(
         })
     } else {
         source
-            .platform
-            .accept(&source.secrets, req.headers(), &body, now.timestamp())
+            .verifier
+            .accept(req.headers(), &body, now.timestamp())
     };
     let accepted = match accepted {
         Ok(accepted) => accepted,
@@ -477,7 +477,7 @@ fn unavailable() -> IngressResponse {
 /// `?token=`, compared in constant time before the body is read.
 fn check_ingest_token(source: &SourceRecord, req: &Request) -> Result<(), IngressResponse> {
     let Some(expected) = source
-        .secrets
+        .secrets()
         .get(INGEST_TOKEN_FIELD)
         .and_then(serde_json::Value::as_str)
     else {

@@ -5,7 +5,11 @@
 use libfuzzer_sys::fuzz_target;
 use sentinel_queue::{canonical, platform::Platform};
 
-fuzz_target!(|data: &[u8]| {
+mod production_stack;
+
+fuzz_target!(|data: &[u8]| production_stack::run(|| check(data)));
+
+fn check(data: &[u8]) {
     let Ok(payload) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
@@ -17,4 +21,4 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-});
+}

@@ -5,7 +5,11 @@
 use libfuzzer_sys::fuzz_target;
 use sentinel_queue::{canonical, heal};
 
-fuzz_target!(|data: &[u8]| {
+mod production_stack;
+
+fuzz_target!(|data: &[u8]| production_stack::run(|| check(data)));
+
+fn check(data: &[u8]) {
     let raw = String::from_utf8_lossy(data);
     let _ = heal::repair(&raw);
     if let Ok((message, _)) = heal::heal(None, None, Some(&raw)) {
@@ -14,4 +18,4 @@ fuzz_target!(|data: &[u8]| {
             panic!("healing produced an invalid message: {error}: {value}");
         }
     }
-});
+}

@@ -10,7 +10,11 @@ use serde_json::json;
 
 const NOW: i64 = 1_735_689_600;
 
-fuzz_target!(|data: &[u8]| {
+mod production_stack;
+
+fuzz_target!(|data: &[u8]| production_stack::run(|| check(data)));
+
+fn check(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
@@ -53,4 +57,4 @@ fuzz_target!(|data: &[u8]| {
             "{platform} accepted a request without a valid signature: {accepted:?}"
         );
     }
-});
+}

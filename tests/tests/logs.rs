@@ -156,6 +156,18 @@ async fn no_secret_appears_in_any_log_line(pool_options: PgPoolOptions, options:
         .await
         .unwrap();
     assert_eq!(handshake.status(), 403);
+    // The real token in the query string: accepted, and never logged (query values are left out
+    // of request logs).
+    let handshake = gateway
+        .client
+        .get(gateway.url(&format!(
+            "/hooks/{whatsapp}?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={META_VERIFY}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(handshake.status(), 200);
+    assert_eq!(handshake.text().await.unwrap(), "1158201444");
 
     // Telegram's first delivery fails with a 500 and is retried; WhatsApp's succeeds.
     platform.answer(
@@ -214,6 +226,10 @@ async fn no_secret_appears_in_any_log_line(pool_options: PgPoolOptions, options:
     assert!(
         logs.lines().count() > 10,
         "too few log lines captured: {logs}"
+    );
+    assert!(
+        logs.contains("hub.verify_token"),
+        "the handshake's request line was logged, so the search covers it: {logs}"
     );
     for secret in &secrets {
         let leaked: Vec<&str> = logs

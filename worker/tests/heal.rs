@@ -153,3 +153,54 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
         .unwrap()
         .unwrap();
 }
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn a_handler_that_panics_spends_its_attempts_and_ends_dead(pool: PgPool) {
+    use std::sync::Arc;
+
+    use sentinel_queue::{Claimable, Listener, JOBS_CHANNEL};
+    use sentinel_worker::runner::{self, Handler, RunnerConfig};
+
+    let tenant_id = create_tenant(&pool, "acme", 100, 100).await.unwrap();
+    let mut job = NewJob::new(tenant_id, "test.panics", json!({}));
+    job.max_attempts = 2;
+    let id = enqueue(&pool, &job).await.unwrap().id;
+    // Run again at once instead of after the backoff, so the test sees both attempts.
+    sqlx::raw_sql(
+        "CREATE FUNCTION no_backoff() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.status = 'queued' THEN NEW.run_at := now(); END IF; RETURN NEW; END $$;
+         CREATE TRIGGER no_backoff BEFORE UPDATE ON jobs FOR EACH ROW EXECUTE FUNCTION no_backoff();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let (stop, shutdown) = watch::channel(false);
+    let (listener, _task) = Listener::spawn(
+        (*pool.connect_options()).clone(),
+        &[JOBS_CHANNEL],
+        shutdown.clone(),
+    );
+    let handler: Handler = Arc::new(|_job, _context| Box::pin(async { panic!("the handler broke") }));
+    let runner = tokio::spawn(runner::run(
+        pool.clone(),
+        RunnerConfig {
+            worker_id: "panicky".into(),
+            claimable: Claimable::new(&["test.panics"]),
+            max_slots: 1,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(100),
+        },
+        listener.waiter(JOBS_CHANNEL),
+        handler,
+        shutdown,
+    ));
+    let done = wait_final(&pool, &[id]).await;
+    assert_eq!(done[0].status, JobStatus::Dead);
+    assert_eq!(done[0].attempt, 2, "each panic spent an attempt");
+    let error = done[0].last_error.as_ref().unwrap();
+    assert_eq!(error["code"], "handler_panicked");
+    assert_eq!(error["message"], "the handler broke");
+    stop.send(true).unwrap();
+    runner.await.unwrap();
+}

@@ -293,3 +293,75 @@ async fn a_prompt_longer_than_the_context_is_refused_and_an_answer_is_cut_to_wha
         generation.usage
     );
 }
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn a_million_brackets_and_a_nul_result_cost_only_their_own_jobs(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let hostile = create_tenant(&pool, "hostile", 100, 100).await.unwrap();
+    let other = create_tenant(&pool, "other", 100, 100).await.unwrap();
+    let heal = |tenant_id, payload: serde_json::Value| {
+        NewJob::new(
+            tenant_id,
+            kinds::PAYLOAD_HEAL,
+            json!({"payload": payload, "platform": "telegram"}),
+        )
+    };
+    // The payload that overflowed the worker's stack, and one whose healed text holds U+0000.
+    let deep = enqueue(&pool, &heal(hostile, json!("[".repeat(1_000_000))))
+        .await
+        .unwrap()
+        .id;
+    let nul = enqueue(
+        &pool,
+        &heal(
+            hostile,
+            json!(r#"{"update_id": 1, "message": {"chat": {"id": 9}, "from": {"id": 9}, "text": "a\u0000b"}}"#),
+        ),
+    )
+    .await
+    .unwrap()
+    .id;
+    let mut others = Vec::new();
+    for i in 0..20 {
+        let update = json!({"update_id": 100 + i, "message": {"chat": {"id": 5}, "from": {"id": 5}, "text": "fine"}});
+        others.push(enqueue(&pool, &heal(other, update)).await.unwrap().id);
+    }
+    let mut worker = spawn_worker(&options, "hostile-worker", 8, 30);
+    let mut all = vec![deep, nul];
+    all.extend(&others);
+    wait_until("every job to finish", Duration::from_secs(120), || {
+        let (pool, all) = (pool.clone(), all.clone());
+        async move {
+            Job::fetch_many(&pool, &all)
+                .await
+                .unwrap()
+                .iter()
+                .all(|job| job.status.is_final())
+        }
+    })
+    .await;
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker is still running"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    worker.wait().unwrap();
+
+    let deep = Job::fetch(&pool, deep).await.unwrap().unwrap();
+    assert_eq!(deep.status, JobStatus::Dead);
+    assert_eq!(deep.attempt, 1, "dead after one attempt");
+    let error = deep.last_error.unwrap();
+    assert_eq!(error["code"], "payload_too_deep");
+    assert!(error["message"].as_str().unwrap().contains("1000000 levels deep"), "{error}");
+    let nul = Job::fetch(&pool, nul).await.unwrap().unwrap();
+    assert_eq!(nul.status, JobStatus::Succeeded, "{:?}", nul.last_error);
+    assert_eq!(nul.result.unwrap()["message"]["text"], "a\u{FFFD}b");
+    for job in Job::fetch_many(&pool, &others).await.unwrap() {
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.last_error);
+    }
+}

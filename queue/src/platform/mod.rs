@@ -118,7 +118,8 @@ impl Platform {
     }
 
     /// Authenticates a webhook and splits it into the events to enqueue, or the answer to give
-    /// when it carries none (a handshake).
+    /// when it carries none (a handshake). Decodes the secrets on every call: a gateway keeps a
+    /// [`Verifier`] per source instead.
     pub fn accept(
         self,
         secrets: &JsonValue,
@@ -126,12 +127,27 @@ impl Platform {
         body: &[u8],
         now_unix: i64,
     ) -> Result<Accepted, Rejected> {
+        Verifier::new(self, secrets.clone()).accept(headers, body, now_unix)
+    }
+
+    /// The one place every platform's verification is dispatched from.
+    fn accept_with(
+        self,
+        verifier: &Verifier,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<Accepted, Rejected> {
+        let secrets = &verifier.secrets;
         let mut accepted = match self {
             Platform::Telegram => telegram::accept(secrets, headers, body),
             Platform::Whatsapp => whatsapp::accept(secrets, headers, body),
             Platform::Slack => slack::accept(secrets, headers, body, now_unix),
             Platform::Salesforce => salesforce::accept(secrets, body),
-            Platform::Standard => standard::accept(secrets, headers, body, now_unix),
+            Platform::Standard => match &verifier.standard_keys {
+                Ok(keys) => standard::accept_with_keys(keys, headers, body, now_unix),
+                Err(error) => Err(Rejected::Misconfigured(error.clone())),
+            },
         }?;
         if let Accepted::Events { events, .. } = &mut accepted {
             for event in events {
@@ -147,6 +163,48 @@ impl Platform {
             }
         }
         Ok(accepted)
+    }
+}
+
+/// A source's secrets, decoded once (Standard Webhooks keys from base64) when the source is
+/// cached, so verifying a webhook decodes nothing.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    platform: Platform,
+    secrets: JsonValue,
+    standard_keys: Result<Vec<Vec<u8>>, String>,
+}
+
+impl Verifier {
+    pub fn new(platform: Platform, secrets: JsonValue) -> Self {
+        let standard_keys = match platform {
+            Platform::Standard => standard::secret_keys(&secrets),
+            _ => Ok(Vec::new()),
+        };
+        Self {
+            platform,
+            secrets,
+            standard_keys,
+        }
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    /// The source's secrets as stored.
+    pub fn secrets(&self) -> &JsonValue {
+        &self.secrets
+    }
+
+    /// See [`Platform::accept`].
+    pub fn accept(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now_unix: i64,
+    ) -> Result<Accepted, Rejected> {
+        self.platform.accept_with(self, headers, body, now_unix)
     }
 }
 

@@ -82,6 +82,16 @@ pub fn accept(
     now_unix: i64,
 ) -> Result<Accepted, Rejected> {
     let keys = secret_keys(secrets).map_err(Rejected::Misconfigured)?;
+    accept_with_keys(&keys, headers, body, now_unix)
+}
+
+/// [`accept`] with the source's keys already decoded (see [`super::Verifier`]).
+pub fn accept_with_keys(
+    keys: &[Vec<u8>],
+    headers: &HeaderMap,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<Accepted, Rejected> {
     let id = header(headers, ID_HEADER)?;
     let timestamp = header(headers, TIMESTAMP_HEADER)?;
     let given = header(headers, SIGNATURE_HEADER)?;
