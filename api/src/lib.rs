@@ -436,22 +436,35 @@ impl Gateway {
                         );
                     }
                 } else {
-                    // Every other body is read under the same limit before any handler sees it,
-                    // whether or not it declared its length.
-                    let body = req.take_body();
-                    match server::read_body(body, max_body_bytes, body_deadline).await {
-                        Ok(bytes) => req.set_body(bytes),
-                        Err(error) => return Err(poem::Error::from_response(body_error_response(error, max_body_bytes))),
+                    // Every other body is read under the same limit and deadline, whether or not
+                    // it declared its length, and only when the handler reads it: after the
+                    // caller is authenticated, so an anonymous request never costs a body read.
+                    let declared = req
+                        .headers()
+                        .get("content-length")
+                        .and_then(|value| value.to_str().ok())
+                        .and_then(|value| value.parse::<usize>().ok());
+                    if declared.is_some_and(|n| n > max_body_bytes) {
+                        return Err(poem::Error::from_response(body_error_response(
+                            BodyError::TooLarge,
+                            max_body_bytes,
+                        )));
                     }
+                    let body = req.take_body();
+                    req.set_body(server::limited_body(body, max_body_bytes, body_deadline));
                 }
                 Ok(req)
             })
             .data(self.state.clone())
-            .catch_all_error(|error: poem::Error| async move {
+            .catch_all_error(move |error: poem::Error| async move {
                 let status = error.status();
                 // Our own errors (ApiError, ingress answers) already have their JSON body.
                 if error.is_from_response() {
                     return error.into_response();
+                }
+                // A body that broke its limit or deadline while a handler read it.
+                if let Some(body_error) = server::BodyError::from_read_error(&error.to_string()) {
+                    return body_error_response(body_error, max_body_bytes);
                 }
                 let message = if status == poem::http::StatusCode::UNAUTHORIZED {
                     "missing or malformed Authorization header: expected `Bearer <api key or JWT>`"

@@ -285,3 +285,54 @@ pub enum BodyError {
     TimedOut,
     Unreadable(String),
 }
+
+/// The error texts a [`limited_body`] stream fails with, recognised again in the error handler.
+const TOO_LARGE_TEXT: &str = "the request body is over its limit";
+const TIMED_OUT_TEXT: &str = "the request body did not arrive in time";
+
+impl BodyError {
+    /// The limit a handler's body read broke, from the read error's text.
+    pub fn from_read_error(text: &str) -> Option<BodyError> {
+        if text.contains(TOO_LARGE_TEXT) {
+            Some(BodyError::TooLarge)
+        } else if text.contains(TIMED_OUT_TEXT) {
+            Some(BodyError::TimedOut)
+        } else {
+            None
+        }
+    }
+}
+
+/// The body as a stream that fails once more than `limit` bytes arrive, or when it has not ended
+/// by `deadline` from now. Nothing is read until the handler reads it.
+pub fn limited_body(body: poem::Body, limit: usize, deadline: Duration) -> poem::Body {
+    use futures::StreamExt;
+
+    let ends_by = tokio::time::Instant::now() + deadline;
+    let stream = Box::pin(body.into_bytes_stream());
+    let limited = futures::stream::unfold(
+        (stream, 0usize, false),
+        move |(mut stream, seen, failed)| async move {
+            if failed {
+                return None;
+            }
+            match tokio::time::timeout_at(ends_by, stream.next()).await {
+                Err(_elapsed) => Some((
+                    Err(io::Error::new(io::ErrorKind::TimedOut, TIMED_OUT_TEXT)),
+                    (stream, seen, true),
+                )),
+                Ok(None) => None,
+                Ok(Some(Err(error))) => Some((Err(error), (stream, seen, true))),
+                Ok(Some(Ok(bytes))) => {
+                    let seen = seen + bytes.len();
+                    if seen > limit {
+                        Some((Err(io::Error::other(TOO_LARGE_TEXT)), (stream, seen, true)))
+                    } else {
+                        Some((Ok(bytes), (stream, seen, false)))
+                    }
+                }
+            }
+        },
+    );
+    poem::Body::from_bytes_stream(limited)
+}

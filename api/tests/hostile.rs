@@ -619,3 +619,69 @@ async fn a_salesforce_source_with_an_ingest_token_takes_webhooks_only_with_it(
     assert_eq!(count(&pool, tenant_id).await, 1);
     app.stop().await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn api_bodies_are_read_only_after_authentication_and_within_limits(
+    _pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn_with(
+        Config {
+            http: HttpLimits {
+                body_read_timeout: Duration::from_secs(1),
+                ..HttpLimits::default()
+            },
+            ..common::config()
+        },
+        options,
+    )
+    .await;
+    let (_, key) = app.tenant("acme").await;
+    // A body that sends one chunk and then never ends.
+    let stalled = || {
+        reqwest::Body::wrap_stream(futures::stream::iter([Ok::<_, std::io::Error>(
+            bytes::Bytes::from_static(b"{\"kind\": \"payload.heal\", "),
+        )]).chain(futures::stream::pending()))
+    };
+    let anonymous = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.client
+            .post(app.url("/v1/jobs"))
+            .header("content-type", "application/json")
+            .body(stalled())
+            .send(),
+    )
+    .await
+    .expect("answered without waiting for the body")
+    .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let timed_out = app
+        .client
+        .post(app.url("/v1/jobs"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(stalled())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(timed_out.status(), 408);
+    let body: Value = timed_out.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "body_timeout");
+
+    // Over the limit without a Content-Length (chunked): 413 once the limit is passed.
+    let chunks = (0..100).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1024])));
+    let too_large = app
+        .client
+        .post(app.url("/v1/jobs"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
+    let body: Value = too_large.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    app.stop().await;
+}
