@@ -70,6 +70,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -79,7 +88,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -189,6 +201,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -198,7 +219,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -296,6 +320,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -305,7 +338,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -406,6 +442,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -415,7 +460,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -512,6 +560,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -521,7 +578,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -611,6 +671,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -620,7 +689,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -721,6 +793,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -730,7 +811,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -811,7 +895,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Missing or wrong signature, or a stale timestamp; nothing was written */
+                /** @description Missing or wrong signature, a stale timestamp, or a missing or wrong ingest `token`; nothing was written */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -838,7 +922,16 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Body over SENTINEL_MAX_BODY_BYTES */
+                /** @description The body did not arrive within SENTINEL_HTTP_BODY_TIMEOUT_MS */
+                408: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over SENTINEL_MAX_BODY_BYTES (`payload_too_large`), or more events than SENTINEL_MAX_EVENTS_PER_REQUEST or the tenant's burst (`too_many_events`) */
                 413: {
                     headers: {
                         [name: string]: unknown;
@@ -847,7 +940,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description The tenant is over its rate limit */
+                /** @description The tenant is over its rate limit (`rate_limited`, one token per event) or its queued-job cap (`queue_full`) */
                 429: {
                     headers: {
                         /** @description Seconds to wait before retrying */
@@ -910,7 +1003,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Missing or wrong signature, or a stale timestamp; nothing was written */
+                /** @description Missing or wrong signature, a stale timestamp, or a missing or wrong ingest `token`; nothing was written */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -937,7 +1030,16 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Body over SENTINEL_MAX_BODY_BYTES */
+                /** @description The body did not arrive within SENTINEL_HTTP_BODY_TIMEOUT_MS */
+                408: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over SENTINEL_MAX_BODY_BYTES (`payload_too_large`), or more events than SENTINEL_MAX_EVENTS_PER_REQUEST or the tenant's burst (`too_many_events`) */
                 413: {
                     headers: {
                         [name: string]: unknown;
@@ -946,7 +1048,7 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description The tenant is over its rate limit */
+                /** @description The tenant is over its rate limit (`rate_limited`, one token per event) or its queued-job cap (`queue_full`) */
                 429: {
                     headers: {
                         /** @description Seconds to wait before retrying */
@@ -1043,6 +1145,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -1052,7 +1163,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -1146,6 +1260,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -1155,7 +1278,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -1255,6 +1381,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -1264,7 +1399,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -1366,6 +1504,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -1375,7 +1522,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -1477,6 +1627,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -1486,7 +1645,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -1588,6 +1750,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -1597,7 +1768,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -1736,6 +1910,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -1745,7 +1928,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -1848,6 +2034,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -1857,7 +2052,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -1955,6 +2153,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -1964,7 +2171,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -2070,6 +2280,15 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request is well-formed but its content is not acceptable. */
                 422: {
                     headers: {
@@ -2079,7 +2298,10 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
-                /** @description Over the tenant's rate limit; retry after the given seconds. */
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
                 429: {
                     headers: {
                         "RETRY-AFTER": number;
@@ -2205,7 +2427,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics in text format. */
+        /**
+         * Prometheus metrics in text format. The job counts come from a background task (every 2 s
+         *     for queued jobs, every 30 s by status), so a scrape reads no table. With
+         *     `SENTINEL_METRICS_TOKEN` set, it asks for `Authorization: Bearer <token>`.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -2215,12 +2441,22 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
+                /** @description The metrics. */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
                         "text/plain; charset=utf-8": string;
+                    };
+                };
+                /** @description `SENTINEL_METRICS_TOKEN` is set and the request does not carry it. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
             };
@@ -2318,9 +2554,12 @@ export interface components {
             platform: components["schemas"]["PlatformName"];
             name?: string;
             /**
-             * @description Verification secrets. telegram: `secret_token`; whatsapp: `app_secret`, `verify_token`;
-             *     slack: `signing_secret`; salesforce: `organization_id`; standard: `secret` (`whsec_…`, or a
-             *     list of them for rotation).
+             * @description Verification secrets. telegram: `secret_token` (16+ characters); whatsapp: `app_secret`
+             *     (16+), `verify_token` (8+); slack: `signing_secret` (16+); salesforce: `organization_id`
+             *     (15 or 18 characters; not a secret, so set `ingest_token` too); standard: `secret`
+             *     (`whsec_…` of 24 to 64 bytes, or a list of up to 3 for rotation). Any platform may add
+             *     `ingest_token` (24+ letters, digits, `-`, `_`): the ingest URL must then carry it as
+             *     `?token=`.
              */
             secrets: unknown;
             /**
@@ -2341,9 +2580,16 @@ export interface components {
             rate_limit_per_sec?: number;
             /**
              * Format: int32
-             * @description Burst above the sustained rate; default 200.
+             * @description Burst above the sustained rate; default 200. Each webhook event, job submission, replay
+             *     and source change spends one token.
              */
             burst?: number;
+            /**
+             * Format: int32
+             * @description The most jobs the tenant may have queued; default 100,000. Beyond it new work gets 429
+             *     `queue_full`.
+             */
+            max_queued_jobs?: number;
         };
         /** ErrorBody */
         ErrorBody: {
@@ -2487,6 +2733,8 @@ export interface components {
             rate_limit_per_sec?: number;
             /** Format: int32 */
             burst?: number;
+            /** Format: int32 */
+            max_queued_jobs?: number;
         };
         /** @enum {string} */
         PayloadEncoding: "utf8" | "base64";
@@ -2505,7 +2753,10 @@ export interface components {
             id: string;
             platform: string;
             name?: string | null;
-            /** @description Where the platform must send its webhooks. */
+            /**
+             * @description Where the platform must send its webhooks. With an `ingest_token`, the creation answer's URL
+             *     carries `?token=`; listings leave it out.
+             */
             ingest_url: string;
             /** @description Whether reply credentials were given (they are never returned). */
             has_reply_credentials: boolean;
@@ -2553,6 +2804,8 @@ export interface components {
             rate_limit_per_sec: number;
             /** Format: int32 */
             burst: number;
+            /** Format: int32 */
+            max_queued_jobs: number;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -2568,6 +2821,8 @@ export interface components {
             rate_limit_per_sec: number;
             /** Format: int32 */
             burst: number;
+            /** Format: int32 */
+            max_queued_jobs: number;
             /** @description The tenant's first API key. It is shown only here. */
             api_key: string;
         };
