@@ -81,9 +81,10 @@ pub struct Directory {
     lookups: Arc<DefaultDirectRateLimiter>,
 }
 
-/// Uncached directory lookups the database serves per second (and in a burst), across all
-/// callers; beyond them a lookup answers 503 with `Retry-After`.
-pub const LOOKUPS_PER_SEC: u32 = 2_000;
+/// Uncached directory lookups the database serves per second by default (twice that in a burst),
+/// across all callers (`SENTINEL_DIRECTORY_LOOKUPS_PER_SEC`); beyond them a lookup answers 503
+/// with `Retry-After`.
+pub const DEFAULT_LOOKUPS_PER_SEC: u32 = 2_000;
 
 fn cache<K, V>() -> Cache<K, V>
 where
@@ -106,7 +107,9 @@ fn from_cache_error(error: Arc<sqlx::Error>) -> ApiError {
 }
 
 impl Directory {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, lookups_per_sec: u32) -> Self {
+        let per_sec = NonZeroU32::new(lookups_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = per_sec.saturating_mul(NonZeroU32::MIN.saturating_add(1));
         Self {
             pool,
             tenants: cache(),
@@ -117,8 +120,7 @@ impl Directory {
                 .time_to_idle(Duration::from_secs(3_600))
                 .build(),
             lookups: Arc::new(RateLimiter::direct(
-                Quota::per_second(NonZeroU32::new(LOOKUPS_PER_SEC).unwrap_or(NonZeroU32::MIN))
-                    .allow_burst(NonZeroU32::new(LOOKUPS_PER_SEC * 2).unwrap_or(NonZeroU32::MIN)),
+                Quota::per_second(per_sec).allow_burst(burst),
             )),
         }
     }

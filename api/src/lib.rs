@@ -90,6 +90,8 @@ pub struct Config {
     /// Open event streams per tenant, and in all (429 `too_many_streams` beyond them).
     pub sse_max_per_tenant: usize,
     pub sse_max_total: usize,
+    /// Uncached tenant, key and source lookups per second, across all callers (see [`directory`]).
+    pub directory_lookups_per_sec: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -140,6 +142,7 @@ impl Config {
             metrics_token: None,
             sse_max_per_tenant: 64,
             sse_max_total: 4_096,
+            directory_lookups_per_sec: directory::DEFAULT_LOOKUPS_PER_SEC,
         }
     }
 
@@ -185,7 +188,15 @@ impl Config {
         if max_events_per_request == 0 || sse_max_per_tenant == 0 || sse_max_total == 0 {
             anyhow::bail!("SENTINEL_MAX_EVENTS_PER_REQUEST, SENTINEL_SSE_MAX_PER_TENANT and SENTINEL_SSE_MAX_TOTAL must be at least 1");
         }
+        let directory_lookups_per_sec: u32 = config::var_or(
+            "SENTINEL_DIRECTORY_LOOKUPS_PER_SEC",
+            directory::DEFAULT_LOOKUPS_PER_SEC,
+        )?;
+        if directory_lookups_per_sec == 0 {
+            anyhow::bail!("SENTINEL_DIRECTORY_LOOKUPS_PER_SEC must be at least 1");
+        }
         let config = Self {
+            directory_lookups_per_sec,
             http,
             max_events_per_request,
             metrics_token: optional("SENTINEL_METRICS_TOKEN"),
@@ -374,7 +385,7 @@ impl Gateway {
         .await
         .context("reading the event log (is the database up and migrated?)")?;
         let (ingestor, ingest_task) = Ingestor::spawn(pool.clone(), config.ingestor.clone());
-        let directory = Directory::new(pool.clone());
+        let directory = Directory::new(pool.clone(), config.directory_lookups_per_sec);
         let invalidator = tokio::spawn(invalidate_on_change(
             directory.clone(),
             listener.waiter(CONFIG_CHANNEL),

@@ -685,3 +685,31 @@ async fn api_bodies_are_read_only_after_authentication_and_within_limits(
     assert_eq!(body["error"]["code"], "payload_too_large");
     app.stop().await;
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn random_source_ids_cannot_become_unbounded_database_reads(
+    _pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = TestApp::spawn_with(
+        Config {
+            directory_lookups_per_sec: 5,
+            ..common::config()
+        },
+        options,
+    )
+    .await;
+    let statuses: Vec<u16> = futures::future::join_all((0..60).map(|_| async {
+        app.post_hook(Uuid::new_v4(), &telegram_headers(), "{}")
+            .await
+            .status()
+            .as_u16()
+    }))
+    .await;
+    let looked_up = statuses.iter().filter(|s| **s == 404).count();
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    assert_eq!(looked_up + refused, 60, "{statuses:?}");
+    // A burst of 10 and 5 per second: the 60 random ids cost at most a dozen database reads.
+    assert!(looked_up <= 12, "{looked_up} lookups reached the database");
+    app.stop().await;
+}
