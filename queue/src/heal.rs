@@ -7,6 +7,7 @@ use serde_json::{Map, Value as JsonValue};
 
 use crate::{
     canonical::{self, CanonicalMessage},
+    envelope,
     platform::Platform,
     storable::{self, MAX_DEPTH},
 };
@@ -59,6 +60,15 @@ pub fn check_depth(parsed: Option<&JsonValue>, raw: Option<&str>) -> Result<(), 
     Ok(())
 }
 
+/// A healed message, the step that made it, and the envelopes taken off the payload on the way
+/// (outermost first; see [`envelope`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Healed {
+    pub message: CanonicalMessage,
+    pub healed_by: HealedBy,
+    pub unwrapped: Vec<String>,
+}
+
 /// Heals a payload. `parsed` is the JSON ingress already parsed (if it did); `raw` is the text as
 /// received. `platform` is `None` when unknown, and then every adapter is tried. A payload nested
 /// deeper than [`MAX_DEPTH`] is not healed (see [`check_depth`]).
@@ -67,22 +77,52 @@ pub fn heal(
     parsed: Option<&JsonValue>,
     raw: Option<&str>,
 ) -> Result<(CanonicalMessage, HealedBy), NotHealed> {
+    heal_traced(platform, parsed, raw).map(|healed| (healed.message, healed.healed_by))
+}
+
+/// [`heal`], with the envelopes it took off.
+pub fn heal_traced(
+    platform: Option<Platform>,
+    parsed: Option<&JsonValue>,
+    raw: Option<&str>,
+) -> Result<Healed, NotHealed> {
     check_depth(parsed, raw).map_err(|too_deep| NotHealed(too_deep.to_string()))?;
     let candidates: Vec<Platform> = match platform {
         Some(platform) => vec![platform],
         None => Platform::ALL.to_vec(),
     };
+    let healed = |message, healed_by, unwrapped: &[String]| Healed {
+        message,
+        healed_by,
+        unwrapped: unwrapped.to_vec(),
+    };
     let mut reasons = Vec::new();
     if let Some(parsed) = parsed {
         for platform in &candidates {
             match adapt(*platform, parsed) {
-                Ok(message) => return Ok((message, HealedBy::Adapter)),
+                Ok(message) => return Ok(healed(message, HealedBy::Adapter, &[])),
                 Err(reason) => reasons.push(format!("{platform} adapter: {reason}")),
             }
         }
     }
+    // A Salesforce outbound message given whole, as its SOAP text.
+    if let Some(soap) = raw.map(str::trim).filter(|text| text.starts_with('<')) {
+        if candidates.contains(&Platform::Salesforce) {
+            match salesforce_notification(soap) {
+                Ok(event) => match adapt(Platform::Salesforce, &event) {
+                    Ok(message) => return Ok(healed(message, HealedBy::Adapter, &[])),
+                    Err(reason) => reasons.push(format!("salesforce adapter: {reason}")),
+                },
+                Err(reason) => reasons.push(format!("salesforce SOAP: {reason}")),
+            }
+        }
+    }
     let repaired = match (raw, parsed) {
-        (Some(raw), _) => repair(raw),
+        (Some(raw), _) => repair(raw).or_else(|| {
+            // Not JSON at all: perhaps a form, or JSON behind a BOM or HTML escaping.
+            let unwrapped = envelope::unwrap(&JsonValue::String(raw.to_owned()));
+            (!unwrapped.steps.is_empty()).then_some(JsonValue::String(raw.to_owned()))
+        }),
         (None, Some(parsed)) => Some(parsed.clone()),
         (None, None) => None,
     };
@@ -97,14 +137,44 @@ pub fn heal(
         ));
         return Err(NotHealed(reasons.join("; ")));
     };
-    for platform in &candidates {
-        let aliased = alias(*platform, &repaired);
-        match adapt(*platform, &aliased) {
-            Ok(message) => return Ok((message, HealedBy::Repair)),
-            Err(reason) => reasons.push(format!("{platform} adapter after repair: {reason}")),
+    let unwrapped = envelope::unwrap(&repaired);
+    let mut tries = vec![(&repaired, &[][..])];
+    if !unwrapped.steps.is_empty() {
+        tries.push((&unwrapped.value, &unwrapped.steps[..]));
+    }
+    for (value, steps) in tries {
+        for platform in &candidates {
+            let aliased = alias(*platform, value);
+            match adapt(*platform, &aliased) {
+                Ok(message) => return Ok(healed(message, HealedBy::Repair, steps)),
+                Err(reason) => reasons.push(format!(
+                    "{platform} adapter after repair{}: {reason}",
+                    if steps.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and {}", steps.join(", "))
+                    }
+                )),
+            }
         }
     }
     Err(NotHealed(reasons.join("; ")))
+}
+
+/// The first notification of a Salesforce SOAP body, in the shape ingress stores.
+fn salesforce_notification(soap: &str) -> Result<JsonValue, String> {
+    let message = crate::platform::salesforce::parse(soap.as_bytes())?;
+    let notification = message
+        .notifications
+        .first()
+        .ok_or("the outbound message carries no Notification")?;
+    Ok(serde_json::json!({
+        "organization_id": message.organization_id,
+        "action_id": message.action_id,
+        "notification_id": notification.id,
+        "sobject_type": notification.sobject_type,
+        "sobject": notification.fields,
+    }))
 }
 
 /// The adapter, then the schema: a result that does not validate is not a result.
@@ -364,6 +434,48 @@ mod tests {
         // Right at the limit is still read.
         let at_limit = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert_eq!(check_depth(None, Some(&at_limit)), Ok(()));
+    }
+
+    #[test]
+    fn platform_bodies_as_sent_and_common_envelopes_are_healed_without_the_model() {
+        // A WhatsApp Cloud API webhook exactly as Meta sends it.
+        let meta = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+            "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+                "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": "16505551234"}],
+                "messages": [{"from": "16505551234", "id": "wamid.A", "timestamp": "1749416383",
+                    "type": "text", "text": {"body": "Where is my order?"}}]}}]}]});
+        let (message, by) = heal(Some(Platform::Whatsapp), Some(&meta), None).unwrap();
+        assert_eq!(by, HealedBy::Adapter);
+        assert_eq!(message.conversation_id.as_deref(), Some("16505551234"));
+        assert_eq!(message.sender_name.as_deref(), Some("Sheena Nelson"));
+        assert_eq!(message.text.as_deref(), Some("Where is my order?"));
+
+        // A Salesforce outbound message given whole, as its SOAP text.
+        let soap = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>
+          <notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>00D000000000062EAA</OrganizationId>
+          <Notification><Id>04l1</Id><sObject xmlns:sf="urn:sobject.enterprise.soap.sforce.com"><sf:Id>500A</sf:Id>
+          <sf:Subject>Refund</sf:Subject></sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"#;
+        let (message, by) = heal(Some(Platform::Salesforce), None, Some(soap)).unwrap();
+        assert_eq!((by, message.text.as_deref()), (HealedBy::Adapter, Some("Refund")));
+        assert_eq!(message.conversation_id.as_deref(), Some("500A"));
+
+        // Telegram behind an API Gateway proxy event, n8n's list of one, and a CloudEvent.
+        let update = json!({"update_id": 418800213.0, "message": {"message_id": 2.0,
+            "chat": {"id": 418800213.0, "type": "private"}, "from": {"id": 418800213.0, "first_name": "Ada"}, "text": "hi"}});
+        let envelopes = [
+            json!({"httpMethod": "POST", "isBase64Encoded": false, "headers": {}, "body": update.to_string()}),
+            json!([{"headers": {"host": "n8n"}, "body": update}]),
+            json!({"specversion": "1.0", "id": "e1", "source": "/tg", "type": "update", "data": {"payload": update}}),
+        ];
+        for envelope in envelopes {
+            let healed = heal_traced(Some(Platform::Telegram), Some(&envelope), None).unwrap();
+            assert_eq!(healed.healed_by, HealedBy::Repair, "{envelope}");
+            assert!(!healed.unwrapped.is_empty());
+            // Re-typed ids: integral floats are integer strings.
+            assert_eq!(healed.message.conversation_id.as_deref(), Some("418800213"));
+            assert_eq!(healed.message.text.as_deref(), Some("hi"));
+        }
     }
 
     #[test]

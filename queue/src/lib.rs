@@ -9,6 +9,7 @@ pub mod claim;
 pub mod config;
 pub mod db;
 pub mod enqueue;
+pub mod envelope;
 pub mod heal;
 pub mod ingest;
 pub mod job;

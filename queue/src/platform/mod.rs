@@ -377,10 +377,20 @@ pub(crate) fn check_timestamp(
     Ok(())
 }
 
-/// A JSON scalar id (number or string) as text.
+/// A JSON scalar id (number or string) as text. An integral float (`418800213.0`, what a
+/// re-serialising pipeline makes of a big integer) is the integer it holds.
 pub(crate) fn id_text(value: &JsonValue) -> Option<String> {
     match value {
         JsonValue::String(s) if !s.is_empty() => Some(s.clone()),
+        JsonValue::Number(n) if n.is_f64() => {
+            let float = n.as_f64()?;
+            // Integers up to 2^53 are exact in a float; beyond that the digits are a guess.
+            if float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0 {
+                Some(format!("{}", float as i64))
+            } else {
+                Some(n.to_string())
+            }
+        }
         JsonValue::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -443,6 +453,16 @@ pub fn reply_address(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integral_floats_are_the_integer_ids_they_hold() {
+        use serde_json::json;
+        assert_eq!(id_text(&json!(418800213.0)).as_deref(), Some("418800213"));
+        assert_eq!(id_text(&json!(-1001234567890.0)).as_deref(), Some("-1001234567890"));
+        assert_eq!(id_text(&json!(1.5)).as_deref(), Some("1.5"));
+        assert_eq!(id_text(&json!(42)).as_deref(), Some("42"));
+        assert_eq!(id_text(&json!("42")).as_deref(), Some("42"));
+    }
 
     #[test]
     fn a_timestamp_at_the_ends_of_i64_is_stale_not_an_overflow() {

@@ -112,7 +112,8 @@ fn as_array(value: Option<&JsonValue>) -> &[JsonValue] {
         .unwrap_or(&[])
 }
 
-/// One fanned-out WhatsApp event (see [`accept`]) → canonical message.
+/// One fanned-out WhatsApp event (see [`accept`]), or a whole webhook body (its first event) →
+/// canonical message.
 ///
 /// | canonical | WhatsApp Cloud API |
 /// |---|---|
@@ -130,6 +131,17 @@ pub fn to_canonical(
     use super::{text_at, AdaptError};
     use crate::canonical::{unix_to_rfc3339, Attachment, CanonicalMessage};
 
+    // The whole webhook body as Meta sends it: its first message or status, with its context.
+    if event.get("message").is_none()
+        && event.get("status").is_none()
+        && event.get("entry").is_some_and(JsonValue::is_array)
+    {
+        let first = fan_out(event)
+            .into_iter()
+            .find_map(|event| event.payload)
+            .ok_or_else(|| AdaptError("the webhook body carries no message or status".into()))?;
+        return to_canonical(&first);
+    }
     if let Some(status) = event.get("status").filter(|value| value.is_object()) {
         let mut canonical = CanonicalMessage::new("whatsapp", "status");
         canonical.event_id =
