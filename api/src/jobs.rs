@@ -165,6 +165,23 @@ pub struct HealedMessage {
     #[serde(default)]
     #[oai(nullable)]
     pub delivery: Option<JsonValue>,
+    /// `high` for the adapter and repair; for the model, `medium` when every field it chose was
+    /// one of the payload's own candidates and `low` when some were dropped as ungrounded.
+    /// Absent on messages healed before this field existed.
+    #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
+    pub heal_confidence: Option<String>,
+    /// How the message was made: `unwrapped`, the envelopes taken off the payload (outermost
+    /// first: `http_proxy_body`, `proxy_body`, `cloudevent_data`, `kafka_value`, `list_of_one`,
+    /// `wrapper:<key>`, `json_string`, `ndjson_line`, `html_unescaped`, `form`). Absent when none.
+    #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
+    pub heal_trace: Option<JsonValue>,
+    /// Why no automatic reply was sent although the message has text: `{reason, healed_by,
+    /// reply_policy}`, when the source's `reply_policy` does not cover the step that healed it.
+    #[serde(default)]
+    #[oai(skip_serializing_if_is_none)]
+    pub reply_skipped: Option<JsonValue>,
 }
 
 #[derive(Debug, Object)]

@@ -35,6 +35,29 @@ impl From<PlatformName> for Platform {
     }
 }
 
+/// Which healing steps may trigger the agent's automatic reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum ReplyPolicy {
+    /// Only messages the platform's adapter or repair healed (the default): the model's heal is a
+    /// guess, and a guessed id must never receive a reply.
+    Deterministic,
+    /// The model's heals too.
+    Any,
+    /// No automatic replies.
+    Never,
+}
+
+impl ReplyPolicy {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReplyPolicy::Deterministic => "deterministic",
+            ReplyPolicy::Any => "any",
+            ReplyPolicy::Never => "never",
+        }
+    }
+}
+
 #[derive(Debug, Object)]
 pub struct CreateSource {
     pub platform: PlatformName,
@@ -53,6 +76,9 @@ pub struct CreateSource {
     /// The agent's system prompt for replies to this source's messages.
     #[oai(validator(max_length = 20000))]
     pub system_prompt: Option<String>,
+    /// Which healing steps may trigger the automatic reply; default `deterministic`. A message
+    /// healed below it still succeeds, and its job's result says `reply_skipped`.
+    pub reply_policy: Option<ReplyPolicy>,
 }
 
 #[derive(Debug, Object)]
@@ -66,6 +92,8 @@ pub struct Source {
     pub ingest_url: String,
     /// Whether reply credentials were given (they are never returned).
     pub has_reply_credentials: bool,
+    /// `deterministic`, `any` or `never`.
+    pub reply_policy: String,
     pub created_at: DateTime<Utc>,
 }
 
@@ -148,14 +176,15 @@ impl SourcesApi {
             }
         }
         let row = sqlx::query!(
-            "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at",
+            "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt, reply_policy)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at, reply_policy",
             auth.0.tenant_id(),
             platform.as_str(),
             body.name,
             body.secrets,
             body.reply,
-            body.system_prompt
+            body.system_prompt,
+            body.reply_policy.unwrap_or(ReplyPolicy::Deterministic).as_str()
         )
         .fetch_one(&state.pool)
         .await?;
@@ -169,6 +198,7 @@ impl SourcesApi {
                 None => state.ingest_url(row.id),
             },
             has_reply_credentials: body.reply.is_some(),
+            reply_policy: row.reply_policy,
             created_at: row.created_at,
         })))
     }
@@ -181,7 +211,7 @@ impl SourcesApi {
         state: Data<&Arc<AppState>>,
     ) -> Result<Json<SourceList>, ApiError> {
         let rows = sqlx::query!(
-            "SELECT id, platform, name, reply IS NOT NULL AS \"has_reply!\", created_at FROM sources
+            "SELECT id, platform, name, reply IS NOT NULL AS \"has_reply!\", reply_policy, created_at FROM sources
              WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC",
             auth.0.tenant_id()
         )
@@ -196,6 +226,7 @@ impl SourcesApi {
                     platform: row.platform,
                     name: row.name,
                     has_reply_credentials: row.has_reply,
+                    reply_policy: row.reply_policy,
                     created_at: row.created_at,
                 })
                 .collect(),

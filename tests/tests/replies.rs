@@ -310,3 +310,49 @@ async fn a_platform_4xx_is_fatal_and_keeps_the_platform_error(
     );
     stack.stop().await;
 }
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn a_message_only_the_model_could_heal_is_not_answered_on_a_guess(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let stack = stack(pool_options, options).await;
+    let source = telegram_source(&stack).await;
+    // A signed webhook whose body some middleware flattened into prose: only the model reads it.
+    stack
+        .gateway
+        .hook(
+            source,
+            &[("x-telegram-bot-api-secret-token", "tg-secret-0123456789".into())],
+            "telegram update 815 | chat 7001 | from Ada (id 7001) | text: Where is my order?",
+        )
+        .await;
+    let inbound = wait_jobs(&stack.pool, kinds::WEBHOOK_INBOUND, 1, WAIT).await;
+    assert_eq!(
+        inbound[0].status,
+        JobStatus::Succeeded,
+        "{:?}",
+        inbound[0].last_error
+    );
+    let result = inbound[0].result.clone().unwrap();
+    assert_eq!(result["healed_by"], "llm");
+    assert!(
+        ["medium", "low"].contains(&result["heal_confidence"].as_str().unwrap()),
+        "{result}"
+    );
+    // A message with text (the deterministic sampler reads this payload the same way every time),
+    // which the default reply_policy does not answer: only the adapter or repair may trigger one.
+    assert_eq!(result["message"]["event_type"], "message", "{result}");
+    assert!(!result["message"]["text"].is_null(), "{result}");
+    assert_eq!(result["reply"], Value::Null, "{result}");
+    assert_eq!(result["reply_skipped"]["healed_by"], "llm", "{result}");
+    assert_eq!(result["reply_skipped"]["reply_policy"], "deterministic");
+    let deliveries: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = $1")
+        .bind(kinds::REPLY_DELIVER)
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+    assert_eq!(deliveries, 0, "no reply was queued");
+    assert!(stack.platform.requests().is_empty(), "nothing reached the platform");
+    stack.stop().await;
+}

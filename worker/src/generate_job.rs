@@ -2,6 +2,8 @@
 //! result `{text}` (or `{json}` when a schema was given) plus `usage`. Tokens stream out as
 //! throttled `job.progress` events.
 
+use std::time::Duration;
+
 use sentinel_queue::{FailKind, Job, Outcome, RetryPolicy};
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
@@ -54,6 +56,7 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
         max_tokens,
         input.json_schema.as_ref(),
         "generate",
+        None,
     )
     .await
     {
@@ -113,6 +116,7 @@ pub(crate) async fn generate(
     max_tokens: usize,
     schema: Option<&JsonValue>,
     stage: &'static str,
+    deadline: Option<Duration>,
 ) -> Result<Generation, Outcome> {
     let Some(llm) = services.llm.as_ref() else {
         return Err(fatal(
@@ -126,17 +130,31 @@ pub(crate) async fn generate(
         stage,
         max_tokens,
     );
-    let result = llm
-        .generate(
-            messages,
-            max_tokens,
-            schema,
-            Some(&progress),
-            Some(context.canceled.clone()),
-        )
-        .await;
+    let generation = llm.generate(
+        messages,
+        max_tokens,
+        schema,
+        Some(&progress),
+        Some(context.canceled.clone()),
+    );
+    // Past the deadline the generation is dropped, and with it the engine's sequence.
+    let result = match deadline {
+        Some(deadline) => tokio::time::timeout(deadline, generation).await.ok(),
+        None => Some(generation.await),
+    };
+    let tokens = progress.borrow().tokens;
     drop(progress);
     let _ = writer.await;
+    let Some(result) = result else {
+        // Deterministic sampling: another attempt would run out of time the same way.
+        return Err(fatal(
+            "generation_deadline",
+            format!(
+                "the {stage} generation ran past its {} s budget after {tokens} tokens",
+                deadline.map_or(0, |deadline| deadline.as_secs())
+            ),
+        ));
+    };
     match result {
         Ok(generation) => Ok(generation),
         Err(LlmError::Canceled) => Err(Outcome::Canceled),

@@ -32,6 +32,11 @@ pub const LLM_PAYLOAD_BYTES: usize = 1_000;
 /// is added to it (see [`Grounding::answer_budget`]). Generation ends earlier, at the closing
 /// brace. An answer cut off by the budget is closed by the JSON repairer rather than thrown away.
 pub const LLM_HEAL_MAX_TOKENS: usize = 160;
+/// The LLM step's wall-clock budget, on top of its token budget: a healing generation past it is
+/// stopped and the job ends dead (`generation_deadline`), so a slow case cannot hold a model slot
+/// that replies and `llm.generate` jobs wait for. The grounded answers measured in
+/// docs/BENCHMARKS.md take one to three seconds on the 2-core CPU.
+pub const LLM_HEAL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A healing job's payload, as the job carries it.
 struct Payload {
@@ -84,8 +89,8 @@ impl Payload {
         })
     }
 
-    fn heal(&self) -> Result<(CanonicalMessage, HealedBy), heal::NotHealed> {
-        heal::heal(self.platform, self.parsed.as_ref(), self.raw.as_deref())
+    fn heal(&self) -> Result<heal::Healed, heal::NotHealed> {
+        heal::heal_traced(self.platform, self.parsed.as_ref(), self.raw.as_deref())
     }
 }
 
@@ -100,10 +105,11 @@ pub fn heal_without_model(job: &Job) -> Outcome {
     let to_model = Outcome::HandedOff {
         stage: Stage::Model,
     };
-    let Ok((message, healed_by)) = payload.heal() else {
+    let Ok(healed) = payload.heal() else {
         return to_model;
     };
-    let mut result = match healed_result(&message, healed_by) {
+    let message = healed.message.clone();
+    let mut result = match healed_result(&healed) {
         Ok(result) => result,
         Err(outcome) => return outcome,
     };
@@ -127,8 +133,8 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
         Ok(payload) => payload,
         Err(outcome) => return outcome,
     };
-    let (message, healed_by, heal_notes) = match payload.heal() {
-        Ok((message, healed_by)) => (message, healed_by, None),
+    let (healed, heal_notes) = match payload.heal() {
+        Ok(healed) => (healed, None),
         Err(not_healed) => {
             let text = payload
                 .raw
@@ -136,17 +142,34 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
                 .or_else(|| payload.parsed.as_ref().map(JsonValue::to_string))
                 .unwrap_or_default();
             match heal_with_llm(services, job, context, payload.platform, &text).await {
-                Ok((message, notes)) => (message, HealedBy::Llm, Some(notes)),
+                Ok((message, notes)) => (
+                    heal::Healed {
+                        message,
+                        healed_by: HealedBy::Llm,
+                        unwrapped: Vec::new(),
+                    },
+                    Some(notes),
+                ),
                 Err(outcome) => return with_reason(outcome, &not_healed.0),
             }
         }
     };
-    let mut result = match healed_result(&message, healed_by) {
+    let (message, healed_by) = (healed.message.clone(), healed.healed_by);
+    let mut result = match healed_result(&healed) {
         Ok(result) => result,
         Err(outcome) => return outcome,
     };
     for (key, value) in heal_notes.into_iter().flatten() {
         result[key] = value;
+    }
+    if healed_by == HealedBy::Llm {
+        // The model's own measure: every field it chose was a candidate from the payload
+        // (`medium`), or some were dropped as ungrounded (`low`).
+        result["heal_confidence"] = json!(if result.get("heal_ungrounded").is_some() {
+            "low"
+        } else {
+            "medium"
+        });
     }
     if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
         match reply::respond(
@@ -156,6 +179,7 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
             payload.platform,
             &message,
             payload.parsed.as_ref(),
+            healed_by,
         )
         .await
         {
@@ -170,9 +194,12 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
     Outcome::Succeeded { result }
 }
 
-/// `{message, healed_by}` once the message validates against the canonical schema; a failed
-/// attempt naming the violations otherwise.
-fn healed_result(message: &CanonicalMessage, healed_by: HealedBy) -> Result<JsonValue, Outcome> {
+/// `{message, healed_by, heal_confidence, heal_trace?}` once the message validates against the
+/// canonical schema; a failed attempt naming the violations otherwise. `heal_trace.unwrapped` names
+/// the envelopes taken off the payload (see `sentinel_queue::envelope`).
+fn healed_result(healed: &heal::Healed) -> Result<JsonValue, Outcome> {
+    let message = &healed.message;
+    let healed_by = healed.healed_by;
     let message_json =
         serde_json::to_value(message).map_err(|error| fatal("not_healed", error.to_string()))?;
     if let Err(violations) = canonical::validate(&message_json) {
@@ -184,7 +211,16 @@ fn healed_result(message: &CanonicalMessage, healed_by: HealedBy) -> Result<Json
             error: json!({"code": "invalid_message", "healed_by": healed_by.as_str(), "message": violations}),
         });
     }
-    Ok(json!({"message": message_json, "healed_by": healed_by.as_str()}))
+    let mut result = json!({
+        "message": message_json,
+        "healed_by": healed_by.as_str(),
+        // The adapter and repair read fields where the platform puts them.
+        "heal_confidence": "high",
+    });
+    if !healed.unwrapped.is_empty() {
+        result["heal_trace"] = json!({"unwrapped": healed.unwrapped});
+    }
+    Ok(result)
 }
 
 /// A message with text gets an answer; statuses, commands without text and record changes don't.
@@ -239,6 +275,7 @@ async fn heal_with_llm(
         grounding.answer_budget(),
         Some(&grounding.schema()),
         "heal",
+        Some(LLM_HEAL_DEADLINE),
     )
     .await?;
     // An answer the budget cut off mid-string is closed by the repairer: the fields before the
@@ -400,6 +437,9 @@ impl Grounding {
             json!({"enum": choices})
         };
         json!({
+            // No whitespace between tokens beyond the fixed `", "` and `": "` separators:
+            // llguidance's default allows runs of it, which a small model fills its budget with.
+            "x-guidance": {"whitespace_flexible": false},
             "type": "object",
             "additionalProperties": false,
             "required": ["event_type", "conversation_id", "sender_id", "sender_name", "text"],

@@ -7,7 +7,9 @@
 
 use sentinel_queue::{
     canonical::CanonicalMessage,
-    enqueue, kinds,
+    enqueue,
+    heal::HealedBy,
+    kinds,
     platform::{self, Platform},
     Job, NewJob, Outcome, RetryPolicy,
 };
@@ -38,13 +40,14 @@ pub async fn respond(
     platform: Option<Platform>,
     message: &CanonicalMessage,
     payload: Option<&JsonValue>,
+    healed_by: HealedBy,
 ) -> Result<Vec<(&'static str, JsonValue)>, Outcome> {
     let (source_id, address) = match addressee(job, platform, message, payload) {
         Ok(found) => found,
         Err(skip) => return Ok(skip),
     };
     let source = sqlx::query!(
-        r#"SELECT system_prompt, reply IS NOT NULL AS "has_credentials!" FROM sources WHERE id = $1"#,
+        r#"SELECT system_prompt, reply IS NOT NULL AS "has_credentials!", reply_policy FROM sources WHERE id = $1"#,
         source_id
     )
     .fetch_optional(&services.pool)
@@ -53,6 +56,14 @@ pub async fn respond(
     let Some(source) = source else {
         return Ok(skipped("the source was deleted"));
     };
+    if let Some(reason) = reply_refused(&source.reply_policy, healed_by) {
+        let mut skip = skipped(&reason);
+        skip.push((
+            "reply_skipped",
+            json!({"reason": reason, "healed_by": healed_by.as_str(), "reply_policy": source.reply_policy}),
+        ));
+        return Ok(skip);
+    }
     let conversation = message.conversation_id.clone().unwrap_or_default();
     let rows = sqlx::query!(
         r#"SELECT result #>> '{message,text}' AS text, result ->> 'reply' AS reply
@@ -100,6 +111,7 @@ pub async fn respond(
         services.max_tokens,
         None,
         "reply",
+        None,
     )
     .await?;
     let mut text = generation.text.trim().to_owned();
@@ -167,6 +179,20 @@ pub fn addressee(
         Some(Ok(address)) => Ok((source_id, address)),
         Some(Err(reason)) => Err(skipped(&reason)),
         None => Err(skipped("the platform is unknown")),
+    }
+}
+
+/// Why the source's `reply_policy` allows no automatic reply to a message healed by `healed_by`.
+/// The model's heal is a guess: by default (`deterministic`) only the adapter and repair answer.
+pub fn reply_refused(policy: &str, healed_by: HealedBy) -> Option<String> {
+    match (policy, healed_by) {
+        ("never", _) => Some("the source's reply_policy is never".into()),
+        ("any", _) => None,
+        (_, HealedBy::Llm) => Some(
+            "the message was healed by the model, and the source's reply_policy (deterministic) answers only messages the adapter or repair healed"
+                .into(),
+        ),
+        _ => None,
     }
 }
 
