@@ -179,9 +179,11 @@ pub async fn refresh_counts(
             Err(error) => tracing::warn!(%error, "could not count queued jobs; keeping the last counts"),
         }
         if tick % every == 0 {
-            match sqlx::query!(r#"SELECT status AS "status!", count(*) AS "n!" FROM jobs GROUP BY status"#)
-                .fetch_all(&pool)
-                .await
+            match sqlx::query!(
+                r#"SELECT status AS "status!", count(*) AS "n!" FROM jobs GROUP BY status"#
+            )
+            .fetch_all(&pool)
+            .await
             {
                 Ok(rows) => {
                     for status in sentinel_queue::JobStatus::ALL {
@@ -189,7 +191,10 @@ pub async fn refresh_counts(
                             .iter()
                             .find(|row| row.status == status.as_str())
                             .map_or(0, |row| row.n);
-                        metrics.queue_depth.with_label_values(&[status.as_str()]).set(n);
+                        metrics
+                            .queue_depth
+                            .with_label_values(&[status.as_str()])
+                            .set(n);
                     }
                 }
                 Err(error) => tracing::warn!(%error, "could not count jobs by status"),

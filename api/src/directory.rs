@@ -127,15 +127,20 @@ impl Directory {
 
     /// Spends one of the uncached-lookup tokens, or refuses the lookup.
     fn budget_lookup(lookups: &DefaultDirectRateLimiter) -> Result<(), sqlx::Error> {
-        lookups
-            .check()
-            .map_err(|_| sqlx::Error::PoolTimedOut)
+        lookups.check().map_err(|_| sqlx::Error::PoolTimedOut)
     }
 
-    fn limiter(&self, tenant_id: Uuid, per_sec: NonZeroU32, burst: NonZeroU32) -> Arc<DefaultDirectRateLimiter> {
+    fn limiter(
+        &self,
+        tenant_id: Uuid,
+        per_sec: NonZeroU32,
+        burst: NonZeroU32,
+    ) -> Arc<DefaultDirectRateLimiter> {
         self.limiters
             .get_with((tenant_id, per_sec.get(), burst.get()), || {
-                Arc::new(RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)))
+                Arc::new(RateLimiter::direct(
+                    Quota::per_second(per_sec).allow_burst(burst),
+                ))
             })
     }
 

@@ -33,7 +33,7 @@ use crate::{
     body_error_response,
     directory::SourceRecord,
     error::{error_response, ErrorBody},
-    server::{read_body, BodyError},
+    server::{declares_more_than, read_body, BodyError},
     ApiTags, AppState,
 };
 
@@ -249,12 +249,7 @@ async fn receive(
         return (platform, "unauthenticated", response);
     }
     let limit = state.config.max_body_bytes;
-    let declared = req
-        .headers()
-        .get("content-length")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if declares_more_than(req.headers(), limit) {
         return (
             platform,
             "too_large",
@@ -283,13 +278,13 @@ async fn receive(
         // never delays the async executor (and /healthz with it).
         let (source, headers, body) = (source.clone(), req.headers().clone(), body.clone());
         tokio::task::spawn_blocking(move || {
-            source
-                .verifier
-                .accept(&headers, &body, now.timestamp())
+            source.verifier.accept(&headers, &body, now.timestamp())
         })
         .await
         .unwrap_or_else(|error| {
-            Err(Rejected::Malformed(format!("the body could not be read: {error}")))
+            Err(Rejected::Malformed(format!(
+                "the body could not be read: {error}"
+            )))
         })
     } else {
         source

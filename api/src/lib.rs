@@ -107,7 +107,10 @@ impl std::fmt::Debug for Config {
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("http", &self.http)
-            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<set>"))
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<set>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -172,17 +175,30 @@ impl Config {
             Ok(Duration::from_millis(ms))
         };
         let http = HttpLimits {
-            header_read_timeout: millis("SENTINEL_HTTP_HEADER_TIMEOUT_MS", defaults.header_read_timeout)?,
+            header_read_timeout: millis(
+                "SENTINEL_HTTP_HEADER_TIMEOUT_MS",
+                defaults.header_read_timeout,
+            )?,
             idle_timeout: millis("SENTINEL_HTTP_IDLE_TIMEOUT_MS", defaults.idle_timeout)?,
             body_read_timeout: millis("SENTINEL_HTTP_BODY_TIMEOUT_MS", defaults.body_read_timeout)?,
-            http2_max_streams: config::var_or("SENTINEL_HTTP2_MAX_STREAMS", defaults.http2_max_streams)?,
-            max_connections: config::var_or("SENTINEL_HTTP_MAX_CONNECTIONS", defaults.max_connections)?,
+            http2_max_streams: config::var_or(
+                "SENTINEL_HTTP2_MAX_STREAMS",
+                defaults.http2_max_streams,
+            )?,
+            max_connections: config::var_or(
+                "SENTINEL_HTTP_MAX_CONNECTIONS",
+                defaults.max_connections,
+            )?,
         };
         if http.http2_max_streams == 0 || http.max_connections == 0 {
-            anyhow::bail!("SENTINEL_HTTP2_MAX_STREAMS and SENTINEL_HTTP_MAX_CONNECTIONS must be at least 1");
+            anyhow::bail!(
+                "SENTINEL_HTTP2_MAX_STREAMS and SENTINEL_HTTP_MAX_CONNECTIONS must be at least 1"
+            );
         }
-        let max_events_per_request: usize =
-            config::var_or("SENTINEL_MAX_EVENTS_PER_REQUEST", DEFAULT_MAX_EVENTS_PER_REQUEST)?;
+        let max_events_per_request: usize = config::var_or(
+            "SENTINEL_MAX_EVENTS_PER_REQUEST",
+            DEFAULT_MAX_EVENTS_PER_REQUEST,
+        )?;
         let sse_max_per_tenant: usize = config::var_or("SENTINEL_SSE_MAX_PER_TENANT", 64)?;
         let sse_max_total: usize = config::var_or("SENTINEL_SSE_MAX_TOTAL", 4_096)?;
         if max_events_per_request == 0 || sse_max_per_tenant == 0 || sse_max_total == 0 {
@@ -450,12 +466,7 @@ impl Gateway {
                     // Every other body is read under the same limit and deadline, whether or not
                     // it declared its length, and only when the handler reads it: after the
                     // caller is authenticated, so an anonymous request never costs a body read.
-                    let declared = req
-                        .headers()
-                        .get("content-length")
-                        .and_then(|value| value.to_str().ok())
-                        .and_then(|value| value.parse::<usize>().ok());
-                    if declared.is_some_and(|n| n > max_body_bytes) {
+                    if server::declares_more_than(req.headers(), max_body_bytes) {
                         return Err(poem::Error::from_response(body_error_response(
                             BodyError::TooLarge,
                             max_body_bytes,

@@ -40,7 +40,10 @@ impl Metrics {
         let sse_subscribers =
             IntGauge::new("sentinel_sse_subscribers", "Open SSE streams").expect("valid metric");
         let queue_depth = IntGaugeVec::new(
-            Opts::new("sentinel_jobs", "Jobs by status: queued every 2 s, the others every 30 s"),
+            Opts::new(
+                "sentinel_jobs",
+                "Jobs by status: queued every 2 s, the others every 30 s",
+            ),
             &["status"],
         )
         .expect("valid metric");

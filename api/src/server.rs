@@ -116,9 +116,11 @@ where
     }
     drop(listener);
     let _ = stop_connections.send(true);
-    if tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} })
-        .await
-        .is_err()
+    if tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
     {
         connections.shutdown().await;
     }
@@ -262,6 +264,16 @@ impl AsyncWrite for Watched {
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
+}
+
+/// Whether a request's `Content-Length` says its body is over `limit`: refused before any of it
+/// is read.
+pub fn declares_more_than(headers: &http::HeaderMap, limit: usize) -> bool {
+    headers
+        .get("content-length")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+        .is_some_and(|declared| declared > limit)
 }
 
 /// Reads a body under the limits: at most `limit` bytes, within the body deadline.

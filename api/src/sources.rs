@@ -10,7 +10,8 @@ use serde_json::Value as JsonValue;
 use uuid::Uuid;
 
 use crate::{
-    admin::Deleted, admission, auth::TenantAuth, directory::CONFIG_CHANNEL, error::ApiError, ApiTags, AppState,
+    admin::Deleted, admission, auth::TenantAuth, directory::CONFIG_CHANNEL, error::ApiError,
+    ApiTags, AppState,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -193,7 +194,11 @@ impl SourcesApi {
             platform: platform.as_str().to_owned(),
             name: body.name.clone(),
             // The one answer that shows an ingest token: the URL to give the platform.
-            ingest_url: match body.secrets.get(INGEST_TOKEN_FIELD).and_then(JsonValue::as_str) {
+            ingest_url: match body
+                .secrets
+                .get(INGEST_TOKEN_FIELD)
+                .and_then(JsonValue::as_str)
+            {
                 Some(token) => format!("{}?token={token}", state.ingest_url(row.id)),
                 None => state.ingest_url(row.id),
             },

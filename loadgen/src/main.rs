@@ -101,7 +101,7 @@ async fn setup(client: &reqwest::Client, url: &str, admin_token: &str) -> anyhow
     let tenant: Value = client
         .post(format!("{url}/v1/admin/tenants"))
         .bearer_auth(admin_token)
-        .json(&json!({"name": "loadgen", "rate_limit_per_sec": 1_000_000, "burst": 1_000_000}))
+        .json(&json!({"name": "loadgen", "rate_limit_per_sec": 1_000_000, "burst": 1_000_000, "max_queued_jobs": 100_000_000}))
         .send()
         .await?
         .error_for_status()?

@@ -39,10 +39,11 @@ async fn five_hundred_users_at_once_are_acked_fast_and_answered_within_the_slots
         config.delivery_slots = 16;
     })
     .await;
-    // A tenant whose rate limit admits the whole crowd in one instant.
+    // A tenant whose rate limit admits the whole crowd in one instant (and the source's creation,
+    // which spends a token too).
     let key = &stack
         .gateway
-        .tenant_with(json!({"name": "burst", "rate_limit_per_sec": 1000, "burst": users}))
+        .tenant_with(json!({"name": "burst", "rate_limit_per_sec": 1000, "burst": users + 1}))
         .await;
     let source = stack
         .gateway

@@ -23,7 +23,7 @@ async fn a_retry_storm_of_three_copies_per_event_leaves_one_job_per_event(
     let gateway = TestGateway::spawn(options.clone()).await;
     let worker = TestWorker::spawn(worker_config(&platform), options, None);
     let key = &gateway
-        .tenant_with(json!({"name": "storm", "rate_limit_per_sec": 1_000_000, "burst": 1_000_000}))
+        .tenant_with(json!({"name": "storm", "rate_limit_per_sec": 1_000_000, "burst": 1_000_000, "max_queued_jobs": 100_000_000}))
         .await;
     let source = gateway
         .source(

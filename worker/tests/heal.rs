@@ -33,6 +33,38 @@ async fn wait_final(pool: &PgPool, ids: &[i64]) -> Vec<Job> {
     }
 }
 
+/// The whole worker without a model, in this process: the deterministic path never needs one.
+fn spawn_worker(
+    pool: &PgPool,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let (stop, shutdown) = watch::channel(false);
+    let worker = tokio::spawn(sentinel_worker::run_with(
+        worker_config(),
+        (*pool.connect_options()).clone(),
+        None,
+        shutdown,
+    ));
+    (stop, worker)
+}
+
+/// Stops a worker from [`spawn_worker`]; its drain returns.
+async fn stop_worker(
+    (stop, worker): (
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ),
+) {
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
 async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool: PgPool) {
     let tenant_id = create_tenant(&pool, "acme", 100, 100).await.unwrap();
@@ -69,14 +101,8 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
         ids.push(enqueue(&pool, job).await.unwrap().id);
     }
 
-    let (stop, shutdown) = watch::channel(false);
     // No model: the deterministic path must never need one.
-    let worker = tokio::spawn(sentinel_worker::run_with(
-        worker_config(),
-        (*pool.connect_options()).clone(),
-        None,
-        shutdown,
-    ));
+    let worker = spawn_worker(&pool);
 
     let done = wait_final(&pool, &ids).await;
     assert_eq!(done[0].status, JobStatus::Succeeded);
@@ -146,12 +172,7 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
     assert_eq!(stage, "model");
 
     // Shutdown drains and returns.
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), worker)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    stop_worker(worker).await;
 }
 
 #[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
@@ -203,4 +224,31 @@ async fn a_handler_that_panics_spends_its_attempts_and_ends_dead(pool: PgPool) {
     assert_eq!(error["message"], "the handler broke");
     stop.send(true).unwrap();
     runner.await.unwrap();
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn an_enveloped_body_is_healed_without_the_model_and_says_how(pool: PgPool) {
+    let tenant_id = create_tenant(&pool, "acme", 100, 100).await.unwrap();
+    let update = json!({"update_id": 7.0, "message": {"chat": {"id": 418800213.0}, "from": {"id": 418800213.0}, "text": "hi"}});
+    let lambda = json!({"httpMethod": "POST", "isBase64Encoded": false, "headers": {}, "body": update.to_string()});
+    let id = enqueue(
+        &pool,
+        &NewJob::new(
+            tenant_id,
+            kinds::PAYLOAD_HEAL,
+            json!({"payload": lambda, "platform": "telegram"}),
+        ),
+    )
+    .await
+    .unwrap()
+    .id;
+    let worker = spawn_worker(&pool);
+    let done = wait_final(&pool, &[id]).await;
+    assert_eq!(done[0].status, JobStatus::Succeeded, "{:?}", done[0].last_error);
+    let result = done[0].result.as_ref().unwrap();
+    assert_eq!(result["healed_by"], "repair");
+    assert_eq!(result["heal_confidence"], "high");
+    assert_eq!(result["heal_trace"]["unwrapped"], json!(["http_proxy_body"]));
+    assert_eq!(result["message"]["conversation_id"], "418800213");
+    stop_worker(worker).await;
 }
