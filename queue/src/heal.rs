@@ -479,6 +479,22 @@ mod tests {
     }
 
     #[test]
+    fn field_names_match_whatever_their_case_and_separators() {
+        for raw in [
+            r#"{"UpdateId": 5, "Message": {"Chat": {"Id": 42}, "From": {"Id": 42}, "Text": "pascal"}}"#,
+            r#"{"update-id": 5, "message": {"chat": {"id": 42}, "from": {"id": 42}, "text": "kebab"}}"#,
+            r#"{"UPDATE_ID": 5, "MESSAGE": {"CHAT": {"ID": 42}, "FROM": {"ID": 42}, "TEXT": "screaming"}}"#,
+            r#"{"updateID": "5", "message": {"chat": {"id": "42"}, "from": {"id": 42.0}, "text": "mixed"}}"#,
+        ] {
+            let (message, by) = heal(Some(Platform::Telegram), None, Some(raw)).unwrap();
+            assert_eq!(by, HealedBy::Repair, "{raw}");
+            assert_eq!(message.event_id.as_deref(), Some("5"), "{raw}");
+            assert_eq!(message.conversation_id.as_deref(), Some("42"), "{raw}");
+            assert_eq!(message.sender_id.as_deref(), Some("42"), "{raw}");
+        }
+    }
+
+    #[test]
     fn an_unknown_platform_is_recognised_by_shape_and_nonsense_is_not_healed() {
         let slack = json!({"type": "event_callback", "event_id": "Ev1", "event": {"type": "message", "channel": "C1", "user": "U1", "text": "yo", "ts": "1355517523.000005"}});
         let (message, _) = heal(None, Some(&slack), None).unwrap();
