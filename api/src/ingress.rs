@@ -245,8 +245,8 @@ async fn receive(
         Err(response) => return (None, "not_found", response),
     };
     let platform = Some(source.platform);
-    if let Err(response) = check_ingest_token(&source, req) {
-        return (platform, "unauthenticated", response);
+    if let Some(refused) = refuse_without_ingest_token(&source, req) {
+        return (platform, "unauthenticated", refused);
     }
     let limit = state.config.max_body_bytes;
     if declares_more_than(req.headers(), limit) {
@@ -469,28 +469,25 @@ fn unavailable() -> IngressResponse {
 }
 
 /// A source with `secrets.ingest_token` takes webhooks only at an ingest URL that carries it as
-/// `?token=`, compared in constant time before the body is read.
-fn check_ingest_token(source: &SourceRecord, req: &Request) -> Result<(), IngressResponse> {
-    let Some(expected) = source
+/// `?token=`, compared in constant time before the body is read: the 401 for a request without it.
+fn refuse_without_ingest_token(source: &SourceRecord, req: &Request) -> Option<IngressResponse> {
+    let expected = source
         .secrets()
         .get(INGEST_TOKEN_FIELD)
-        .and_then(serde_json::Value::as_str)
-    else {
-        return Ok(());
-    };
+        .and_then(serde_json::Value::as_str)?;
     let given = req.uri().query().and_then(|query| {
         form_urlencoded::parse(query.as_bytes())
             .find(|(name, _)| name == "token")
             .map(|(_, value)| value.into_owned())
     });
     match given {
-        Some(given) if secure_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
-        Some(_) => Err(answer(
+        Some(given) if secure_eq(given.as_bytes(), expected.as_bytes()) => None,
+        Some(_) => Some(answer(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "the ingest URL's token does not match",
         )),
-        None => Err(answer(
+        None => Some(answer(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "this source takes webhooks only at its ingest URL with ?token=",

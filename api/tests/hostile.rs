@@ -92,12 +92,14 @@ async fn nul_in_signed_webhooks_is_acknowledged_kept_and_fails_no_other_tenant(
                     .into_bytes(),
             )
         }));
-    let answers = futures::future::join_all(
-        requests.map(|(source, body)| {
-            let app = &app;
-            async move { app.post_hook(source, &telegram_headers(), body).await.status() }
-        }),
-    )
+    let answers = futures::future::join_all(requests.map(|(source, body)| {
+        let app = &app;
+        async move {
+            app.post_hook(source, &telegram_headers(), body)
+                .await
+                .status()
+        }
+    }))
     .await;
     assert!(answers.iter().all(|status| *status == 200), "{answers:?}");
     assert_eq!(count(&pool, hostile).await, 10);
@@ -133,7 +135,11 @@ async fn soap_attribute_floods_are_refused_fast_and_healthz_stays_quick(
     let app = TestApp::spawn_with(large_bodies(), options).await;
     let (_, key) = app.tenant("acme").await;
     let source = app
-        .source(&key, "salesforce", json!({"organization_id": "00D000000000062EAA"}))
+        .source(
+            &key,
+            "salesforce",
+            json!({"organization_id": "00D000000000062EAA"}),
+        )
         .await;
     let attributes: String = (0..60_000).map(|i| format!(" attr{i}=\"1\"")).collect();
     let flood = format!(
@@ -152,7 +158,13 @@ async fn soap_attribute_floods_are_refused_fast_and_healthz_stays_quick(
     }));
     let healthz = async {
         let started = Instant::now();
-        let status = app.client.get(app.url("/healthz")).send().await.unwrap().status();
+        let status = app
+            .client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
         (status, started.elapsed())
     };
     let (floods, (healthz_status, healthz_took)) = tokio::join!(floods, healthz);
@@ -160,14 +172,21 @@ async fn soap_attribute_floods_are_refused_fast_and_healthz_stays_quick(
         assert_eq!(status, 400);
         assert_eq!(body["error"]["code"], "malformed_body");
         assert!(
-            body["error"]["message"].as_str().unwrap().contains("attributes"),
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("attributes"),
             "{body}"
         );
     }
     assert_eq!(healthz_status, 200);
     // Was 4.5 s for /healthz and 6 s per body on quick-xml 0.37; a generous bound, not a benchmark.
     assert!(healthz_took < Duration::from_secs(2), "{healthz_took:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     app.stop().await;
 }
 
@@ -180,15 +199,42 @@ async fn weak_and_oversized_secrets_are_refused_naming_the_field(
     let (_, key) = app.tenant("acme").await;
     let key_24 = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let cases = [
-        (json!({"platform": "standard", "secrets": {"secret": "whsec_"}}), "24 to 64 bytes"),
-        (json!({"platform": "standard", "secrets": {"secret": vec![key_24; 5_000]}}), "at most 3"),
-        (json!({"platform": "telegram", "secrets": {"secret_token": "t"}}), "secrets.secret_token"),
-        (json!({"platform": "slack", "secrets": {"signing_secret": "short"}}), "secrets.signing_secret"),
-        (json!({"platform": "whatsapp", "secrets": {"app_secret": "0123456789abcdef", "verify_token": "v"}}), "secrets.verify_token"),
-        (json!({"platform": "salesforce", "secrets": {"organization_id": "00DOTHER"}}), "secrets.organization_id"),
-        (json!({"platform": "salesforce", "secrets": {"organization_id": "00D000000000062EAA", "ingest_token": "short"}}), "secrets.ingest_token"),
-        (json!({"platform": "telegram", "secrets": {"secret_token": "0123456789abcdef\u{0}"}}), "U+0000"),
-        (json!({"platform": "telegram", "name": "a\u{0}b", "secrets": {"secret_token": TG_TOKEN}}), "U+0000"),
+        (
+            json!({"platform": "standard", "secrets": {"secret": "whsec_"}}),
+            "24 to 64 bytes",
+        ),
+        (
+            json!({"platform": "standard", "secrets": {"secret": vec![key_24; 5_000]}}),
+            "at most 3",
+        ),
+        (
+            json!({"platform": "telegram", "secrets": {"secret_token": "t"}}),
+            "secrets.secret_token",
+        ),
+        (
+            json!({"platform": "slack", "secrets": {"signing_secret": "short"}}),
+            "secrets.signing_secret",
+        ),
+        (
+            json!({"platform": "whatsapp", "secrets": {"app_secret": "0123456789abcdef", "verify_token": "v"}}),
+            "secrets.verify_token",
+        ),
+        (
+            json!({"platform": "salesforce", "secrets": {"organization_id": "00DOTHER"}}),
+            "secrets.organization_id",
+        ),
+        (
+            json!({"platform": "salesforce", "secrets": {"organization_id": "00D000000000062EAA", "ingest_token": "short"}}),
+            "secrets.ingest_token",
+        ),
+        (
+            json!({"platform": "telegram", "secrets": {"secret_token": "0123456789abcdef\u{0}"}}),
+            "U+0000",
+        ),
+        (
+            json!({"platform": "telegram", "name": "a\u{0}b", "secrets": {"secret_token": TG_TOKEN}}),
+            "U+0000",
+        ),
     ];
     for (body, named) in cases {
         let response = app.post(&key, "/v1/sources", body.clone()).await;
@@ -271,12 +317,18 @@ async fn a_batched_body_spends_a_token_per_event_and_is_capped(
     let send = |source: Uuid, body: String| {
         let app = &app;
         async move {
-            let signature = format!("sha256={}", hmac_hex(app_secret.as_bytes(), body.as_bytes()));
+            let signature = format!(
+                "sha256={}",
+                hmac_hex(app_secret.as_bytes(), body.as_bytes())
+            );
             let response = app
                 .post_hook(source, &[("x-hub-signature-256", signature)], body)
                 .await;
             let status = response.status();
-            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }
     };
     let secrets = json!({"app_secret": app_secret, "verify_token": "verify-0123"});
@@ -287,11 +339,20 @@ async fn a_batched_body_spends_a_token_per_event_and_is_capped(
     let (status, body) = send(default_source, whatsapp_body(3_000, 0)).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "too_many_events");
-    assert!(body["error"]["message"].as_str().unwrap().contains("at most 1000"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 1000"));
     // 300 messages against the default burst of 200: one request can never have that many tokens.
     let (status, body) = send(default_source, whatsapp_body(300, 0)).await;
     assert_eq!(status, 413, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("burst of 200"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("burst of 200"),
+        "{body}"
+    );
 
     // A burst of 1,000 at 1 per second: 300 events spend 300 tokens, so 800 more are refused.
     let (tenant_id, key) = app
@@ -346,34 +407,53 @@ async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped(
     // 200 connections that send a partial request head and stop.
     let mut held = Vec::new();
     for _ in 0..200 {
-        held.push(hold(app.addr, b"POST /hooks/x HTTP/1.1\r\nHost: sentinel\r\nX-Slow: ").await);
+        held.push(
+            hold(
+                app.addr,
+                b"POST /hooks/x HTTP/1.1\r\nHost: sentinel\r\nX-Slow: ",
+            )
+            .await,
+        );
     }
     // The gateway answers others meanwhile.
     assert_eq!(
-        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
     for stream in &mut held {
         assert!(
-            read_to_close(stream, Duration::from_secs(4)).await.is_some(),
+            read_to_close(stream, Duration::from_secs(4))
+                .await
+                .is_some(),
             "a partial head was still open after the header timeout"
         );
     }
 
     // A body that stops arriving: 408 once the body deadline passes.
     let (_, key) = app.tenant("acme").await;
-    let source = app.source(&key, "telegram", json!({"secret_token": TG_TOKEN})).await;
+    let source = app
+        .source(&key, "telegram", json!({"secret_token": TG_TOKEN}))
+        .await;
     let head = format!(
         "POST /hooks/{source} HTTP/1.1\r\nHost: sentinel\r\nX-Telegram-Bot-Api-Secret-Token: {TG_TOKEN}\r\nContent-Length: 100\r\n\r\n{{\"update_id\": 1"
     );
     let mut slow_body = hold(app.addr, head.as_bytes()).await;
-    let answer = read_to_close(&mut slow_body, Duration::from_secs(5)).await.unwrap();
+    let answer = read_to_close(&mut slow_body, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("body_timeout"), "{answer}");
 
     // An idle keep-alive connection is closed too.
     let mut idle = hold(app.addr, b"GET /healthz HTTP/1.1\r\nHost: sentinel\r\n\r\n").await;
-    let answer = read_to_close(&mut idle, Duration::from_secs(5)).await.unwrap();
+    let answer = read_to_close(&mut idle, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     app.stop().await;
 }
@@ -409,7 +489,12 @@ async fn connections_beyond_the_cap_are_closed_at_once(
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        app.client.get(app.url("/healthz")).send().await.unwrap().status(),
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
     app.stop().await;
@@ -429,7 +514,11 @@ async fn jobs_replays_and_source_changes_are_limited_and_the_queue_is_capped(
     for _ in 0..3 {
         let accepted = app.post(&capped, "/v1/jobs", job.clone()).await;
         assert_eq!(accepted.status(), 202);
-        first.get_or_insert(accepted.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+        first.get_or_insert(
+            accepted.json::<Value>().await.unwrap()["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
     let full = app.post(&capped, "/v1/jobs", job.clone()).await;
     assert_eq!(full.status(), 429);
@@ -437,21 +526,40 @@ async fn jobs_replays_and_source_changes_are_limited_and_the_queue_is_capped(
     let body: Value = full.json().await.unwrap();
     assert_eq!(body["error"]["code"], "queue_full");
     let replay = app
-        .post(&capped, &format!("/v1/jobs/{}/replay", first.unwrap()), json!({}))
+        .post(
+            &capped,
+            &format!("/v1/jobs/{}/replay", first.unwrap()),
+            json!({}),
+        )
         .await;
     assert_eq!(replay.status(), 429);
 
     let (_, slow) = app
         .tenant_with(json!({"name": "slow", "rate_limit_per_sec": 1, "burst": 2}))
         .await;
-    let statuses: Vec<u16> = futures::future::join_all(
-        (0..4).map(|_| async { app.post(&slow, "/v1/jobs", job.clone()).await.status().as_u16() }),
-    )
+    let statuses: Vec<u16> = futures::future::join_all((0..4).map(|_| async {
+        app.post(&slow, "/v1/jobs", job.clone())
+            .await
+            .status()
+            .as_u16()
+    }))
     .await;
-    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 2, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 2, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
     let source = app
-        .post(&slow, "/v1/sources", json!({"platform": "telegram", "secrets": {"secret_token": TG_TOKEN}}))
+        .post(
+            &slow,
+            "/v1/sources",
+            json!({"platform": "telegram", "secrets": {"secret_token": TG_TOKEN}}),
+        )
         .await;
     assert_eq!(source.status(), 429, "source changes spend tokens too");
 
@@ -462,11 +570,21 @@ async fn jobs_replays_and_source_changes_are_limited_and_the_queue_is_capped(
     }
     let (_, key) = app.tenant("deep").await;
     let refused = app
-        .post(&key, "/v1/jobs", json!({"kind": "payload.heal", "input": {"payload": {"a": deep}}}))
+        .post(
+            &key,
+            "/v1/jobs",
+            json!({"kind": "payload.heal", "input": {"payload": {"a": deep}}}),
+        )
         .await;
     assert_eq!(refused.status(), 422);
     let body: Value = refused.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("levels deep"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("levels deep"),
+        "{body}"
+    );
     app.stop().await;
 }
 
@@ -486,11 +604,27 @@ async fn metrics_ask_for_their_token_when_one_is_set(
     .await;
     let open = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(open.status(), 401);
-    let wrong = app.client.get(app.url("/metrics")).bearer_auth("wrong").send().await.unwrap();
+    let wrong = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    let scraped = app.client.get(app.url("/metrics")).bearer_auth(token).send().await.unwrap();
+    let scraped = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(scraped.status(), 200);
-    assert!(scraped.text().await.unwrap().contains("sentinel_sse_subscribers"));
+    assert!(scraped
+        .text()
+        .await
+        .unwrap()
+        .contains("sentinel_sse_subscribers"));
     app.stop().await;
 }
 
@@ -588,7 +722,10 @@ async fn a_salesforce_source_with_an_ingest_token_takes_webhooks_only_with_it(
     assert!(url.ends_with(&format!("?token={token}")), "{url}");
     let source: Uuid = created["id"].as_str().unwrap().parse().unwrap();
     let listed = app.get_json(&key, "/v1/sources").await;
-    assert!(!listed.to_string().contains(token), "listings never show the token");
+    assert!(
+        !listed.to_string().contains(token),
+        "listings never show the token"
+    );
 
     let soap = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>
       <notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>00D000000000062EAA</OrganizationId>
@@ -639,9 +776,12 @@ async fn api_bodies_are_read_only_after_authentication_and_within_limits(
     let (_, key) = app.tenant("acme").await;
     // A body that sends one chunk and then never ends.
     let stalled = || {
-        reqwest::Body::wrap_stream(futures::stream::iter([Ok::<_, std::io::Error>(
-            bytes::Bytes::from_static(b"{\"kind\": \"payload.heal\", "),
-        )]).chain(futures::stream::pending()))
+        reqwest::Body::wrap_stream(
+            futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+                b"{\"kind\": \"payload.heal\", ",
+            ))])
+            .chain(futures::stream::pending()),
+        )
     };
     let anonymous = tokio::time::timeout(
         Duration::from_secs(5),

@@ -79,11 +79,19 @@ async fn telegram_needs_its_secret_token(pool_options: PgPoolOptions, options: P
     let app = TestApp::spawn(options).await;
     let (_, key) = app.tenant("acme").await;
     let source = app
-        .source(&key, "telegram", json!({"secret_token": "tg-secret-0123456789"}))
+        .source(
+            &key,
+            "telegram",
+            json!({"secret_token": "tg-secret-0123456789"}),
+        )
         .await;
 
     let ok = app
-        .post_hook(source, &telegram_headers("tg-secret-0123456789"), TELEGRAM_UPDATE)
+        .post_hook(
+            source,
+            &telegram_headers("tg-secret-0123456789"),
+            TELEGRAM_UPDATE,
+        )
         .await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "");

@@ -56,10 +56,18 @@ async fn an_unauthenticated_flood_of_forged_webhooks_writes_nothing(
     let app = TestApp::spawn(options).await;
     let (_, key) = app.tenant("acme").await;
     let telegram = app
-        .source(&key, "telegram", json!({"secret_token": "tg-secret-0123456789"}))
+        .source(
+            &key,
+            "telegram",
+            json!({"secret_token": "tg-secret-0123456789"}),
+        )
         .await;
     let slack = app
-        .source(&key, "slack", json!({"signing_secret": "slack-secret-0123456789"}))
+        .source(
+            &key,
+            "slack",
+            json!({"signing_secret": "slack-secret-0123456789"}),
+        )
         .await;
     let whatsapp = app
         .source(
@@ -221,7 +229,11 @@ async fn bad_input_gets_a_clear_4xx_that_names_the_problem(
         )
         .await;
     let telegram = app
-        .source(&key, "telegram", json!({"secret_token": "tg-secret-0123456789"}))
+        .source(
+            &key,
+            "telegram",
+            json!({"secret_token": "tg-secret-0123456789"}),
+        )
         .await;
 
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));

@@ -24,7 +24,9 @@ use crate::storable;
 pub const MAX_STEPS: usize = 8;
 
 /// The keys that wrap a body all by themselves.
-const WRAPPER_KEYS: [&str; 7] = ["body", "data", "event", "payload", "detail", "record", "value"];
+const WRAPPER_KEYS: [&str; 7] = [
+    "body", "data", "event", "payload", "detail", "record", "value",
+];
 
 /// A payload with its envelopes taken off, and the steps that took them off (outermost first).
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +58,9 @@ pub fn unwrap(value: &JsonValue) -> Unwrapped {
 /// One envelope off, if `value` is one.
 fn unwrap_once(value: &JsonValue) -> Option<(String, JsonValue)> {
     match value {
-        JsonValue::Array(items) if items.len() == 1 => Some(("list_of_one".into(), items[0].clone())),
+        JsonValue::Array(items) if items.len() == 1 => {
+            Some(("list_of_one".into(), items[0].clone()))
+        }
         JsonValue::String(text) => parse_text(text),
         JsonValue::Object(object) => unwrap_object(object),
         _ => None,
@@ -66,9 +70,15 @@ fn unwrap_once(value: &JsonValue) -> Option<(String, JsonValue)> {
 fn unwrap_object(object: &Map<String, JsonValue>) -> Option<(String, JsonValue)> {
     let has = |key: &str| object.contains_key(key);
     if let Some(JsonValue::String(body)) = object.get("body") {
-        let proxied = ["isBase64Encoded", "httpMethod", "requestContext", "routeKey", "headers"]
-            .iter()
-            .any(|key| has(key));
+        let proxied = [
+            "isBase64Encoded",
+            "httpMethod",
+            "requestContext",
+            "routeKey",
+            "headers",
+        ]
+        .iter()
+        .any(|key| has(key));
         if proxied {
             let encoded = object
                 .get("isBase64Encoded")
@@ -152,8 +162,9 @@ fn form(text: &str) -> Option<JsonValue> {
             return None;
         }
         let value = match value.trim() {
-            inner if (inner.starts_with('{') || inner.starts_with('['))
-                && storable::text_depth(inner) <= storable::MAX_DEPTH =>
+            inner
+                if (inner.starts_with('{') || inner.starts_with('['))
+                    && storable::text_depth(inner) <= storable::MAX_DEPTH =>
             {
                 serde_json::from_str(inner).unwrap_or_else(|_| JsonValue::String(value.to_string()))
             }
@@ -223,7 +234,8 @@ mod tests {
 
     #[test]
     fn plain_payloads_and_prose_are_left_alone() {
-        let slack = json!({"type": "event_callback", "event_id": "Ev1", "event": {"type": "message"}});
+        let slack =
+            json!({"type": "event_callback", "event_id": "Ev1", "event": {"type": "message"}});
         assert!(unwrap(&slack).steps.is_empty());
         let prose = json!("the answer is x = 4, surely");
         assert!(unwrap(&prose).steps.is_empty());

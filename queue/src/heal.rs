@@ -274,14 +274,12 @@ fn alias_within(platform: Platform, value: &JsonValue, depth: usize) -> JsonValu
             }
             JsonValue::Object(renamed)
         }
-        JsonValue::Array(items) => {
-            JsonValue::Array(
-                items
-                    .iter()
-                    .map(|item| alias_within(platform, item, depth + 1))
-                    .collect(),
-            )
-        }
+        JsonValue::Array(items) => JsonValue::Array(
+            items
+                .iter()
+                .map(|item| alias_within(platform, item, depth + 1))
+                .collect(),
+        ),
         JsonValue::String(text) => {
             // A nested JSON document sent as a string.
             let inner = text.trim();
@@ -426,7 +424,8 @@ mod tests {
         // Objects, and JSON inside strings inside strings, are bounded the same way.
         let objects = format!("{}{}", r#"{"a":"#.repeat(5_000), "1");
         assert!(heal(None, None, Some(&objects)).is_err());
-        let mut nested = serde_json::json!({"update_id": 1, "message": {"chat": {"id": 9}, "text": "deep"}});
+        let mut nested =
+            serde_json::json!({"update_id": 1, "message": {"chat": {"id": 9}, "text": "deep"}});
         for _ in 0..12 {
             nested = JsonValue::String(nested.to_string());
         }
@@ -457,7 +456,10 @@ mod tests {
           <Notification><Id>04l1</Id><sObject xmlns:sf="urn:sobject.enterprise.soap.sforce.com"><sf:Id>500A</sf:Id>
           <sf:Subject>Refund</sf:Subject></sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"#;
         let (message, by) = heal(Some(Platform::Salesforce), None, Some(soap)).unwrap();
-        assert_eq!((by, message.text.as_deref()), (HealedBy::Adapter, Some("Refund")));
+        assert_eq!(
+            (by, message.text.as_deref()),
+            (HealedBy::Adapter, Some("Refund"))
+        );
         assert_eq!(message.conversation_id.as_deref(), Some("500A"));
 
         // Telegram behind an API Gateway proxy event, n8n's list of one, and a CloudEvent.

@@ -24,10 +24,9 @@ pub mod tenant;
 pub mod wakeup;
 
 pub use claim::{
-    acknowledge_cancel, claim_batch, claim_batch_within, complete, complete_many, fail, finish_many, finish_many_isolated,
-    heartbeat,
-    progress, snooze, Claimable, Finish, FinishError, Finished, Heartbeat, LeaseLost, Outcome,
-    Stage,
+    acknowledge_cancel, claim_batch, claim_batch_within, complete, complete_many, fail,
+    finish_many, finish_many_isolated, heartbeat, progress, snooze, Claimable, Finish, FinishError,
+    Finished, Heartbeat, LeaseLost, Outcome, Stage,
 };
 pub use enqueue::{enqueue, enqueue_many, Enqueued};
 pub use ingest::{IngestError, Ingestor, IngestorConfig};

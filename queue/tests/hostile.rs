@@ -30,7 +30,9 @@ async fn a_result_with_nul_or_one_the_database_refuses_fails_only_its_own_job(po
     // One batch holds both tenants' jobs (each claim gives each tenant an equal share).
     let mut jobs = Vec::new();
     while jobs.len() < 22 {
-        let claimed = claim_batch(&pool, "w", &kinds(), 22 - jobs.len(), LEASE).await.unwrap();
+        let claimed = claim_batch(&pool, "w", &kinds(), 22 - jobs.len(), LEASE)
+            .await
+            .unwrap();
         assert!(!claimed.is_empty());
         jobs.extend(claimed);
     }
@@ -54,15 +56,22 @@ async fn a_result_with_nul_or_one_the_database_refuses_fails_only_its_own_job(po
 
     let finished = finish_many_isolated(&pool, &finishes).await.unwrap();
     assert_eq!(finished.len(), 22, "every attempt was ended");
-    let after: Vec<Job> = Job::fetch_many(&pool, &jobs.iter().map(|job| job.id).collect::<Vec<_>>())
-        .await
-        .unwrap();
+    let after: Vec<Job> =
+        Job::fetch_many(&pool, &jobs.iter().map(|job| job.id).collect::<Vec<_>>())
+            .await
+            .unwrap();
     for job in &after {
         if job.id == refused_job {
             assert_eq!(job.status, JobStatus::Dead);
             let error = job.last_error.as_ref().unwrap();
             assert_eq!(error["code"], "unstorable_outcome");
-            assert!(error["message"].as_str().unwrap().contains("refused result"), "{error}");
+            assert!(
+                error["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("refused result"),
+                "{error}"
+            );
         } else if job.id == nul_job {
             assert_eq!(job.status, JobStatus::Succeeded);
             assert_eq!(
@@ -93,7 +102,11 @@ async fn a_claim_under_a_byte_budget_takes_what_fits_and_at_least_one(pool: PgPo
     let alone = claim_batch_within(&pool, "w", &kinds(), 512, LEASE, Some(10))
         .await
         .unwrap();
-    assert_eq!(alone.len(), 1, "a job larger than the budget is claimed alone");
+    assert_eq!(
+        alone.len(),
+        1,
+        "a job larger than the budget is claimed alone"
+    );
     let rest = claim_batch_within(&pool, "w", &kinds(), 512, LEASE, None)
         .await
         .unwrap();

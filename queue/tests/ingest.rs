@@ -171,7 +171,11 @@ async fn a_row_the_database_refuses_fails_only_its_caller(
             (i, Err(error)) => panic!("caller {i} carried no bad row and failed: {error}"),
         }
     }
-    assert_eq!(count_jobs(&pool, "queued").await, 19, "the 19 clean callers");
+    assert_eq!(
+        count_jobs(&pool, "queued").await,
+        19,
+        "the 19 clean callers"
+    );
     let poisoned = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM jobs WHERE input->>'i' = '7' OR input ? 'poison'"#
     )

@@ -61,7 +61,10 @@ async fn a_telegram_message_is_answered_in_its_chat(
         .gateway
         .hook(
             source,
-            &[("x-telegram-bot-api-secret-token", "tg-secret-0123456789".into())],
+            &[(
+                "x-telegram-bot-api-secret-token",
+                "tg-secret-0123456789".into(),
+            )],
             TELEGRAM_UPDATE,
         )
         .await;
@@ -142,7 +145,10 @@ async fn a_whatsapp_message_is_answered_to_its_sender(
         .gateway
         .hook(
             source,
-            &[("x-hub-signature-256", meta_signature("meta-secret-0123456789", &body))],
+            &[(
+                "x-hub-signature-256",
+                meta_signature("meta-secret-0123456789", &body),
+            )],
             &body,
         )
         .await;
@@ -247,7 +253,10 @@ async fn a_429_is_honoured_without_spending_an_attempt(
         .gateway
         .hook(
             source,
-            &[("x-telegram-bot-api-secret-token", "tg-secret-0123456789".into())],
+            &[(
+                "x-telegram-bot-api-secret-token",
+                "tg-secret-0123456789".into(),
+            )],
             TELEGRAM_UPDATE,
         )
         .await;
@@ -294,7 +303,10 @@ async fn a_platform_4xx_is_fatal_and_keeps_the_platform_error(
         .gateway
         .hook(
             source,
-            &[("x-telegram-bot-api-secret-token", "tg-secret-0123456789".into())],
+            &[(
+                "x-telegram-bot-api-secret-token",
+                "tg-secret-0123456789".into(),
+            )],
             TELEGRAM_UPDATE,
         )
         .await;
@@ -323,7 +335,10 @@ async fn a_message_only_the_model_could_heal_is_not_answered_on_a_guess(
         .gateway
         .hook(
             source,
-            &[("x-telegram-bot-api-secret-token", "tg-secret-0123456789".into())],
+            &[(
+                "x-telegram-bot-api-secret-token",
+                "tg-secret-0123456789".into(),
+            )],
             "telegram update 815 | chat 7001 | from Ada (id 7001) | text: Where is my order?",
         )
         .await;
@@ -353,6 +368,9 @@ async fn a_message_only_the_model_could_heal_is_not_answered_on_a_guess(
         .await
         .unwrap();
     assert_eq!(deliveries, 0, "no reply was queued");
-    assert!(stack.platform.requests().is_empty(), "nothing reached the platform");
+    assert!(
+        stack.platform.requests().is_empty(),
+        "nothing reached the platform"
+    );
     stack.stop().await;
 }

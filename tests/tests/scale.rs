@@ -62,7 +62,10 @@ async fn two_gateways_and_two_workers_share_one_postgres(
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    let secret = [("x-telegram-bot-api-secret-token", "tg-secret-0123456789".to_string())];
+    let secret = [(
+        "x-telegram-bot-api-secret-token",
+        "tg-secret-0123456789".to_string(),
+    )];
     for id in 1..=UPDATES {
         let (first, retry) = if id % 2 == 0 { (0, 1) } else { (1, 0) };
         gateways[first].hook(source, &secret, &update(id)).await;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 
 use crate::{
+    heal_job::LLM_HEAL_DEADLINE,
     llm::{ChatMessage, Generation, LlmError},
     progress,
     runner::JobContext,
@@ -56,7 +57,6 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
         max_tokens,
         input.json_schema.as_ref(),
         "generate",
-        None,
     )
     .await
     {
@@ -116,8 +116,10 @@ pub(crate) async fn generate(
     max_tokens: usize,
     schema: Option<&JsonValue>,
     stage: &'static str,
-    deadline: Option<Duration>,
 ) -> Result<Generation, Outcome> {
+    // Healing has a wall-clock budget on top of its token budget; replies and `llm.generate` are
+    // bounded by their tokens.
+    let deadline: Option<Duration> = (stage == "heal").then_some(LLM_HEAL_DEADLINE);
     let Some(llm) = services.llm.as_ref() else {
         return Err(fatal(
             "no_model",

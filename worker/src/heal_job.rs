@@ -275,7 +275,6 @@ async fn heal_with_llm(
         grounding.answer_budget(),
         Some(&grounding.schema()),
         "heal",
-        Some(LLM_HEAL_DEADLINE),
     )
     .await?;
     // An answer the budget cut off mid-string is closed by the repairer: the fields before the

@@ -82,8 +82,9 @@ async fn finish_batch(pool: &PgPool, jobs: Vec<Job>) {
             .filter_map(|job| {
                 let lease = job.lease()?;
                 // One job's panic fails that job alone, not the batch in hand.
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| heal_without_model(job)))
-                    .unwrap_or_else(|panic| crate::runner::panicked(lease.attempt, &*panic));
+                let outcome =
+                    std::panic::catch_unwind(AssertUnwindSafe(|| heal_without_model(job)))
+                        .unwrap_or_else(|panic| crate::runner::panicked(lease.attempt, &*panic));
                 Some(Finish { lease, outcome })
             })
             .collect::<Vec<_>>()

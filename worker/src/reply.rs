@@ -111,7 +111,6 @@ pub async fn respond(
         services.max_tokens,
         None,
         "reply",
-        None,
     )
     .await?;
     let mut text = generation.text.trim().to_owned();

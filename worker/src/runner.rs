@@ -7,8 +7,8 @@ use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, sync::Arc, time::Du
 use futures::FutureExt;
 
 use sentinel_queue::{
-    acknowledge_cancel, claim::FinishError, claim_batch, finish_many_isolated, heartbeat, Claimable,
-    FailKind, Finish, Heartbeat, Job, Lease, Outcome, RetryPolicy, Waiter,
+    acknowledge_cancel, claim::FinishError, claim_batch, finish_many_isolated, heartbeat,
+    Claimable, FailKind, Finish, Heartbeat, Job, Lease, Outcome, RetryPolicy, Waiter,
 };
 use sqlx::PgPool;
 use tokio::{

@@ -202,7 +202,8 @@ async fn a_handler_that_panics_spends_its_attempts_and_ends_dead(pool: PgPool) {
         &[JOBS_CHANNEL],
         shutdown.clone(),
     );
-    let handler: Handler = Arc::new(|_job, _context| Box::pin(async { panic!("the handler broke") }));
+    let handler: Handler =
+        Arc::new(|_job, _context| Box::pin(async { panic!("the handler broke") }));
     let runner = tokio::spawn(runner::run(
         pool.clone(),
         RunnerConfig {
@@ -244,11 +245,19 @@ async fn an_enveloped_body_is_healed_without_the_model_and_says_how(pool: PgPool
     .id;
     let worker = spawn_worker(&pool);
     let done = wait_final(&pool, &[id]).await;
-    assert_eq!(done[0].status, JobStatus::Succeeded, "{:?}", done[0].last_error);
+    assert_eq!(
+        done[0].status,
+        JobStatus::Succeeded,
+        "{:?}",
+        done[0].last_error
+    );
     let result = done[0].result.as_ref().unwrap();
     assert_eq!(result["healed_by"], "repair");
     assert_eq!(result["heal_confidence"], "high");
-    assert_eq!(result["heal_trace"]["unwrapped"], json!(["http_proxy_body"]));
+    assert_eq!(
+        result["heal_trace"]["unwrapped"],
+        json!(["http_proxy_body"])
+    );
     assert_eq!(result["message"]["conversation_id"], "418800213");
     stop_worker(worker).await;
 }

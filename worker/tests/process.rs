@@ -357,7 +357,13 @@ async fn a_million_brackets_and_a_nul_result_cost_only_their_own_jobs(
     assert_eq!(deep.attempt, 1, "dead after one attempt");
     let error = deep.last_error.unwrap();
     assert_eq!(error["code"], "payload_too_deep");
-    assert!(error["message"].as_str().unwrap().contains("1000000 levels deep"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("1000000 levels deep"),
+        "{error}"
+    );
     let nul = Job::fetch(&pool, nul).await.unwrap().unwrap();
     assert_eq!(nul.status, JobStatus::Succeeded, "{:?}", nul.last_error);
     assert_eq!(nul.result.unwrap()["message"]["text"], "a\u{FFFD}b");

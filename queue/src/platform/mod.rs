@@ -458,7 +458,10 @@ mod tests {
     fn integral_floats_are_the_integer_ids_they_hold() {
         use serde_json::json;
         assert_eq!(id_text(&json!(418800213.0)).as_deref(), Some("418800213"));
-        assert_eq!(id_text(&json!(-1001234567890.0)).as_deref(), Some("-1001234567890"));
+        assert_eq!(
+            id_text(&json!(-1001234567890.0)).as_deref(),
+            Some("-1001234567890")
+        );
         assert_eq!(id_text(&json!(1.5)).as_deref(), Some("1.5"));
         assert_eq!(id_text(&json!(42)).as_deref(), Some("42"));
         assert_eq!(id_text(&json!("42")).as_deref(), Some("42"));

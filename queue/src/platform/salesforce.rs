@@ -143,7 +143,13 @@ fn parse_for(body: &[u8], expected: Option<&str>) -> Result<OutboundMessage, Rej
                 content.clear();
                 path.push(name);
                 if empty {
-                    close(&mut path, &mut content, &mut message, &mut current, expected)?;
+                    close(
+                        &mut path,
+                        &mut content,
+                        &mut message,
+                        &mut current,
+                        expected,
+                    )?;
                 }
             }
             Event::Text(text) => content.push_str(&text.xml10_content()),
@@ -151,20 +157,24 @@ fn parse_for(body: &[u8], expected: Option<&str>) -> Result<OutboundMessage, Rej
             Event::GeneralRef(reference) => {
                 let resolved = match reference.resolve_char_ref() {
                     Ok(Some(ch)) => Some(ch.to_string()),
-                    Ok(None) => quick_xml::escape::resolve_predefined_entity(&reference)
-                        .map(str::to_owned),
+                    Ok(None) => {
+                        quick_xml::escape::resolve_predefined_entity(&reference).map(str::to_owned)
+                    }
                     Err(error) => {
                         return Err(malformed(format!("a bad character reference: {error}")))
                     }
                 };
-                let resolved = resolved.ok_or_else(|| {
-                    malformed(format!("an unknown entity &{};", &*reference))
-                })?;
+                let resolved = resolved
+                    .ok_or_else(|| malformed(format!("an unknown entity &{};", &*reference)))?;
                 content.push_str(&resolved);
             }
-            Event::End(_) => {
-                close(&mut path, &mut content, &mut message, &mut current, expected)?
-            }
+            Event::End(_) => close(
+                &mut path,
+                &mut content,
+                &mut message,
+                &mut current,
+                expected,
+            )?,
             Event::Eof => break,
             _ => {}
         }
@@ -338,7 +348,10 @@ mod tests {
             wrong_then_garbage.as_bytes(),
             0,
         );
-        assert!(matches!(refused, Err(Rejected::Forbidden(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Rejected::Forbidden(_))),
+            "{refused:?}"
+        );
         for garbage in [
             "<a><b></a>",
             "not xml at all",
@@ -372,24 +385,41 @@ mod tests {
         ];
         for (body, reason) in cases {
             let started = std::time::Instant::now();
-            let outcome = Platform::Salesforce.accept(&secrets, &http::HeaderMap::new(), body.as_bytes(), 0);
-            assert!(started.elapsed() < std::time::Duration::from_secs(2), "{reason}: {:?}", started.elapsed());
+            let outcome =
+                Platform::Salesforce.accept(&secrets, &http::HeaderMap::new(), body.as_bytes(), 0);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(2),
+                "{reason}: {:?}",
+                started.elapsed()
+            );
             match outcome {
-                Err(Rejected::Malformed(message)) => assert!(message.contains(reason), "{reason}: {message}"),
+                Err(Rejected::Malformed(message)) => {
+                    assert!(message.contains(reason), "{reason}: {message}")
+                }
                 // A NUL inside a well-formed body is kept (storage replaces it later).
-                Ok(Accepted::Events { events, .. }) => assert!(reason.is_empty() && events[0].dedupe_key.contains('\0')),
+                Ok(Accepted::Events { events, .. }) => {
+                    assert!(reason.is_empty() && events[0].dedupe_key.contains('\0'))
+                }
                 other => panic!("{reason}: {other:?}"),
             }
         }
-        let not_utf8 = Platform::Salesforce.accept(&secrets, &http::HeaderMap::new(), b"<a>\xff</a>", 0);
+        let not_utf8 =
+            Platform::Salesforce.accept(&secrets, &http::HeaderMap::new(), b"<a>\xff</a>", 0);
         assert!(matches!(not_utf8, Err(Rejected::Malformed(message)) if message.contains("UTF-8")));
     }
 
     #[test]
     fn character_references_and_cdata_are_read() {
-        let body = TWO_NOTIFICATIONS.replace("Cannot log in", "Caf&#233; &lt;b&gt; <![CDATA[raw & <x>]]>");
+        let body =
+            TWO_NOTIFICATIONS.replace("Cannot log in", "Caf&#233; &lt;b&gt; <![CDATA[raw & <x>]]>");
         let message = parse(body.as_bytes()).unwrap();
-        assert_eq!(message.notifications[1].fields["Subject"], "Café <b> raw & <x>");
-        assert_eq!(message.notifications[0].fields["Subject"], "Printer on fire & smoking");
+        assert_eq!(
+            message.notifications[1].fields["Subject"],
+            "Café <b> raw & <x>"
+        );
+        assert_eq!(
+            message.notifications[0].fields["Subject"],
+            "Printer on fire & smoking"
+        );
     }
 }

@@ -30,12 +30,10 @@ pub fn secret_keys(secrets: &JsonValue) -> Result<Vec<Vec<u8>>, String> {
         Some(JsonValue::Array(list)) if !list.is_empty() && list.len() <= MAX_KEYS => {
             list.iter().collect()
         }
-        Some(JsonValue::Array(list)) if list.len() > MAX_KEYS => {
-            return Err(format!(
-                "secrets.secret holds {} keys; at most {MAX_KEYS} are allowed (a rotation needs two)",
-                list.len()
-            ))
-        }
+        Some(JsonValue::Array(list)) if list.len() > MAX_KEYS => return Err(format!(
+            "secrets.secret holds {} keys; at most {MAX_KEYS} are allowed (a rotation needs two)",
+            list.len()
+        )),
         Some(value @ JsonValue::String(_)) => vec![value],
         _ => return Err(
             "secrets.secret is required for standard sources: a whsec_… string or a list of them"
@@ -194,8 +192,13 @@ mod tests {
     fn too_many_or_too_short_keys_are_refused_when_the_source_is_created() {
         let key = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let five_thousand = json!({"secret": vec![key; 5_000]});
-        let error = Platform::Standard.validate_secrets(&five_thousand).unwrap_err();
-        assert!(error.contains("5000 keys") && error.contains("at most 3"), "{error}");
+        let error = Platform::Standard
+            .validate_secrets(&five_thousand)
+            .unwrap_err();
+        assert!(
+            error.contains("5000 keys") && error.contains("at most 3"),
+            "{error}"
+        );
         for short in ["whsec_", "whsec_b2xkIGtleQ=="] {
             let error = Platform::Standard
                 .validate_secrets(&json!({"secret": short}))
