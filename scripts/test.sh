@@ -10,9 +10,37 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+# Each phase's wall time, printed as it ends and as a table at the end, so a slow phase shows up
+# in every CI log.
+PHASE_NAMES=()
+PHASE_SECS=()
+PHASE_STARTED=$SECONDS
+PHASE_NAME="setup (PostgreSQL, tools, model)"
+phase() {
+  local took=$((SECONDS - PHASE_STARTED))
+  PHASE_NAMES+=("$PHASE_NAME")
+  PHASE_SECS+=("$took")
+  printf '    (%s: %d s)\n' "$PHASE_NAME" "$took" >&2
+  PHASE_NAME="$1"
+  PHASE_STARTED=$SECONDS
+  say "$1"
+}
+phase_table() {
+  local took=$((SECONDS - PHASE_STARTED)) total=0 i
+  PHASE_NAMES+=("$PHASE_NAME")
+  PHASE_SECS+=("$took")
+  echo "| phase | seconds |" >&2
+  echo "|---|---|" >&2
+  for i in "${!PHASE_NAMES[@]}"; do
+    echo "| ${PHASE_NAMES[$i]} | ${PHASE_SECS[$i]} |" >&2
+    total=$((total + PHASE_SECS[i]))
+  done
+  echo "| total | $total |" >&2
+}
+
 require_cargo
 ensure_postgres
-trap stop_private_cluster EXIT
+trap 'status=$?; phase_table; stop_private_cluster; exit $status' EXIT
 
 SQLX_CLI_VERSION=0.8.6
 if ! cargo sqlx --version 2>/dev/null | grep -q "$SQLX_CLI_VERSION"; then
@@ -26,36 +54,37 @@ fi
 export SENTINEL_MODEL HF_HUB_OFFLINE=1
 say "Model: $SENTINEL_MODEL"
 
-say "Formatting"
+phase "Formatting"
 cargo fmt --all -- --check 2>/dev/null || die "cargo fmt found unformatted code: run 'cargo fmt --all'"
 
+phase "Linting the container files"
 bash "$ROOT/scripts/lint-containers.sh"
 
-say "Migrating $DATABASE_URL"
+phase "Migrating $DATABASE_URL"
 cargo sqlx migrate run --source migrations
 
 # `prepare --check` invalidates the crates that use query macros, so it runs before the one
 # release build (the tests'), not after it.
-say "Checking that .sqlx matches the queries and the schema"
+phase "Checking that .sqlx matches the queries and the schema"
 SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --all-targets
 
-say "Clippy"
+phase "Clippy"
 export SQLX_OFFLINE=true
 cargo clippy --workspace --all-targets -q -- -D warnings
 
-say "Building and running the tests offline from the committed .sqlx data"
+phase "Building and running the tests offline from the committed .sqlx data"
 cargo test --release --workspace --no-fail-fast "$@"
 
 # The process-level faults (kill -9 of the gateway, a PostgreSQL crash) with a 10 s load each;
 # docs/RELIABILITY.md has the 30 s runs.
-say "Fault tests: real binaries, killed and restarted"
+phase "Fault tests: real binaries, killed and restarted"
 SENTINEL_FAULT_SECS="${SENTINEL_FAULT_SECS:-10}" bash "$ROOT/scripts/faults.sh" all
 
-say "TypeScript client and dashboard: generated-client check, client tests, browser tests"
+phase "TypeScript client and dashboard: generated-client check, client tests, browser tests"
 bash "$ROOT/scripts/web.sh"
 
-say "API contract: schemathesis against a live gateway"
+phase "API contract: schemathesis against a live gateway"
 bash "$ROOT/scripts/contract.sh"
 
-say "Fuzzing: adapters, signature verifiers, SOAP parser, healing"
+phase "Fuzzing: adapters, signature verifiers, SOAP parser, healing"
 bash "$ROOT/scripts/fuzz.sh"
