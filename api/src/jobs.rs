@@ -148,6 +148,8 @@ pub struct CanonicalAttachment {
 pub enum HealedBy {
     Adapter,
     Repair,
+    /// The generic extractor, for shapes no adapter knows.
+    Extractor,
     Llm,
 }
 
@@ -165,15 +167,17 @@ pub struct HealedMessage {
     #[serde(default)]
     #[oai(nullable)]
     pub delivery: Option<JsonValue>,
-    /// `high` for the adapter and repair; for the model, `medium` when every field it chose was
-    /// one of the payload's own candidates and `low` when some were dropped as ungrounded.
+    /// `high` for the adapter and repair, `medium` for the extractor; for the model, `medium` when
+    /// every field it chose was one of the payload's own candidates and `low` when some were
+    /// dropped as ungrounded.
     /// Absent on messages healed before this field existed.
     #[serde(default)]
     #[oai(skip_serializing_if_is_none)]
     pub heal_confidence: Option<String>,
     /// How the message was made: `unwrapped`, the envelopes taken off the payload (outermost
     /// first: `http_proxy_body`, `proxy_body`, `cloudevent_data`, `kafka_value`, `list_of_one`,
-    /// `wrapper:<key>`, `json_string`, `ndjson_line`, `html_unescaped`, `form`). Absent when none.
+    /// `wrapper:<key>`, `json_string`, `ndjson_line`, `html_unescaped`, `form`), and for the
+    /// extractor `fields`, the JSON pointer each field was read from. Absent when neither.
     #[serde(default)]
     #[oai(skip_serializing_if_is_none)]
     pub heal_trace: Option<JsonValue>,

@@ -43,6 +43,8 @@ pub enum ReplyPolicy {
     /// Only messages the platform's adapter or repair healed (the default): the model's heal is a
     /// guess, and a guessed id must never receive a reply.
     Deterministic,
+    /// The generic extractor's heals too (it answers only when every field is unambiguous).
+    Extracted,
     /// The model's heals too.
     Any,
     /// No automatic replies.
@@ -53,6 +55,7 @@ impl ReplyPolicy {
     fn as_str(self) -> &'static str {
         match self {
             ReplyPolicy::Deterministic => "deterministic",
+            ReplyPolicy::Extracted => "extracted",
             ReplyPolicy::Any => "any",
             ReplyPolicy::Never => "never",
         }
@@ -93,7 +96,7 @@ pub struct Source {
     pub ingest_url: String,
     /// Whether reply credentials were given (they are never returned).
     pub has_reply_credentials: bool,
-    /// `deterministic`, `any` or `never`.
+    /// `deterministic`, `extracted`, `any` or `never`.
     pub reply_policy: String,
     pub created_at: DateTime<Utc>,
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value as JsonValue};
 
 use crate::{
     canonical::{self, CanonicalMessage},
-    envelope,
+    envelope, extract,
     platform::Platform,
     storable::{self, MAX_DEPTH},
 };
@@ -20,6 +20,8 @@ const MAX_STRING_NESTING: usize = 8;
 pub enum HealedBy {
     Adapter,
     Repair,
+    /// The generic extractor read a shape no adapter knows ([`crate::extract`]).
+    Extractor,
     /// The model produced it under the canonical schema (in the worker).
     Llm,
 }
@@ -29,6 +31,7 @@ impl HealedBy {
         match self {
             HealedBy::Adapter => "adapter",
             HealedBy::Repair => "repair",
+            HealedBy::Extractor => "extractor",
             HealedBy::Llm => "llm",
         }
     }
@@ -67,6 +70,8 @@ pub struct Healed {
     pub message: CanonicalMessage,
     pub healed_by: HealedBy,
     pub unwrapped: Vec<String>,
+    /// For the extractor: the JSON pointer each field was read from.
+    pub sources: Vec<(&'static str, String)>,
 }
 
 /// Heals a payload. `parsed` is the JSON ingress already parsed (if it did); `raw` is the text as
@@ -95,6 +100,7 @@ pub fn heal_traced(
         message,
         healed_by,
         unwrapped: unwrapped.to_vec(),
+        sources: Vec::new(),
     };
     let mut reasons = Vec::new();
     if let Some(parsed) = parsed {
@@ -119,9 +125,11 @@ pub fn heal_traced(
     }
     let repaired = match (raw, parsed) {
         (Some(raw), _) => repair(raw).or_else(|| {
-            // Not JSON at all: perhaps a form, or JSON behind a BOM or HTML escaping.
-            let unwrapped = envelope::unwrap(&JsonValue::String(raw.to_owned()));
-            (!unwrapped.steps.is_empty()).then_some(JsonValue::String(raw.to_owned()))
+            // Not JSON at all: perhaps a form, JSON behind a BOM or HTML escaping, or key/value
+            // text for the extractor.
+            let text = JsonValue::String(raw.to_owned());
+            let unwrapped = envelope::unwrap(&text);
+            (!unwrapped.steps.is_empty() || extract::key_values(raw).is_some()).then_some(text)
         }),
         (None, Some(parsed)) => Some(parsed.clone()),
         (None, None) => None,
@@ -142,7 +150,7 @@ pub fn heal_traced(
     if !unwrapped.steps.is_empty() {
         tries.push((&unwrapped.value, &unwrapped.steps[..]));
     }
-    for (value, steps) in tries {
+    for (value, steps) in &tries {
         for platform in &candidates {
             let aliased = alias(*platform, value);
             match adapt(*platform, &aliased) {
@@ -158,7 +166,37 @@ pub fn heal_traced(
             }
         }
     }
+    // A shape no adapter knows: the generic extractor, on the unwrapped value, or on key/value
+    // text. It answers only when every field it fills is unambiguous.
+    let (value, steps) = tries[tries.len() - 1];
+    let key_values = match value {
+        JsonValue::String(text) => extract::key_values(text),
+        _ => None,
+    };
+    let readable = key_values.as_ref().unwrap_or(value);
+    if let Some(extracted) = extract::extract(platform, readable) {
+        match validated(extracted.message) {
+            Ok(message) => {
+                return Ok(Healed {
+                    message,
+                    healed_by: HealedBy::Extractor,
+                    unwrapped: steps.to_vec(),
+                    sources: extracted.sources,
+                })
+            }
+            Err(reason) => reasons.push(format!("extractor: {reason}")),
+        }
+    } else {
+        reasons.push("extractor: no unambiguous conversation and text".into());
+    }
     Err(NotHealed(reasons.join("; ")))
+}
+
+/// A message that validates against the canonical schema, or the violations.
+fn validated(message: CanonicalMessage) -> Result<CanonicalMessage, String> {
+    let value = serde_json::to_value(&message).map_err(|error| error.to_string())?;
+    canonical::validate(&value)?;
+    Ok(message)
 }
 
 /// The first notification of a Salesforce SOAP body, in the shape ingress stores.
@@ -179,10 +217,7 @@ fn salesforce_notification(soap: &str) -> Result<JsonValue, String> {
 
 /// The adapter, then the schema: a result that does not validate is not a result.
 fn adapt(platform: Platform, payload: &JsonValue) -> Result<CanonicalMessage, String> {
-    let message = platform.to_canonical(payload).map_err(|error| error.0)?;
-    let value = serde_json::to_value(&message).map_err(|error| error.to_string())?;
-    canonical::validate(&value)?;
-    Ok(message)
+    validated(platform.to_canonical(payload).map_err(|error| error.0)?)
 }
 
 /// Syntactic repair: strict JSON first, then the `llm_json` repairer; a JSON document inside a
@@ -478,6 +513,28 @@ mod tests {
             assert_eq!(healed.message.conversation_id.as_deref(), Some("418800213"));
             assert_eq!(healed.message.text.as_deref(), Some("hi"));
         }
+    }
+
+    #[test]
+    fn shapes_no_adapter_knows_go_to_the_extractor_and_ambiguity_does_not() {
+        let flat = r#"{"chat_id": 42, "sender": "Bo", "content": "is it open?"}"#;
+        let healed = heal_traced(Some(Platform::Telegram), None, Some(flat)).unwrap();
+        assert_eq!(healed.healed_by, HealedBy::Extractor);
+        assert_eq!(healed.message.conversation_id.as_deref(), Some("42"));
+        assert_eq!(healed.message.text.as_deref(), Some("is it open?"));
+        assert!(healed
+            .sources
+            .contains(&("conversation_id", "/chat_id".into())));
+        let form = "chat_id=42&message=hello+there";
+        let healed = heal_traced(Some(Platform::Telegram), None, Some(form)).unwrap();
+        assert_eq!(healed.healed_by, HealedBy::Extractor);
+        assert_eq!(healed.unwrapped, ["form"]);
+        assert_eq!(healed.message.text.as_deref(), Some("hello there"));
+        let lines = "chat: 7001\nfrom: Ada\ntext: Where is my order?";
+        let healed = heal_traced(Some(Platform::Telegram), None, Some(lines)).unwrap();
+        assert_eq!(healed.message.conversation_id.as_deref(), Some("7001"));
+        let ambiguous = r#"{"chat_id": 1, "channel_id": 2, "text": "which one?"}"#;
+        assert!(heal(Some(Platform::Telegram), None, Some(ambiguous)).is_err());
     }
 
     #[test]

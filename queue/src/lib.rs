@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod enqueue;
 pub mod envelope;
+pub mod extract;
 pub mod heal;
 pub mod ingest;
 pub mod job;

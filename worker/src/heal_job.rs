@@ -147,6 +147,7 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
                         message,
                         healed_by: HealedBy::Llm,
                         unwrapped: Vec::new(),
+                        sources: Vec::new(),
                     },
                     Some(notes),
                 ),
@@ -211,14 +212,32 @@ fn healed_result(healed: &heal::Healed) -> Result<JsonValue, Outcome> {
             error: json!({"code": "invalid_message", "healed_by": healed_by.as_str(), "message": violations}),
         });
     }
+    // The adapter and repair read fields where the platform puts them; the extractor by scores
+    // it found unambiguous.
+    let confidence = if healed_by == HealedBy::Extractor {
+        "medium"
+    } else {
+        "high"
+    };
     let mut result = json!({
         "message": message_json,
         "healed_by": healed_by.as_str(),
-        // The adapter and repair read fields where the platform puts them.
-        "heal_confidence": "high",
+        "heal_confidence": confidence,
     });
+    let mut trace = serde_json::Map::new();
     if !healed.unwrapped.is_empty() {
-        result["heal_trace"] = json!({"unwrapped": healed.unwrapped});
+        trace.insert("unwrapped".into(), json!(healed.unwrapped));
+    }
+    if !healed.sources.is_empty() {
+        let fields: serde_json::Map<String, JsonValue> = healed
+            .sources
+            .iter()
+            .map(|(field, pointer)| ((*field).to_owned(), json!(pointer)))
+            .collect();
+        trace.insert("fields".into(), JsonValue::Object(fields));
+    }
+    if !trace.is_empty() {
+        result["heal_trace"] = JsonValue::Object(trace);
     }
     Ok(result)
 }

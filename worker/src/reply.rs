@@ -187,8 +187,11 @@ pub fn reply_refused(policy: &str, healed_by: HealedBy) -> Option<String> {
     match (policy, healed_by) {
         ("never", _) => Some("the source's reply_policy is never".into()),
         ("any", _) => None,
-        (_, HealedBy::Llm) => Some(
-            "the message was healed by the model, and the source's reply_policy (deterministic) answers only messages the adapter or repair healed"
+        (_, HealedBy::Llm) => Some(format!(
+            "the message was healed by the model, and the source's reply_policy ({policy}) does not answer the model's heals"
+        )),
+        ("deterministic", HealedBy::Extractor) => Some(
+            "the message was healed by the generic extractor, and the source's reply_policy (deterministic) answers only messages the adapter or repair healed"
                 .into(),
         ),
         _ => None,

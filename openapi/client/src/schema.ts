@@ -2569,6 +2569,11 @@ export interface components {
             reply?: unknown;
             /** @description The agent's system prompt for replies to this source's messages. */
             system_prompt?: string;
+            /**
+             * @description Which healing steps may trigger the automatic reply; default `deterministic`. A message
+             *     healed below it still succeeds, and its job's result says `reply_skipped`.
+             */
+            reply_policy?: components["schemas"]["ReplyPolicy"] & unknown;
         };
         /** CreateTenant */
         CreateTenant: {
@@ -2603,7 +2608,7 @@ export interface components {
             message: string;
         };
         /** @enum {string} */
-        HealedBy: "adapter" | "repair" | "llm";
+        HealedBy: "adapter" | "repair" | "extractor" | "llm";
         /**
          * HealedMessage
          * @description A healing job's result, typed: `webhook.inbound` and `payload.heal`.
@@ -2616,6 +2621,25 @@ export interface components {
             reply?: string | null;
             /** @description `{job_id}` of the `reply.deliver` job, or `{skipped}` with the reason. */
             delivery?: unknown;
+            /**
+             * @description `high` for the adapter and repair, `medium` for the extractor; for the model, `medium` when
+             *     every field it chose was one of the payload's own candidates and `low` when some were
+             *     dropped as ungrounded.
+             *     Absent on messages healed before this field existed.
+             */
+            heal_confidence?: string;
+            /**
+             * @description How the message was made: `unwrapped`, the envelopes taken off the payload (outermost
+             *     first: `http_proxy_body`, `proxy_body`, `cloudevent_data`, `kafka_value`, `list_of_one`,
+             *     `wrapper:<key>`, `json_string`, `ndjson_line`, `html_unescaped`, `form`), and for the
+             *     extractor `fields`, the JSON pointer each field was read from. Absent when neither.
+             */
+            heal_trace?: unknown;
+            /**
+             * @description Why no automatic reply was sent although the message has text: `{reason, healed_by,
+             *     reply_policy}`, when the source's `reply_policy` does not cover the step that healed it.
+             */
+            reply_skipped?: unknown;
         };
         /** JobAccepted */
         JobAccepted: {
@@ -2747,6 +2771,11 @@ export interface components {
             /** Format: int64 */
             replay_of: number;
         };
+        /**
+         * @description Which healing steps may trigger the agent's automatic reply.
+         * @enum {string}
+         */
+        ReplyPolicy: "deterministic" | "extracted" | "any" | "never";
         /** Source */
         Source: {
             /** Format: uuid */
@@ -2760,6 +2789,8 @@ export interface components {
             ingest_url: string;
             /** @description Whether reply credentials were given (they are never returned). */
             has_reply_credentials: boolean;
+            /** @description `deterministic`, `extracted`, `any` or `never`. */
+            reply_policy: string;
             /** Format: date-time */
             created_at: string;
         };

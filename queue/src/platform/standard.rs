@@ -30,10 +30,12 @@ pub fn secret_keys(secrets: &JsonValue) -> Result<Vec<Vec<u8>>, String> {
         Some(JsonValue::Array(list)) if !list.is_empty() && list.len() <= MAX_KEYS => {
             list.iter().collect()
         }
-        Some(JsonValue::Array(list)) if list.len() > MAX_KEYS => return Err(format!(
+        Some(JsonValue::Array(list)) if list.len() > MAX_KEYS => {
+            return Err(format!(
             "secrets.secret holds {} keys; at most {MAX_KEYS} are allowed (a rotation needs two)",
             list.len()
-        )),
+        ))
+        }
         Some(value @ JsonValue::String(_)) => vec![value],
         _ => return Err(
             "secrets.secret is required for standard sources: a whsec_… string or a list of them"

@@ -1,0 +1,306 @@
+//! The generic extractor, for shapes no adapter knows (a flattened update, renamed fields, key/value
+//! text): it scores the payload's key paths against the canonical fields and answers only when the
+//! best score of every field it needs is held by one value. Otherwise the model step runs.
+//!
+//! | field | key paths, best first (names compared without case or separators) |
+//! |---|---|
+//! | `conversation_id` | `chat_id`, `conversation_id`, `channel_id`, `thread_id`, `room_id`; `id` under `chat`, `conversation`, `channel`, `thread`, `room`; then `chat`, `channel`, `conversation` holding an id |
+//! | `sender_id` | `from_id`, `sender_id`, `user_id`, `author_id`; `id` under `from`, `sender`, `user`, `author` |
+//! | `sender_name` | `sender_name`, `from_name`, `author_name`, `display_name`, `user_name`; `name`, `first_name`, `username` under `from`, `sender`, `user`, `author`; then `from`, `sender`, `author`, `user` holding a name |
+//! | `text` | `text`, `body`, `content`, `message`, `caption`, `msg` holding a string |
+//! | `event_id` | `update_id`, `event_id`, `message_id`; then `id` at the top level |
+//!
+//! An id is a number, or a string of at most 64 characters with a digit and no spaces. A message
+//! needs a `conversation_id` and a `text`; the rest is filled when unambiguous.
+
+use serde_json::{Map, Value as JsonValue};
+
+use crate::{
+    canonical::CanonicalMessage,
+    platform::{id_text, Platform},
+};
+
+/// What the extractor read, and from where (a JSON pointer per field).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extracted {
+    pub message: CanonicalMessage,
+    pub sources: Vec<(&'static str, String)>,
+}
+
+/// The deepest key path the extractor looks at.
+const MAX_PATH_DEPTH: usize = 8;
+
+struct Leaf<'a> {
+    pointer: String,
+    key: String,
+    parent: String,
+    depth: usize,
+    value: &'a JsonValue,
+}
+
+/// The message in `value`, when its fields are unambiguous.
+pub fn extract(platform: Option<Platform>, value: &JsonValue) -> Option<Extracted> {
+    let leaves = leaves(value);
+    let conversation = best(&leaves, conversation_score)?;
+    let text = best(&leaves, text_score)?;
+    let mut message =
+        CanonicalMessage::new(platform.map_or("unknown", Platform::as_str), "message");
+    let mut sources = vec![
+        ("conversation_id", conversation.1.clone()),
+        ("text", text.1.clone()),
+    ];
+    message.conversation_id = Some(conversation.0);
+    message.text = Some(text.0);
+    for (field, score) in [
+        ("sender_id", sender_id_score as fn(&Leaf) -> u8),
+        ("sender_name", sender_name_score),
+        ("event_id", event_id_score),
+    ] {
+        if let Some((found, pointer)) = best(&leaves, score) {
+            match field {
+                "sender_id" => message.sender_id = Some(found),
+                "sender_name" => message.sender_name = Some(found),
+                _ => message.event_id = Some(found),
+            }
+            sources.push((field, pointer));
+        }
+    }
+    if message
+        .text
+        .as_deref()
+        .is_some_and(|text| text.starts_with('/'))
+    {
+        message.event_type = "command".into();
+    }
+    Some(Extracted { message, sources })
+}
+
+/// `key: value` or `key=value` lines (two or more) as a flat object, for payloads that are text.
+pub fn key_values(text: &str) -> Option<JsonValue> {
+    let mut object = Map::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let (key, value) = line
+            .split_once(": ")
+            .or_else(|| line.split_once('='))
+            .or_else(|| line.split_once(':'))?;
+        let key = key.trim().trim_matches('"');
+        if key.is_empty() || key.len() > 64 || key.contains(' ') && key.split(' ').count() > 3 {
+            return None;
+        }
+        object.insert(
+            key.to_owned(),
+            JsonValue::String(value.trim().trim_matches('"').to_owned()),
+        );
+    }
+    (object.len() >= 2).then_some(JsonValue::Object(object))
+}
+
+/// The value with the best positive score, if exactly one value holds it.
+fn best(leaves: &[Leaf], score: impl Fn(&Leaf) -> u8) -> Option<(String, String)> {
+    let top = leaves.iter().map(&score).max().filter(|top| *top > 0)?;
+    let mut found: Option<(String, String)> = None;
+    for leaf in leaves.iter().filter(|leaf| score(leaf) == top) {
+        let text = id_text(leaf.value)?;
+        match &found {
+            Some((seen, _)) if *seen != text => return None,
+            Some(_) => {}
+            None => found = Some((text, leaf.pointer.clone())),
+        }
+    }
+    found
+}
+
+fn leaves(value: &JsonValue) -> Vec<Leaf<'_>> {
+    let mut leaves = Vec::new();
+    let mut stack = vec![(String::new(), String::new(), String::new(), 0usize, value)];
+    while let Some((pointer, key, parent, depth, node)) = stack.pop() {
+        match node {
+            JsonValue::Object(object) if depth < MAX_PATH_DEPTH => {
+                for (child_key, child) in object {
+                    stack.push((
+                        format!(
+                            "{pointer}/{}",
+                            child_key.replace('~', "~0").replace('/', "~1")
+                        ),
+                        normalize(child_key),
+                        key.clone(),
+                        depth + 1,
+                        child,
+                    ));
+                }
+            }
+            JsonValue::String(_) | JsonValue::Number(_) => leaves.push(Leaf {
+                pointer,
+                key,
+                parent,
+                depth,
+                value: node,
+            }),
+            _ => {}
+        }
+    }
+    leaves
+}
+
+fn normalize(key: &str) -> String {
+    key.chars()
+        .filter(|ch| !matches!(ch, '_' | '-' | ' ' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn is_id(value: &JsonValue) -> bool {
+    match value {
+        JsonValue::Number(_) => true,
+        JsonValue::String(text) => {
+            !text.is_empty()
+                && text.len() <= 64
+                && text.chars().any(|ch| ch.is_ascii_digit())
+                && !text.contains(char::is_whitespace)
+        }
+        _ => false,
+    }
+}
+
+fn is_name(value: &JsonValue) -> bool {
+    value.as_str().is_some_and(|text| {
+        !text.trim().is_empty()
+            && text.len() <= 80
+            && !text.chars().any(|ch| ch.is_ascii_digit())
+            && text.split_whitespace().count() <= 4
+    })
+}
+
+const CONVERSATIONS: [&str; 5] = ["chat", "conversation", "channel", "thread", "room"];
+const SENDERS: [&str; 4] = ["from", "sender", "user", "author"];
+
+fn conversation_score(leaf: &Leaf) -> u8 {
+    if !is_id(leaf.value) {
+        return 0;
+    }
+    let key = leaf.key.as_str();
+    if CONVERSATIONS.iter().any(|name| key == format!("{name}id"))
+        || (key == "id" && CONVERSATIONS.contains(&leaf.parent.as_str()))
+    {
+        3
+    } else if CONVERSATIONS.contains(&key) {
+        2
+    } else {
+        0
+    }
+}
+
+fn sender_id_score(leaf: &Leaf) -> u8 {
+    if !is_id(leaf.value) {
+        return 0;
+    }
+    let key = leaf.key.as_str();
+    if SENDERS.iter().any(|name| key == format!("{name}id"))
+        || (key == "id" && SENDERS.contains(&leaf.parent.as_str()))
+    {
+        3
+    } else {
+        0
+    }
+}
+
+fn sender_name_score(leaf: &Leaf) -> u8 {
+    if !is_name(leaf.value) {
+        return 0;
+    }
+    let key = leaf.key.as_str();
+    if [
+        "sendername",
+        "fromname",
+        "authorname",
+        "displayname",
+        "username",
+    ]
+    .contains(&key)
+    {
+        3
+    } else if ["name", "firstname", "username", "displayname"].contains(&key)
+        && SENDERS.contains(&leaf.parent.as_str())
+    {
+        2
+    } else if SENDERS.contains(&key) {
+        1
+    } else {
+        0
+    }
+}
+
+fn text_score(leaf: &Leaf) -> u8 {
+    let is_text = leaf
+        .value
+        .as_str()
+        .is_some_and(|text| !text.trim().is_empty());
+    if is_text
+        && ["text", "body", "content", "message", "caption", "msg"].contains(&leaf.key.as_str())
+    {
+        3
+    } else {
+        0
+    }
+}
+
+fn event_id_score(leaf: &Leaf) -> u8 {
+    if !is_id(leaf.value) {
+        return 0;
+    }
+    match leaf.key.as_str() {
+        "updateid" | "eventid" | "messageid" => 2,
+        "id" if leaf.depth == 1 => 1,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn flattened_and_renamed_shapes_are_read_with_their_sources() {
+        let flat = json!({"update_id": 815, "chat_id": 418800213.0, "sender": {"id": 7, "name": "Bo Li"}, "content": "where is my order?"});
+        let extracted = extract(Some(Platform::Telegram), &flat).unwrap();
+        let message = &extracted.message;
+        assert_eq!(message.conversation_id.as_deref(), Some("418800213"));
+        assert_eq!(message.sender_id.as_deref(), Some("7"));
+        assert_eq!(message.sender_name.as_deref(), Some("Bo Li"));
+        assert_eq!(message.text.as_deref(), Some("where is my order?"));
+        assert_eq!(message.event_id.as_deref(), Some("815"));
+        assert!(extracted
+            .sources
+            .contains(&("conversation_id", "/chat_id".into())));
+        assert!(extracted.sources.contains(&("text", "/content".into())));
+    }
+
+    #[test]
+    fn ambiguous_or_missing_fields_are_left_to_the_model() {
+        // Two conversations with the same score: no guess.
+        let two = json!({"chat_id": 1, "channel_id": 2, "text": "hi"});
+        assert_eq!(extract(None, &two), None);
+        // Two texts that differ.
+        let texts = json!({"chat_id": 1, "a": {"text": "one"}, "b": {"text": "two"}});
+        assert_eq!(extract(None, &texts), None);
+        // No text at all.
+        assert_eq!(extract(None, &json!({"chat_id": 1, "sender_id": 2})), None);
+    }
+
+    #[test]
+    fn key_value_text_is_read() {
+        let text = "chat_id: 42\nsender: Ada\nmessage: hello there";
+        let value = key_values(text).unwrap();
+        let message = extract(None, &value).unwrap().message;
+        assert_eq!(message.conversation_id.as_deref(), Some("42"));
+        assert_eq!(message.sender_name.as_deref(), Some("Ada"));
+        assert_eq!(message.text.as_deref(), Some("hello there"));
+        assert_eq!(key_values("just one line"), None);
+        assert_eq!(
+            key_values("Dear team,\nthe printer is broken. Regards"),
+            None
+        );
+    }
+}
