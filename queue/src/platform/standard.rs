@@ -31,10 +31,10 @@ pub fn secret_keys(secrets: &JsonValue) -> Result<Vec<Vec<u8>>, String> {
             list.iter().collect()
         }
         Some(JsonValue::Array(list)) if list.len() > MAX_KEYS => {
+            let n = list.len();
             return Err(format!(
-            "secrets.secret holds {} keys; at most {MAX_KEYS} are allowed (a rotation needs two)",
-            list.len()
-        ))
+                "secrets.secret holds {n} keys; at most {MAX_KEYS} are allowed (a rotation needs two)"
+            ));
         }
         Some(value @ JsonValue::String(_)) => vec![value],
         _ => return Err(
