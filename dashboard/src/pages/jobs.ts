@@ -131,13 +131,18 @@ export async function jobDetailPage(root: HTMLElement, id: number, signal: Abort
         fact("started", time(job.started_at)),
         fact("finished", time(job.finished_at)),
         fact("healed by", healed ? h("strong", { id: "healed-by" }, healed.healed_by) : "—"),
+        fact("confidence", healed?.heal_confidence ?? "—"),
       ),
       h(
         "div",
         { class: "row" },
         h("section", { class: "card grow", id: "raw-payload" }, h("h2", {}, "Raw payload"), payload.data ? [payloadView(payload.data.body, payload.data.encoding), h("h3", {}, "Headers kept"), json(payload.data.headers)] : json(job.input)),
         h("section", { class: "card grow", id: "healed-message" }, h("h2", {}, "Healed message"), healed ? json(healed.message) : h("p", { class: "muted" }, message.error?.error.message ?? "not healed")),
+        healed?.heal_trace != null ? h("section", { class: "card grow", id: "heal-trace" }, h("h2", {}, "How it was healed"), json(healed.heal_trace)) : null,
       ),
+      healed?.reply_skipped != null
+        ? h("section", { class: "card", id: "reply-skipped" }, h("h2", {}, "No automatic reply"), json(healed.reply_skipped))
+        : null,
       healed?.reply != null
         ? h(
             "section",
