@@ -7,7 +7,7 @@ use sentinel_queue::{canonical, platform::Platform};
 
 mod production_stack;
 
-fuzz_target!(|data: &[u8]| production_stack::run(|| check(data)));
+fuzz_target!(|data: &[u8]| production_stack::run(check, data));
 
 fn check(data: &[u8]) {
     let Ok(payload) = serde_json::from_slice::<serde_json::Value>(data) else {

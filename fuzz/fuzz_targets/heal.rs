@@ -7,7 +7,7 @@ use sentinel_queue::{canonical, heal};
 
 mod production_stack;
 
-fuzz_target!(|data: &[u8]| production_stack::run(|| check(data)));
+fuzz_target!(|data: &[u8]| production_stack::run(check, data));
 
 fn check(data: &[u8]) {
     let raw = String::from_utf8_lossy(data);

@@ -12,7 +12,7 @@ const NOW: i64 = 1_735_689_600;
 
 mod production_stack;
 
-fuzz_target!(|data: &[u8]| production_stack::run(|| check(data)));
+fuzz_target!(|data: &[u8]| production_stack::run(check, data));
 
 fn check(data: &[u8]) {
     let Some((&selector, rest)) = data.split_first() else {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 mod production_stack;
 
-fuzz_target!(|data: &[u8]| production_stack::run(|| check(data)));
+fuzz_target!(|data: &[u8]| production_stack::run(check, data));
 
 fn check(data: &[u8]) {
     let _ = salesforce::parse(data);

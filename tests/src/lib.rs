@@ -77,7 +77,7 @@ impl TestGateway {
 
     pub async fn spawn_with(config: sentinel_api::Config, options: PgConnectOptions) -> Self {
         let (stop, shutdown) = watch::channel(false);
-        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
+        let options = options.options(sentinel_queue::db::SESSION_OPTIONS);
         let gateway = Gateway::start_with(config, options, shutdown.clone())
             .await
             .unwrap();

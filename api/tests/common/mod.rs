@@ -45,7 +45,7 @@ impl TestApp {
 
     pub async fn spawn_with(config: Config, options: PgConnectOptions) -> TestApp {
         let (stop, shutdown) = watch::channel(false);
-        let options = options.options([("plan_cache_mode", "force_custom_plan")]);
+        let options = options.options(sentinel_queue::db::SESSION_OPTIONS);
         let gateway = Gateway::start_with(config, options, shutdown.clone())
             .await
             .unwrap();
