@@ -459,6 +459,10 @@ mod tests {
         // Objects, and JSON inside strings inside strings, are bounded the same way.
         let objects = format!("{}{}", r#"{"a":"#.repeat(5_000), "1");
         assert!(heal(None, None, Some(&objects)).is_err());
+        // A quote before the brackets hides nothing.
+        let hidden = format!("it's {}", "[".repeat(1_000_000));
+        assert!(repair(&hidden).is_none());
+        assert!(heal(None, None, Some(&hidden)).is_err());
         let mut nested =
             serde_json::json!({"update_id": 1, "message": {"chat": {"id": 9}, "text": "deep"}});
         for _ in 0..12 {

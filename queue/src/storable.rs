@@ -105,27 +105,16 @@ pub fn depth(value: &JsonValue) -> usize {
     deepest
 }
 
-/// The deepest bracket nesting of JSON-like text (`[`/`{` open, `]`/`}` close), outside of double-
-/// or single-quoted strings. A linear scan that never recurses: the guard to run before handing
-/// text to a recursive parser.
+/// The deepest bracket nesting of JSON-like text (`[`/`{` open, `]`/`}` close), counting every
+/// bracket, quoted or not: the guard to run before handing text to a recursive parser. A repairer
+/// reads quotes its own way (an apostrophe in prose opens no string for it), so skipping quoted
+/// spans here would let `it's [[[[…` through. A linear scan that never recurses; brackets inside
+/// strings only count while they are unclosed.
 pub fn text_depth(raw: &str) -> usize {
     let mut depth = 0usize;
     let mut deepest = 0usize;
-    let mut quote: Option<u8> = None;
-    let mut escaped = false;
     for &byte in raw.as_bytes() {
-        if let Some(open) = quote {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == open {
-                quote = None;
-            }
-            continue;
-        }
         match byte {
-            b'"' | b'\'' => quote = Some(byte),
             b'[' | b'{' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -175,9 +164,11 @@ mod tests {
     }
 
     #[test]
-    fn text_depth_ignores_brackets_in_strings() {
-        assert_eq!(text_depth(r#"{"a": "[[[[", 'b': ['{{']}"#), 2);
-        assert_eq!(text_depth(r#"{"a": "\"[[", "b": [1]}"#), 2);
+    fn text_depth_counts_every_bracket_so_quotes_cannot_hide_nesting() {
+        // Found by fuzzing on a 2 MiB stack: an apostrophe hid a run of brackets from a
+        // quote-aware count, and the repairer recursed into them.
+        assert_eq!(text_depth(&format!("it's {}", "[".repeat(1_000))), 1_000);
+        assert_eq!(text_depth(r#"{"a": "[x] [y]", "b": [1]}"#), 2);
         assert_eq!(text_depth(&"[".repeat(1_000_000)), 1_000_000);
         assert_eq!(text_depth("plain"), 0);
     }
