@@ -20,8 +20,7 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; the
   python3 -m venv "$VENV" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
   "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION" || die "pip install schemathesis failed"
 fi
-export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
-cargo build --release -q --workspace --all-targets
+build_binaries sentinel-api
 
 URL=$(new_database "$DATABASE_URL" "sentinel_contract_$$")
 PORT=$(free_port 18680)

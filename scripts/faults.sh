@@ -49,10 +49,7 @@ if [ -z "${SENTINEL_MODEL:-}" ]; then
   SENTINEL_MODEL=$(bash "$ROOT/scripts/fetch-model.sh")
 fi
 export SENTINEL_MODEL HF_HUB_OFFLINE=1
-export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
-say "Building sentinel-api, sentinel-worker and sentinel-loadgen (release)"
-# The same build as the test and run commands (other flags would rebuild with other features).
-cargo build --release -q --workspace --all-targets
+build_binaries sentinel-api sentinel-worker sentinel-loadgen
 
 fail() {
   printf 'FAULT TEST FAILED: %s\n' "$*" >&2

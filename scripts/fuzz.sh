@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target (fuzz/fuzz_targets: the platform adapters, the signature verifiers,
+# Runs every libFuzzer target (fuzz/fuzz_targets: the platform adapters, the signature verifiers,
 # the SOAP parser, deterministic healing) for SENTINEL_FUZZ_SECS seconds each (default 20), from
 # the committed seeds plus the corpus kept in .sentinel/fuzz. A crash fails the run and leaves its
-# input in .sentinel/fuzz/artifacts/<target>/; reproduce it with
+# input in .sentinel/fuzz/artifacts/<target>/; reproduce it by running the target's binary on that
+# file (the path is printed), or with cargo-fuzz if you have it:
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz <target> <that file>
 # and turn it into a regression test beside the code it broke.
 #
 #   scripts/fuzz.sh [target...]        SENTINEL_FUZZ_SECS=600 scripts/fuzz.sh heal
 #
-# cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 unlocks them on the stable toolchain.
+# The targets are built with cargo itself, with the instrumentation flags cargo-fuzz 0.13 passes
+# (its src/project.rs), so no tool has to be compiled first (cargo-fuzz took about 3 minutes to
+# install on a cold machine). They link sentinel-queue without its `db` feature: the pure half
+# (adapters, signatures, envelopes, healing) is what they exercise, and leaving out sqlx, tokio and
+# rustls keeps the instrumented build short. --target keeps the flags off build scripts and
+# proc macros, as cargo-fuzz does, and puts the build in its own directory.
 # Inputs go up to 1 MiB (-max_len), and every target runs each input on a thread with the 2 MiB
 # stack of tokio's threads (fuzz_targets/production_stack.rs), so an input that would overflow a
 # production stack crashes the target here.
@@ -18,21 +24,32 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-CARGO_FUZZ_VERSION=0.13.2
 SECS="${SENTINEL_FUZZ_SECS:-20}"
 SANITIZER="${SENTINEL_FUZZ_SANITIZER:-none}"
-export RUSTC_BOOTSTRAP=1 SQLX_OFFLINE=true SQLX_OFFLINE_DIR="$ROOT/.sqlx"
+TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
+export SQLX_OFFLINE=true
+# scripts/test.sh lints the workspace through clippy-driver; the fuzz crate is a workspace of its
+# own and builds with plain rustc.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 
 require_cargo
-if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
-  say "Installing cargo-fuzz $CARGO_FUZZ_VERSION"
-  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
-fi
-
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=(adapters signatures soap heal)
+
+flags="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4"
+flags+=" -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table"
+flags+=" -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-simplifycfg-branch-fold-threshold=0"
+flags+=" -Cllvm-args=-sanitizer-coverage-stack-depth --cfg fuzzing -Clink-dead-code -Ccodegen-units=1"
+flags+=" -Ctarget-cpu=x86-64-v3"
+if [ "$SANITIZER" != none ]; then
+  # Sanitizers are unstable flags; RUSTC_BOOTSTRAP=1 unlocks them on the stable toolchain.
+  export RUSTC_BOOTSTRAP=1
+  flags+=" -Zsanitizer=$SANITIZER"
+fi
 say "Building the fuzz targets (sanitizer: $SANITIZER)"
-cargo fuzz build --fuzz-dir fuzz -s "$SANITIZER" --release >&2
+RUSTFLAGS="$flags" cargo build --manifest-path fuzz/Cargo.toml --locked --release --target "$TRIPLE" \
+  --config profile.release.debug=true --bins
+FUZZ_BIN="${CARGO_TARGET_DIR:-$ROOT/fuzz/target}/$TRIPLE/release"
 
 echo "| fuzz target | seconds | executions | corpus entries | crashes |"
 echo "|---|---|---|---|---|"
@@ -41,8 +58,7 @@ for target in "${targets[@]}"; do
   artifacts="$STATE_DIR/fuzz/artifacts/$target"
   mkdir -p "$corpus" "$artifacts"
   log="$STATE_DIR/fuzz/$target.log"
-  if cargo fuzz run --fuzz-dir fuzz -s "$SANITIZER" --release "$target" "$corpus" "fuzz/seeds/$target" -- \
-      -max_total_time="$SECS" -max_len=1048576 -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1; then
+  if "$FUZZ_BIN/$target" "$corpus" "fuzz/seeds/$target" -max_total_time="$SECS" -max_len=1048576 -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1; then
     crashes=0
   else
     crashes=1

@@ -118,6 +118,34 @@ new_database() {
   echo "$url"
 }
 
+# schema_database SERVER_URL NAME: (re)creates database NAME and applies migrations/*.sql to it with
+# psql, in order, each in one transaction unless it starts with `-- no-transaction` (as sqlx does).
+# The query macros describe their queries against it while the workspace compiles, so neither
+# sqlx-cli nor a built binary is needed first. Prints the database's URL.
+schema_database() {
+  PGOPTIONS="-c client_min_messages=warning" psql "$1" -v ON_ERROR_STOP=1 -Atqc "DROP DATABASE IF EXISTS $2" >/dev/null
+  psql "$1" -v ON_ERROR_STOP=1 -Atqc "CREATE DATABASE $2"
+  local url="${1%/*}/$2" file single
+  for file in "$ROOT"/migrations/*.sql; do
+    single=--single-transaction
+    head -n 1 "$file" | grep -q -- '-- no-transaction' && single=
+    PGOPTIONS="-c client_min_messages=warning" psql "$url" -v ON_ERROR_STOP=1 -q $single -f "$file" >/dev/null \
+      || die "migration $(basename "$file") failed on $url"
+  done
+  echo "$url"
+}
+
+# build_binaries CRATE...: the release binaries a script runs, built offline from the committed
+# .sqlx data; skipped when scripts/test.sh has already built the whole workspace in this run
+# (SENTINEL_BUILT=1), so the phases of the test command share one build.
+build_binaries() {
+  [ "${SENTINEL_BUILT:-}" = 1 ] && return 0
+  local args=() crate
+  for crate in "$@"; do args+=(-p "$crate"); done
+  say "Building $* (release)"
+  SQLX_OFFLINE=true cargo build --release -q --locked "${args[@]}"
+}
+
 # wait_healthy PORT LOG: waits up to 10 s for a gateway's /healthz on 127.0.0.1:PORT.
 wait_healthy() {
   for _ in $(seq 1 100); do

@@ -26,10 +26,9 @@ if [ -z "${SENTINEL_MODEL:-}" ]; then
 fi
 export SENTINEL_MODEL HF_HUB_OFFLINE=1
 
-say "Building sentinel-api and sentinel-worker (release; the first build takes 10-15 minutes)"
-# --all-targets resolves features as the test command does, so one build serves both.
-cargo build --release -q --workspace --all-targets
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+# Only the two binaries it runs, offline from the committed .sqlx data (no tests, benches or tools).
+build_binaries sentinel-api sentinel-worker
 
 if command -v npm >/dev/null; then
   say "Building the dashboard (npm ci, vite build)"

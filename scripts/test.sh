@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test against a real PostgreSQL and the real default model (fetched when missing):
-# formatting, lints, the committed sqlx offline data, then the whole workspace's tests (each test
-# gets a database of its own), then the process-level fault tests (scripts/faults.sh), the
-# TypeScript client's and the dashboard's tests in a real browser (scripts/web.sh), the API
-# contract check (scripts/contract.sh) and bounded fuzzing (scripts/fuzz.sh). Tests build in
-# release mode: the model is unusably slow in a debug build, and the README's run command shares
-# the same build.
+# formatting, then one release build that also runs clippy and checks the committed sqlx offline
+# data, then the whole workspace's tests (each test gets a database of its own), the process-level
+# fault tests (scripts/faults.sh), the TypeScript client's and the dashboard's tests in a real
+# browser (scripts/web.sh), the API contract check (scripts/contract.sh) and bounded fuzzing
+# (scripts/fuzz.sh). Everything runs on that one build: the tests build in release mode because
+# the model is unusably slow in a debug build.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -42,12 +42,6 @@ require_cargo
 ensure_postgres
 trap 'status=$?; phase_table; stop_private_cluster; exit $status' EXIT
 
-SQLX_CLI_VERSION=0.8.6
-if ! cargo sqlx --version 2>/dev/null | grep -q "$SQLX_CLI_VERSION"; then
-  say "Installing sqlx-cli $SQLX_CLI_VERSION (checks the committed .sqlx query data)"
-  cargo install sqlx-cli --version "$SQLX_CLI_VERSION" --locked --no-default-features --features postgres,rustls
-fi
-
 if [ -z "${SENTINEL_MODEL:-}" ]; then
   SENTINEL_MODEL=$(bash "$ROOT/scripts/fetch-model.sh")
 fi
@@ -60,20 +54,37 @@ cargo fmt --all -- --check 2>/dev/null || die "cargo fmt found unformatted code:
 phase "Linting the container files"
 bash "$ROOT/scripts/lint-containers.sh"
 
-phase "Migrating $DATABASE_URL"
-cargo sqlx migrate run --source migrations
+# One release build serves every later phase; nothing after it compiles the workspace again.
+# - Clippy runs inside it: cargo passes our own crates (not the dependencies) through
+#   clippy-driver, which lints and then compiles them, so there is no separate check build of the
+#   dependency tree (mistral.rs's included). -D warnings, on every target, as `cargo clippy
+#   --workspace --all-targets -- -D warnings` would.
+# - The query macros run live against a database migrated from migrations/ and write what they
+#   describe into a fresh folder, which must then equal the committed .sqlx/ file for file: the
+#   check `cargo sqlx prepare --check` makes, without its second, dev-profile build. Equal files
+#   are what an offline build (scripts/run.sh, a Docker build) reads, so that build is covered.
+phase "Building: release, clippy -D warnings, queries described against the migrated schema"
+SCHEMA_URL=$(schema_database "$DATABASE_URL" "${PG_DB}_schema")
+LIVE_SQLX=$(mktemp -d)
+CLIPPY_DRIVER=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver) \
+  || die "clippy-driver was not found: rustup component add clippy"
+export RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# Every workspace crate depends on sentinel-queue, so this recompiles each of them and every query
+# macro runs again (a cached crate would write nothing).
+touch queue/src/lib.rs
+live_build() {
+  SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$LIVE_SQLX" DATABASE_URL="$SCHEMA_URL" cargo "$@" --release --workspace --locked
+}
+live_build test --no-run
+live_build build --benches
+if ! diff -r -q "$ROOT/.sqlx" "$LIVE_SQLX" >&2; then
+  die ".sqlx/ does not match the queries and the schema: run 'bash scripts/sqlx-prepare.sh' and commit .sqlx/"
+fi
+rm -rf "$LIVE_SQLX"
+export SENTINEL_BUILT=1
 
-# `prepare --check` invalidates the crates that use query macros, so it runs before the one
-# release build (the tests'), not after it.
-phase "Checking that .sqlx matches the queries and the schema"
-SQLX_OFFLINE=false cargo sqlx prepare --workspace --check -- --all-targets
-
-phase "Clippy"
-export SQLX_OFFLINE=true
-cargo clippy --workspace --all-targets -q -- -D warnings
-
-phase "Building and running the tests offline from the committed .sqlx data"
-cargo test --release --workspace --no-fail-fast "$@"
+phase "Running the tests"
+cargo test --release --workspace --locked --no-fail-fast "$@"
 
 # The process-level faults (kill -9 of the gateway, a PostgreSQL crash) with a 10 s load each;
 # docs/RELIABILITY.md has the 30 s runs.

@@ -31,8 +31,7 @@ if [ -z "${SENTINEL_MODEL:-}" ]; then
   SENTINEL_MODEL=$(bash "$ROOT/scripts/fetch-model.sh")
 fi
 export SENTINEL_MODEL HF_HUB_OFFLINE=1
-export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
-cargo build --release -q --workspace --all-targets
+build_binaries sentinel-api sentinel-worker
 
 URL=$(new_database "$DATABASE_URL" "sentinel_web_$$")
 PORT=$(free_port 18780)

@@ -5,42 +5,63 @@
 //! batch of changes sends one small NOTIFY so that workers and gateways wake without polling.
 
 pub mod canonical;
+#[cfg(feature = "db")]
 pub mod claim;
+#[cfg(feature = "db")]
 pub mod config;
+#[cfg(feature = "db")]
 pub mod db;
+#[cfg(feature = "db")]
 pub mod enqueue;
 pub mod envelope;
 pub mod extract;
 pub mod heal;
+#[cfg(feature = "db")]
 pub mod ingest;
+#[cfg(feature = "db")]
 pub mod job;
 pub mod kinds;
 pub mod platform;
+#[cfg(feature = "db")]
 pub mod rescue;
+#[cfg(feature = "db")]
 pub mod retention;
+#[cfg(feature = "db")]
 pub mod shutdown;
 pub mod storable;
+#[cfg(feature = "db")]
 pub mod telemetry;
+#[cfg(feature = "db")]
 pub mod tenant;
+#[cfg(feature = "db")]
 pub mod wakeup;
 
+#[cfg(feature = "db")]
 pub use claim::{
     acknowledge_cancel, claim_batch, claim_batch_within, complete, complete_many, fail,
     finish_many, finish_many_isolated, heartbeat, progress, snooze, Claimable, Finish, FinishError,
     Finished, Heartbeat, LeaseLost, Outcome, Stage,
 };
+#[cfg(feature = "db")]
 pub use enqueue::{enqueue, enqueue_many, Enqueued};
+#[cfg(feature = "db")]
 pub use ingest::{IngestError, Ingestor, IngestorConfig};
+#[cfg(feature = "db")]
 pub use job::{
     cancel, replay, CancelOutcome, FailKind, Job, JobStatus, Lease, NewJob, RetryPolicy,
 };
+#[cfg(feature = "db")]
 pub use rescue::{rescue_expired, Rescued};
+#[cfg(feature = "db")]
 pub use wakeup::{Listener, Waiter, Woke};
 
 /// The migrations in `migrations/` at the workspace root, embedded at build time.
+#[cfg(feature = "db")]
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// NOTIFY channel that wakes workers when jobs become ready. The payload is empty.
+#[cfg(feature = "db")]
 pub const JOBS_CHANNEL: &str = "sentinel_jobs";
 /// NOTIFY channel that tells gateways new rows were appended to `events`. The payload is empty.
+#[cfg(feature = "db")]
 pub const EVENTS_CHANNEL: &str = "sentinel_events";

@@ -24,10 +24,28 @@ use sentinel_worker::{
 };
 use serde_json::{json, Value};
 use sqlx::{postgres::PgConnectOptions, PgPool};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{watch, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    task::JoinHandle,
+};
 use uuid::Uuid;
 
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
+
+/// The end-to-end tests are one binary, so they run on threads of one process. A test that times
+/// itself, captures every log line of the process or loads the machine on purpose holds this
+/// exclusively ([`alone`]); the others hold it shared ([`shared`]) and run beside each other.
+static MACHINE: RwLock<()> = RwLock::const_new(());
+
+/// Waits until no other end-to-end test runs, and keeps it so until the guard drops.
+pub async fn alone() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+/// Runs beside the other shared tests, never beside one that runs [`alone`].
+pub async fn shared() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
 
 /// The model the tests run: `SENTINEL_MODEL`, else the fetched default model.
 pub fn model_path() -> PathBuf {

@@ -1,7 +1,6 @@
 //! A slow platform API: the fake answers a reply after 10 s, or with 429 and `Retry-After`.
 //! Delivery waits or backs off in its own lane, and the gateway's acknowledgements do not slow
 //! down while deliveries hang.
-#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
@@ -60,6 +59,7 @@ async fn a_slow_or_throttling_platform_delays_delivery_but_not_ingress(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::alone().await;
     let stack = Stack::start_with(pool_options, options, |config| {
         config.max_tokens = 4;
         config.delivery_timeout = Duration::from_secs(15);

@@ -1,6 +1,5 @@
 //! Faults that fit in the test command's time: a retry storm through the gateway. (The longer
 //! process-level faults are scripts: see docs/RELIABILITY.md.)
-#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ async fn a_retry_storm_of_three_copies_per_event_leaves_one_job_per_event(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::alone().await;
     let pool = pool_options.connect_with(options.clone()).await.unwrap();
     let platform = FakePlatform::start().await;
     let gateway = TestGateway::spawn(options.clone()).await;

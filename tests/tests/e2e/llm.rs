@@ -1,6 +1,5 @@
 //! The model's two jobs through the job API: healing a payload nothing deterministic can read,
 //! and `llm.generate` with a JSON schema, streaming progress.
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ async fn the_model_heals_what_adapter_and_repair_cannot(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::shared().await;
     let stack = Stack::start(pool_options, options, 24).await;
     // A Telegram update flattened into text by some middleware: no JSON object to repair.
     let payload = "telegram update 815 | chat 7001 | from Ada (id 7001) | text: Where is my order?";
@@ -53,6 +53,7 @@ async fn llm_generate_with_a_schema_returns_valid_json_and_streams_progress(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::shared().await;
     let stack = Stack::start(pool_options, options, 256).await;
     let schema = json!({"type": "object", "additionalProperties": false,
         "required": ["city", "country"],

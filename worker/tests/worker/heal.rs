@@ -1,5 +1,4 @@
 //! The worker's claim loop running the deterministic healing jobs against a real database.
-#![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,5 @@
 //! End to end: a platform's webhook is acknowledged by the gateway, healed and answered by the
 //! worker with the real model, and the reply reaches a fake platform API on loopback.
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -55,6 +54,7 @@ async fn a_telegram_message_is_answered_in_its_chat(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::shared().await;
     let stack = stack(pool_options, options).await;
     let source = telegram_source(&stack).await;
     stack
@@ -124,6 +124,7 @@ async fn a_whatsapp_message_is_answered_to_its_sender(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::shared().await;
     let stack = stack(pool_options, options).await;
     let source = stack
         .gateway
@@ -185,6 +186,7 @@ async fn a_slack_message_is_answered_in_its_thread(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::shared().await;
     let stack = stack(pool_options, options).await;
     let source = stack
         .gateway
@@ -241,6 +243,7 @@ async fn a_429_is_honoured_without_spending_an_attempt(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::shared().await;
     let stack = stack(pool_options, options).await;
     stack.platform.answer(
         429,
@@ -292,6 +295,7 @@ async fn a_platform_4xx_is_fatal_and_keeps_the_platform_error(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::shared().await;
     let stack = stack(pool_options, options).await;
     stack.platform.answer(
         403,
@@ -328,6 +332,7 @@ async fn a_message_only_the_model_could_heal_is_not_answered_on_a_guess(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::shared().await;
     let stack = stack(pool_options, options).await;
     let source = telegram_source(&stack).await;
     // A signed webhook whose body some middleware flattened into prose: only the model reads it.

@@ -1,6 +1,5 @@
 //! The worker binary as operators run it, with the real default model: killed with SIGKILL in
 //! the middle of a generation, stopped with SIGTERM, and sized by a GPU memory budget.
-#![allow(clippy::unwrap_used)]
 
 use std::{
     path::PathBuf,

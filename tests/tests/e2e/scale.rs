@@ -1,7 +1,6 @@
 //! More than one machine: two gateways and two workers against one Postgres. An event
 //! acknowledged by gateway 1 streams from gateway 2; a platform retry sent to the other gateway is
 //! still one job; and no job is processed twice.
-#![allow(clippy::unwrap_used)]
 
 use std::{
     collections::HashMap,
@@ -36,6 +35,7 @@ async fn two_gateways_and_two_workers_share_one_postgres(
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::alone().await;
     let pool = pool_options.connect_with(options.clone()).await.unwrap();
     let platform = FakePlatform::start().await;
     let gateways = [

@@ -1,7 +1,6 @@
 //! The burst from the article: 500 users message the bot at the same instant. Every webhook is
 //! acknowledged in under a second, the worker never runs more generations at once than its
 //! sequence slots, and the queue drains with one reply delivered to each user.
-#![allow(clippy::unwrap_used)]
 
 use std::{
     collections::BTreeSet,
@@ -32,6 +31,7 @@ async fn five_hundred_users_at_once_are_acked_fast_and_answered_within_the_slots
     pool_options: PgPoolOptions,
     options: PgConnectOptions,
 ) {
+    let _machine = sentinel_e2e::alone().await;
     let users = users();
     let stack = Stack::start_with(pool_options, options, |config| {
         config.max_slots = SLOTS;
