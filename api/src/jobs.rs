@@ -21,6 +21,8 @@ use crate::{admission, auth::TenantAuth, error::ApiError, ApiTags, AppState};
 pub struct CreateJob {
     /// `payload.heal` or `llm.generate`.
     pub kind: String,
+    /// `payload.heal`: `{payload, platform?}`, the payload as text (the raw body as received) or
+    /// as JSON (an object or a list). `llm.generate`: `{messages, json_schema?, max_tokens?}`.
     pub input: JsonValue,
     /// Lower runs first; default 0.
     #[oai(validator(minimum(value = "-1000"), maximum(value = "1000")))]
@@ -176,8 +178,9 @@ pub struct HealedMessage {
     pub heal_confidence: Option<String>,
     /// How the message was made: `unwrapped`, the envelopes taken off the payload (outermost
     /// first: `http_proxy_body`, `proxy_body`, `cloudevent_data`, `kafka_value`, `list_of_one`,
-    /// `wrapper:<key>`, `json_string`, `ndjson_line`, `html_unescaped`, `form`), and for the
-    /// extractor `fields`, the JSON pointer each field was read from. Absent when neither.
+    /// `wrapper:<key>`, `json_string`, `ndjson_line`, `html_unescaped`, `form`), and `fields`,
+    /// the JSON pointer each field was read from (every step but the model; docs/CANONICAL.md).
+    /// Absent when neither.
     #[serde(default)]
     #[oai(skip_serializing_if_is_none)]
     pub heal_trace: Option<JsonValue>,

@@ -3,13 +3,13 @@
 //!
 //! | step | recognised by | what is kept |
 //! |---|---|---|
-//! | `http_proxy_body` | an object with a string `body` and `isBase64Encoded`, `httpMethod`, `requestContext`, `routeKey` or `headers` (AWS API Gateway / Lambda proxy events, n8n, Zapier) | the body, base64-decoded when `isBase64Encoded`, parsed as JSON or as a form |
+//! | `http_proxy_body` | an object with a string `body` and `isBase64Encoded`, `httpMethod`, `requestContext`, `routeKey` or `headers` (AWS API Gateway / Lambda proxy events, n8n, Zapier) | the body, base64-decoded when `isBase64Encoded`, parsed as JSON or as a form, else its text (a SOAP body) |
 //! | `proxy_body` | an object with an object `body` and `headers` (n8n, Zapier, Make) | the body |
 //! | `cloudevent_data` | `specversion` with `data` or `data_base64` | the data |
 //! | `kafka_value` | `topic` (or `partition`/`offset`) with `value` | the value |
 //! | `list_of_one` | an array with one element | the element |
-//! | `wrapper:<key>` | an object whose only key is `body`, `data`, `event`, `payload`, `detail`, `record` or `value` | what it wraps |
-//! | `json_string` | a string holding a JSON object or array | the parsed value |
+//! | `wrapper:<key>` | an object whose only key is `body`, `data`, `event`, `payload`, `detail`, `record` or `value`, or that has one of them holding a body beside nothing but metadata (scalars, empty containers, containers of scalars) | what it wraps |
+//! | `json_string` | a string holding a JSON object or array, or a JSON string literal (a document serialised twice) | the parsed value |
 //! | `form` | a string of `key=value&…` pairs | an object of the pairs (a value holding JSON is parsed) |
 //!
 //! Unwrapping stops after [`MAX_STEPS`] steps, when nothing more is recognised, or at a value that
@@ -37,22 +37,37 @@ pub struct Unwrapped {
 
 /// Takes every recognised envelope off `value`.
 pub fn unwrap(value: &JsonValue) -> Unwrapped {
-    let mut current = value.clone();
-    let mut steps = Vec::new();
-    while steps.len() < MAX_STEPS {
-        let Some((step, inner)) = unwrap_once(&current) else {
+    let mut layers = layers(value);
+    layers.pop().unwrap_or_else(|| Unwrapped {
+        value: value.clone(),
+        steps: Vec::new(),
+    })
+}
+
+/// `value` itself, then the value after each envelope taken off, outermost first: healing tries
+/// the adapters on each in turn, so a platform body that happens to contain a wrapper key is read
+/// as it is before anything is taken off it.
+pub fn layers(value: &JsonValue) -> Vec<Unwrapped> {
+    let mut layers = vec![Unwrapped {
+        value: value.clone(),
+        steps: Vec::new(),
+    }];
+    while layers.len() <= MAX_STEPS {
+        let Some(last) = layers.last() else { break };
+        let Some((step, inner)) = unwrap_once(&last.value) else {
             break;
         };
         if storable::depth(&inner) > storable::MAX_DEPTH {
             break;
         }
+        let mut steps = last.steps.clone();
         steps.push(step);
-        current = inner;
+        layers.push(Unwrapped {
+            value: inner,
+            steps,
+        });
     }
-    Unwrapped {
-        value: current,
-        steps,
-    }
+    layers
 }
 
 /// One envelope off, if `value` is one.
@@ -90,7 +105,7 @@ fn unwrap_object(object: &Map<String, JsonValue>) -> Option<(String, JsonValue)>
             } else {
                 body.clone()
             };
-            let (_, inner) = parse_text(&text)?;
+            let inner = parse_text(&text).map_or(JsonValue::String(text), |(_, inner)| inner);
             return Some(("http_proxy_body".into(), inner));
         }
     }
@@ -106,7 +121,7 @@ fn unwrap_object(object: &Map<String, JsonValue>) -> Option<(String, JsonValue)>
         if let Some(JsonValue::String(encoded)) = object.get("data_base64") {
             let bytes = BASE64.decode(encoded.trim()).ok()?;
             let text = String::from_utf8(bytes).ok()?;
-            let (_, inner) = parse_text(&text)?;
+            let inner = parse_text(&text).map_or(JsonValue::String(text), |(_, inner)| inner);
             return Some(("cloudevent_data".into(), inner));
         }
     }
@@ -119,7 +134,45 @@ fn unwrap_object(object: &Map<String, JsonValue>) -> Option<(String, JsonValue)>
             return Some((format!("wrapper:{key}"), inner.clone()));
         }
     }
+    // One wrapper key holding a body beside nothing but metadata (`received_at`, a source name,
+    // a header map): a relay's own envelope.
+    let mut bodies = WRAPPER_KEYS
+        .iter()
+        .filter_map(|key| Some((*key, object.get(*key)?)))
+        .filter(|(_, value)| holds_body(value));
+    if let (Some((key, inner)), None) = (bodies.next(), bodies.next()) {
+        if object
+            .iter()
+            .all(|(name, value)| name == key || is_metadata(value))
+        {
+            return Some((format!("wrapper:{key}"), inner.clone()));
+        }
+    }
     None
+}
+
+/// An object, a non-empty array, or text holding a document (JSON, XML, a form): something a
+/// platform body can be. Plain text is a message's own field (`body: "hello"`), not a body.
+fn holds_body(value: &JsonValue) -> bool {
+    match value {
+        JsonValue::Object(object) => !object.is_empty(),
+        JsonValue::Array(items) => !items.is_empty(),
+        JsonValue::String(text) => {
+            let text = text.trim_start_matches('\u{FEFF}').trim_start();
+            text.starts_with('<') || parse_text(text).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// A scalar, an empty container, or a container of scalars (a header map, a list of tags).
+fn is_metadata(value: &JsonValue) -> bool {
+    let scalar = |value: &JsonValue| !value.is_object() && !value.is_array();
+    match value {
+        JsonValue::Object(object) => object.values().all(scalar),
+        JsonValue::Array(items) => items.iter().all(scalar),
+        _ => true,
+    }
 }
 
 /// A JSON document in a string (after a BOM, one NDJSON line, HTML-escaped quotes), or a form.
@@ -127,6 +180,12 @@ fn parse_text(text: &str) -> Option<(String, JsonValue)> {
     let text = text.trim_start_matches('\u{FEFF}').trim();
     if text.is_empty() || storable::text_depth(text) > storable::MAX_DEPTH {
         return None;
+    }
+    if text.starts_with('"') {
+        // A document serialised once more: the JSON string literal of its text.
+        return serde_json::from_str::<String>(text)
+            .ok()
+            .map(|inner| ("json_string".into(), JsonValue::String(inner)));
     }
     if text.starts_with('{') || text.starts_with('[') {
         if let Ok(value) = serde_json::from_str::<JsonValue>(text) {
@@ -224,19 +283,42 @@ mod tests {
             "chat_id=42&message=hello+there&payload={}",
             urlencode(&json!({"a": 1}).to_string())
         ));
-        let unwrapped = unwrap(&form);
+        // The form, then the JSON its one document-holding field carries beside plain fields;
+        // healing tries the adapters on each layer and the extractor innermost first.
+        let layers = layers(&form);
         assert_eq!(
-            unwrapped.value,
+            layers[1].value,
             json!({"chat_id": "42", "message": "hello there", "payload": {"a": 1}})
         );
-        assert_eq!(unwrapped.steps, ["form"]);
+        assert_eq!(layers[1].steps, ["form"]);
+        assert_eq!(layers[2].value, json!({"a": 1}));
+        assert_eq!(layers[2].steps, ["form", "wrapper:payload"]);
+    }
+
+    #[test]
+    fn a_relay_envelope_with_metadata_beside_the_body_is_taken_off() {
+        let relayed = json!({"data": update(), "received_at": "2026-12-01T00:00:00Z",
+            "headers": {"x-forwarded-for": "203.0.113.9"}, "tags": ["edge"]});
+        let unwrapped = unwrap(&relayed);
+        assert_eq!(unwrapped.value, update());
+        assert_eq!(unwrapped.steps, ["wrapper:data"]);
+        // Two document-holding wrapper keys: which one is the body would be a guess.
+        let two = json!({"data": update(), "payload": update(), "received_at": 1});
+        assert!(unwrap(&two).steps.is_empty());
+        // A document serialised twice.
+        let twice = JsonValue::String(serde_json::to_string(&update().to_string()).unwrap());
+        assert_eq!(unwrap(&twice).steps, ["json_string", "json_string"]);
     }
 
     #[test]
     fn plain_payloads_and_prose_are_left_alone() {
-        let slack =
-            json!({"type": "event_callback", "event_id": "Ev1", "event": {"type": "message"}});
+        // A platform body with a wrapper key among fields that are not all metadata.
+        let slack = json!({"type": "event_callback", "event_id": "Ev1", "event": {"type": "message"},
+            "authorizations": [{"team_id": "T1"}]});
         assert!(unwrap(&slack).steps.is_empty());
+        // A message whose text is under `body`, beside its other fields.
+        let message = json!({"thread": {"id": "t-1"}, "body": "hello"});
+        assert!(unwrap(&message).steps.is_empty());
         let prose = json!("the answer is x = 4, surely");
         assert!(unwrap(&prose).steps.is_empty());
         let deep = JsonValue::String("[".repeat(100_000));

@@ -5,9 +5,9 @@
 //! | field | key paths, best first (names compared without case or separators) |
 //! |---|---|
 //! | `conversation_id` | `chat_id`, `conversation_id`, `channel_id`, `thread_id`, `room_id`; `id` under `chat`, `conversation`, `channel`, `thread`, `room`; then `chat`, `channel`, `conversation` holding an id |
-//! | `sender_id` | `from_id`, `sender_id`, `user_id`, `author_id`; `id` under `from`, `sender`, `user`, `author` |
+//! | `sender_id` | `from_id`, `sender_id`, `user_id`, `author_id`; `id` under `from`, `sender`, `user`, `author`; then `from`, `sender`, `user`, `author` holding an id |
 //! | `sender_name` | `sender_name`, `from_name`, `author_name`, `display_name`, `user_name`; `name`, `first_name`, `username` under `from`, `sender`, `user`, `author`; then `from`, `sender`, `author`, `user` holding a name |
-//! | `text` | `text`, `body`, `content`, `message`, `caption`, `msg` holding a string |
+//! | `text` | `text`, `body`, `content`, `message`, `caption`, `msg`, and those after `message` or `msg` (`messageText`, `msg_body`), holding a string |
 //! | `event_id` | `update_id`, `event_id`, `message_id`; then `id` at the top level |
 //!
 //! An id is a number, or a string of at most 64 characters with a digit and no spaces. A message
@@ -75,6 +75,48 @@ pub fn extract(platform: Option<Platform>, value: &JsonValue) -> Option<Extracte
     Some(Extracted { message, sources })
 }
 
+/// Where `message`'s fields sit in `value`, for the heal trace of an adapter's or repair's message:
+/// the JSON pointer of the leaf that holds each field's value. Where the value appears more than
+/// once (a private chat's id is also its sender's), the leaf whose key names the field best is
+/// taken, then the first. A field made of several leaves (a first and a last name) has none.
+pub fn locate(value: &JsonValue, message: &CanonicalMessage) -> Vec<(&'static str, String)> {
+    let leaves = leaves(value);
+    type Score = fn(&Leaf) -> u8;
+    let fields: [(&'static str, Option<&str>, Score); 5] = [
+        (
+            "conversation_id",
+            message.conversation_id.as_deref(),
+            conversation_score,
+        ),
+        ("sender_id", message.sender_id.as_deref(), sender_id_score),
+        (
+            "sender_name",
+            message.sender_name.as_deref(),
+            sender_name_score,
+        ),
+        ("text", message.text.as_deref(), text_score),
+        ("event_id", message.event_id.as_deref(), event_id_score),
+    ];
+    let mut located = Vec::new();
+    for (field, wanted, score) in fields {
+        let Some(wanted) = wanted else { continue };
+        let mut best: Option<(&Leaf, u8)> = None;
+        for leaf in leaves
+            .iter()
+            .filter(|leaf| id_text(leaf.value).as_deref() == Some(wanted))
+        {
+            let points = score(leaf);
+            if best.is_none_or(|(_, top)| points > top) {
+                best = Some((leaf, points));
+            }
+        }
+        if let Some((leaf, _)) = best {
+            located.push((field, leaf.pointer.clone()));
+        }
+    }
+    located
+}
+
 /// `key: value` or `key=value` lines (two or more) as a flat object, for payloads that are text.
 pub fn key_values(text: &str) -> Option<JsonValue> {
     let mut object = Map::new();
@@ -116,7 +158,8 @@ fn leaves(value: &JsonValue) -> Vec<Leaf<'_>> {
     while let Some((pointer, key, parent, depth, node)) = stack.pop() {
         match node {
             JsonValue::Object(object) if depth < MAX_PATH_DEPTH => {
-                for (child_key, child) in object {
+                // Reversed onto the stack, so leaves come out in document order.
+                for (child_key, child) in object.iter().rev() {
                     stack.push((
                         format!(
                             "{pointer}/{}",
@@ -199,6 +242,9 @@ fn sender_id_score(leaf: &Leaf) -> u8 {
         || (key == "id" && SENDERS.contains(&leaf.parent.as_str()))
     {
         3
+    } else if SENDERS.contains(&key) {
+        // `sender: "u-881"`: the sender given as its id.
+        2
     } else {
         0
     }
@@ -235,14 +281,24 @@ fn text_score(leaf: &Leaf) -> u8 {
         .value
         .as_str()
         .is_some_and(|text| !text.trim().is_empty());
-    if is_text
-        && ["text", "body", "content", "message", "caption", "msg"].contains(&leaf.key.as_str())
+    if !is_text {
+        return 0;
+    }
+    let key = leaf.key.as_str();
+    if TEXTS.contains(&key)
+        || ["message", "msg"].iter().any(|prefix| {
+            key.strip_prefix(prefix)
+                .is_some_and(|rest| TEXTS.contains(&rest))
+        })
     {
+        // `text`, or `messageText` / `msg_body` / `message-content`.
         3
     } else {
         0
     }
 }
+
+const TEXTS: [&str; 6] = ["text", "body", "content", "message", "caption", "msg"];
 
 fn event_id_score(leaf: &Leaf) -> u8 {
     if !is_id(leaf.value) {

@@ -70,8 +70,21 @@ pub struct Healed {
     pub message: CanonicalMessage,
     pub healed_by: HealedBy,
     pub unwrapped: Vec<String>,
-    /// For the extractor: the JSON pointer each field was read from.
+    /// The JSON pointer each field was read from, into the innermost layer read (see
+    /// [`extract::locate`] for the adapters and repair; the extractor's own for it). Empty for a
+    /// SOAP text.
     pub sources: Vec<(&'static str, String)>,
+}
+
+/// The `payload` of a `payload.heal` job as healing reads it: `(parsed, raw)`. A string is the raw
+/// text as received (and its JSON, when it parses); an object or an array is JSON as sent (an
+/// array is what n8n and other relays deliver). `None` for any other value.
+pub fn job_payload(payload: &JsonValue) -> Option<(Option<JsonValue>, Option<String>)> {
+    match payload {
+        JsonValue::String(text) => Some((serde_json::from_str(text).ok(), Some(text.clone()))),
+        JsonValue::Object(_) | JsonValue::Array(_) => Some((Some(payload.clone()), None)),
+        _ => None,
+    }
 }
 
 /// Heals a payload. `parsed` is the JSON ingress already parsed (if it did); `raw` is the text as
@@ -86,6 +99,17 @@ pub fn heal(
 }
 
 /// [`heal`], with the envelopes it took off.
+///
+/// The steps, each tried on the payload as given and then on every envelope taken off it
+/// (outermost first, [`envelope::layers`]):
+/// 1. the adapters, and the Salesforce SOAP parser for text that is XML;
+/// 2. repair: the raw text made JSON ([`repair`]), its fields renamed ([`alias`]), the adapters;
+/// 3. the generic extractor ([`extract`]), innermost layer first, on its JSON or its
+///    `key: value` text.
+///
+/// Within a step, a message that names its conversation wins over one that does not (a relay's
+/// envelope can look like a platform body that carries no message, a CloudEvent like a Standard
+/// Webhook); the first message without one is kept for when nothing better is found.
 pub fn heal_traced(
     platform: Option<Platform>,
     parsed: Option<&JsonValue>,
@@ -96,45 +120,21 @@ pub fn heal_traced(
         Some(platform) => vec![platform],
         None => Platform::ALL.to_vec(),
     };
-    let healed = |message, healed_by, unwrapped: &[String]| Healed {
-        message,
-        healed_by,
-        unwrapped: unwrapped.to_vec(),
-        sources: Vec::new(),
-    };
     let mut reasons = Vec::new();
-    if let Some(parsed) = parsed {
-        for platform in &candidates {
-            match adapt(*platform, parsed) {
-                Ok(message) => return Ok(healed(message, HealedBy::Adapter, &[])),
-                Err(reason) => reasons.push(format!("{platform} adapter: {reason}")),
-            }
-        }
+
+    let given = parsed
+        .cloned()
+        .or_else(|| raw.map(|text| JsonValue::String(text.to_owned())));
+    let given_layers = given.as_ref().map(envelope::layers).unwrap_or_default();
+    let found = Found::over(&given_layers, |layer| {
+        adapt_layer(&candidates, layer, HealedBy::Adapter, &mut reasons)
+    });
+    if let Some(healed) = found.best() {
+        return Ok(healed);
     }
-    // A Salesforce outbound message given whole, as its SOAP text.
-    if let Some(soap) = raw.map(str::trim).filter(|text| text.starts_with('<')) {
-        if candidates.contains(&Platform::Salesforce) {
-            match salesforce_notification(soap) {
-                Ok(event) => match adapt(Platform::Salesforce, &event) {
-                    Ok(message) => return Ok(healed(message, HealedBy::Adapter, &[])),
-                    Err(reason) => reasons.push(format!("salesforce adapter: {reason}")),
-                },
-                Err(reason) => reasons.push(format!("salesforce SOAP: {reason}")),
-            }
-        }
-    }
-    let repaired = match (raw, parsed) {
-        (Some(raw), _) => repair(raw).or_else(|| {
-            // Not JSON at all: perhaps a form, JSON behind a BOM or HTML escaping, or key/value
-            // text for the extractor.
-            let text = JsonValue::String(raw.to_owned());
-            let unwrapped = envelope::unwrap(&text);
-            (!unwrapped.steps.is_empty() || extract::key_values(raw).is_some()).then_some(text)
-        }),
-        (None, Some(parsed)) => Some(parsed.clone()),
-        (None, None) => None,
-    };
-    let Some(repaired) = repaired else {
+
+    let repaired = raw.and_then(repair);
+    if raw.is_some() && repaired.is_none() {
         let tried: Vec<&str> = candidates
             .iter()
             .map(|platform| platform.as_str())
@@ -143,53 +143,157 @@ pub fn heal_traced(
             "the payload could not be repaired into a JSON object (for {})",
             tried.join(", ")
         ));
-        return Err(NotHealed(reasons.join("; ")));
-    };
-    let unwrapped = envelope::unwrap(&repaired);
-    let mut tries = vec![(&repaired, &[][..])];
-    if !unwrapped.steps.is_empty() {
-        tries.push((&unwrapped.value, &unwrapped.steps[..]));
     }
-    for (value, steps) in &tries {
-        for platform in &candidates {
-            let aliased = alias(*platform, value);
-            match adapt(*platform, &aliased) {
-                Ok(message) => return Ok(healed(message, HealedBy::Repair, steps)),
-                Err(reason) => reasons.push(format!(
-                    "{platform} adapter after repair{}: {reason}",
-                    if steps.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" and {}", steps.join(", "))
-                    }
-                )),
-            }
-        }
+    let repaired_layers = repaired.as_ref().map(envelope::layers);
+    let found = Found::over(
+        repaired_layers.as_deref().unwrap_or(&given_layers),
+        |layer| adapt_layer(&candidates, layer, HealedBy::Repair, &mut reasons),
+    );
+    if let Some(healed) = found.addressed {
+        return Ok(healed);
     }
-    // A shape no adapter knows: the generic extractor, on the unwrapped value, or on key/value
+
+    // A shape no adapter knows: the generic extractor, on the innermost layer, or on key/value
     // text. It answers only when every field it fills is unambiguous.
-    let (value, steps) = tries[tries.len() - 1];
-    let key_values = match value {
-        JsonValue::String(text) => extract::key_values(text),
-        _ => None,
-    };
-    let readable = key_values.as_ref().unwrap_or(value);
-    if let Some(extracted) = extract::extract(platform, readable) {
+    for layer in repaired_layers
+        .as_deref()
+        .unwrap_or(&given_layers)
+        .iter()
+        .rev()
+    {
+        let key_values = match &layer.value {
+            JsonValue::String(text) => extract::key_values(text),
+            _ => None,
+        };
+        let readable = key_values.as_ref().unwrap_or(&layer.value);
+        let Some(extracted) = extract::extract(platform, readable) else {
+            continue;
+        };
         match validated(extracted.message) {
             Ok(message) => {
                 return Ok(Healed {
                     message,
                     healed_by: HealedBy::Extractor,
-                    unwrapped: steps.to_vec(),
+                    unwrapped: layer.steps.clone(),
                     sources: extracted.sources,
                 })
             }
             Err(reason) => reasons.push(format!("extractor: {reason}")),
         }
-    } else {
-        reasons.push("extractor: no unambiguous conversation and text".into());
+    }
+    reasons.push("extractor: no unambiguous conversation and text".into());
+    if let Some(healed) = found.unaddressed {
+        return Ok(healed);
+    }
+    if given.is_none() {
+        reasons.push("there is no payload".into());
     }
     Err(NotHealed(reasons.join("; ")))
+}
+
+/// The messages one step found: the first that names its conversation, and the first that does not.
+#[derive(Default)]
+struct Found {
+    addressed: Option<Healed>,
+    unaddressed: Option<Healed>,
+}
+
+impl Found {
+    /// `step` on each layer, outermost first, until one gives a message that names its
+    /// conversation.
+    fn over(
+        layers: &[envelope::Unwrapped],
+        mut step: impl FnMut(&envelope::Unwrapped) -> Option<Healed>,
+    ) -> Self {
+        let mut found = Self::default();
+        for layer in layers {
+            found.offer(step(layer));
+            if found.addressed.is_some() {
+                break;
+            }
+        }
+        found
+    }
+
+    fn offer(&mut self, healed: Option<Healed>) {
+        let Some(healed) = healed else { return };
+        let slot = if healed.message.conversation_id.is_some() {
+            &mut self.addressed
+        } else {
+            &mut self.unaddressed
+        };
+        slot.get_or_insert(healed);
+    }
+
+    fn best(self) -> Option<Healed> {
+        self.addressed.or(self.unaddressed)
+    }
+}
+
+/// The adapters on one layer (renamed by [`alias`] when repairing), and the SOAP parser when the
+/// layer is XML text. The best message of the layer, by [`Found`]'s rule; failures go to `reasons`.
+fn adapt_layer(
+    candidates: &[Platform],
+    layer: &envelope::Unwrapped,
+    healed_by: HealedBy,
+    reasons: &mut Vec<String>,
+) -> Option<Healed> {
+    let after = match (healed_by, layer.steps.is_empty()) {
+        (HealedBy::Repair, true) => " after repair".to_owned(),
+        (HealedBy::Repair, false) => format!(" after repair and {}", layer.steps.join(", ")),
+        (_, true) => String::new(),
+        (_, false) => format!(" after {}", layer.steps.join(", ")),
+    };
+    let healed = |message: CanonicalMessage, steps: &[String]| Healed {
+        // Pointers into the layer as it arrived (not as aliased); none into XML text.
+        sources: if layer.value.is_string() {
+            Vec::new()
+        } else {
+            extract::locate(&layer.value, &message)
+        },
+        message,
+        healed_by,
+        unwrapped: steps.to_vec(),
+    };
+    let mut found = Found::default();
+    match &layer.value {
+        JsonValue::String(text) if healed_by == HealedBy::Adapter => {
+            // A Salesforce outbound message as its SOAP text (after a BOM; with its quotes
+            // HTML-escaped by a relay, they are put back).
+            let soap = text.trim_start_matches('\u{FEFF}').trim();
+            if soap.starts_with('<') && candidates.contains(&Platform::Salesforce) {
+                let mut steps = layer.steps.clone();
+                let event = salesforce_notification(soap).or_else(|error| {
+                    if !soap.contains("&quot;") {
+                        return Err(error);
+                    }
+                    steps.push("html_unescaped".into());
+                    salesforce_notification(&soap.replace("&quot;", "\""))
+                });
+                match event.and_then(|event| adapt(Platform::Salesforce, &event)) {
+                    Ok(message) => found.offer(Some(healed(message, &steps))),
+                    Err(reason) => reasons.push(format!("salesforce SOAP{after}: {reason}")),
+                }
+            }
+        }
+        JsonValue::String(_) => {}
+        value => {
+            for platform in candidates {
+                let renamed;
+                let input = if healed_by == HealedBy::Repair {
+                    renamed = alias(*platform, value);
+                    &renamed
+                } else {
+                    value
+                };
+                match adapt(*platform, input) {
+                    Ok(message) => found.offer(Some(healed(message, &layer.steps))),
+                    Err(reason) => reasons.push(format!("{platform} adapter{after}: {reason}")),
+                }
+            }
+        }
+    }
+    found.best()
 }
 
 /// A message that validates against the canonical schema, or the violations.
@@ -236,7 +340,8 @@ fn repair_within(raw: &str, string_nesting: usize) -> Option<JsonValue> {
     }
     let value = serde_json::from_str::<JsonValue>(trimmed)
         .ok()
-        .or_else(|| llm_json::loads(trimmed, &Default::default()).ok())?;
+        .or_else(|| single_quoted(trimmed))
+        .or_else(|| llm_json::loads(&escape_astral(trimmed), &Default::default()).ok())?;
     match value {
         JsonValue::String(inner) => {
             let inner = inner.trim();
@@ -247,6 +352,37 @@ fn repair_within(raw: &str, string_nesting: usize) -> Option<JsonValue> {
         JsonValue::Object(_) => Some(value),
         _ => None,
     }
+}
+
+/// Characters outside the Basic Multilingual Plane (emoji, some CJK) written as JSON surrogate-pair
+/// escapes. The `llm_json` repairer garbles them when they are raw (`😤` comes back as `ὢ4`) and
+/// reads the escapes correctly; a strict parse does not need this.
+fn escape_astral(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().all(|ch| (ch as u32) <= 0xFFFF) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for ch in text.chars() {
+        if (ch as u32) <= 0xFFFF {
+            escaped.push(ch);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in ch.encode_utf16(&mut units) {
+                escaped.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+/// JSON written with single quotes only (a Python `repr`, a hand-written fixture), read by swapping
+/// the quotes. Tried before the general repairer, which garbles characters outside the Basic
+/// Multilingual Plane (emoji) in single-quoted strings.
+fn single_quoted(text: &str) -> Option<JsonValue> {
+    if text.contains('"') || !text.contains('\'') {
+        return None;
+    }
+    serde_json::from_str(&text.replace('\'', "\"")).ok()
 }
 
 /// Renamed fields, per platform: (alias, canonical name). Keys are compared after camelCase has
@@ -439,11 +575,34 @@ mod tests {
             r#"{"update_id": 818, "message": {"chat": {"id": 9}, "text": "wrapped"}}"#
         ))
         .unwrap();
-        let (message, by) = heal(Some(Platform::Telegram), None, Some(&wrapped)).unwrap();
+        let healed = heal_traced(Some(Platform::Telegram), None, Some(&wrapped)).unwrap();
         assert_eq!(
-            (message.text.as_deref(), by),
-            (Some("wrapped"), HealedBy::Repair)
+            (healed.message.text.as_deref(), healed.healed_by),
+            (Some("wrapped"), HealedBy::Adapter)
         );
+        assert_eq!(healed.unwrapped, ["json_string", "json_string"]);
+    }
+
+    #[test]
+    fn the_trace_names_where_each_field_came_from() {
+        // A private chat: the chat's id is also the sender's; each field points at its own key.
+        let update = json!({"update_id": 819, "message": {"message_id": 54, "date": 1735689600,
+            "from": {"id": 42, "first_name": "Bo"}, "chat": {"id": 42, "type": "private"}, "text": "hi"}});
+        let relayed = json!({"data": update, "received_at": "2026-12-01T00:00:00Z"});
+        let healed = heal_traced(Some(Platform::Telegram), Some(&relayed), None).unwrap();
+        assert_eq!(healed.unwrapped, ["wrapper:data"]);
+        let pointer = |field: &str| {
+            healed
+                .sources
+                .iter()
+                .find(|(name, _)| *name == field)
+                .map(|(_, pointer)| pointer.as_str())
+        };
+        assert_eq!(pointer("conversation_id"), Some("/message/chat/id"));
+        assert_eq!(pointer("sender_id"), Some("/message/from/id"));
+        assert_eq!(pointer("text"), Some("/message/text"));
+        assert_eq!(pointer("event_id"), Some("/update_id"));
+        assert_eq!(pointer("sender_name"), Some("/message/from/first_name"));
     }
 
     #[test]
@@ -511,7 +670,8 @@ mod tests {
         ];
         for envelope in envelopes {
             let healed = heal_traced(Some(Platform::Telegram), Some(&envelope), None).unwrap();
-            assert_eq!(healed.healed_by, HealedBy::Repair, "{envelope}");
+            // Unwrapping is not repair: the adapter read the body as the platform sent it.
+            assert_eq!(healed.healed_by, HealedBy::Adapter, "{envelope}");
             assert!(!healed.unwrapped.is_empty());
             // Re-typed ids: integral floats are integer strings.
             assert_eq!(healed.message.conversation_id.as_deref(), Some("418800213"));

@@ -27,8 +27,10 @@ pub fn validate_api_input(kind: &str, input: &JsonValue) -> Result<(), String> {
     match kind {
         PAYLOAD_HEAL => {
             match input.get("payload") {
-                Some(JsonValue::String(_) | JsonValue::Object(_)) => {}
-                Some(_) => return Err("input.payload must be a string or an object".into()),
+                Some(payload) if crate::heal::job_payload(payload).is_some() => {}
+                Some(_) => {
+                    return Err("input.payload must be a string, an object or an array".into())
+                }
                 None => return Err("input.payload is required for payload.heal".into()),
             }
             match input.get("platform") {

@@ -55,19 +55,16 @@ impl Payload {
             .and_then(JsonValue::as_str)
             .and_then(|name| name.parse::<Platform>().ok());
         let (parsed, raw) = match job.kind.as_str() {
-            kinds::PAYLOAD_HEAL => match job.input.get("payload") {
-                Some(JsonValue::String(text)) => (
-                    serde_json::from_str::<JsonValue>(text).ok(),
-                    Some(text.clone()),
-                ),
-                Some(object @ JsonValue::Object(_)) => (Some(object.clone()), None),
-                _ => {
-                    return Err(fatal(
+            kinds::PAYLOAD_HEAL => job
+                .input
+                .get("payload")
+                .and_then(heal::job_payload)
+                .ok_or_else(|| {
+                    fatal(
                         "invalid_input",
-                        "input.payload must be a string or an object".into(),
-                    ))
-                }
-            },
+                        "input.payload must be a string, an object or an array".into(),
+                    )
+                })?,
             _ => (
                 job.input
                     .get("payload")

@@ -2535,6 +2535,10 @@ export interface components {
         CreateJob: {
             /** @description `payload.heal` or `llm.generate`. */
             kind: string;
+            /**
+             * @description `payload.heal`: `{payload, platform?}`, the payload as text (the raw body as received) or
+             *     as JSON (an object or a list). `llm.generate`: `{messages, json_schema?, max_tokens?}`.
+             */
             input: unknown;
             /**
              * Format: int16
@@ -2631,8 +2635,9 @@ export interface components {
             /**
              * @description How the message was made: `unwrapped`, the envelopes taken off the payload (outermost
              *     first: `http_proxy_body`, `proxy_body`, `cloudevent_data`, `kafka_value`, `list_of_one`,
-             *     `wrapper:<key>`, `json_string`, `ndjson_line`, `html_unescaped`, `form`), and for the
-             *     extractor `fields`, the JSON pointer each field was read from. Absent when neither.
+             *     `wrapper:<key>`, `json_string`, `ndjson_line`, `html_unescaped`, `form`), and `fields`,
+             *     the JSON pointer each field was read from (every step but the model; docs/CANONICAL.md).
+             *     Absent when neither.
              */
             heal_trace?: unknown;
             /**

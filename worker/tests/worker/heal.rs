@@ -251,11 +251,20 @@ async fn an_enveloped_body_is_healed_without_the_model_and_says_how(pool: PgPool
         done[0].last_error
     );
     let result = done[0].result.as_ref().unwrap();
-    assert_eq!(result["healed_by"], "repair");
+    // The adapter read the body inside the proxy event; the trace says where each field was.
+    assert_eq!(result["healed_by"], "adapter");
     assert_eq!(result["heal_confidence"], "high");
     assert_eq!(
         result["heal_trace"]["unwrapped"],
         json!(["http_proxy_body"])
+    );
+    assert_eq!(
+        result["heal_trace"]["fields"]["conversation_id"],
+        "/message/chat/id"
+    );
+    assert_eq!(
+        result["heal_trace"]["fields"]["sender_id"],
+        "/message/from/id"
     );
     assert_eq!(result["message"]["conversation_id"], "418800213");
     stop_worker(worker).await;
