@@ -31,6 +31,10 @@ pub enum ApiError {
     /// No such resource for this tenant.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// The resource is not in a state that allows this (a job whose reply was not skipped, or
+    /// whose reply was already sent after review).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
     /// The request carries more than a limit allows (events per request, the tenant's burst).
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -74,6 +78,9 @@ impl ApiError {
     pub fn unprocessable(code: &str, message: impl Into<String>) -> Self {
         ApiError::Unprocessable(body(code, message))
     }
+    pub fn conflict(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Conflict(body(code, message))
+    }
     pub fn payload_too_large(code: &str, message: impl Into<String>) -> Self {
         ApiError::PayloadTooLarge(body(code, message))
     }
@@ -102,6 +109,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,

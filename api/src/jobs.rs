@@ -285,6 +285,12 @@ pub enum ReplayAccepted {
     Accepted(Json<Replayed>, #[oai(header = "Location")] String),
 }
 
+impl ReplayAccepted {
+    fn of(id: i64, replay_of: i64) -> Self {
+        ReplayAccepted::Accepted(Json(Replayed { id, replay_of }), format!("/v1/jobs/{id}"))
+    }
+}
+
 pub struct JobsApi;
 
 async fn tenant_job(state: &AppState, tenant_id: Uuid, id: i64) -> Result<Job, ApiError> {
@@ -532,13 +538,64 @@ impl JobsApi {
         let new_id = replay(&state.pool, auth.0.tenant_id(), id.0)
             .await?
             .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;
-        Ok(ReplayAccepted::Accepted(
-            Json(Replayed {
-                id: new_id,
-                replay_of: id.0,
-            }),
-            format!("/v1/jobs/{new_id}"),
-        ))
+        Ok(ReplayAccepted::of(new_id, id.0))
+    }
+
+    /// Send the agent's reply to a message whose automatic reply was skipped (`result.reply_skipped`:
+    /// the source's `reply_policy` does not answer the step that healed it), after a person
+    /// reviewed the healed message. Replays the job with `input.reply_approved`, so the worker
+    /// heals it again and answers it whatever the policy; the reply still goes only to the
+    /// conversation the healed message names. Once per job: 409 `reply_not_skipped` when there was
+    /// nothing to approve, `reply_already_approved` when it was approved before.
+    #[oai(path = "/v1/jobs/:id/reply", method = "post")]
+    async fn approve_reply(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+    ) -> Result<ReplayAccepted, ApiError> {
+        admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
+        let mut tx = state.pool.begin().await?;
+        // The job's row, locked: two approvals at once make one reply.
+        let job = sqlx::query!(
+            r#"SELECT kind, status, result -> 'reply_skipped' AS reply_skipped,
+                      EXISTS (SELECT 1 FROM jobs r WHERE r.replay_of = j.id AND r.input ? 'reply_approved')
+                          AS "approved!"
+               FROM jobs j WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
+            id.0,
+            auth.0.tenant_id()
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;
+        let skipped = job.reply_skipped.is_some_and(|skipped| !skipped.is_null());
+        if job.kind != kinds::WEBHOOK_INBOUND || job.status != "succeeded" || !skipped {
+            return Err(ApiError::conflict(
+                "reply_not_skipped",
+                format!(
+                    "job {} is a {} job that is {} with no skipped reply; only a webhook.inbound job whose result has reply_skipped can be answered after review",
+                    id.0, job.kind, job.status
+                ),
+            ));
+        }
+        if job.approved {
+            return Err(ApiError::conflict(
+                "reply_already_approved",
+                format!("the reply to job {} was already approved", id.0),
+            ));
+        }
+        let new_id = sqlx::query_scalar!(r#"SELECT replay_job($1) AS "id!""#, id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        // Before the commit, so no worker claims the replay without its approval.
+        sqlx::query!(
+            "UPDATE jobs SET input = input || jsonb_build_object('reply_approved', true) WHERE id = $1",
+            new_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ReplayAccepted::of(new_id, id.0))
     }
 
     /// Job counts by status, the age of the oldest ready job, and jobs finished per minute.

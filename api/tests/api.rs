@@ -527,3 +527,78 @@ fn the_committed_openapi_spec_is_what_the_code_generates() {
         );
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_skipped_reply_is_sent_after_review_once(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let app = TestApp::spawn(options).await;
+    let (alice_id, alice) = app.tenant("alice").await;
+    let (_, bob) = app.tenant("bob").await;
+    // Two inbound messages the worker healed: one whose reply the source's policy skipped (the
+    // extractor healed it), one it answered.
+    let finished = |result: Value| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO jobs (tenant_id, kind, input, status, result, attempt, started_at, finished_at)
+                 VALUES ($1, 'webhook.inbound', $2, 'succeeded', $3, 1, now(), now()) RETURNING id",
+            )
+            .bind(alice_id)
+            .bind(json!({"platform": "telegram", "payload": {"chat_id": 7, "text": "hi"}}))
+            .bind(result)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let skipped = finished(json!({"healed_by": "extractor", "reply": null,
+        "reply_skipped": {"reason": "the message was healed by the generic extractor", "healed_by": "extractor", "reply_policy": "deterministic"}}))
+    .await;
+    let answered = finished(json!({"healed_by": "adapter", "reply": "hello"})).await;
+
+    let foreign = app
+        .post(&bob, &format!("/v1/jobs/{skipped}/reply"), json!({}))
+        .await;
+    assert_eq!(foreign.status(), 404);
+    let not_skipped = app
+        .post(&alice, &format!("/v1/jobs/{answered}/reply"), json!({}))
+        .await;
+    assert_eq!(not_skipped.status(), 409);
+    let body: Value = not_skipped.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "reply_not_skipped");
+
+    let approved = app
+        .post(&alice, &format!("/v1/jobs/{skipped}/reply"), json!({}))
+        .await;
+    assert_eq!(approved.status(), 202);
+    let location = approved.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = approved.json().await.unwrap();
+    assert_eq!(body["replay_of"], skipped);
+    let replay: Value = app.get(&alice, &location).await.json().await.unwrap();
+    assert_eq!(replay["kind"], "webhook.inbound");
+    assert_eq!(replay["status"], "queued");
+    assert_eq!(replay["replay_of"], skipped);
+    assert_eq!(replay["input"]["reply_approved"], true);
+    assert_eq!(replay["input"]["payload"]["chat_id"], 7);
+
+    // Twice, even at once: one reply.
+    let path = format!("/v1/jobs/{skipped}/reply");
+    let (again, again_too) = tokio::join!(
+        app.post(&alice, &path, json!({})),
+        app.post(&alice, &path, json!({}))
+    );
+    for response in [again, again_too] {
+        assert_eq!(response.status(), 409);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "reply_already_approved");
+    }
+    let replays: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE replay_of = $1")
+        .bind(skipped)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(replays, 1);
+}

@@ -150,6 +150,64 @@ describe("the dashboard", () => {
     await snap("07-jobs");
   });
 
+  it("sends a reply the source's policy held back, after review, once", async () => {
+    // A source whose reply_policy answers nothing on its own: every message waits for a person.
+    const api = (path: string, init: RequestInit = {}) =>
+      fetch(`${baseUrl}${path}`, {
+        ...init,
+        headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json", ...(init.headers ?? {}) },
+      });
+    const created = await api("/v1/sources", {
+      method: "POST",
+      body: JSON.stringify({
+        platform: "telegram",
+        name: "e2e reviewed",
+        secrets: { secret_token: SECRET_TOKEN },
+        reply: { bot_token: "123456:e2e-review-bot-token-0123456789" },
+        reply_policy: "never",
+      }),
+    });
+    expect(created.status).toBe(201);
+    const source = (await created.json()) as { id: string; ingest_url: string };
+    const hook = await fetch(source.ingest_url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET_TOKEN },
+      body: JSON.stringify({
+        update_id: 502,
+        message: { message_id: 43, date: 1_767_225_600, chat: { id: 9010, type: "private" }, from: { id: 78, first_name: "Ada" }, text: "Please call me back" },
+      }),
+    });
+    expect(hook.status).toBe(200);
+    let jobId = 0;
+    await expect
+      .poll(
+        async () => {
+          const list = (await (await api(`/v1/jobs?source_id=${source.id}&status=succeeded`)).json()) as { items: { id: number }[] };
+          jobId = list.items[0]?.id ?? 0;
+          return jobId;
+        },
+        { timeout: 150_000, interval: 500 },
+      )
+      .toBeGreaterThan(0);
+
+    await page.goto(`${baseUrl}/dashboard/#/jobs/${jobId}`);
+    await page.waitForSelector("#reply-skipped #send-reply");
+    expect(await page.textContent("#reply-skipped")).toContain("never");
+    await snap("07b-reply-held-back");
+    await page.click("#send-reply");
+    await page.waitForFunction((original) => /#\/jobs\/\d+$/.test(location.hash) && !location.hash.endsWith(`/${original}`), jobId);
+    const approvedId = Number(await page.evaluate(() => location.hash.split("/").pop()));
+    await page.waitForSelector(`#job-detail h1:has-text("Job #${approvedId}")`);
+    await page.waitForSelector(`#job-detail dd >> text=#${jobId}`);
+    const approved = (await (await api(`/v1/jobs/${approvedId}`)).json()) as { input: { reply_approved?: boolean }; replay_of: number };
+    expect(approved.input.reply_approved).toBe(true);
+    expect(approved.replay_of).toBe(jobId);
+    // A second approval is refused: one reply per message.
+    const again = await api(`/v1/jobs/${jobId}/reply`, { method: "POST" });
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { error: { code: string } }).error.code).toBe("reply_already_approved");
+  });
+
   it("processes a document with a progress bar that finishes", async () => {
     await page.click("nav >> text=Process a document");
     await page.waitForSelector("#process");

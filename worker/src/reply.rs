@@ -56,7 +56,9 @@ pub async fn respond(
     let Some(source) = source else {
         return Ok(skipped("the source was deleted"));
     };
-    if let Some(reason) = reply_refused(&source.reply_policy, healed_by) {
+    // A person reviewed the healed message and approved the reply (`POST /v1/jobs/{id}/reply`).
+    let approved = job.input.get("reply_approved") == Some(&JsonValue::Bool(true));
+    if let Some(reason) = reply_refused(&source.reply_policy, healed_by).filter(|_| !approved) {
         let mut skip = skipped(&reason);
         skip.push((
             "reply_skipped",

@@ -59,7 +59,13 @@ impl TestApp {
         });
         TestApp {
             addr,
-            client: reqwest::Client::new(),
+            // The gateway closes an idle keep-alive connection when its header-read timeout
+            // passes (1 s in some tests); a client that reused one closed under it would see
+            // `IncompleteMessage`, so pooled connections are dropped well before that.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_millis(500))
+                .build()
+                .expect("a reqwest client"),
             state,
             stop,
             server,

@@ -91,6 +91,26 @@ function jobActions(job: Job, container: HTMLElement, buttonClass: string, onCan
   return [cancel, replay] as const;
 }
 
+/**
+ * "Send the reply": after a person checked the healed message against the raw payload, replays
+ * the job with the reply approved (`POST /v1/jobs/{id}/reply`) and opens the new job.
+ */
+function reviewButton(job: Job, container: HTMLElement) {
+  const api = client();
+  const button = h("button", { id: "send-reply" }, "Reviewed: send the reply");
+  button.addEventListener("click", async () => {
+    button.setAttribute("disabled", "");
+    try {
+      const approved = await api.ok(api.api.POST("/v1/jobs/{id}/reply", { params: { path: { id: job.id } } }));
+      window.location.hash = `#/jobs/${approved.id}`;
+    } catch (error) {
+      button.removeAttribute("disabled");
+      showError(container, error);
+    }
+  });
+  return h("p", {}, button);
+}
+
 function select(name: string, options: string[], selected: string | null) {
   return h("select", { name }, options.map((option) => h("option", { value: option, selected: option === (selected ?? "") }, option || "any")));
 }
@@ -141,7 +161,7 @@ export async function jobDetailPage(root: HTMLElement, id: number, signal: Abort
         healed?.heal_trace != null ? h("section", { class: "card grow", id: "heal-trace" }, h("h2", {}, "How it was healed"), json(healed.heal_trace)) : null,
       ),
       healed?.reply_skipped != null
-        ? h("section", { class: "card", id: "reply-skipped" }, h("h2", {}, "No automatic reply"), json(healed.reply_skipped))
+        ? h("section", { class: "card", id: "reply-skipped" }, h("h2", {}, "No automatic reply"), json(healed.reply_skipped), reviewButton(job, body))
         : null,
       healed?.reply != null
         ? h(

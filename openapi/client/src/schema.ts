@@ -70,6 +70,18 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
                 413: {
                     headers: {
@@ -201,6 +213,18 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
                 413: {
                     headers: {
@@ -313,6 +337,18 @@ export interface paths {
                 };
                 /** @description No such resource for this tenant. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -442,6 +478,18 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
                 413: {
                     headers: {
@@ -560,6 +608,18 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
                 413: {
                     headers: {
@@ -664,6 +724,18 @@ export interface paths {
                 };
                 /** @description No such resource for this tenant. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -786,6 +858,18 @@ export interface paths {
                 };
                 /** @description No such resource for this tenant. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1145,6 +1229,18 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
                 413: {
                     headers: {
@@ -1253,6 +1349,18 @@ export interface paths {
                 };
                 /** @description No such resource for this tenant. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1374,6 +1482,18 @@ export interface paths {
                 };
                 /** @description No such resource for this tenant. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1504,6 +1624,18 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
                 413: {
                     headers: {
@@ -1627,6 +1759,18 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
                 413: {
                     headers: {
@@ -1743,6 +1887,18 @@ export interface paths {
                 };
                 /** @description No such resource for this tenant. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1910,6 +2066,18 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
                 413: {
                     headers: {
@@ -2034,6 +2202,161 @@ export interface paths {
                         "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                     };
                 };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The request is well-formed but its content is not acceptable. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+                 *     many open event streams (`too_many_streams`); retry after the given seconds.
+                 */
+                429: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Something failed on our side; the details are in the gateway's log. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database is unreachable or saturated; retry after the given seconds. */
+                503: {
+                    headers: {
+                        "RETRY-AFTER": number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/reply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send the agent's reply to a message whose automatic reply was skipped (`result.reply_skipped`:
+         *     the source's `reply_policy` does not answer the step that healed it), after a person
+         *     reviewed the healed message. Replays the job with `input.reply_approved`, so the worker
+         *     heals it again and answers it whatever the policy; the reply still goes only to the
+         *     conversation the healed message names. Once per job: 409 `reply_not_skipped` when there was
+         *     nothing to approve, `reply_already_approved` when it was approved before.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                202: {
+                    headers: {
+                        LOCATION: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["Replayed"];
+                    };
+                };
+                /** @description The request is malformed. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Missing or invalid credentials. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Authenticated, but not allowed. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such resource for this tenant. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
                 413: {
                     headers: {
@@ -2146,6 +2469,18 @@ export interface paths {
                 };
                 /** @description No such resource for this tenant. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2273,6 +2608,18 @@ export interface paths {
                 };
                 /** @description No such resource for this tenant. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /**
+                 * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+                 *     whose reply was already sent after review).
+                 */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
