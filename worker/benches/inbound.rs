@@ -8,11 +8,20 @@
 //! the fetched default) with the canonical schema as constraint, for each number of model slots in
 //! `SENTINEL_BENCH_LLM_SEQS` (default 1,4). Jobs the model cannot heal end dead and are counted.
 //!
+//! With `SENTINEL_BENCH_DRIFT=1` it runs the drift corpus (`queue/tests/drift/corpus.json`)
+//! through a whole worker with the real model loaded (one slot): every case a `payload.heal` job.
+//! It prints, by the step that healed each, the jobs, the expected fields exact, and the mean and
+//! longest job time; the cases left to the model are listed with what it answered.
+//!
 //! Run: `DATABASE_URL=postgres://… cargo bench --workspace --bench inbound`
 //! Knobs: `SENTINEL_BENCH_JOBS` (default 20000), `SENTINEL_BENCH_BATCHES` (the deterministic
 //! lane's claim batch sizes to try, comma list, default 64,256,1024).
 //! It creates and drops a database of its own next to the one DATABASE_URL names.
 #![allow(clippy::unwrap_used)]
+
+#[path = "../../queue/tests/drift/eval.rs"]
+#[allow(dead_code)] // The judging half is the queue's drift test's.
+mod eval;
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +39,9 @@ async fn main() -> anyhow::Result<()> {
         sentinel_queue::config::var_or("SENTINEL_BENCH_BATCHES", "64,256,1024".to_string())?;
     let admin_options = db::connect_options(&url)?;
     let mut admin = PgConnection::connect_with(&admin_options).await?;
+    if sentinel_queue::config::var_or("SENTINEL_BENCH_DRIFT", 0u8)? == 1 {
+        return drift(&mut admin, &admin_options).await;
+    }
     let llm_jobs: usize = sentinel_queue::config::var_or("SENTINEL_BENCH_LLM", 0)?;
     if llm_jobs > 0 {
         return llm_path(&mut admin, &admin_options, llm_jobs).await;
@@ -251,5 +263,152 @@ async fn llm_path(
     for reason in dead_reasons {
         println!("dead: {reason}");
     }
+    Ok(())
+}
+
+/// The drift corpus through a whole worker with the model: which step healed each case, how
+/// exact, and how long each job took from its claim to its end.
+async fn drift(
+    admin: &mut PgConnection,
+    admin_options: &sqlx::postgres::PgConnectOptions,
+) -> anyhow::Result<()> {
+    let corpus = eval::load();
+    let model = sentinel_worker::llm::model_path_or_default(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    );
+    let llm = sentinel_worker::llm::Llm::load(&sentinel_worker::llm::ModelConfig {
+        path: model,
+        max_seqs: 1,
+        paged_attn_mb: None,
+        context_tokens: None,
+    })
+    .await?;
+    let bench_db = format!("sentinel_bench_drift_{}", std::process::id());
+    sqlx::raw_sql(&format!("CREATE DATABASE {bench_db}"))
+        .execute(&mut *admin)
+        .await?;
+    let options = admin_options.clone().database(&bench_db);
+    let pool = db::pool(options.clone(), 8, Duration::from_secs(5));
+    db::migrate(&pool).await?;
+    let tenant_id = create_tenant(&pool, "bench", 1_000_000, 1_000_000).await?;
+    let jobs: Vec<NewJob> = corpus
+        .cases
+        .iter()
+        .map(|case| {
+            let mut input = json!({"payload": case.job_payload()});
+            if let Some(hint) = &case.hint {
+                input["platform"] = json!(hint);
+            }
+            NewJob::new(tenant_id, kinds::PAYLOAD_HEAL, input)
+        })
+        .collect();
+    let ids: Vec<i64> = enqueue_many(&pool, &jobs)
+        .await?
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect();
+    let (stop, shutdown) = watch::channel(false);
+    let config = sentinel_worker::Config {
+        worker_id: "bench".into(),
+        max_slots: 1,
+        poll_interval: Duration::from_millis(100),
+        ..sentinel_worker::Config::new(String::new())
+    };
+    let started = Instant::now();
+    let worker = tokio::spawn(sentinel_worker::run_with(
+        config,
+        options,
+        Some(std::sync::Arc::new(llm)),
+        shutdown,
+    ));
+    loop {
+        let finished: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE status IN ('succeeded', 'dead', 'canceled')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if finished as usize >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    type Row = (
+        i64,
+        String,
+        Option<serde_json::Value>,
+        Option<serde_json::Value>,
+        f64,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, status, result, last_error,
+                    coalesce(extract(epoch FROM finished_at - started_at), 0)::float8
+             FROM jobs ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await?;
+    // step -> (jobs, exact fields, expected fields, total seconds, longest seconds)
+    type Step = (usize, usize, usize, f64, f64);
+    let mut steps: std::collections::BTreeMap<String, Step> = Default::default();
+    let mut model_cases = Vec::new();
+    let case_of: std::collections::HashMap<i64, &eval::Case> =
+        ids.iter().copied().zip(&corpus.cases).collect();
+    for (id, status, result, error, took) in &rows {
+        let case = case_of[id];
+        let step = result
+            .as_ref()
+            .and_then(|result| result["healed_by"].as_str())
+            .map_or_else(|| format!("{status} (not healed)"), str::to_owned);
+        let entry = steps.entry(step.clone()).or_default();
+        entry.0 += 1;
+        entry.3 += took;
+        entry.4 = entry.4.max(*took);
+        for field in eval::FIELDS {
+            if let Some(expected) = case.expect.get(field) {
+                entry.2 += 1;
+                let got = result.as_ref().and_then(|r| r["message"][field].as_str());
+                if got == Some(expected.as_str()) {
+                    entry.1 += 1;
+                }
+            }
+        }
+        if case.lane == "model" || step == "llm" {
+            let answer = result.as_ref().map_or_else(
+                || error.clone().unwrap_or_default().to_string(),
+                |result| {
+                    format!(
+                        "conversation_id {}, reply_skipped {}",
+                        result["message"]["conversation_id"],
+                        !result["reply_skipped"].is_null()
+                    )
+                },
+            );
+            model_cases.push(format!("{} ({status}, {took:.2} s): {answer}", case.id));
+        }
+    }
+    println!("| step | jobs | expected fields exact | mean ms per job | longest ms |");
+    println!("|---|---|---|---|---|");
+    for (step, (jobs, exact, expected, total, longest)) in &steps {
+        let exact = if *expected == 0 {
+            "-".to_owned()
+        } else {
+            format!("{exact} of {expected}")
+        };
+        println!(
+            "| {step} | {jobs} | {exact} | {:.1} | {:.1} |",
+            1e3 * total / *jobs as f64,
+            1e3 * longest
+        );
+    }
+    println!("\n{} jobs drained in {seconds:.1} s", ids.len());
+    for case in model_cases {
+        println!("model lane: {case}");
+    }
+    stop.send(true)?;
+    worker.await??;
+    pool.close().await;
+    sqlx::raw_sql(&format!("DROP DATABASE {bench_db} WITH (FORCE)"))
+        .execute(&mut *admin)
+        .await?;
     Ok(())
 }
