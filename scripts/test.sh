@@ -76,7 +76,9 @@ live_build() {
   SQLX_OFFLINE=false SQLX_OFFLINE_DIR="$LIVE_SQLX" DATABASE_URL="$SCHEMA_URL" cargo "$@" --release --workspace --locked
 }
 live_build test --no-run
-live_build build --benches
+# The benches, to lint them, and every binary: `cargo test` builds only the binaries its tests
+# run, and the fault tests also need sentinel-loadgen.
+live_build build --benches --bins
 if ! diff -r -q "$ROOT/.sqlx" "$LIVE_SQLX" >&2; then
   die ".sqlx/ does not match the queries and the schema: run 'bash scripts/sqlx-prepare.sh' and commit .sqlx/"
 fi
