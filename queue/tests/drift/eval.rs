@@ -118,7 +118,8 @@ pub enum Verdict {
 }
 
 pub fn load() -> Corpus {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/drift/corpus.json");
+    // From the workspace, so the worker's bench (another crate) finds it too.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../queue/tests/drift/corpus.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
     serde_json::from_str(&text)
