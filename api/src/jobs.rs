@@ -109,17 +109,21 @@ pub struct CanonicalMessageView {
     pub attachments: Vec<CanonicalAttachment>,
 }
 
-#[derive(Debug, poem_openapi::Enum, serde::Deserialize)]
-#[oai(rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum CanonicalPlatform {
-    Telegram,
-    Whatsapp,
-    Slack,
-    Salesforce,
-    Standard,
-    Unknown,
+// A canonical message's platform: every platform of the registry in `sentinel_queue::platform`,
+// and `unknown`.
+macro_rules! canonical_platforms {
+    ($($variant:ident => $module:ident),+ $(,)?) => {
+        #[derive(Debug, poem_openapi::Enum, serde::Deserialize)]
+        #[oai(rename_all = "lowercase")]
+        #[serde(rename_all = "lowercase")]
+        pub enum CanonicalPlatform {
+            $($variant,)+
+            Unknown,
+        }
+    };
 }
+
+sentinel_queue::with_platforms!(canonical_platforms);
 
 #[derive(Debug, poem_openapi::Enum, serde::Deserialize)]
 #[oai(rename_all = "snake_case")]

@@ -14,27 +14,26 @@ use crate::{
     ApiTags, AppState,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum PlatformName {
-    Telegram,
-    Whatsapp,
-    Slack,
-    Salesforce,
-    Standard,
+// The platforms a source can be for, from the registry in `sentinel_queue::platform`.
+macro_rules! platform_names {
+    ($($variant:ident => $module:ident),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+        #[oai(rename_all = "lowercase")]
+        pub enum PlatformName {
+            $($variant),+
+        }
+
+        impl From<PlatformName> for Platform {
+            fn from(name: PlatformName) -> Self {
+                match name {
+                    $(PlatformName::$variant => Platform::$variant),+
+                }
+            }
+        }
+    };
 }
 
-impl From<PlatformName> for Platform {
-    fn from(name: PlatformName) -> Self {
-        match name {
-            PlatformName::Telegram => Platform::Telegram,
-            PlatformName::Whatsapp => Platform::Whatsapp,
-            PlatformName::Slack => Platform::Slack,
-            PlatformName::Salesforce => Platform::Salesforce,
-            PlatformName::Standard => Platform::Standard,
-        }
-    }
-}
+sentinel_queue::with_platforms!(platform_names);
 
 /// Which healing steps may trigger the agent's automatic reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -114,29 +113,6 @@ pub enum CreatedSource {
 
 pub struct SourcesApi;
 
-fn require_reply_fields(platform: Platform, reply: &JsonValue) -> Result<(), String> {
-    let required: &[&str] = match platform {
-        Platform::Telegram | Platform::Slack => &["bot_token"],
-        Platform::Whatsapp => &["access_token", "phone_number_id"],
-        Platform::Salesforce | Platform::Standard => &[],
-    };
-    if !reply.is_object() {
-        return Err("reply must be an object".into());
-    }
-    for field in required {
-        if reply
-            .get(field)
-            .and_then(JsonValue::as_str)
-            .is_none_or(str::is_empty)
-        {
-            return Err(format!(
-                "reply.{field} is required for {platform} replies and must be a non-empty string"
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[OpenApi(prefix_path = "/v1/sources", tag = "ApiTags::Sources")]
 impl SourcesApi {
     /// Create an ingress endpoint for one platform.
@@ -170,7 +146,8 @@ impl SourcesApi {
             .validate_secrets(&body.secrets)
             .map_err(|message| ApiError::unprocessable("invalid_secrets", message))?;
         if let Some(reply) = &body.reply {
-            require_reply_fields(platform, reply)
+            platform
+                .validate_reply_credentials(reply)
                 .map_err(|message| ApiError::unprocessable("invalid_reply", message))?;
             if reply.to_string().contains("\\u0000") {
                 return Err(ApiError::unprocessable(

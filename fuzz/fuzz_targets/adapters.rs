@@ -13,7 +13,7 @@ fn check(data: &[u8]) {
     let Ok(payload) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    for platform in Platform::ALL {
+    for &platform in Platform::ALL {
         if let Ok(message) = platform.to_canonical(&payload) {
             let value = serde_json::to_value(&message).expect("a canonical message serializes");
             if let Err(error) = canonical::validate(&value) {

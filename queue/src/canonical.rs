@@ -53,14 +53,14 @@ impl CanonicalMessage {
     }
 }
 
-pub const PLATFORMS: [&str; 6] = [
-    "telegram",
-    "whatsapp",
-    "slack",
-    "salesforce",
-    "standard",
-    "unknown",
-];
+/// A canonical message's `platform`: every platform of the registry, and `unknown` for a payload
+/// healed without one.
+pub fn platforms() -> impl Iterator<Item = &'static str> {
+    crate::platform::Platform::ALL
+        .iter()
+        .map(|platform| platform.as_str())
+        .chain(["unknown"])
+}
 pub const EVENT_TYPES: [&str; 5] = ["message", "status", "command", "record_change", "other"];
 
 /// The canonical message's JSON Schema (draft 2020-12).
@@ -75,7 +75,7 @@ pub fn schema() -> JsonValue {
         "required": ["platform", "event_type", "event_id", "conversation_id", "sender_id", "sender_name",
                      "text", "sent_at", "reply_to", "attachments"],
         "properties": {
-            "platform": {"enum": PLATFORMS},
+            "platform": {"enum": platforms().collect::<Vec<_>>()},
             "event_type": {"enum": EVENT_TYPES},
             "event_id": nullable_string,
             "conversation_id": nullable_string,

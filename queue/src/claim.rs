@@ -32,12 +32,16 @@ pub enum FinishError {
 }
 
 /// The stage of a job's processing that runs next (`jobs.stage`). Healing jobs start at
-/// [`Stage::New`], where the deterministic lane takes them in bulk; one that needs the model is
-/// handed off ([`hand_off_many`]) to [`Stage::Model`]. Other kinds stay at [`Stage::New`].
+/// [`Stage::New`], where the deterministic lane takes them in bulk; one that needs the model to
+/// heal is handed off to [`Stage::LlmHeal`], one that needs it only for the agent's reply to
+/// [`Stage::Model`]. Other kinds stay at [`Stage::New`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     New,
+    /// The model's lane: the agent's reply (and `llm.generate`, which starts there as `new`).
     Model,
+    /// The LLM healing step, on its own share of the model's slots.
+    LlmHeal,
 }
 
 impl Stage {
@@ -45,6 +49,7 @@ impl Stage {
         match self {
             Stage::New => "new",
             Stage::Model => "model",
+            Stage::LlmHeal => "llm_heal",
         }
     }
 }

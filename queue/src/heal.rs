@@ -385,35 +385,10 @@ fn single_quoted(text: &str) -> Option<JsonValue> {
     serde_json::from_str(&text.replace('\'', "\"")).ok()
 }
 
-/// Renamed fields, per platform: (alias, canonical name). Keys are compared after camelCase has
-/// been turned into snake_case.
+/// Renamed fields, per platform (its module's [`crate::platform::Spec::aliases`]): (alias,
+/// canonical name). Keys are compared after camelCase has been turned into snake_case.
 fn aliases(platform: Platform) -> &'static [(&'static str, &'static str)] {
-    match platform {
-        Platform::Telegram => &[
-            ("msg", "message"),
-            ("update", "update_id"),
-            ("id_update", "update_id"),
-            ("conversation", "chat"),
-            ("user", "from"),
-            ("sender", "from"),
-            ("body", "text"),
-            ("content", "text"),
-            ("timestamp", "date"),
-        ],
-        Platform::Whatsapp => &[("msg", "message"), ("sender", "from"), ("ts", "timestamp")],
-        Platform::Slack => &[
-            ("evt", "event"),
-            ("channel_id", "channel"),
-            ("user_id", "user"),
-            ("id", "event_id"),
-        ],
-        Platform::Salesforce => &[
-            ("s_object", "sobject"),
-            ("record", "sobject"),
-            ("id", "notification_id"),
-        ],
-        Platform::Standard => &[("payload", "data")],
-    }
+    platform.aliases()
 }
 
 /// Recursively renames keys: camelCase to snake_case, then the platform's aliases. An alias never

@@ -246,3 +246,37 @@ async fn nul_in_a_body_a_key_or_a_header_is_stored_with_its_raw_bytes(
     drop(ingestor);
     task.await.unwrap();
 }
+
+/// The platform registry (`sentinel_queue::with_platforms!`) is the one list of platforms: the
+/// schema's CHECK on `sources.platform` must take every one of them (a new platform needs a
+/// migration, and this test says so) and nothing else.
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn sources_take_every_registered_platform_and_no_other(pool: PgPool) {
+    use sentinel_queue::{canonical, platform::Platform};
+
+    let tenant_id = tenant(&pool, "registry").await;
+    let insert = |platform: &str| {
+        sqlx::query("INSERT INTO sources (tenant_id, platform) VALUES ($1, $2)")
+            .bind(tenant_id)
+            .bind(platform.to_owned())
+            .execute(&pool)
+    };
+    for platform in Platform::ALL {
+        if let Err(error) = insert(platform.as_str()).await {
+            panic!("the schema refuses {platform} sources: add it to the CHECK on sources.platform in a migration: {error}");
+        }
+    }
+    for not_a_platform in ["unknown", "Telegram", ""] {
+        assert!(
+            insert(not_a_platform).await.is_err(),
+            "a {not_a_platform:?} source was stored"
+        );
+    }
+    // The canonical schema names the same platforms, and `unknown`.
+    let named: Vec<&str> = canonical::platforms().collect();
+    assert_eq!(named.len(), Platform::ALL.len() + 1);
+    assert_eq!(
+        canonical::schema()["properties"]["platform"]["enum"],
+        serde_json::json!(named)
+    );
+}

@@ -17,7 +17,10 @@ use poem::{
     Body, Request, Response,
 };
 use sentinel_api::Gateway;
-use sentinel_queue::{platform::hmac_sha256, Job};
+use sentinel_queue::{
+    platform::{hmac_sha256, Platform},
+    Job,
+};
 use sentinel_worker::{
     deliver::ApiBases,
     llm::{Llm, ModelConfig},
@@ -194,11 +197,10 @@ pub fn worker_config(platform: &FakePlatform) -> sentinel_worker::Config {
         delivery_timeout: Duration::from_secs(5),
         model: model_path(),
         max_tokens: 24,
-        api_bases: ApiBases {
-            telegram: platform.base(),
-            whatsapp: format!("{}/v21.0", platform.base()),
-            slack: format!("{}/api", platform.base()),
-        },
+        api_bases: ApiBases::default()
+            .with(Platform::Telegram, platform.base())
+            .with(Platform::Whatsapp, format!("{}/v21.0", platform.base()))
+            .with(Platform::Slack, format!("{}/api", platform.base())),
         poll_interval: Duration::from_millis(200),
         ..sentinel_worker::Config::new(String::new())
     }

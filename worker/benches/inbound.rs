@@ -13,6 +13,13 @@
 //! It prints, by the step that healed each, the jobs, the expected fields exact, and the mean and
 //! longest job time; the cases left to the model are listed with what it answered.
 //!
+//! With `SENTINEL_BENCH_SHARE=1` it measures what healing generations cost the generations behind
+//! them: 8 `payload.heal` jobs only the model can heal, then 4 `llm.generate` jobs submitted once
+//! healing has started, on 4 model slots, once with no healing share (`SENTINEL_HEAL_SEQS=0`: one
+//! lane takes both, the design before the share) and once with the default share (one slot). It
+//! prints how long the `llm.generate` jobs waited for a slot and took in all, and how long the
+//! healing jobs took to drain.
+//!
 //! Run: `DATABASE_URL=postgres://… cargo bench --workspace --bench inbound`
 //! Knobs: `SENTINEL_BENCH_JOBS` (default 20000), `SENTINEL_BENCH_BATCHES` (the deterministic
 //! lane's claim batch sizes to try, comma list, default 64,256,1024).
@@ -23,12 +30,16 @@
 #[allow(dead_code)] // The judging half is the queue's drift test's.
 mod eval;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use sentinel_queue::{db, enqueue_many, kinds, tenant::create_tenant, NewJob};
+use sentinel_worker::llm::{Llm, ModelConfig};
 use serde_json::json;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{postgres::PgConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
 #[tokio::main]
@@ -42,6 +53,9 @@ async fn main() -> anyhow::Result<()> {
     if sentinel_queue::config::var_or("SENTINEL_BENCH_DRIFT", 0u8)? == 1 {
         return drift(&mut admin, &admin_options).await;
     }
+    if sentinel_queue::config::var_or("SENTINEL_BENCH_SHARE", 0u8)? == 1 {
+        return share(&mut admin, &admin_options).await;
+    }
     let llm_jobs: usize = sentinel_queue::config::var_or("SENTINEL_BENCH_LLM", 0)?;
     if llm_jobs > 0 {
         return llm_path(&mut admin, &admin_options, llm_jobs).await;
@@ -51,17 +65,9 @@ async fn main() -> anyhow::Result<()> {
     for batch in batches.split(',').map(|n| n.trim().parse::<usize>()) {
         let batch = batch.context("SENTINEL_BENCH_BATCHES takes numbers")?;
         let bench_db = format!("sentinel_bench_inbound_{}_{batch}", std::process::id());
-        sqlx::raw_sql(&format!("CREATE DATABASE {bench_db}"))
-            .execute(&mut admin)
-            .await?;
-        let options = admin_options.clone().database(&bench_db);
-        let pool = db::pool(options.clone(), 8, Duration::from_secs(5));
-        db::migrate(&pool).await?;
+        let (pool, options) = bench_database(&mut admin, &admin_options, &bench_db).await?;
         let seconds = drain(&pool, options, jobs, batch).await;
-        pool.close().await;
-        sqlx::raw_sql(&format!("DROP DATABASE {bench_db} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
+        drop_database(&mut admin, pool, &bench_db).await?;
         let seconds = seconds?;
         println!(
             "| {batch} | {jobs} | {seconds:.2} | {:.0} |",
@@ -73,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn drain(
     pool: &PgPool,
-    options: sqlx::postgres::PgConnectOptions,
+    options: PgConnectOptions,
     jobs: usize,
     heal_batch: usize,
 ) -> anyhow::Result<f64> {
@@ -152,14 +158,11 @@ const PROSE: [&str; 4] = [
 
 async fn llm_path(
     admin: &mut PgConnection,
-    admin_options: &sqlx::postgres::PgConnectOptions,
+    admin_options: &PgConnectOptions,
     jobs: usize,
 ) -> anyhow::Result<()> {
     let seqs: String =
         sentinel_queue::config::var_or("SENTINEL_BENCH_LLM_SEQS", "1,4".to_string())?;
-    let model = sentinel_worker::llm::model_path_or_default(
-        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
-    );
     println!(
         "| model slots | jobs | attempts | seconds | healed by llm | dead | healed jobs/s | prompt tokens / job | answer tokens / job | tokens/s (prompt + answer) |"
     );
@@ -167,45 +170,14 @@ async fn llm_path(
     let mut dead_reasons = Vec::new();
     for slots in seqs.split(',').map(|n| n.trim().parse::<usize>()) {
         let slots = slots.context("SENTINEL_BENCH_LLM_SEQS takes numbers")?;
-        let llm = sentinel_worker::llm::Llm::load(&sentinel_worker::llm::ModelConfig {
-            path: model.clone(),
-            max_seqs: slots,
-            paged_attn_mb: None,
-            context_tokens: None,
-        })
-        .await?;
+        let llm = load_model(slots).await?;
         let bench_db = format!("sentinel_bench_llm_{}_{slots}", std::process::id());
-        sqlx::raw_sql(&format!("CREATE DATABASE {bench_db}"))
-            .execute(&mut *admin)
-            .await?;
-        let options = admin_options.clone().database(&bench_db);
-        let pool = db::pool(options.clone(), 8, Duration::from_secs(5));
-        db::migrate(&pool).await?;
+        let (pool, options) = bench_database(admin, admin_options, &bench_db).await?;
         let tenant_id = create_tenant(&pool, "bench", 1_000_000, 1_000_000).await?;
-        let batch: Vec<NewJob> = (0..jobs)
-            .map(|i| {
-                NewJob::new(
-                    tenant_id,
-                    kinds::PAYLOAD_HEAL,
-                    json!({"payload": PROSE[i % PROSE.len()], "platform": "telegram"}),
-                )
-            })
-            .collect();
-        enqueue_many(&pool, &batch).await?;
-        let (stop, shutdown) = watch::channel(false);
-        let config = sentinel_worker::Config {
-            worker_id: "bench".into(),
-            max_slots: slots,
-            poll_interval: Duration::from_millis(100),
-            ..sentinel_worker::Config::new(String::new())
-        };
+        enqueue_many(&pool, &prose_heals(tenant_id, jobs)).await?;
         let started = Instant::now();
-        let worker = tokio::spawn(sentinel_worker::run_with(
-            config,
-            options,
-            Some(std::sync::Arc::new(llm)),
-            shutdown,
-        ));
+        // Every slot heals: this measures the model's healing throughput, not the share.
+        let (stop, worker) = model_worker(options, llm, slots, 0, 128);
         let (healed, dead) = loop {
             let (healed, dead): (i64, i64) = sqlx::query_as(
                 "SELECT count(*) FILTER (WHERE status = 'succeeded' AND result->>'healed_by' = 'llm'),
@@ -247,10 +219,7 @@ async fn llm_path(
         );
         stop.send(true)?;
         worker.await??;
-        pool.close().await;
-        sqlx::raw_sql(&format!("DROP DATABASE {bench_db} WITH (FORCE)"))
-            .execute(&mut *admin)
-            .await?;
+        drop_database(admin, pool, &bench_db).await?;
         let per_job = |tokens: i64| tokens as f64 / healed.max(1) as f64;
         println!(
             "| {slots} | {jobs} | {attempts} | {seconds:.1} | {healed} | {dead} | {:.2} | {:.0} | {:.0} | {:.1} |",
@@ -268,28 +237,11 @@ async fn llm_path(
 
 /// The drift corpus through a whole worker with the model: which step healed each case, how
 /// exact, and how long each job took from its claim to its end.
-async fn drift(
-    admin: &mut PgConnection,
-    admin_options: &sqlx::postgres::PgConnectOptions,
-) -> anyhow::Result<()> {
+async fn drift(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> anyhow::Result<()> {
     let corpus = eval::load();
-    let model = sentinel_worker::llm::model_path_or_default(
-        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
-    );
-    let llm = sentinel_worker::llm::Llm::load(&sentinel_worker::llm::ModelConfig {
-        path: model,
-        max_seqs: 1,
-        paged_attn_mb: None,
-        context_tokens: None,
-    })
-    .await?;
+    let llm = load_model(1).await?;
     let bench_db = format!("sentinel_bench_drift_{}", std::process::id());
-    sqlx::raw_sql(&format!("CREATE DATABASE {bench_db}"))
-        .execute(&mut *admin)
-        .await?;
-    let options = admin_options.clone().database(&bench_db);
-    let pool = db::pool(options.clone(), 8, Duration::from_secs(5));
-    db::migrate(&pool).await?;
+    let (pool, options) = bench_database(admin, admin_options, &bench_db).await?;
     let tenant_id = create_tenant(&pool, "bench", 1_000_000, 1_000_000).await?;
     let jobs: Vec<NewJob> = corpus
         .cases
@@ -307,31 +259,9 @@ async fn drift(
         .into_iter()
         .map(|enqueued| enqueued.id)
         .collect();
-    let (stop, shutdown) = watch::channel(false);
-    let config = sentinel_worker::Config {
-        worker_id: "bench".into(),
-        max_slots: 1,
-        poll_interval: Duration::from_millis(100),
-        ..sentinel_worker::Config::new(String::new())
-    };
     let started = Instant::now();
-    let worker = tokio::spawn(sentinel_worker::run_with(
-        config,
-        options,
-        Some(std::sync::Arc::new(llm)),
-        shutdown,
-    ));
-    loop {
-        let finished: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE status IN ('succeeded', 'dead', 'canceled')",
-        )
-        .fetch_one(&pool)
-        .await?;
-        if finished as usize >= ids.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (stop, worker) = model_worker(options, llm, 1, 0, 128);
+    wait_finished(&pool, ids.len()).await?;
     let seconds = started.elapsed().as_secs_f64();
     type Row = (
         i64,
@@ -406,9 +336,166 @@ async fn drift(
     }
     stop.send(true)?;
     worker.await??;
-    pool.close().await;
-    sqlx::raw_sql(&format!("DROP DATABASE {bench_db} WITH (FORCE)"))
+    drop_database(admin, pool, &bench_db).await
+}
+
+/// A migrated database of the bench's own, next to the one `DATABASE_URL` names.
+async fn bench_database(
+    admin: &mut PgConnection,
+    admin_options: &PgConnectOptions,
+    name: &str,
+) -> anyhow::Result<(PgPool, PgConnectOptions)> {
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
         .execute(&mut *admin)
         .await?;
+    let options = admin_options.clone().database(name);
+    let pool = db::pool(options.clone(), 8, Duration::from_secs(5));
+    db::migrate(&pool).await?;
+    Ok((pool, options))
+}
+
+async fn drop_database(admin: &mut PgConnection, pool: PgPool, name: &str) -> anyhow::Result<()> {
+    pool.close().await;
+    sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut *admin)
+        .await?;
+    Ok(())
+}
+
+/// The model (`SENTINEL_MODEL`, else the fetched default) with `slots` sequence slots.
+async fn load_model(slots: usize) -> anyhow::Result<Arc<Llm>> {
+    let path = sentinel_worker::llm::model_path_or_default(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    );
+    Ok(Arc::new(
+        Llm::load(&ModelConfig {
+            path,
+            max_seqs: slots,
+            paged_attn_mb: None,
+            context_tokens: None,
+        })
+        .await?,
+    ))
+}
+
+/// Waits until `n` jobs have ended (succeeded, dead or canceled).
+async fn wait_finished(pool: &PgPool, n: usize) -> anyhow::Result<()> {
+    loop {
+        let finished: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE status IN ('succeeded', 'dead', 'canceled')",
+        )
+        .fetch_one(pool)
+        .await?;
+        if finished as usize >= n {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `n` `payload.heal` jobs of [`PROSE`]: only the model heals them.
+fn prose_heals(tenant_id: sqlx::types::Uuid, n: usize) -> Vec<NewJob> {
+    (0..n)
+        .map(|i| {
+            NewJob::new(
+                tenant_id,
+                kinds::PAYLOAD_HEAL,
+                json!({"payload": PROSE[i % PROSE.len()], "platform": "telegram"}),
+            )
+        })
+        .collect()
+}
+
+type Worker = (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+/// A whole worker with `llm` on `slots` model slots, `heal_slots` of them kept for healing.
+fn model_worker(
+    options: PgConnectOptions,
+    llm: Arc<Llm>,
+    slots: usize,
+    heal_slots: usize,
+    max_tokens: usize,
+) -> Worker {
+    let (stop, shutdown) = watch::channel(false);
+    let config = sentinel_worker::Config {
+        worker_id: "bench".into(),
+        max_slots: slots,
+        heal_slots: Some(heal_slots),
+        max_tokens,
+        poll_interval: Duration::from_millis(100),
+        ..sentinel_worker::Config::new(String::new())
+    };
+    let worker = tokio::spawn(sentinel_worker::run_with(
+        config,
+        options,
+        Some(llm),
+        shutdown,
+    ));
+    (stop, worker)
+}
+
+/// Healing generations beside `llm.generate` jobs, without and with the healing share.
+async fn share(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> anyhow::Result<()> {
+    const SLOTS: usize = 4;
+    const HEALS: usize = 8;
+    const GENERATES: usize = 4;
+    let llm = load_model(SLOTS).await?;
+    println!("| healing share of {SLOTS} slots | llm.generate: mean wait for a slot (ms) | longest wait (ms) | mean time queued to done (ms) | healing jobs | healing drained (s) |");
+    println!("|---|---|---|---|---|---|");
+    for heal_slots in [0, 1] {
+        let name = format!("sentinel_bench_share_{}_{heal_slots}", std::process::id());
+        let (pool, options) = bench_database(admin, admin_options, &name).await?;
+        let tenant_id = create_tenant(&pool, "bench", 1_000_000, 1_000_000).await?;
+        enqueue_many(&pool, &prose_heals(tenant_id, HEALS)).await?;
+        let started = Instant::now();
+        let (stop, worker) = model_worker(options, llm.clone(), SLOTS, heal_slots, 16);
+        // The generations arrive once healing holds what it can of the slots.
+        loop {
+            let healing: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE status = 'running' AND kind = 'payload.heal' AND stage <> 'new'",
+            )
+            .fetch_one(&pool)
+            .await?;
+            if healing as usize >= if heal_slots == 0 { SLOTS } else { heal_slots } {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let generates: Vec<NewJob> = (0..GENERATES)
+            .map(|i| {
+                NewJob::new(
+                    tenant_id,
+                    kinds::LLM_GENERATE,
+                    json!({"messages": [{"role": "user", "content": format!("Say hello to customer {i}.")}],
+                           "max_tokens": 16}),
+                )
+            })
+            .collect();
+        enqueue_many(&pool, &generates).await?;
+        wait_finished(&pool, HEALS + GENERATES).await?;
+        let (mean_wait, max_wait, mean_total): (f64, f64, f64) = sqlx::query_as(
+            "SELECT (avg(extract(epoch FROM started_at - created_at)) * 1e3)::float8,
+                    (max(extract(epoch FROM started_at - created_at)) * 1e3)::float8,
+                    (avg(extract(epoch FROM finished_at - created_at)) * 1e3)::float8
+             FROM jobs WHERE kind = 'llm.generate'",
+        )
+        .fetch_one(&pool)
+        .await?;
+        let healed_at: f64 = sqlx::query_scalar(
+            "SELECT extract(epoch FROM max(finished_at) - min(created_at))::float8 FROM jobs WHERE kind = 'payload.heal'",
+        )
+        .fetch_one(&pool)
+        .await?;
+        stop.send(true)?;
+        worker.await??;
+        drop_database(admin, pool, &name).await?;
+        println!(
+            "| {heal_slots} | {mean_wait:.0} | {max_wait:.0} | {mean_total:.0} | {HEALS} | {healed_at:.1} (bench {:.1}) |",
+            started.elapsed().as_secs_f64()
+        );
+    }
     Ok(())
 }

@@ -8,29 +8,48 @@
 //! | 5xx, a network error, a timeout | retried with backoff |
 //! | other 4xx, Slack `ok: false`, Telegram `ok: false` | dead at once, with the platform's error body |
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use reqwest::{header::RETRY_AFTER, RequestBuilder, StatusCode};
-use sentinel_queue::{platform::Platform, FailKind, Job, Outcome, RetryPolicy};
+use sentinel_queue::{
+    platform::{Outgoing, Platform, ReplyApi},
+    FailKind, Job, Outcome, RetryPolicy,
+};
 use serde_json::{json, Value as JsonValue};
 
 use crate::{generate_job::fatal, Services};
 
-/// Where each platform's API lives; tests point these at loopback.
-#[derive(Debug, Clone)]
-pub struct ApiBases {
-    pub telegram: String,
-    pub whatsapp: String,
-    pub slack: String,
-}
+/// Where each platform's reply API lives: its [`ReplyApi::default_base`] unless set; tests point
+/// these at loopback.
+#[derive(Debug, Clone, Default)]
+pub struct ApiBases(HashMap<Platform, String>);
 
-impl Default for ApiBases {
-    fn default() -> Self {
-        Self {
-            telegram: "https://api.telegram.org".into(),
-            whatsapp: "https://graph.facebook.com/v21.0".into(),
-            slack: "https://slack.com/api".into(),
+impl ApiBases {
+    /// `platform`'s API at `base` instead of its default.
+    pub fn with(mut self, platform: Platform, base: impl Into<String>) -> Self {
+        self.0.insert(platform, base.into());
+        self
+    }
+
+    /// Every reply API's [`ReplyApi::base_variable`] that is set.
+    pub fn from_env(mut self) -> anyhow::Result<Self> {
+        for &platform in Platform::ALL {
+            if let Some(api) = &platform.spec().reply {
+                let base = sentinel_queue::config::var_or(api.base_variable, String::new())?;
+                if !base.is_empty() {
+                    self.0.insert(platform, base);
+                }
+            }
         }
+        Ok(self)
+    }
+
+    fn base(&self, platform: Platform, api: &ReplyApi) -> String {
+        self.0
+            .get(&platform)
+            .map_or(api.default_base, String::as_str)
+            .trim_end_matches('/')
+            .to_owned()
     }
 }
 
@@ -86,90 +105,28 @@ pub async fn handle(services: &Services, job: &Job) -> Outcome {
             }
         }
     };
-    let secret = |name: &str| {
-        credentials
-            .get(name)
-            .and_then(JsonValue::as_str)
-            .unwrap_or("")
-            .to_owned()
+    let Some(api) = &platform.spec().reply else {
+        return fatal("no_reply_api", format!("{platform} has no reply API"));
     };
-    let http = &services.http;
-    let bases = &services.api_bases;
-    let request: RequestBuilder = match platform {
-        Platform::Telegram => {
-            // Telegram's chat ids are integers; a username (`@channel`) stays a string.
-            let chat_id = address.get("chat_id").cloned().unwrap_or(JsonValue::Null);
-            let chat_id = chat_id
-                .as_str()
-                .and_then(|id| id.parse::<i64>().ok())
-                .map_or(chat_id, JsonValue::from);
-            let mut body = json!({"chat_id": chat_id, "text": text});
-            if let Some(message_id) = address
-                .get("reply_to_message_id")
-                .and_then(JsonValue::as_str)
-                .and_then(|id| id.parse::<i64>().ok())
-            {
-                body["reply_parameters"] =
-                    json!({"message_id": message_id, "allow_sending_without_reply": true});
-            }
-            http.post(format!(
-                "{}/bot{}/sendMessage",
-                bases.telegram.trim_end_matches('/'),
-                secret("bot_token")
-            ))
-            .json(&body)
-        }
-        Platform::Whatsapp => {
-            let phone_number_id = Some(secret("phone_number_id"))
-                .filter(|id| !id.is_empty())
-                .or_else(|| {
-                    address
-                        .get("phone_number_id")
-                        .and_then(JsonValue::as_str)
-                        .map(str::to_owned)
-                })
-                .unwrap_or_default();
-            let mut body = json!({
-                "messaging_product": "whatsapp",
-                "recipient_type": "individual",
-                "to": address.get("to"),
-                "type": "text",
-                "text": {"preview_url": false, "body": text},
-            });
-            if let Some(context_id) = address
-                .get("context_message_id")
-                .filter(|id| id.is_string())
-            {
-                body["context"] = json!({ "message_id": context_id });
-            }
-            http.post(format!(
-                "{}/{}/messages",
-                bases.whatsapp.trim_end_matches('/'),
-                phone_number_id
-            ))
-            .bearer_auth(secret("access_token"))
-            .json(&body)
-        }
-        Platform::Slack => {
-            let mut body = json!({"channel": address.get("channel"), "text": text});
-            if let Some(thread) = address.get("thread_ts").filter(|ts| ts.is_string()) {
-                body["thread_ts"] = thread.clone();
-            }
-            http.post(format!(
-                "{}/chat.postMessage",
-                bases.slack.trim_end_matches('/')
-            ))
-            .bearer_auth(secret("bot_token"))
-            .json(&body)
-        }
-        Platform::Salesforce | Platform::Standard => {
-            return fatal("no_reply_api", format!("{platform} has no reply API"))
-        }
-    };
-    send(request, platform, job.attempt).await
+    let outgoing = (api.request)(&Outgoing {
+        base: &services.api_bases.base(platform, api),
+        credentials: &credentials,
+        address: &address,
+        text,
+    });
+    let mut request = services.http.post(outgoing.url).json(&outgoing.body);
+    if let Some(token) = outgoing.bearer {
+        request = request.bearer_auth(token);
+    }
+    send(request, platform, api, job.attempt).await
 }
 
-async fn send(request: RequestBuilder, platform: Platform, attempt: i32) -> Outcome {
+async fn send(
+    request: RequestBuilder,
+    platform: Platform,
+    api: &ReplyApi,
+    attempt: i32,
+) -> Outcome {
     let retry = |code: &str, message: String| Outcome::Failed {
         kind: RetryPolicy::default().retryable(attempt),
         error: json!({"code": code, "message": message}),
@@ -240,12 +197,7 @@ async fn send(request: RequestBuilder, platform: Platform, attempt: i32) -> Outc
             error: error("platform_rejected"),
         };
     }
-    let message_id = match platform {
-        Platform::Telegram => parsed.pointer("/result/message_id").cloned(),
-        Platform::Whatsapp => parsed.pointer("/messages/0/id").cloned(),
-        Platform::Slack => parsed.get("ts").cloned(),
-        Platform::Salesforce | Platform::Standard => None,
-    };
+    let message_id = parsed.pointer(api.sent_id).cloned();
     Outcome::Succeeded {
         result: json!({
             "delivered": true,

@@ -92,18 +92,18 @@ impl Payload {
 }
 
 /// The deterministic lane's step: heals a job by adapter or repair and finishes it, or hands it
-/// to the model lane when it needs the LLM (to heal, or for the agent's reply). Never touches the
-/// model, and takes microseconds.
+/// on when it needs the model: to the healing share of its slots ([`Stage::LlmHeal`]) when no
+/// deterministic step could heal it, to the model lane ([`Stage::Model`]) for the agent's reply.
+/// Never touches the model, and takes microseconds.
 pub fn heal_without_model(job: &Job) -> Outcome {
     let payload = match Payload::of(job) {
         Ok(payload) => payload,
         Err(outcome) => return outcome,
     };
-    let to_model = Outcome::HandedOff {
-        stage: Stage::Model,
-    };
     let Ok(healed) = payload.heal() else {
-        return to_model;
+        return Outcome::HandedOff {
+            stage: Stage::LlmHeal,
+        };
     };
     let message = healed.message.clone();
     let mut result = match healed_result(&healed) {
@@ -113,7 +113,11 @@ pub fn heal_without_model(job: &Job) -> Outcome {
     if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
         // A reply needs the model, unless there is nowhere to send one.
         match reply::addressee(job, payload.platform, &message, payload.parsed.as_ref()) {
-            Ok(_) => return to_model,
+            Ok(_) => {
+                return Outcome::HandedOff {
+                    stage: Stage::Model,
+                }
+            }
             Err(skipped) => {
                 for (key, value) in skipped {
                     result[key] = value;

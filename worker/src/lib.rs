@@ -2,9 +2,11 @@
 //! - the deterministic lane claims new healing jobs (`webhook.inbound`, `payload.heal`) in batches
 //!   of `SENTINEL_HEAL_BATCH`, finishes those that adapter or repair heals and that need no reply,
 //!   and hands the rest to the model lane (`jobs.stage = 'model'`);
-//! - the model lane (`llm.generate`, and healing jobs handed to it) holds at most
-//!   `SENTINEL_MAX_SEQS` jobs, the sequences the model runs at once, so a burst of messages never
-//!   becomes a burst of generations;
+//! - the model lanes hold at most `SENTINEL_MAX_SEQS` jobs together, the sequences the model runs
+//!   at once, so a burst of messages never becomes a burst of generations. The healing lane
+//!   (payloads only the LLM step can heal, `jobs.stage = 'llm_heal'`) has a share of them,
+//!   `SENTINEL_HEAL_SEQS`; the reply lane (`llm.generate`, and the agent's replies) has the rest,
+//!   so healing generations never take the slots replies wait for (see [`heal_share`]);
 //! - the delivery lane (`reply.deliver`) holds at most `SENTINEL_DELIVERY_SLOTS` jobs, so a slow
 //!   platform API never takes a sequence slot.
 //!
@@ -53,9 +55,29 @@ pub fn heal_claimable() -> Claimable {
     Claimable::new(&HEAL_KINDS)
 }
 
-/// What the model lane claims: `llm.generate`, and healing jobs handed off to it.
-pub fn model_claimable() -> Claimable {
-    Claimable::new(&[kinds::LLM_GENERATE]).with(&HEAL_KINDS, Stage::Model)
+/// What the model lane claims: `llm.generate`, and healing jobs handed off to it for the agent's
+/// reply; with `llm_heal`, the LLM healing step too (a worker with no healing share).
+pub fn model_claimable(llm_heal: bool) -> Claimable {
+    let claimable = Claimable::new(&[kinds::LLM_GENERATE]).with(&HEAL_KINDS, Stage::Model);
+    if llm_heal {
+        claimable.with(&HEAL_KINDS, Stage::LlmHeal)
+    } else {
+        claimable
+    }
+}
+
+/// What the healing share of the model's slots claims: the LLM healing step.
+pub fn llm_heal_claimable() -> Claimable {
+    Claimable::default().with(&HEAL_KINDS, Stage::LlmHeal)
+}
+
+/// The model slots kept for the LLM healing step, out of `model_slots`: `configured`
+/// (`SENTINEL_HEAL_SEQS`), else a quarter, at least one; always leaving one for replies. 0 when
+/// the model has a single slot (or `SENTINEL_HEAL_SEQS=0`): then one lane takes both, and a
+/// healing generation can hold the slot a reply waits for, for up to its wall-clock budget.
+pub fn heal_share(model_slots: usize, configured: Option<usize>) -> usize {
+    let wanted = configured.unwrap_or((model_slots / 4).max(1));
+    wanted.min(model_slots.saturating_sub(1))
 }
 
 /// What every job handler shares.
@@ -119,8 +141,11 @@ pub struct Config {
     pub database_url: String,
     pub worker_id: String,
     pub lease: Duration,
-    /// Sequences the model runs at once (`SENTINEL_MAX_SEQS`): the model lane's claim slots.
+    /// Sequences the model runs at once (`SENTINEL_MAX_SEQS`): the model lanes' claim slots.
     pub max_slots: usize,
+    /// Of those, the slots kept for the LLM healing step (`SENTINEL_HEAL_SEQS`); `None` for the
+    /// default share (see [`heal_share`]).
+    pub heal_slots: Option<usize>,
     /// Deliveries in flight at once (`SENTINEL_DELIVERY_SLOTS`).
     pub delivery_slots: usize,
     /// Healing jobs the deterministic lane claims at once (`SENTINEL_HEAL_BATCH`).
@@ -157,6 +182,7 @@ impl Config {
             ),
             lease: Duration::from_secs(60),
             max_slots: 4,
+            heal_slots: None,
             delivery_slots: 16,
             heal_batch: 512,
             heal_batch_bytes: 64 * 1024 * 1024,
@@ -183,6 +209,12 @@ impl Config {
             worker_id: config::var_or("SENTINEL_WORKER_ID", d.worker_id)?,
             lease: config::secs_or("SENTINEL_LEASE_SECS", d.lease.as_secs())?,
             max_slots: count("SENTINEL_MAX_SEQS", d.max_slots)?,
+            heal_slots: match config::var_or("SENTINEL_HEAL_SEQS", String::new())?.as_str() {
+                "" => None,
+                value => Some(value.parse().with_context(|| {
+                    format!("SENTINEL_HEAL_SEQS={value:?} is not a number of slots")
+                })?),
+            },
             delivery_slots: count("SENTINEL_DELIVERY_SLOTS", d.delivery_slots)?,
             heal_batch: count("SENTINEL_HEAL_BATCH", d.heal_batch)?,
             heal_batch_bytes: count("SENTINEL_HEAL_BATCH_BYTES", d.heal_batch_bytes)?,
@@ -197,11 +229,7 @@ impl Config {
                 mb => Some(mb),
             },
             vram_budget: vram_budget_from_env()?,
-            api_bases: ApiBases {
-                telegram: config::var_or("SENTINEL_TELEGRAM_API_BASE", d.api_bases.telegram)?,
-                whatsapp: config::var_or("SENTINEL_WHATSAPP_API_BASE", d.api_bases.whatsapp)?,
-                slack: config::var_or("SENTINEL_SLACK_API_BASE", d.api_bases.slack)?,
-            },
+            api_bases: d.api_bases.from_env()?,
             poll_interval: Duration::from_millis(config::var_or(
                 "SENTINEL_POLL_INTERVAL_MS",
                 d.poll_interval.as_millis() as u64,
@@ -291,10 +319,12 @@ pub async fn run_with(
         config.api_bases.clone(),
         config.delivery_timeout,
     )?);
+    let heal_slots = heal_share(config.max_slots, config.heal_slots);
     tracing::info!(
         worker.id = %config.worker_id,
         worker.heal_batch = config.heal_batch,
         worker.model_slots = config.max_slots,
+        worker.llm_heal_slots = heal_slots,
         worker.delivery_slots = config.delivery_slots,
         "worker started"
     );
@@ -327,7 +357,15 @@ pub async fn run_with(
             shutdown.clone(),
         ))
     };
-    let model_lane = lane(model_claimable(), config.max_slots);
+    let model_lane = lane(
+        model_claimable(heal_slots == 0),
+        config.max_slots - heal_slots,
+    );
+    let llm_heal_lane = if heal_slots > 0 {
+        lane(llm_heal_claimable(), heal_slots)
+    } else {
+        tokio::spawn(async {})
+    };
     let delivery_lane = lane(Claimable::new(&DELIVERY_KINDS), config.delivery_slots);
     let rescuer = tokio::spawn(run_rescuer(
         pool.clone(),
@@ -346,6 +384,7 @@ pub async fn run_with(
     let _ = tokio::join!(
         heal_lane,
         model_lane,
+        llm_heal_lane,
         delivery_lane,
         rescuer,
         retention,
@@ -354,4 +393,30 @@ pub async fn run_with(
     pool.close().await;
     tracing::info!("worker stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::heal_share;
+
+    #[test]
+    fn healing_keeps_a_share_and_leaves_replies_at_least_one_slot() {
+        // (model slots, SENTINEL_HEAL_SEQS) -> slots kept for healing generations.
+        for (slots, configured, share) in [
+            (1, None, 0),
+            (2, None, 1),
+            (4, None, 1),
+            (8, None, 2),
+            (4, Some(0), 0),
+            (4, Some(2), 2),
+            (4, Some(9), 3),
+            (1, Some(1), 0),
+        ] {
+            assert_eq!(
+                heal_share(slots, configured),
+                share,
+                "{slots} slots, {configured:?}"
+            );
+        }
+    }
 }

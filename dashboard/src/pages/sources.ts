@@ -117,37 +117,35 @@ function sourceRow(source: Source, container: HTMLElement, refresh: () => Promis
   );
 }
 
-/** The exact step that points the platform at the new source, with the values just entered. */
+type SetupStep = (url: string, secrets: Record<string, string>, reply: Record<string, string>) => HTMLElement[];
+
+const code = (text: string) => h("pre", { class: "setup", id: "setup-step" }, text);
+
+/** The exact step that points each platform at a new source, with the values just entered. A
+ * platform added to the registry fails the type check until it has one. */
+const SETUP: Record<Platform, SetupStep> = {
+  telegram: (url, secrets, reply) => [
+    h("p", {}, "Register the webhook with Telegram's setWebhook, with the same secret_token:"),
+    code(`curl -s "https://api.telegram.org/bot${reply.bot_token ?? "<BOT_TOKEN>"}/setWebhook" \\\n  -d url=${url} \\\n  -d secret_token=${secrets.secret_token ?? "<SECRET_TOKEN>"}`),
+  ],
+  whatsapp: (url, secrets) => [
+    h("p", {}, "In the Meta app dashboard, WhatsApp › Configuration › Webhook: set the callback URL and verify token below, then subscribe to the messages field. Sentinel answers the verification handshake."),
+    code(`Callback URL:  ${url}\nVerify token:  ${secrets.verify_token ?? "<VERIFY_TOKEN>"}`),
+  ],
+  slack: (url) => [
+    h("p", {}, "In the Slack app's settings, Event Subscriptions › Request URL (Sentinel answers Slack's url_verification), then subscribe to the bot events you want, such as message.channels and app_mention. The same URL serves Slash Commands and Interactivity › Request URL:"),
+    code(`Request URL:  ${url}`),
+  ],
+  salesforce: (url, secrets) => [
+    h("p", {}, `In Salesforce Setup › Outbound Messages, set the endpoint URL below. Only organisation ${secrets.organization_id ?? "<ORG_ID>"} is accepted.`),
+    code(`Endpoint URL:  ${url}`),
+  ],
+  standard: (url) => [
+    h("p", {}, "Point the sender's Standard Webhooks endpoint at this URL, signing with the secret you entered:"),
+    code(`Endpoint:  ${url}`),
+  ],
+};
+
 function setupStep(source: Source, secrets: Record<string, string>, reply: Record<string, string>) {
-  const url = source.ingest_url;
-  const code = (text: string) => h("pre", { class: "setup", id: "setup-step" }, text);
-  switch (source.platform) {
-    case "telegram":
-      return [
-        h("p", {}, "Register the webhook with Telegram's setWebhook, with the same secret_token:"),
-        code(
-          `curl -s "https://api.telegram.org/bot${reply.bot_token ?? "<BOT_TOKEN>"}/setWebhook" \\\n  -d url=${url} \\\n  -d secret_token=${secrets.secret_token ?? "<SECRET_TOKEN>"}`,
-        ),
-      ];
-    case "whatsapp":
-      return [
-        h("p", {}, "In the Meta app dashboard, WhatsApp › Configuration › Webhook: set the callback URL and verify token below, then subscribe to the messages field. Sentinel answers the verification handshake."),
-        code(`Callback URL:  ${url}\nVerify token:  ${secrets.verify_token ?? "<VERIFY_TOKEN>"}`),
-      ];
-    case "slack":
-      return [
-        h("p", {}, "In the Slack app's settings, Event Subscriptions › Request URL (Sentinel answers Slack's url_verification), then subscribe to the bot events you want, such as message.channels and app_mention. The same URL serves Slash Commands and Interactivity › Request URL:"),
-        code(`Request URL:  ${url}`),
-      ];
-    case "salesforce":
-      return [
-        h("p", {}, `In Salesforce Setup › Outbound Messages, set the endpoint URL below. Only organisation ${secrets.organization_id ?? "<ORG_ID>"} is accepted.`),
-        code(`Endpoint URL:  ${url}`),
-      ];
-    default:
-      return [
-        h("p", {}, "Point the sender's Standard Webhooks endpoint at this URL, signing with the secret you entered:"),
-        code(`Endpoint:  ${url}`),
-      ];
-  }
+  return SETUP[source.platform as Platform](source.ingest_url, secrets, reply);
 }

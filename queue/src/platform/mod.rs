@@ -1,6 +1,12 @@
 //! Platform knowledge shared by the gateway and the workers: per platform, how a webhook is
-//! authenticated (over the raw bytes, in constant time), which events one body carries, and the
-//! dedupe key of each. One module per platform; nothing here touches the database.
+//! authenticated (over the raw bytes, in constant time), which events one body carries, the dedupe
+//! key of each, its adapter, its aliases and where a reply goes. Nothing here touches the database.
+//!
+//! One module per platform owns all of that and describes it in its `SPEC` ([`Spec`]); the
+//! registry ([`with_platforms!`](crate::with_platforms)) names each platform once. The [`Platform`]
+//! enum, the gateway's API enums, the canonical schema's list and the worker's reply APIs are all
+//! derived from it. A module left out of the registry does not compile: its `SPEC` is
+//! `#[deny(dead_code)]`.
 
 pub mod salesforce;
 pub mod slack;
@@ -17,57 +23,130 @@ use serde_json::Value as JsonValue;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::storable;
+use crate::{canonical::CanonicalMessage, storable};
 
-/// The platforms a source can be for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Platform {
-    Telegram,
-    Whatsapp,
-    Slack,
-    Salesforce,
-    Standard,
+/// The registry: every platform, once, as `Variant => module`. Calls `$callback!` with the list,
+/// so that other crates derive their own types from it (the gateway's API enums do).
+#[macro_export]
+macro_rules! with_platforms {
+    ($callback:ident) => {
+        $callback! {
+            Telegram => telegram,
+            Whatsapp => whatsapp,
+            Slack => slack,
+            Salesforce => salesforce,
+            Standard => standard,
+        }
+    };
+}
+
+macro_rules! platform_enum {
+    ($($variant:ident => $module:ident),+ $(,)?) => {
+        /// The platforms a source can be for.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum Platform {
+            $($variant),+
+        }
+
+        impl Platform {
+            /// Every platform, in the registry's order.
+            pub const ALL: &'static [Platform] = &[$(Platform::$variant),+];
+
+            /// What the platform's module knows of it.
+            pub fn spec(self) -> &'static Spec {
+                match self {
+                    $(Platform::$variant => &$module::SPEC),+
+                }
+            }
+        }
+    };
+}
+
+with_platforms!(platform_enum);
+
+/// Everything Sentinel knows of one platform: each platform module has one, its `SPEC`.
+pub struct Spec {
+    /// The platform's name in the API, in `sources.platform` and in canonical messages: the
+    /// variant's name in lower case (a test checks it).
+    pub name: &'static str,
+    /// The verification secrets a source must have, each with its fewest characters.
+    pub secrets: &'static [(&'static str, usize)],
+    /// Checks the secrets beyond their presence and length (a key's encoding, an id's shape).
+    pub check_secrets: fn(&JsonValue) -> Result<(), String>,
+    /// Decodes the secrets' signing keys once, when the source is cached (Standard Webhooks' base64
+    /// keys); an empty list for platforms that sign with the secret's text.
+    pub keys: fn(&JsonValue) -> Result<Vec<Vec<u8>>, String>,
+    /// Authenticates a webhook and splits it into events, each with its dedupe key.
+    pub accept: fn(&Verifier, &HeaderMap, &[u8], i64) -> Result<Accepted, Rejected>,
+    /// The deterministic adapter: the platform's payload (one event, or the whole body as the
+    /// platform sends it) → the canonical message.
+    pub to_canonical: fn(&JsonValue) -> Result<CanonicalMessage, AdaptError>,
+    /// Renamed fields the adapter accepts after repair: (alias, canonical name), in snake_case.
+    pub aliases: &'static [(&'static str, &'static str)],
+    /// How the agent's reply is sent, when the platform has a reply API.
+    pub reply: Option<ReplyApi>,
+}
+
+/// A platform's reply API: where a reply goes and how it is sent.
+pub struct ReplyApi {
+    /// The reply credentials a source needs (`sources.reply`).
+    pub credentials: &'static [&'static str],
+    /// The API's base URL.
+    pub default_base: &'static str,
+    /// The worker's variable that overrides [`Self::default_base`] (tests point it at loopback).
+    pub base_variable: &'static str,
+    /// The reply's address, from the healed message, its `conversation_id` and the original
+    /// payload (`Null` when it did not parse); an error says why no reply is sent.
+    pub address: fn(&CanonicalMessage, &str, &JsonValue) -> Result<JsonValue, String>,
+    /// The request that sends a reply.
+    pub request: fn(&Outgoing<'_>) -> OutgoingRequest,
+    /// Where the platform's answer carries the sent message's id (a JSON pointer).
+    pub sent_id: &'static str,
+}
+
+/// A reply to send: what [`ReplyApi::request`] reads.
+pub struct Outgoing<'a> {
+    /// The API's base URL, without a trailing `/`.
+    pub base: &'a str,
+    /// The source's reply credentials.
+    pub credentials: &'a JsonValue,
+    /// The address [`ReplyApi::address`] made.
+    pub address: &'a JsonValue,
+    pub text: &'a str,
+}
+
+impl Outgoing<'_> {
+    /// A reply credential's text, empty when missing.
+    pub fn credential(&self, name: &str) -> String {
+        self.credentials
+            .get(name)
+            .and_then(JsonValue::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// An HTTP `POST` of a JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingRequest {
+    pub url: String,
+    /// Sent as `Authorization: Bearer …`.
+    pub bearer: Option<String>,
+    pub body: JsonValue,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 5] = [
-        Platform::Telegram,
-        Platform::Whatsapp,
-        Platform::Slack,
-        Platform::Salesforce,
-        Platform::Standard,
-    ];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Telegram => "telegram",
-            Platform::Whatsapp => "whatsapp",
-            Platform::Slack => "slack",
-            Platform::Salesforce => "salesforce",
-            Platform::Standard => "standard",
-        }
+        self.spec().name
     }
 
     /// Checks a source's `secrets` object when the source is created, naming the field that is
-    /// missing or too weak. Shared secrets need [`MIN_SECRET_LEN`] characters; Standard Webhooks
-    /// keys are checked by [`standard::secret_keys`]; a Salesforce organisation id has its own
-    /// shape (and is no secret: see [`INGEST_TOKEN_FIELD`]).
+    /// missing or too weak. Shared secrets need [`MIN_SECRET_LEN`] characters; each platform checks
+    /// the rest itself ([`Spec::check_secrets`]); any source may add an [`INGEST_TOKEN_FIELD`].
     pub fn validate_secrets(self, secrets: &JsonValue) -> Result<(), String> {
-        let required: &[(&str, usize)] = match self {
-            Platform::Telegram => &[("secret_token", MIN_SECRET_LEN)],
-            Platform::Whatsapp => &[
-                ("app_secret", MIN_SECRET_LEN),
-                ("verify_token", MIN_VERIFY_TOKEN_LEN),
-            ],
-            Platform::Slack => &[("signing_secret", MIN_SECRET_LEN)],
-            Platform::Salesforce => &[("organization_id", 15)],
-            Platform::Standard => &[],
-        };
-        if self == Platform::Standard {
-            standard::secret_keys(secrets)?;
-        }
-        for (field, min_len) in required {
+        let spec = self.spec();
+        for (field, min_len) in spec.secrets {
             match secrets.get(field) {
                 Some(JsonValue::String(value)) if value.chars().count() >= *min_len => {
                     if value.contains('\0') {
@@ -76,31 +155,17 @@ impl Platform {
                 }
                 Some(JsonValue::String(_)) => {
                     return Err(format!(
-                        "secrets.{field} is too short for {} sources: use at least {min_len} characters",
-                        self.as_str()
+                        "secrets.{field} is too short for {self} sources: use at least {min_len} characters"
                     ))
                 }
                 _ => {
                     return Err(format!(
-                        "secrets.{field} is required for {} sources and must be a string",
-                        self.as_str()
+                        "secrets.{field} is required for {self} sources and must be a string"
                     ))
                 }
             }
         }
-        if self == Platform::Salesforce {
-            let id = secrets
-                .get("organization_id")
-                .and_then(JsonValue::as_str)
-                .unwrap_or_default();
-            if !(id.len() == 15 || id.len() == 18) || !id.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
-                return Err(
-                    "secrets.organization_id must be a Salesforce organisation id: 15 or 18 letters and digits"
-                        .into(),
-                );
-            }
-        }
+        (spec.check_secrets)(secrets)?;
         match secrets.get(INGEST_TOKEN_FIELD) {
             None => {}
             Some(JsonValue::String(token))
@@ -112,6 +177,30 @@ impl Platform {
                 return Err(format!(
                     "secrets.{INGEST_TOKEN_FIELD} must be at least {MIN_INGEST_TOKEN_LEN} characters of letters, digits, - and _"
                 ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a source's `reply` credentials, naming the field that is missing.
+    pub fn validate_reply_credentials(self, reply: &JsonValue) -> Result<(), String> {
+        if !reply.is_object() {
+            return Err("reply must be an object".into());
+        }
+        let required = self
+            .spec()
+            .reply
+            .as_ref()
+            .map_or(&[][..], |api| api.credentials);
+        for field in required {
+            if reply
+                .get(field)
+                .and_then(JsonValue::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(format!(
+                    "reply.{field} is required for {self} replies and must be a non-empty string"
+                ));
             }
         }
         Ok(())
@@ -130,25 +219,60 @@ impl Platform {
         Verifier::new(self, secrets.clone()).accept(headers, body, now_unix)
     }
 
-    /// The one place every platform's verification is dispatched from.
-    fn accept_with(
-        self,
-        verifier: &Verifier,
+    /// The platform's deterministic adapter: its payload → the canonical message.
+    pub fn to_canonical(self, payload: &JsonValue) -> Result<CanonicalMessage, AdaptError> {
+        (self.spec().to_canonical)(payload)
+    }
+
+    /// Renamed fields the platform's adapter accepts: (alias, canonical name).
+    pub fn aliases(self) -> &'static [(&'static str, &'static str)] {
+        self.spec().aliases
+    }
+}
+
+/// A source's secrets, decoded once (Standard Webhooks keys from base64) when the source is
+/// cached, so verifying a webhook decodes nothing.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    platform: Platform,
+    secrets: JsonValue,
+    keys: Result<Vec<Vec<u8>>, String>,
+}
+
+impl Verifier {
+    pub fn new(platform: Platform, secrets: JsonValue) -> Self {
+        let keys = (platform.spec().keys)(&secrets);
+        Self {
+            platform,
+            secrets,
+            keys,
+        }
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    /// The source's secrets as stored.
+    pub fn secrets(&self) -> &JsonValue {
+        &self.secrets
+    }
+
+    /// The signing keys [`Spec::keys`] decoded, or why the stored secrets are unusable.
+    pub fn keys(&self) -> Result<&[Vec<u8>], Rejected> {
+        self.keys
+            .as_deref()
+            .map_err(|error| Rejected::Misconfigured(error.clone()))
+    }
+
+    /// See [`Platform::accept`].
+    pub fn accept(
+        &self,
         headers: &HeaderMap,
         body: &[u8],
         now_unix: i64,
     ) -> Result<Accepted, Rejected> {
-        let secrets = &verifier.secrets;
-        let mut accepted = match self {
-            Platform::Telegram => telegram::accept(secrets, headers, body),
-            Platform::Whatsapp => whatsapp::accept(secrets, headers, body),
-            Platform::Slack => slack::accept(secrets, headers, body, now_unix),
-            Platform::Salesforce => salesforce::accept(secrets, body),
-            Platform::Standard => match &verifier.standard_keys {
-                Ok(keys) => standard::accept_with_keys(keys, headers, body, now_unix),
-                Err(error) => Err(Rejected::Misconfigured(error.clone())),
-            },
-        }?;
+        let mut accepted = (self.platform.spec().accept)(self, headers, body, now_unix)?;
         if let Accepted::Events { events, .. } = &mut accepted {
             for event in events {
                 // A payload nested deeper than healing reads is kept as raw bytes only: the job's
@@ -166,62 +290,14 @@ impl Platform {
     }
 }
 
-/// A source's secrets, decoded once (Standard Webhooks keys from base64) when the source is
-/// cached, so verifying a webhook decodes nothing.
-#[derive(Debug, Clone)]
-pub struct Verifier {
-    platform: Platform,
-    secrets: JsonValue,
-    standard_keys: Result<Vec<Vec<u8>>, String>,
+/// [`Spec::check_secrets`] of a platform with nothing to check beyond presence and length.
+pub(crate) fn nothing_more(_: &JsonValue) -> Result<(), String> {
+    Ok(())
 }
 
-impl Verifier {
-    pub fn new(platform: Platform, secrets: JsonValue) -> Self {
-        let standard_keys = match platform {
-            Platform::Standard => standard::secret_keys(&secrets),
-            _ => Ok(Vec::new()),
-        };
-        Self {
-            platform,
-            secrets,
-            standard_keys,
-        }
-    }
-
-    pub fn platform(&self) -> Platform {
-        self.platform
-    }
-
-    /// The source's secrets as stored.
-    pub fn secrets(&self) -> &JsonValue {
-        &self.secrets
-    }
-
-    /// See [`Platform::accept`].
-    pub fn accept(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now_unix: i64,
-    ) -> Result<Accepted, Rejected> {
-        self.platform.accept_with(self, headers, body, now_unix)
-    }
-}
-
-impl Platform {
-    /// The platform's deterministic adapter: its payload → the canonical message.
-    pub fn to_canonical(
-        self,
-        payload: &JsonValue,
-    ) -> Result<crate::canonical::CanonicalMessage, AdaptError> {
-        match self {
-            Platform::Telegram => telegram::to_canonical(payload),
-            Platform::Whatsapp => whatsapp::to_canonical(payload),
-            Platform::Slack => slack::to_canonical(payload),
-            Platform::Salesforce => salesforce::to_canonical(payload),
-            Platform::Standard => standard::to_canonical(payload),
-        }
-    }
+/// [`Spec::keys`] of a platform that signs with its secret's text.
+pub(crate) fn no_keys(_: &JsonValue) -> Result<Vec<Vec<u8>>, String> {
+    Ok(Vec::new())
 }
 
 impl fmt::Display for Platform {
@@ -235,10 +311,15 @@ impl FromStr for Platform {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Platform::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|platform| platform.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown platform {s:?}; expected telegram, whatsapp, slack, salesforce or standard")
+                let names: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
+                format!(
+                    "unknown platform {s:?}; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -407,52 +488,88 @@ pub(crate) fn text_at(value: &JsonValue, pointer: &str) -> Option<String> {
 }
 
 /// Where the agent's reply to an inbound message goes: the platform-specific address that
-/// `reply.deliver` needs, from the healed message and (when it parsed) the original payload.
-///
-/// | platform | address |
-/// |---|---|
-/// | telegram | `chat_id` = conversation_id; `reply_to_message_id` = `message.message_id` |
-/// | whatsapp | `to` = conversation_id (the customer's wa_id); `context_message_id` = event_id; `phone_number_id` = `metadata.phone_number_id` |
-/// | slack | `channel` = conversation_id; `thread_ts` = `event.thread_ts`, else `event.ts` |
-///
-/// A message a bot sent (Slack `event.bot_id`) gets no reply, or two agents would talk forever.
+/// `reply.deliver` needs, from the healed message and (when it parsed) the original payload. Each
+/// platform's [`ReplyApi::address`] says what it holds.
 pub fn reply_address(
     platform: Platform,
-    message: &crate::canonical::CanonicalMessage,
+    message: &CanonicalMessage,
     payload: Option<&JsonValue>,
 ) -> Result<JsonValue, String> {
     let payload = payload.unwrap_or(&JsonValue::Null);
     let conversation = message
         .conversation_id
-        .clone()
+        .as_deref()
         .ok_or("the message has no conversation_id to reply to")?;
-    match platform {
-        Platform::Telegram => Ok(serde_json::json!({
-            "chat_id": conversation,
-            "reply_to_message_id": text_at(payload, "/message/message_id"),
-        })),
-        Platform::Whatsapp => Ok(serde_json::json!({
-            "to": conversation,
-            "context_message_id": message.event_id,
-            "phone_number_id": text_at(payload, "/metadata/phone_number_id"),
-        })),
-        Platform::Slack => {
-            if payload.pointer("/event/bot_id").is_some() {
-                return Err("the message was sent by a bot".into());
-            }
-            Ok(serde_json::json!({
-                "channel": conversation,
-                "thread_ts": text_at(payload, "/event/thread_ts")
-                    .or_else(|| text_at(payload, "/event/ts")),
-            }))
-        }
-        Platform::Salesforce | Platform::Standard => Err(format!("{platform} has no reply API")),
-    }
+    let api = platform
+        .spec()
+        .reply
+        .as_ref()
+        .ok_or_else(|| format!("{platform} has no reply API"))?;
+    (api.address)(message, conversation, payload)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_platform_is_named_as_its_variant_and_parses_back() {
+        for &platform in Platform::ALL {
+            // Serde's name (the variant in lower case, as the API's enums write it) is the spec's.
+            assert_eq!(serde_json::to_value(platform).unwrap(), platform.as_str());
+            assert_eq!(platform.as_str().parse::<Platform>(), Ok(platform));
+            if let Some(api) = &platform.spec().reply {
+                assert!(
+                    !api.credentials.is_empty(),
+                    "{platform} replies need credentials"
+                );
+                assert!(api.base_variable.starts_with("SENTINEL_"));
+            }
+        }
+        let error = "telegrm".parse::<Platform>().unwrap_err();
+        assert!(
+            error.contains("telegram") && error.contains("standard"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn each_reply_api_addresses_the_conversation_the_message_names() {
+        let mut message = crate::canonical::CanonicalMessage::new("slack", "message");
+        message.conversation_id = Some("C42".into());
+        message.event_id = Some("wamid.1".into());
+        let payload = serde_json::json!({"event": {"ts": "1.5"}});
+        for &platform in Platform::ALL {
+            let Some(api) = &platform.spec().reply else {
+                assert!(reply_address(platform, &message, Some(&payload)).is_err());
+                continue;
+            };
+            let address = reply_address(platform, &message, Some(&payload)).unwrap();
+            let request = (api.request)(&Outgoing {
+                base: "http://127.0.0.1:9",
+                credentials: &serde_json::json!({"bot_token": "b", "access_token": "a", "phone_number_id": "p"}),
+                address: &address,
+                text: "hello",
+            });
+            assert!(
+                request.url.starts_with("http://127.0.0.1:9/"),
+                "{platform}: {}",
+                request.url
+            );
+            assert!(
+                request.body.to_string().contains("C42"),
+                "{platform}: {}",
+                request.body
+            );
+            assert!(
+                request.body.to_string().contains("hello"),
+                "{platform}: {}",
+                request.body
+            );
+        }
+        message.conversation_id = None;
+        assert!(reply_address(Platform::Telegram, &message, None).is_err());
+    }
 
     #[test]
     fn integral_floats_are_the_integer_ids_they_hold() {

@@ -45,6 +45,37 @@ pub const MAX_ATTRIBUTES: usize = 64;
 /// The deepest element nesting read (the envelope puts fields at depth 6).
 pub const MAX_NESTING: usize = 32;
 
+#[deny(dead_code)]
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "salesforce",
+    // An organisation id is no secret: see `super::INGEST_TOKEN_FIELD`.
+    secrets: &[("organization_id", 15)],
+    check_secrets: organization_id_shape,
+    keys: super::no_keys,
+    accept: |verifier, _, body, _| accept(verifier.secrets(), body),
+    to_canonical,
+    aliases: &[
+        ("s_object", "sobject"),
+        ("record", "sobject"),
+        ("id", "notification_id"),
+    ],
+    reply: None,
+};
+
+fn organization_id_shape(secrets: &JsonValue) -> Result<(), String> {
+    let id = secrets
+        .get("organization_id")
+        .and_then(JsonValue::as_str)
+        .unwrap_or_default();
+    if !(id.len() == 15 || id.len() == 18) || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(
+            "secrets.organization_id must be a Salesforce organisation id: 15 or 18 letters and digits"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 pub fn accept(secrets: &JsonValue, body: &[u8]) -> Result<Accepted, Rejected> {
     let expected = secret(secrets, "organization_id")?;
     let message = parse_for(body, Some(expected))?;

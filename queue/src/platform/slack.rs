@@ -16,6 +16,59 @@ use super::{
 pub const SIGNATURE_HEADER: &str = "x-slack-signature";
 pub const TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
 
+#[deny(dead_code)]
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "slack",
+    secrets: &[("signing_secret", super::MIN_SECRET_LEN)],
+    check_secrets: super::nothing_more,
+    keys: super::no_keys,
+    accept: |verifier, headers, body, now_unix| accept(verifier.secrets(), headers, body, now_unix),
+    to_canonical,
+    aliases: &[
+        ("evt", "event"),
+        ("channel_id", "channel"),
+        ("user_id", "user"),
+        ("id", "event_id"),
+    ],
+    reply: Some(super::ReplyApi {
+        credentials: &["bot_token"],
+        default_base: "https://slack.com/api",
+        base_variable: "SENTINEL_SLACK_API_BASE",
+        address: reply_address,
+        request: reply_request,
+        sent_id: "/ts",
+    }),
+};
+
+/// `channel` = conversation_id; `thread_ts` = `event.thread_ts`, else `event.ts`. A message a bot
+/// sent (`event.bot_id`) gets no reply, or two agents would talk forever.
+fn reply_address(
+    _: &crate::canonical::CanonicalMessage,
+    conversation: &str,
+    payload: &JsonValue,
+) -> Result<JsonValue, String> {
+    if payload.pointer("/event/bot_id").is_some() {
+        return Err("the message was sent by a bot".into());
+    }
+    Ok(json!({
+        "channel": conversation,
+        "thread_ts": text_at(payload, "/event/thread_ts").or_else(|| text_at(payload, "/event/ts")),
+    }))
+}
+
+/// `chat.postMessage`, in the message's thread.
+fn reply_request(reply: &super::Outgoing<'_>) -> super::OutgoingRequest {
+    let mut body = json!({"channel": reply.address.get("channel"), "text": reply.text});
+    if let Some(thread) = reply.address.get("thread_ts").filter(|ts| ts.is_string()) {
+        body["thread_ts"] = thread.clone();
+    }
+    super::OutgoingRequest {
+        url: format!("{}/chat.postMessage", reply.base),
+        bearer: Some(reply.credential("bot_token")),
+        body,
+    }
+}
+
 /// The `X-Slack-Signature` value for `body` sent at `timestamp`.
 pub fn signature(signing_secret: &str, timestamp: &str, body: &[u8]) -> String {
     let mac = hmac_sha256(

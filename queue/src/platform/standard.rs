@@ -23,6 +23,21 @@ pub const MIN_KEY_BYTES: usize = 24;
 /// The longest key the specification allows, in bytes.
 pub const MAX_KEY_BYTES: usize = 64;
 
+#[deny(dead_code)]
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "standard",
+    // `secret` holds one key or several, checked by `secret_keys`.
+    secrets: &[],
+    check_secrets: |secrets| secret_keys(secrets).map(drop),
+    keys: secret_keys,
+    accept: |verifier, headers, body, now_unix| {
+        accept_with_keys(verifier.keys()?, headers, body, now_unix)
+    },
+    to_canonical,
+    aliases: &[("payload", "data")],
+    reply: None,
+};
+
 /// The signing keys of `secrets.secret` (a `whsec_…` string, or a list of up to [`MAX_KEYS`] of
 /// them during rotation), each [`MIN_KEY_BYTES`] to [`MAX_KEY_BYTES`] bytes.
 pub fn secret_keys(secrets: &JsonValue) -> Result<Vec<Vec<u8>>, String> {

@@ -8,6 +8,80 @@ use super::{header, id_text, secret, secure_eq, unparsed, Accepted, Ack, Inbound
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
+#[deny(dead_code)]
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "telegram",
+    secrets: &[("secret_token", super::MIN_SECRET_LEN)],
+    check_secrets: super::nothing_more,
+    keys: super::no_keys,
+    accept: |verifier, headers, body, _| accept(verifier.secrets(), headers, body),
+    to_canonical,
+    aliases: &[
+        ("msg", "message"),
+        ("update", "update_id"),
+        ("id_update", "update_id"),
+        ("conversation", "chat"),
+        ("user", "from"),
+        ("sender", "from"),
+        ("body", "text"),
+        ("content", "text"),
+        ("timestamp", "date"),
+    ],
+    reply: Some(super::ReplyApi {
+        credentials: &["bot_token"],
+        default_base: "https://api.telegram.org",
+        base_variable: "SENTINEL_TELEGRAM_API_BASE",
+        address: reply_address,
+        request: reply_request,
+        sent_id: "/result/message_id",
+    }),
+};
+
+/// `chat_id` = conversation_id; `reply_to_message_id` = `message.message_id`.
+fn reply_address(
+    _: &crate::canonical::CanonicalMessage,
+    conversation: &str,
+    update: &JsonValue,
+) -> Result<JsonValue, String> {
+    Ok(serde_json::json!({
+        "chat_id": conversation,
+        "reply_to_message_id": super::text_at(update, "/message/message_id"),
+    }))
+}
+
+/// `sendMessage`, as a reply to the message when its id is known.
+fn reply_request(reply: &super::Outgoing<'_>) -> super::OutgoingRequest {
+    // Telegram's chat ids are integers; a username (`@channel`) stays a string.
+    let chat_id = reply
+        .address
+        .get("chat_id")
+        .cloned()
+        .unwrap_or(JsonValue::Null);
+    let chat_id = chat_id
+        .as_str()
+        .and_then(|id| id.parse::<i64>().ok())
+        .map_or(chat_id, JsonValue::from);
+    let mut body = serde_json::json!({"chat_id": chat_id, "text": reply.text});
+    if let Some(message_id) = reply
+        .address
+        .get("reply_to_message_id")
+        .and_then(JsonValue::as_str)
+        .and_then(|id| id.parse::<i64>().ok())
+    {
+        body["reply_parameters"] =
+            serde_json::json!({"message_id": message_id, "allow_sending_without_reply": true});
+    }
+    super::OutgoingRequest {
+        url: format!(
+            "{}/bot{}/sendMessage",
+            reply.base,
+            reply.credential("bot_token")
+        ),
+        bearer: None,
+        body,
+    }
+}
+
 pub fn accept(secrets: &JsonValue, headers: &HeaderMap, body: &[u8]) -> Result<Accepted, Rejected> {
     let expected = secret(secrets, "secret_token")?;
     let given = header(headers, SECRET_HEADER)?;

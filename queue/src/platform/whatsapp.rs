@@ -12,6 +12,76 @@ use super::{
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
+#[deny(dead_code)]
+pub(super) const SPEC: super::Spec = super::Spec {
+    name: "whatsapp",
+    secrets: &[
+        ("app_secret", super::MIN_SECRET_LEN),
+        ("verify_token", super::MIN_VERIFY_TOKEN_LEN),
+    ],
+    check_secrets: super::nothing_more,
+    keys: super::no_keys,
+    accept: |verifier, headers, body, _| accept(verifier.secrets(), headers, body),
+    to_canonical,
+    aliases: &[("msg", "message"), ("sender", "from"), ("ts", "timestamp")],
+    reply: Some(super::ReplyApi {
+        credentials: &["access_token", "phone_number_id"],
+        default_base: "https://graph.facebook.com/v21.0",
+        base_variable: "SENTINEL_WHATSAPP_API_BASE",
+        address: reply_address,
+        request: reply_request,
+        sent_id: "/messages/0/id",
+    }),
+};
+
+/// `to` = conversation_id (the customer's wa_id); `context_message_id` = event_id;
+/// `phone_number_id` = `metadata.phone_number_id`.
+fn reply_address(
+    message: &crate::canonical::CanonicalMessage,
+    conversation: &str,
+    payload: &JsonValue,
+) -> Result<JsonValue, String> {
+    Ok(json!({
+        "to": conversation,
+        "context_message_id": message.event_id,
+        "phone_number_id": super::text_at(payload, "/metadata/phone_number_id"),
+    }))
+}
+
+/// A text message from the source's number (its credentials', else the one the webhook came to),
+/// in context of the message it answers.
+fn reply_request(reply: &super::Outgoing<'_>) -> super::OutgoingRequest {
+    let phone_number_id = Some(reply.credential("phone_number_id"))
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            reply
+                .address
+                .get("phone_number_id")
+                .and_then(JsonValue::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": reply.address.get("to"),
+        "type": "text",
+        "text": {"preview_url": false, "body": reply.text},
+    });
+    if let Some(context_id) = reply
+        .address
+        .get("context_message_id")
+        .filter(|id| id.is_string())
+    {
+        body["context"] = json!({ "message_id": context_id });
+    }
+    super::OutgoingRequest {
+        url: format!("{}/{phone_number_id}/messages", reply.base),
+        bearer: Some(reply.credential("access_token")),
+        body,
+    }
+}
+
 /// The `X-Hub-Signature-256` value for `body`.
 pub fn signature(app_secret: &str, body: &[u8]) -> String {
     format!(

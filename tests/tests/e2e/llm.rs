@@ -89,3 +89,70 @@ async fn llm_generate_with_a_schema_returns_valid_json_and_streams_progress(
     assert_eq!(serde_json::from_str::<Value>(partial).unwrap(), *answer);
     stack.stop().await;
 }
+
+/// Healing generations have their own share of the model's slots (`SENTINEL_HEAL_SEQS`): with two
+/// slots, one of them for healing, three payloads only the model can heal run one at a time, and an
+/// `llm.generate` submitted behind them starts at once instead of waiting for them.
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn healing_generations_never_take_the_slots_generations_wait_for(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    // Claims race with generation times: nothing else runs meanwhile.
+    let _machine = sentinel_e2e::alone().await;
+    let stack = Stack::start(pool_options, options, 24).await;
+    for chat in [7101, 7102, 7103] {
+        let payload = format!("telegram update {chat} | chat {chat} | from Ada (id {chat}) | text: where is my order?");
+        stack
+            .submit(json!({"kind": "payload.heal", "input": {"payload": payload, "platform": "telegram"}}))
+            .await;
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let healing: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE status = 'running' AND stage = 'llm_heal'",
+        )
+        .fetch_one(&stack.pool)
+        .await
+        .unwrap();
+        if healing > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no healing generation started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack
+        .submit(json!({"kind": "llm.generate", "input": {
+            "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}}))
+        .await;
+
+    let generated = wait_jobs(&stack.pool, kinds::LLM_GENERATE, 1, WAIT).await;
+    let mut healed = wait_jobs(&stack.pool, kinds::PAYLOAD_HEAL, 3, WAIT).await;
+    assert_eq!(
+        generated[0].status,
+        JobStatus::Succeeded,
+        "{:?}",
+        generated[0].last_error
+    );
+    healed.sort_by_key(|job| job.started_at);
+    // One healing generation at a time: each started after the one before it ended.
+    for pair in healed.windows(2) {
+        assert!(
+            pair[1].started_at >= pair[0].finished_at,
+            "healing jobs {} and {} overlapped",
+            pair[0].id,
+            pair[1].id
+        );
+    }
+    // The generation did not queue behind the healing jobs waiting for their share.
+    let last_heal_started = healed.last().unwrap().started_at;
+    assert!(
+        generated[0].started_at < last_heal_started,
+        "llm.generate started at {:?}, after the last healing job ({last_heal_started:?})",
+        generated[0].started_at
+    );
+    stack.stop().await;
+}

@@ -168,7 +168,7 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(stage, "model");
+    assert_eq!(stage, "llm_heal");
 
     // Shutdown drains and returns.
     stop_worker(worker).await;
