@@ -75,6 +75,24 @@ pub fn extract(platform: Option<Platform>, value: &JsonValue) -> Option<Extracte
     Some(Extracted { message, sources })
 }
 
+/// Whether `value` names `conversation_id` as its conversation without doubt: the leaves with the
+/// best conversation score (a `chat_id`, a `channel`, a `thread.id`, …) all hold it. False when no
+/// key names a conversation, or when another value scores as well: then a step that chose it (the
+/// model) guessed, and its heal is marked `low`.
+pub fn names_conversation(value: &JsonValue, conversation_id: &str) -> bool {
+    let leaves = leaves(value);
+    let scored: Vec<(u8, &Leaf)> = leaves
+        .iter()
+        .map(|leaf| (conversation_score(leaf), leaf))
+        .collect();
+    let top = scored.iter().map(|(score, _)| *score).max().unwrap_or(0);
+    top > 0
+        && scored
+            .iter()
+            .filter(|(score, _)| *score == top)
+            .all(|(_, leaf)| id_text(leaf.value).as_deref() == Some(conversation_id))
+}
+
 /// Where `message`'s fields sit in `value`, for the heal trace of an adapter's or repair's message:
 /// the JSON pointer of the leaf that holds each field's value. Where the value appears more than
 /// once (a private chat's id is also its sender's), the leaf whose key names the field best is
@@ -331,6 +349,20 @@ mod tests {
             .sources
             .contains(&("conversation_id", "/chat_id".into())));
         assert!(extracted.sources.contains(&("text", "/content".into())));
+    }
+
+    #[test]
+    fn a_conversation_is_named_only_by_a_key_that_says_so_and_no_rival() {
+        let clear = json!({"chat": {"id": 7}, "from": {"id": 9}, "text": "hi"});
+        assert!(names_conversation(&clear, "7"));
+        assert!(!names_conversation(&clear, "9"));
+        // The drift corpus's guess cases: no key names a room, or two threads do.
+        let rooms =
+            json!({"room_a": {"id": "r-1"}, "room_b": {"id": "r-2"}, "text": "order #4521?"});
+        assert!(!names_conversation(&rooms, "r-1"));
+        let threads = json!({"thread_id": "t-1", "conversation_id": "t-2", "text": "which?"});
+        assert!(!names_conversation(&threads, "t-1"));
+        assert!(!names_conversation(&json!({"ids": ["a-1", "a-2"]}), "a-1"));
     }
 
     #[test]

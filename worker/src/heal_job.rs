@@ -9,6 +9,7 @@
 
 use sentinel_queue::{
     canonical::{self, CanonicalMessage, EVENT_TYPES},
+    extract,
     heal::{self, HealedBy},
     kinds,
     platform::Platform,
@@ -83,6 +84,18 @@ impl Payload {
             platform,
             parsed,
             raw,
+        })
+    }
+
+    /// The payload as structure the extractor can score: its JSON, else its `key: value` lines.
+    /// `None` for prose.
+    fn structured(&self) -> Option<JsonValue> {
+        self.parsed.clone().or_else(|| {
+            self.raw.as_deref().and_then(|text| {
+                serde_json::from_str(text)
+                    .ok()
+                    .or_else(|| extract::key_values(text))
+            })
         })
     }
 
@@ -166,8 +179,16 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
     }
     if healed_by == HealedBy::Llm {
         // The model's own measure: every field it chose was a candidate from the payload
-        // (`medium`), or some were dropped as ungrounded (`low`).
-        result["heal_confidence"] = json!(if result.get("heal_ungrounded").is_some() {
+        // (`medium`), or some were dropped as ungrounded, or the payload's keys do not name the
+        // conversation it chose as one, or name another as well (`low`: a guess).
+        let guessed_conversation = message.conversation_id.as_deref().is_some_and(|id| {
+            payload
+                .structured()
+                .is_some_and(|value| !extract::names_conversation(&value, id))
+        });
+        result["heal_confidence"] = json!(if result.get("heal_ungrounded").is_some()
+            || guessed_conversation
+        {
             "low"
         } else {
             "medium"
