@@ -2974,8 +2974,9 @@ export interface components {
             delivery?: unknown;
             /**
              * @description `high` for the adapter and repair, `medium` for the extractor; for the model, `medium` when
-             *     every field it chose was one of the payload's own candidates and `low` when some were
-             *     dropped as ungrounded.
+             *     every field it chose was one of the payload's own candidates, `low` when some were dropped
+             *     as ungrounded or when no key of a structured payload names the conversation it chose (or
+             *     another key names a rival): a guess.
              *     Absent on messages healed before this field existed.
              */
             heal_confidence?: string;
