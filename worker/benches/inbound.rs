@@ -15,8 +15,9 @@
 //!
 //! With `SENTINEL_BENCH_SHARE=1` it measures what healing generations cost the generations behind
 //! them: 8 `payload.heal` jobs only the model can heal, then 4 `llm.generate` jobs submitted once
-//! healing has started, on 4 model slots, once with no healing share (`SENTINEL_HEAL_SEQS=0`: one
-//! lane takes both, the design before the share) and once with the default share (one slot). It
+//! healing has started, on 4 model slots: with no healing share (`SENTINEL_HEAL_SEQS=0`: one lane
+//! takes both, the design before the share), the same with the generations at a higher priority
+//! (what a priority for replies over healing would do), and with the default share (one slot). It
 //! prints how long the `llm.generate` jobs waited for a slot and took in all, and how long the
 //! healing jobs took to drain.
 //!
@@ -443,10 +444,16 @@ async fn share(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> an
     const HEALS: usize = 8;
     const GENERATES: usize = 4;
     let llm = load_model(SLOTS).await?;
-    println!("| healing share of {SLOTS} slots | llm.generate: mean wait for a slot (ms) | longest wait (ms) | mean time queued to done (ms) | healing jobs | healing drained (s) |");
-    println!("|---|---|---|---|---|---|");
-    for heal_slots in [0, 1] {
-        let name = format!("sentinel_bench_share_{}_{heal_slots}", std::process::id());
+    println!("| healing share of {SLOTS} slots | llm.generate priority | llm.generate: mean wait for a slot (ms) | longest wait (ms) | mean time queued to done (ms) | healing jobs | healing drained (s) |");
+    println!("|---|---|---|---|---|---|---|");
+    // No share (one lane, first come first served); no share with the generations claimed first
+    // (priority -1, what a priority for replies over healing would do); the share.
+    for (heal_slots, priority) in [(0, 0i16), (0, -1), (1, 0)] {
+        let name = format!(
+            "sentinel_bench_share_{}_{heal_slots}_{}",
+            std::process::id(),
+            priority.abs()
+        );
         let (pool, options) = bench_database(admin, admin_options, &name).await?;
         let tenant_id = create_tenant(&pool, "bench", 1_000_000, 1_000_000).await?;
         enqueue_many(&pool, &prose_heals(tenant_id, HEALS)).await?;
@@ -465,8 +472,9 @@ async fn share(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> an
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let generates: Vec<NewJob> = (0..GENERATES)
-            .map(|i| {
-                NewJob::new(
+            .map(|i| NewJob {
+                priority,
+                ..NewJob::new(
                     tenant_id,
                     kinds::LLM_GENERATE,
                     json!({"messages": [{"role": "user", "content": format!("Say hello to customer {i}.")}],
@@ -493,7 +501,7 @@ async fn share(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> an
         worker.await??;
         drop_database(admin, pool, &name).await?;
         println!(
-            "| {heal_slots} | {mean_wait:.0} | {max_wait:.0} | {mean_total:.0} | {HEALS} | {healed_at:.1} (bench {:.1}) |",
+            "| {heal_slots} | {priority} | {mean_wait:.0} | {max_wait:.0} | {mean_total:.0} | {HEALS} | {healed_at:.1} (bench {:.1}) |",
             started.elapsed().as_secs_f64()
         );
     }
