@@ -21,6 +21,13 @@
 //! prints how long the `llm.generate` jobs waited for a slot and took in all, and how long the
 //! healing jobs took to drain.
 //!
+//! With `SENTINEL_BENCH_WHITESPACE=1` it profiles issue 16's slow case, the LLM step as it was
+//! before the grounded extraction: four generations at once on four slots, each asked for the
+//! canonical message (free strings) of a whole WhatsApp webhook under the canonical schema, with a
+//! 200-token budget; once with the JSON grammar's default (flexible whitespace) and once with
+//! `"x-guidance": {"whitespace_flexible": false}`. It prints the time to the first token and in all,
+//! the tokens, and how much of each answer is whitespace outside strings.
+//!
 //! Run: `DATABASE_URL=postgres://… cargo bench --workspace --bench inbound`
 //! Knobs: `SENTINEL_BENCH_JOBS` (default 20000), `SENTINEL_BENCH_BATCHES` (the deterministic
 //! lane's claim batch sizes to try, comma list, default 64,256,1024).
@@ -53,6 +60,9 @@ async fn main() -> anyhow::Result<()> {
     let mut admin = PgConnection::connect_with(&admin_options).await?;
     if sentinel_queue::config::var_or("SENTINEL_BENCH_DRIFT", 0u8)? == 1 {
         return drift(&mut admin, &admin_options).await;
+    }
+    if sentinel_queue::config::var_or("SENTINEL_BENCH_WHITESPACE", 0u8)? == 1 {
+        return whitespace().await;
     }
     if sentinel_queue::config::var_or("SENTINEL_BENCH_SHARE", 0u8)? == 1 {
         return share(&mut admin, &admin_options).await;
@@ -504,6 +514,105 @@ async fn share(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> an
             "| {heal_slots} | {priority} | {mean_wait:.0} | {max_wait:.0} | {mean_total:.0} | {HEALS} | {healed_at:.1} (bench {:.1}) |",
             started.elapsed().as_secs_f64()
         );
+    }
+    Ok(())
+}
+
+/// A WhatsApp Cloud API webhook as Meta sends it (one message), pretty-printed as a relay writes it.
+fn whatsapp_body() -> String {
+    serde_json::to_string_pretty(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "contacts": [{"profile": {"name": "Sheena Nelson"}, "wa_id": "16505551234"}],
+            "messages": [{"from": "16505551234", "id": "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
+                "timestamp": "1749416383", "type": "text", "text": {"body": "Does it come in another color?"}}]
+        }}]}]
+    }))
+    .unwrap_or_default()
+}
+
+/// Whitespace outside JSON strings: what a flexible grammar lets the model spend tokens on.
+fn free_whitespace(text: &str) -> usize {
+    let (mut in_string, mut escaped, mut count) = (false, false, 0);
+    for ch in text.chars() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            _ if !in_string && ch.is_whitespace() => count += 1,
+            _ => {}
+        }
+    }
+    count
+}
+
+/// Issue 16's slow case: four generations under the canonical schema, free and fixed whitespace.
+async fn whitespace() -> anyhow::Result<()> {
+    const SLOTS: usize = 4;
+    let llm = load_model(SLOTS).await?;
+    let mut schema = sentinel_queue::canonical::schema();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("$schema");
+        object.remove("$id");
+    }
+    let prompt = format!(
+        "Read this webhook payload and answer with its canonical message as JSON.\n\n{}",
+        whatsapp_body()
+    );
+    let messages = [sentinel_worker::llm::ChatMessage {
+        role: sentinel_worker::llm::Role::User,
+        content: prompt,
+    }];
+    println!("| grammar | generations at once | seconds (all four) | first token (s, mean) | tokens per answer (mean) | whitespace outside strings per answer (mean characters) | answers cut by the budget | ms per token per sequence |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for flexible in [true, false] {
+        let mut constraint = schema.clone();
+        if !flexible {
+            constraint["x-guidance"] = json!({"whitespace_flexible": false});
+        }
+        let started = Instant::now();
+        let runs = futures::future::join_all(
+            (0..SLOTS).map(|_| llm.generate(&messages, 200, Some(&constraint), None, None)),
+        )
+        .await;
+        let seconds = started.elapsed().as_secs_f64();
+        let answers: Vec<_> = runs.into_iter().collect::<Result<_, _>>()?;
+        let n = answers.len() as f64;
+        let tokens: f64 = answers
+            .iter()
+            .map(|a| a.usage.completion_tokens as f64)
+            .sum::<f64>()
+            / n;
+        let first: f64 = answers.iter().map(|a| a.first_token_seconds).sum::<f64>() / n;
+        let spaces: f64 = answers
+            .iter()
+            .map(|a| free_whitespace(&a.text) as f64)
+            .sum::<f64>()
+            / n;
+        let cut = answers
+            .iter()
+            .filter(|a| a.finish_reason == "length")
+            .count();
+        let per_token: f64 = answers
+            .iter()
+            .map(|a| {
+                1e3 * (a.seconds - a.first_token_seconds)
+                    / (a.usage.completion_tokens.max(1) as f64)
+            })
+            .sum::<f64>()
+            / n;
+        println!(
+            "| {} | {SLOTS} | {seconds:.1} | {first:.1} | {tokens:.0} | {spaces:.0} | {cut} of {SLOTS} | {per_token:.0} |",
+            if flexible { "flexible whitespace (default)" } else { "whitespace_flexible: false" }
+        );
+        if let Some(answer) = answers.first() {
+            println!(
+                "first answer: {:?}",
+                answer.text.chars().take(300).collect::<String>()
+            );
+        }
     }
     Ok(())
 }
