@@ -385,12 +385,6 @@ fn single_quoted(text: &str) -> Option<JsonValue> {
     serde_json::from_str(&text.replace('\'', "\"")).ok()
 }
 
-/// Renamed fields, per platform (its module's [`crate::platform::Spec::aliases`]): (alias,
-/// canonical name). Keys are compared after camelCase has been turned into snake_case.
-fn aliases(platform: Platform) -> &'static [(&'static str, &'static str)] {
-    platform.aliases()
-}
-
 /// Recursively renames keys: camelCase to snake_case, then the platform's aliases. An alias never
 /// overwrites a key that is already present under its canonical name. Nothing deeper than
 /// [`MAX_DEPTH`] levels (JSON inside strings included) is kept.
@@ -405,7 +399,7 @@ fn alias_within(platform: Platform, value: &JsonValue, depth: usize) -> JsonValu
     match value {
         JsonValue::Object(object) => {
             let mut renamed = Map::with_capacity(object.len());
-            let table = aliases(platform);
+            let table = platform.aliases();
             for (key, child) in object {
                 let snake = to_snake_case(key);
                 let name = table

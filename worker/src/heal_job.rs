@@ -87,16 +87,12 @@ impl Payload {
         })
     }
 
-    /// The payload as structure the extractor can score: its JSON, else its `key: value` lines.
-    /// `None` for prose.
+    /// The payload as structure the extractor can score: its JSON (parsed once, by ingress or
+    /// [`heal::job_payload`]), else its `key: value` lines. `None` for prose.
     fn structured(&self) -> Option<JsonValue> {
-        self.parsed.clone().or_else(|| {
-            self.raw.as_deref().and_then(|text| {
-                serde_json::from_str(text)
-                    .ok()
-                    .or_else(|| extract::key_values(text))
-            })
-        })
+        self.parsed
+            .clone()
+            .or_else(|| self.raw.as_deref().and_then(extract::key_values))
     }
 
     fn heal(&self) -> Result<heal::Healed, heal::NotHealed> {

@@ -224,7 +224,8 @@ impl Platform {
         (self.spec().to_canonical)(payload)
     }
 
-    /// Renamed fields the platform's adapter accepts: (alias, canonical name).
+    /// Renamed fields the platform's adapter accepts: (alias, canonical name), compared with keys
+    /// after camelCase has been turned into snake_case ([`crate::heal::alias`]).
     pub fn aliases(self) -> &'static [(&'static str, &'static str)] {
         self.spec().aliases
     }
