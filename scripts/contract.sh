@@ -24,7 +24,9 @@ build_binaries sentinel-api
 
 URL=$(new_database "$DATABASE_URL" "sentinel_contract_$$")
 PORT=$(free_port 18680)
-start_gateway "$URL" "$PORT" "$WORK/gateway.log" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN"
+# Generated claims may ask to long-poll for up to 30 s each; 200 ms keeps the run short.
+start_gateway "$URL" "$PORT" "$WORK/gateway.log" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN" \
+  SENTINEL_CLAIM_MAX_WAIT_MS=200
 KEY=$(curl -fsS "http://127.0.0.1:$PORT/v1/admin/tenants" -H "Authorization: Bearer $ADMIN_TOKEN" \
   -H 'content-type: application/json' \
   -d '{"name": "contract", "rate_limit_per_sec": 1000000, "burst": 1000000}' \
@@ -38,6 +40,11 @@ api() {
 api /v1/sources "$KEY" '{"platform": "telegram", "name": "contract", "secrets": {"secret_token": "contract-secret-0123456789"}}'
 api /v1/jobs "$KEY" '{"kind": "payload.heal", "input": {"payload": "{\"update_id\": 1}", "platform": "telegram"}}'
 api /v1/jobs "$KEY" '{"kind": "llm.generate", "input": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}}'
+# A job of a tenant-defined kind, claimed, and a capped kind, for the worker API and /v1/kinds.
+api /v1/jobs "$KEY" '{"kind": "doc.summarise", "input": {"url": "s3://contract/a.pdf"}}'
+api /v1/worker/claim "$KEY" '{"kinds": ["doc.summarise"], "worker_id": "contract"}'
+curl -fsS -X PATCH "http://127.0.0.1:$PORT/v1/kinds/doc.summarise" -H "Authorization: Bearer $KEY" \
+  -H 'content-type: application/json' -d '{"max_running": 4}' >/dev/null
 
 say "schemathesis against http://127.0.0.1:$PORT ($EXAMPLES examples per operation)"
 status=0

@@ -3,7 +3,8 @@
 # formatting, then one release build that also runs clippy and checks the committed sqlx offline
 # data, then the whole workspace's tests (each test gets a database of its own), the process-level
 # fault tests (scripts/faults.sh), the TypeScript client's and the dashboard's tests in a real
-# browser (scripts/web.sh), the API contract check (scripts/contract.sh) and bounded fuzzing
+# browser (scripts/web.sh), the API contract check (scripts/contract.sh), the Python SDK against a
+# live gateway (scripts/python-sdk.sh) and bounded fuzzing
 # (scripts/fuzz.sh). Everything runs on that one build: the tests build in release mode because
 # the model is unusably slow in a debug build.
 set -euo pipefail
@@ -98,6 +99,9 @@ bash "$ROOT/scripts/web.sh"
 
 phase "API contract: schemathesis against a live gateway"
 bash "$ROOT/scripts/contract.sh"
+
+phase "Python SDK: generated-client check, workers against a live gateway"
+bash "$ROOT/scripts/python-sdk.sh"
 
 phase "Fuzzing: adapters, signature verifiers, SOAP parser, healing"
 bash "$ROOT/scripts/fuzz.sh"

@@ -103,7 +103,7 @@ pub struct AdminApi;
 #[OpenApi(prefix_path = "/v1/admin", tag = "ApiTags::Admin")]
 impl AdminApi {
     /// Create a tenant and its first API key.
-    #[oai(path = "/tenants", method = "post")]
+    #[oai(path = "/tenants", method = "post", operation_id = "createTenant")]
     async fn create_tenant(
         &self,
         _auth: AdminAuth,
@@ -145,7 +145,7 @@ impl AdminApi {
     }
 
     /// Change a tenant's status or limits. A suspension reaches every gateway within a second.
-    #[oai(path = "/tenants/:id", method = "patch")]
+    #[oai(path = "/tenants/:id", method = "patch", operation_id = "updateTenant")]
     async fn patch_tenant(
         &self,
         _auth: AdminAuth,
@@ -195,7 +195,11 @@ impl AdminApi {
     }
 
     /// Create another API key for a tenant (for rotation).
-    #[oai(path = "/tenants/:id/api_keys", method = "post")]
+    #[oai(
+        path = "/tenants/:id/api_keys",
+        method = "post",
+        operation_id = "createApiKey"
+    )]
     async fn create_api_key(
         &self,
         _auth: AdminAuth,
@@ -220,7 +224,11 @@ impl AdminApi {
     }
 
     /// Revoke an API key. Every gateway refuses it within a second.
-    #[oai(path = "/api_keys/:id", method = "delete")]
+    #[oai(
+        path = "/api_keys/:id",
+        method = "delete",
+        operation_id = "revokeApiKey"
+    )]
     async fn revoke_api_key(
         &self,
         _auth: AdminAuth,

@@ -259,7 +259,7 @@ impl Subscribers {
 #[OpenApi(tag = "ApiTags::Events")]
 impl EventsApi {
     /// Stream job events (SSE). Reconnect with `Last-Event-ID` to resume without a gap.
-    #[oai(path = "/v1/events", method = "get")]
+    #[oai(path = "/v1/events", method = "get", operation_id = "streamEvents")]
     async fn events(
         &self,
         auth: TenantAuth,

@@ -159,7 +159,11 @@ pub struct IngressApi;
 #[OpenApi(tag = "ApiTags::Ingress")]
 impl IngressApi {
     /// Receive a platform's webhook.
-    #[oai(path = "/hooks/:source_id", method = "post")]
+    #[oai(
+        path = "/hooks/:source_id",
+        method = "post",
+        operation_id = "receiveWebhook"
+    )]
     async fn receive(
         &self,
         req: &Request,
@@ -184,7 +188,11 @@ impl IngressApi {
     }
 
     /// WhatsApp's subscription handshake: echoes `hub.challenge` when `hub.verify_token` matches.
-    #[oai(path = "/hooks/:source_id", method = "get")]
+    #[oai(
+        path = "/hooks/:source_id",
+        method = "get",
+        operation_id = "verifyWebhook"
+    )]
     async fn handshake(
         &self,
         state: Data<&Arc<AppState>>,

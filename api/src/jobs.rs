@@ -19,10 +19,17 @@ use crate::{admission, auth::TenantAuth, error::ApiError, ApiTags, AppState};
 
 #[derive(Debug, Object)]
 pub struct CreateJob {
-    /// `payload.heal` or `llm.generate`.
+    /// `payload.heal` or `llm.generate`, which Sentinel's worker runs; or a kind of your own, which
+    /// your workers claim through `/v1/worker/claim`. A kind of your own has 1 to 64 characters:
+    /// lowercase ASCII letters, digits, `_` and `-`, in segments separated by single dots, starting
+    /// with a letter (for example `doc.summarise`). Sentinel's kinds (`webhook.inbound`,
+    /// `payload.heal`, `llm.generate`, `reply.deliver`, `agent.turn`) and names starting with
+    /// `sentinel.` are reserved.
+    #[oai(validator(min_length = 1, max_length = 64))]
     pub kind: String,
     /// `payload.heal`: `{payload, platform?}`, the payload as text (the raw body as received) or
     /// as JSON (an object or a list). `llm.generate`: `{messages, json_schema?, max_tokens?}`.
+    /// A kind of your own: any JSON your workers take.
     pub input: JsonValue,
     /// Lower runs first; default 0.
     #[oai(validator(minimum(value = "-1000"), maximum(value = "1000")))]
@@ -148,6 +155,7 @@ pub struct CanonicalAttachment {
     pub mime_type: Option<String>,
 }
 
+/// Which step produced the message.
 #[derive(Debug, poem_openapi::Enum, serde::Deserialize)]
 #[oai(rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
@@ -163,7 +171,7 @@ pub enum HealedBy {
 #[derive(Debug, Object, serde::Deserialize)]
 pub struct HealedMessage {
     pub message: CanonicalMessageView,
-    /// Which step produced the message.
+    // Documented on `HealedBy` (a doc comment here would make the field an `allOf`).
     pub healed_by: HealedBy,
     /// The agent's reply (inbound messages with text).
     #[serde(default)]
@@ -308,7 +316,7 @@ async fn tenant_job(state: &AppState, tenant_id: Uuid, id: i64) -> Result<Job, A
 #[OpenApi(tag = "ApiTags::Jobs")]
 impl JobsApi {
     /// Submit a job. With an `Idempotency-Key`, a repeated submission returns the first job.
-    #[oai(path = "/v1/jobs", method = "post")]
+    #[oai(path = "/v1/jobs", method = "post", operation_id = "createJob")]
     async fn create(
         &self,
         auth: TenantAuth,
@@ -340,7 +348,7 @@ impl JobsApi {
     }
 
     /// One job.
-    #[oai(path = "/v1/jobs/:id", method = "get")]
+    #[oai(path = "/v1/jobs/:id", method = "get", operation_id = "getJob")]
     async fn get(
         &self,
         auth: TenantAuth,
@@ -353,7 +361,11 @@ impl JobsApi {
     }
 
     /// The healed message of a `webhook.inbound` or `payload.heal` job that succeeded.
-    #[oai(path = "/v1/jobs/:id/message", method = "get")]
+    #[oai(
+        path = "/v1/jobs/:id/message",
+        method = "get",
+        operation_id = "getJobMessage"
+    )]
     async fn message(
         &self,
         auth: TenantAuth,
@@ -378,7 +390,11 @@ impl JobsApi {
     }
 
     /// The request a `webhook.inbound` job was made from: its body and kept headers.
-    #[oai(path = "/v1/jobs/:id/payload", method = "get")]
+    #[oai(
+        path = "/v1/jobs/:id/payload",
+        method = "get",
+        operation_id = "getJobPayload"
+    )]
     async fn payload(
         &self,
         auth: TenantAuth,
@@ -409,7 +425,11 @@ impl JobsApi {
     }
 
     /// The job's attempts, from the audit table: who ran each, when, and how it ended.
-    #[oai(path = "/v1/jobs/:id/attempts", method = "get")]
+    #[oai(
+        path = "/v1/jobs/:id/attempts",
+        method = "get",
+        operation_id = "listJobAttempts"
+    )]
     async fn attempts(
         &self,
         auth: TenantAuth,
@@ -450,13 +470,17 @@ impl JobsApi {
     }
 
     /// The canonical message's JSON Schema (draft 2020-12), as the workers check it.
-    #[oai(path = "/v1/schemas/canonical-message", method = "get")]
+    #[oai(
+        path = "/v1/schemas/canonical-message",
+        method = "get",
+        operation_id = "getCanonicalMessageSchema"
+    )]
     async fn canonical_schema(&self) -> Json<JsonValue> {
         Json(sentinel_queue::canonical::schema())
     }
 
     /// The tenant's jobs, newest first, a page at a time.
-    #[oai(path = "/v1/jobs", method = "get")]
+    #[oai(path = "/v1/jobs", method = "get", operation_id = "listJobs")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
@@ -514,7 +538,11 @@ impl JobsApi {
     }
 
     /// Cancel a job: a queued job at once; a running one at its worker's next heartbeat.
-    #[oai(path = "/v1/jobs/:id/cancel", method = "post")]
+    #[oai(
+        path = "/v1/jobs/:id/cancel",
+        method = "post",
+        operation_id = "cancelJob"
+    )]
     async fn cancel(
         &self,
         auth: TenantAuth,
@@ -532,7 +560,11 @@ impl JobsApi {
     }
 
     /// Replay a job as a new job with the same input and raw body.
-    #[oai(path = "/v1/jobs/:id/replay", method = "post")]
+    #[oai(
+        path = "/v1/jobs/:id/replay",
+        method = "post",
+        operation_id = "replayJob"
+    )]
     async fn replay(
         &self,
         auth: TenantAuth,
@@ -552,7 +584,11 @@ impl JobsApi {
     /// heals it again and answers it whatever the policy; the reply still goes only to the
     /// conversation the healed message names. Once per job: 409 `reply_not_skipped` when there was
     /// nothing to approve, `reply_already_approved` when it was approved before.
-    #[oai(path = "/v1/jobs/:id/reply", method = "post")]
+    #[oai(
+        path = "/v1/jobs/:id/reply",
+        method = "post",
+        operation_id = "approveJobReply"
+    )]
     async fn approve_reply(
         &self,
         auth: TenantAuth,
@@ -604,7 +640,12 @@ impl JobsApi {
     }
 
     /// Job counts by status, the age of the oldest ready job, and jobs finished per minute.
-    #[oai(path = "/v1/stats", method = "get", tag = "ApiTags::Jobs")]
+    #[oai(
+        path = "/v1/stats",
+        method = "get",
+        operation_id = "getStats",
+        tag = "ApiTags::Jobs"
+    )]
     async fn stats(
         &self,
         auth: TenantAuth,

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod ops;
 pub mod server;
 pub mod sources;
+pub mod worker_api;
 
 use std::{
     net::SocketAddr,
@@ -25,7 +26,10 @@ use std::{
 use anyhow::Context;
 use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::{OpenApiService, Tags};
-use sentinel_queue::{config, db, Ingestor, IngestorConfig, Listener, EVENTS_CHANNEL};
+use sentinel_queue::{
+    config, db, rescue::run_rescuer, Ingestor, IngestorConfig, Listener, EVENTS_CHANNEL,
+    WORKER_JOBS_CHANNEL,
+};
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch};
 use tracing::Instrument;
@@ -53,6 +57,9 @@ pub enum ApiTags {
     Jobs,
     /// Job events over Server-Sent Events.
     Events,
+    /// Your own workers: claim jobs of your own kinds, heartbeat, report progress, complete or
+    /// fail them; and the per-kind controls.
+    Worker,
     /// Health and metrics.
     Operations,
 }
@@ -92,6 +99,11 @@ pub struct Config {
     pub sse_max_total: usize,
     /// Uncached tenant, key and source lookups per second, across all callers (see [`directory`]).
     pub directory_lookups_per_sec: u32,
+    /// How often expired leases are looked for (`SENTINEL_RESCUE_INTERVAL_MS`).
+    pub rescue_interval: Duration,
+    /// The longest a worker API claim waits, whatever its `wait_ms` (`SENTINEL_CLAIM_MAX_WAIT_MS`):
+    /// lower it when a proxy in front of the gateway times requests out sooner.
+    pub claim_max_wait: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -146,6 +158,8 @@ impl Config {
             sse_max_per_tenant: 64,
             sse_max_total: 4_096,
             directory_lookups_per_sec: directory::DEFAULT_LOOKUPS_PER_SEC,
+            rescue_interval: Duration::from_secs(1),
+            claim_max_wait: Duration::from_secs(30),
         }
     }
 
@@ -212,6 +226,8 @@ impl Config {
             anyhow::bail!("SENTINEL_DIRECTORY_LOOKUPS_PER_SEC must be at least 1");
         }
         let config = Self {
+            rescue_interval: millis("SENTINEL_RESCUE_INTERVAL_MS", Duration::from_secs(1))?,
+            claim_max_wait: millis("SENTINEL_CLAIM_MAX_WAIT_MS", Duration::from_secs(30))?,
             directory_lookups_per_sec,
             http,
             max_events_per_request,
@@ -295,6 +311,8 @@ pub struct AppState {
     pub queue_counts: Arc<QueueCounts>,
     /// Open event streams, for their caps.
     pub subscribers: Arc<events::Subscribers>,
+    /// The LISTEN connection's fan-out (the worker API's long-polling claims wait on it).
+    pub listener: Listener,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -310,6 +328,7 @@ type Apis = (
     sources::SourcesApi,
     ingress::IngressApi,
     jobs::JobsApi,
+    worker_api::WorkerApi,
     events::EventsApi,
     ops::OpsApi,
 );
@@ -321,6 +340,7 @@ pub fn api_service(public_url: &str) -> OpenApiService<Apis, ()> {
         sources::SourcesApi,
         ingress::IngressApi,
         jobs::JobsApi,
+        worker_api::WorkerApi,
         events::EventsApi,
         ops::OpsApi,
     );
@@ -391,8 +411,11 @@ impl Gateway {
         if config.auto_migrate {
             db::migrate(&pool).await?;
         }
-        let (listener, listen_task) =
-            Listener::spawn(options, &[EVENTS_CHANNEL, CONFIG_CHANNEL], shutdown.clone());
+        let (listener, listen_task) = Listener::spawn(
+            options,
+            &[EVENTS_CHANNEL, CONFIG_CHANNEL, WORKER_JOBS_CHANNEL],
+            shutdown.clone(),
+        );
         let hub = Hub::start(
             pool.clone(),
             listener.waiter(EVENTS_CHANNEL),
@@ -416,7 +439,15 @@ impl Gateway {
             metrics.clone(),
             shutdown.clone(),
         ));
+        // The worker API's jobs go back to the queue when their worker vanishes, whether or not a
+        // built-in worker (which runs a rescuer too) is running. Rescuers skip each other's rows.
+        let rescuer = tokio::spawn(run_rescuer(
+            pool.clone(),
+            config.rescue_interval,
+            shutdown.clone(),
+        ));
         let state = Arc::new(AppState {
+            listener,
             config,
             pool,
             ingestor,
@@ -430,7 +461,7 @@ impl Gateway {
         });
         Ok(Gateway {
             state,
-            tasks: vec![listen_task, invalidator, counter],
+            tasks: vec![listen_task, invalidator, counter, rescuer],
             ingest_task,
         })
     }

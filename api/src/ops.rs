@@ -29,13 +29,13 @@ pub struct OpsApi;
 #[OpenApi(tag = "ApiTags::Operations")]
 impl OpsApi {
     /// The process is up.
-    #[oai(path = "/healthz", method = "get")]
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> PlainText<&'static str> {
         PlainText("ok")
     }
 
     /// The database is reachable.
-    #[oai(path = "/readyz", method = "get")]
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> Readiness {
         match sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
             .fetch_one(&state.pool)
@@ -49,7 +49,7 @@ impl OpsApi {
     /// Prometheus metrics in text format. The job counts come from a background task (every 2 s
     /// for queued jobs, every 30 s by status), so a scrape reads no table. With
     /// `SENTINEL_METRICS_TOKEN` set, it asks for `Authorization: Bearer <token>`.
-    #[oai(path = "/metrics", method = "get")]
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
     async fn metrics(&self, req: &Request, state: Data<&Arc<AppState>>) -> Metrics {
         if let Some(expected) = state.config.metrics_token.as_deref() {
             let given = req

@@ -35,7 +35,8 @@ macro_rules! platform_names {
 
 sentinel_queue::with_platforms!(platform_names);
 
-/// Which healing steps may trigger the agent's automatic reply.
+/// Which healing steps may trigger the agent's automatic reply; default `deterministic`. A message
+/// healed below it still succeeds, and its job's result says `reply_skipped`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
 pub enum ReplyPolicy {
@@ -79,8 +80,8 @@ pub struct CreateSource {
     /// The agent's system prompt for replies to this source's messages.
     #[oai(validator(max_length = 20000))]
     pub system_prompt: Option<String>,
-    /// Which healing steps may trigger the automatic reply; default `deterministic`. A message
-    /// healed below it still succeeds, and its job's result says `reply_skipped`.
+    // Documented on `ReplyPolicy`: a doc comment here would make the field an `allOf`, which
+    // some client generators (openapi-python-client) cannot read.
     pub reply_policy: Option<ReplyPolicy>,
 }
 
@@ -116,7 +117,7 @@ pub struct SourcesApi;
 #[OpenApi(prefix_path = "/v1/sources", tag = "ApiTags::Sources")]
 impl SourcesApi {
     /// Create an ingress endpoint for one platform.
-    #[oai(path = "/", method = "post")]
+    #[oai(path = "/", method = "post", operation_id = "createSource")]
     async fn create(
         &self,
         auth: TenantAuth,
@@ -189,7 +190,7 @@ impl SourcesApi {
     }
 
     /// The tenant's sources, without their secrets.
-    #[oai(path = "/", method = "get")]
+    #[oai(path = "/", method = "get", operation_id = "listSources")]
     async fn list(
         &self,
         auth: TenantAuth,
@@ -219,7 +220,7 @@ impl SourcesApi {
     }
 
     /// Delete a source. Its ingress answers 404 afterwards, on every gateway.
-    #[oai(path = "/:id", method = "delete")]
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteSource")]
     async fn delete(
         &self,
         auth: TenantAuth,

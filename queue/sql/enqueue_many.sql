@@ -59,7 +59,11 @@ SELECT
     (r.inserted AND r.first_ord = i.ord) AS "inserted!",
     (SELECT count(pg_notify(channel, ''))
      FROM unnest(ARRAY['sentinel_jobs', 'sentinel_events']) AS channel
-     WHERE EXISTS (SELECT 1 FROM appended)) AS "notified!"
+     WHERE EXISTS (SELECT 1 FROM appended)) AS "notified!",
+    -- The worker API's long-polling claims wake only for tenant-defined kinds, not for every webhook.
+    (SELECT count(*) FROM (SELECT pg_notify('sentinel_worker_jobs', '')
+                           WHERE EXISTS (SELECT 1 FROM written WHERE inserted AND NOT builtin_job_kind(kind))) n)
+        AS "woke_worker_api!"
 FROM input i
 JOIN resolved r ON r.group_key = i.group_key
 ORDER BY i.ord

@@ -46,5 +46,10 @@ appended AS (
 SELECT id AS "job_id!", status AS "status!: JobStatus",
        (SELECT count(pg_notify(channel, ''))
         FROM unnest(ARRAY['sentinel_jobs', 'sentinel_events']) AS channel
-        WHERE EXISTS (SELECT 1 FROM appended)) AS "notified!"
+        WHERE EXISTS (SELECT 1 FROM appended)) AS "notified!",
+       -- The worker API's long-polling claims, when a tenant-defined kind went back to the queue.
+       (SELECT count(*) FROM (SELECT pg_notify('sentinel_worker_jobs', '')
+                              WHERE EXISTS (SELECT 1 FROM rescued
+                                            WHERE status = 'queued' AND NOT builtin_job_kind(kind))) n)
+           AS "woke_worker_api!"
 FROM rescued

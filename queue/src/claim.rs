@@ -13,6 +13,38 @@ use crate::{
     storable,
 };
 
+/// A [`Job`] from a row of a claim query (`sql/claim*.sql` return the whole row under the same names).
+macro_rules! job_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        Job {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            source_id: row.source_id,
+            kind: row.kind,
+            status: row.status,
+            priority: row.priority,
+            run_at: row.run_at,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            lease_owner: row.lease_owner,
+            lease_expires_at: row.lease_expires_at,
+            cancel_requested_at: row.cancel_requested_at,
+            dedupe_key: row.dedupe_key,
+            input: row.input,
+            raw_body: row.raw_body,
+            headers: row.headers,
+            result: row.result,
+            last_error: row.last_error,
+            replay_of: row.replay_of,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }
+    }};
+}
+pub(crate) use job_from_row;
+
 /// The lease named no running attempt: it expired and the job was rescued (and perhaps claimed by
 /// another worker), or the job was canceled. The caller's write was discarded.
 #[derive(Debug, thiserror::Error)]
@@ -119,33 +151,7 @@ pub async fn claim_batch_within(
     )
     .fetch_all(executor)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Job {
-            id: row.id,
-            tenant_id: row.tenant_id,
-            source_id: row.source_id,
-            kind: row.kind,
-            status: row.status,
-            priority: row.priority,
-            run_at: row.run_at,
-            attempt: row.attempt,
-            max_attempts: row.max_attempts,
-            lease_owner: row.lease_owner,
-            lease_expires_at: row.lease_expires_at,
-            cancel_requested_at: row.cancel_requested_at,
-            dedupe_key: row.dedupe_key,
-            input: row.input,
-            raw_body: row.raw_body,
-            headers: row.headers,
-            result: row.result,
-            last_error: row.last_error,
-            replay_of: row.replay_of,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-        })
-        .collect())
+    Ok(rows.into_iter().map(|row| job_from_row!(row)).collect())
 }
 
 /// What a heartbeat learned.
@@ -198,6 +204,8 @@ pub enum Outcome {
     /// Run again after the delay without spending an attempt (a platform's 429 with Retry-After).
     Snoozed {
         delay: Duration,
+        /// Kept in `last_error` and the attempt's audit row, when given.
+        error: Option<JsonValue>,
     },
     /// The worker stopped because cancellation was requested.
     Canceled,
@@ -329,7 +337,9 @@ impl<'a> FinishColumns<'a> {
                 kind: FailKind::Fatal,
                 error,
             } => ("dead", None, Some(error.clone()), None),
-            Outcome::Snoozed { delay } => ("snoozed", None, None, Some(delay.as_secs_f64())),
+            Outcome::Snoozed { delay, error } => {
+                ("snoozed", None, error.clone(), Some(delay.as_secs_f64()))
+            }
             Outcome::Canceled => ("canceled", None, None, None),
             Outcome::HandedOff { stage: next } => {
                 stage = Some(next.as_str());
@@ -416,7 +426,7 @@ pub async fn snooze(
     lease: &Lease,
     delay: Duration,
 ) -> Result<Finished, FinishError> {
-    finish_one(executor, lease, Outcome::Snoozed { delay }).await
+    finish_one(executor, lease, Outcome::Snoozed { delay, error: None }).await
 }
 
 /// Ends a running attempt as canceled, after the worker saw the cancellation request.

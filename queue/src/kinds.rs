@@ -12,8 +12,75 @@ pub const LLM_GENERATE: &str = "llm.generate";
 /// Deliver an agent's reply to its platform (created by the worker).
 pub const REPLY_DELIVER: &str = "reply.deliver";
 
-/// The kinds a tenant may submit through the job API.
+/// A turn of a tenant's own agent (reserved for the `external` agent mode).
+pub const AGENT_TURN: &str = "agent.turn";
+
+/// The built-in kinds a tenant may submit through the job API.
 pub const API_KINDS: [&str; 2] = [PAYLOAD_HEAL, LLM_GENERATE];
+
+/// Every kind that is Sentinel's own. Tenants cannot define these, and the worker API never claims
+/// them. The same list is in SQL: `builtin_job_kind()` and the `jobs_worker_claim` index
+/// (migrations/…_worker_api.sql), and queue/sql/claim_tenant.sql.
+pub const BUILTIN_KINDS: [&str; 5] = [
+    WEBHOOK_INBOUND,
+    PAYLOAD_HEAL,
+    LLM_GENERATE,
+    REPLY_DELIVER,
+    AGENT_TURN,
+];
+
+/// Names that start with this are reserved for Sentinel's future kinds.
+pub const RESERVED_PREFIX: &str = "sentinel.";
+
+/// The longest name a tenant-defined kind may have.
+pub const MAX_KIND_LEN: usize = 64;
+
+/// The rule for a tenant-defined kind's name, as the API documents it.
+pub const KIND_NAME_RULE: &str = "1 to 64 characters: lowercase ASCII letters, digits, '_' and '-', \
+in segments separated by single dots, starting with a letter (for example doc.summarise); not one of \
+Sentinel's kinds (webhook.inbound, payload.heal, llm.generate, reply.deliver, agent.turn) and not \
+starting with 'sentinel.'";
+
+pub fn is_builtin(kind: &str) -> bool {
+    BUILTIN_KINDS.contains(&kind)
+}
+
+/// Checks the name of a tenant-defined kind against [`KIND_NAME_RULE`], saying what is wrong.
+pub fn check_custom_kind(kind: &str) -> Result<(), String> {
+    if is_builtin(kind) {
+        return Err(format!(
+            "{kind} is one of Sentinel's own kinds; tenant-defined kinds must use another name"
+        ));
+    }
+    if kind.starts_with(RESERVED_PREFIX) {
+        return Err(format!(
+            "kind names starting with {RESERVED_PREFIX:?} are reserved for Sentinel"
+        ));
+    }
+    if kind.is_empty() || kind.len() > MAX_KIND_LEN {
+        return Err(format!(
+            "a kind name has 1 to {MAX_KIND_LEN} characters; this one has {}",
+            kind.chars().count()
+        ));
+    }
+    if !kind.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(format!("kind {kind:?} must start with a lowercase letter"));
+    }
+    if let Some(bad) = kind
+        .chars()
+        .find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "kind {kind:?} has {bad:?}; only lowercase letters, digits, '_', '-' and '.' are allowed"
+        ));
+    }
+    if kind.split('.').any(str::is_empty) {
+        return Err(format!(
+            "kind {kind:?} has an empty segment: dots separate non-empty segments"
+        ));
+    }
+    Ok(())
+}
 
 /// Checks a job API submission, naming the field that is wrong.
 pub fn validate_api_input(kind: &str, input: &JsonValue) -> Result<(), String> {
@@ -77,9 +144,58 @@ pub fn validate_api_input(kind: &str, input: &JsonValue) -> Result<(), String> {
         WEBHOOK_INBOUND | REPLY_DELIVER => Err(format!(
             "{kind} jobs are created by Sentinel itself, not through the API"
         )),
-        other => Err(format!(
-            "unknown kind {other:?}; expected one of {}",
-            API_KINDS.join(", ")
+        AGENT_TURN => Err(format!(
+            "{kind} jobs are created by Sentinel for a source whose agent is external"
         )),
+        // Any other name is a tenant-defined kind: its input is the tenant's own, and its workers
+        // claim it through the worker API.
+        other => check_custom_kind(other).map_err(|error| {
+            format!(
+                "{error} (the job API takes {}, or a kind of your own)",
+                API_KINDS.join(", ")
+            )
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_kind_names_follow_the_rule() {
+        for good in ["doc.summarise", "a", "invoice-v2.parse_pdf", "x9"] {
+            assert_eq!(check_custom_kind(good), Ok(()), "{good}");
+        }
+        let long = "a".repeat(MAX_KIND_LEN + 1);
+        for (bad, says) in [
+            ("", "1 to 64"),
+            (long.as_str(), "1 to 64"),
+            ("Doc.x", "start with a lowercase letter"),
+            ("9doc", "start with a lowercase letter"),
+            ("doc..x", "empty segment"),
+            ("doc.", "empty segment"),
+            ("doc x", "' '"),
+            ("doc\u{0}x", "'\\0'"),
+            ("d\u{e9}", "'\u{e9}'"),
+            ("payload.heal", "Sentinel's own"),
+            ("agent.turn", "Sentinel's own"),
+            ("sentinel.anything", "reserved"),
+        ] {
+            let error = check_custom_kind(bad).unwrap_err();
+            assert!(error.contains(says), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_job_api_takes_custom_kinds_and_refuses_sentinels_internal_ones() {
+        let input = serde_json::json!({"document": "s3://bucket/a.pdf"});
+        assert_eq!(validate_api_input("doc.summarise", &input), Ok(()));
+        for internal in [WEBHOOK_INBOUND, REPLY_DELIVER, AGENT_TURN] {
+            let error = validate_api_input(internal, &input).unwrap_err();
+            assert!(error.contains("created by Sentinel"), "{internal}: {error}");
+        }
+        let error = validate_api_input("Doc", &input).unwrap_err();
+        assert!(error.contains("or a kind of your own"), "{error}");
     }
 }

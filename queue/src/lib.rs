@@ -34,6 +34,8 @@ pub mod telemetry;
 #[cfg(feature = "db")]
 pub mod tenant;
 #[cfg(feature = "db")]
+pub mod tenant_kinds;
+#[cfg(feature = "db")]
 pub mod wakeup;
 
 #[cfg(feature = "db")]
@@ -62,6 +64,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// NOTIFY channel that wakes workers when jobs become ready. The payload is empty.
 #[cfg(feature = "db")]
 pub const JOBS_CHANNEL: &str = "sentinel_jobs";
+/// NOTIFY channel that wakes the worker API's long-polling claims when a job of a tenant-defined
+/// kind is queued (new, replayed or rescued). The payload is empty.
+#[cfg(feature = "db")]
+pub const WORKER_JOBS_CHANNEL: &str = "sentinel_worker_jobs";
 /// NOTIFY channel that tells gateways new rows were appended to `events`. The payload is empty.
 #[cfg(feature = "db")]
 pub const EVENTS_CHANNEL: &str = "sentinel_events";

@@ -168,6 +168,7 @@ async fn send(
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_SNOOZE)
                 .min(MAX_SNOOZE),
+            error: None,
         };
     }
     if status.is_server_error() {

@@ -1,0 +1,555 @@
+//! `/v1/worker/*` and `/v1/kinds`: the worker API, through which a tenant's own workers run the
+//! jobs of the tenant's own kinds (`POST /v1/jobs` with any kind name the rule allows), and the
+//! per-kind controls an operator sets.
+//!
+//! A claim answers each job with a lease: an opaque fencing token naming the attempt and a lease
+//! owner that is the worker's id plus a random nonce. Every later call (heartbeat, progress,
+//! complete, fail) must carry it; the write is fenced on it in the database, so a worker whose
+//! lease expired, and whose job was claimed again, changes nothing and gets 409 `lease_lost`.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    param::Path, payload::Json, types::MaybeUndefined, ApiResponse, Object, OpenApi,
+};
+use sentinel_queue::{
+    claim::FinishError,
+    kinds, storable,
+    tenant_kinds::{self, ControlsChange, KindState, TenantClaim},
+    FailKind, Heartbeat, Job, Lease, Outcome, RetryPolicy, WORKER_JOBS_CHANNEL,
+};
+use serde_json::Value as JsonValue;
+use uuid::Uuid;
+
+use crate::{auth::TenantAuth, error::ApiError, ApiTags, AppState};
+
+/// How often a long-polling claim looks again when no notification came (a retry or snooze that
+/// came due, a missed notification).
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The most a claim answer carries in job inputs; a larger single job is still answered alone.
+const MAX_CLAIM_BYTES: usize = 8 * 1024 * 1024;
+/// The longest lease token a claim hands out is far shorter; anything longer is not one.
+const MAX_LEASE_LEN: usize = 512;
+
+#[derive(Debug, Object)]
+pub struct ClaimRequest {
+    /// Tenant-defined kinds to take jobs of (the name rule is under `POST /v1/jobs`).
+    #[oai(validator(min_items = 1, max_items = 32))]
+    pub kinds: Vec<String>,
+    /// The most jobs to take; default 1.
+    #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+    pub max: Option<u32>,
+    /// Wait up to this long for a job when none is ready (long poll); default 0, answer at once.
+    /// The gateway may cap it lower (`SENTINEL_CLAIM_MAX_WAIT_MS`).
+    #[oai(validator(minimum(value = "0"), maximum(value = "30000")))]
+    pub wait_ms: Option<u32>,
+    /// How long each job's lease lasts before another worker may claim it; default 30. Extend it
+    /// with a heartbeat.
+    #[oai(validator(minimum(value = "5"), maximum(value = "3600")))]
+    pub lease_secs: Option<u32>,
+    /// The worker's name, kept in the attempts' audit rows.
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub worker_id: String,
+}
+
+#[derive(Debug, Object)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    /// 1 on the first attempt.
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub priority: i16,
+    /// The fencing token every later call about this job must carry.
+    pub lease: String,
+    pub lease_expires_at: DateTime<Utc>,
+    pub input: JsonValue,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct ClaimResponse {
+    /// Empty when no job was ready within `wait_ms`.
+    pub jobs: Vec<ClaimedJob>,
+}
+
+#[derive(Debug, Object)]
+pub struct HeartbeatRequest {
+    #[oai(validator(max_length = 512))]
+    pub lease: String,
+    /// Extend the lease to this many seconds from now; default 30.
+    #[oai(validator(minimum(value = "5"), maximum(value = "3600")))]
+    pub lease_secs: Option<u32>,
+}
+
+#[derive(Debug, Object)]
+pub struct HeartbeatResponse {
+    /// When the lease now expires (the gateway's clock).
+    pub lease_expires_at: DateTime<Utc>,
+    /// Someone asked to cancel the job: stop, then call `fail`, which ends it `canceled`.
+    pub cancel_requested: bool,
+}
+
+#[derive(Debug, Object)]
+pub struct ProgressRequest {
+    #[oai(validator(max_length = 512))]
+    pub lease: String,
+    /// Anything the job's followers should see; it is appended as a `job.progress` event, whose
+    /// data carries it as `progress`.
+    pub progress: JsonValue,
+}
+
+#[derive(Debug, Object)]
+pub struct CompleteRequest {
+    #[oai(validator(max_length = 512))]
+    pub lease: String,
+    /// The job's result, kept in the job; default null.
+    pub result: Option<JsonValue>,
+}
+
+#[derive(Debug, Object)]
+pub struct FailRequest {
+    #[oai(validator(max_length = 512))]
+    pub lease: String,
+    /// What went wrong: a message, or an object (kept as `last_error`).
+    pub error: JsonValue,
+    /// `true` (the default): try again after the queue's backoff, while attempts remain.
+    /// `false`: fatal, the job ends `dead` at once.
+    pub retry: Option<bool>,
+    /// Snooze instead: run again after this many seconds without spending an attempt (a rate
+    /// limit, a dependency that said when to come back). Not with `retry: false`.
+    #[oai(validator(minimum(value = "1"), maximum(value = "86400")))]
+    pub retry_after_secs: Option<u32>,
+}
+
+#[derive(Debug, Object)]
+pub struct AttemptEnded {
+    pub id: i64,
+    /// `succeeded`, `queued` (it runs again at `run_at`), `dead` or `canceled`.
+    pub status: String,
+    /// When the job runs again, if it does.
+    #[oai(skip_serializing_if_is_none)]
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+#[derive(ApiResponse)]
+pub enum ProgressAppended {
+    /// Appended.
+    #[oai(status = 204)]
+    Appended,
+}
+
+#[derive(Debug, Object)]
+pub struct KindView {
+    pub kind: String,
+    /// A paused kind is not claimed; its jobs wait.
+    pub paused: bool,
+    /// At most this many jobs of the kind run at once, across all workers; null for no cap.
+    #[oai(nullable)]
+    pub max_running: Option<i32>,
+    pub queued: i64,
+    pub running: i64,
+    /// When the controls last changed; null when they never were set.
+    #[oai(nullable)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<KindState> for KindView {
+    fn from(state: KindState) -> Self {
+        KindView {
+            kind: state.kind,
+            paused: state.controls.paused,
+            max_running: state.controls.max_running,
+            queued: state.queued,
+            running: state.running,
+            updated_at: state.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct KindList {
+    /// The tenant-defined kinds with controls, or with jobs queued or running, by name.
+    pub items: Vec<KindView>,
+}
+
+#[derive(Debug, Object)]
+pub struct KindPatch {
+    /// Pause (`true`) or resume (`false`) claims of the kind.
+    pub paused: Option<bool>,
+    /// The concurrency cap across all workers; `null` removes it, `0` stops claims as a pause does.
+    #[oai(nullable, validator(minimum(value = "0"), maximum(value = "100000")))]
+    pub max_running: MaybeUndefined<i32>,
+}
+
+/// A lease as the worker carries it: `<attempt>.<lease owner, base64url>`.
+fn lease_token(job: &Job) -> Option<String> {
+    let owner = job.lease_owner.as_deref()?;
+    Some(format!(
+        "{}.{}",
+        job.attempt,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(owner)
+    ))
+}
+
+fn parse_lease(job_id: i64, token: &str) -> Result<Lease, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_lease",
+            "lease is not a token from /v1/worker/claim",
+        )
+    };
+    if token.len() > MAX_LEASE_LEN {
+        return Err(invalid());
+    }
+    let (attempt, owner) = token.split_once('.').ok_or_else(invalid)?;
+    let attempt: i32 = attempt.parse().map_err(|_| invalid())?;
+    let owner = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(owner)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|owner| !owner.is_empty())
+        .ok_or_else(invalid)?;
+    Ok(Lease {
+        job_id,
+        attempt,
+        worker_id: owner,
+    })
+}
+
+fn lease_lost(job_id: i64) -> ApiError {
+    ApiError::conflict(
+        "lease_lost",
+        format!(
+            "the lease on job {job_id} is not the running attempt's: it expired and the job was \
+             claimed again, or the job finished or was canceled; nothing was changed"
+        ),
+    )
+}
+
+impl From<FinishError> for ApiError {
+    fn from(error: FinishError) -> Self {
+        match error {
+            FinishError::LeaseLost(lost) => lease_lost(lost.job_id),
+            FinishError::Database(error) => error.into(),
+        }
+    }
+}
+
+/// What the fenced calls need to know first: the job is this tenant's, and of a tenant-defined
+/// kind (a built-in job's lease is never the worker API's to write).
+struct Held {
+    lease: Lease,
+    cancel_requested: bool,
+}
+
+async fn held(
+    state: &AppState,
+    tenant_id: Uuid,
+    job_id: i64,
+    token: &str,
+) -> Result<Held, ApiError> {
+    let lease = parse_lease(job_id, token)?;
+    let job = sqlx::query!(
+        r#"SELECT kind, cancel_requested_at IS NOT NULL AS "cancel_requested!"
+           FROM jobs WHERE id = $1 AND tenant_id = $2"#,
+        job_id,
+        tenant_id
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {job_id}")))?;
+    if kinds::is_builtin(&job.kind) {
+        return Err(lease_lost(job_id));
+    }
+    Ok(Held {
+        lease,
+        cancel_requested: job.cancel_requested,
+    })
+}
+
+fn lease_for(secs: Option<u32>) -> Duration {
+    Duration::from_secs(u64::from(secs.unwrap_or(30)))
+}
+
+fn check_depth(what: &str, value: &JsonValue) -> Result<(), ApiError> {
+    let depth = storable::depth(value);
+    if depth > storable::MAX_DEPTH {
+        return Err(ApiError::unprocessable(
+            "too_deep",
+            format!(
+                "{what} nests {depth} levels deep; at most {} are accepted",
+                storable::MAX_DEPTH
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_kind(kind: &str) -> Result<(), ApiError> {
+    kinds::check_custom_kind(kind).map_err(|error| {
+        ApiError::unprocessable(
+            "invalid_kind",
+            format!("{error}; the worker API runs tenant-defined kinds only"),
+        )
+    })
+}
+
+fn ended(finished: sentinel_queue::Finished) -> AttemptEnded {
+    AttemptEnded {
+        id: finished.job_id,
+        status: finished.status.as_str().to_owned(),
+        run_at: (!finished.status.is_final()).then_some(finished.run_at),
+    }
+}
+
+pub struct WorkerApi;
+
+#[OpenApi(tag = "ApiTags::Worker")]
+impl WorkerApi {
+    /// Claim jobs of your own kinds. With `wait_ms`, waits for one (woken by the queue's
+    /// notification) and answers empty when none came. Paused kinds are skipped, and a kind's
+    /// concurrency cap is held across all workers.
+    #[oai(path = "/v1/worker/claim", method = "post", operation_id = "claimJobs")]
+    async fn claim(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<ClaimRequest>,
+    ) -> Result<Json<ClaimResponse>, ApiError> {
+        for kind in &body.kinds {
+            check_kind(kind)?;
+        }
+        let mut kinds = body.kinds.clone();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let nonce: u64 = rand::random();
+        let lease_owner = format!("{}#{nonce:016x}", body.worker_id);
+        let claim = TenantClaim {
+            tenant_id: auth.0.tenant_id(),
+            lease_owner: &lease_owner,
+            kinds: &kinds,
+            max: body.max.unwrap_or(1) as usize,
+            lease: lease_for(body.lease_secs),
+            max_bytes: MAX_CLAIM_BYTES,
+        };
+        let wait = Duration::from_millis(u64::from(body.wait_ms.unwrap_or(0)))
+            .min(state.config.claim_max_wait);
+        let deadline = Instant::now() + wait;
+        let mut waiter = state.listener.waiter(WORKER_JOBS_CHANNEL);
+        let mut shutdown = state.shutdown.clone();
+        let jobs = loop {
+            // Seen before the claim: a job queued while it runs wakes the next wait at once.
+            waiter.mark_seen();
+            let jobs = tenant_kinds::claim_for_tenant(&state.pool, &claim).await?;
+            let now = Instant::now();
+            if !jobs.is_empty() || now >= deadline || *shutdown.borrow() {
+                break jobs;
+            }
+            let wait = (deadline - now).min(POLL_INTERVAL);
+            tokio::select! {
+                _ = waiter.wait(wait) => {}
+                _ = shutdown.wait_for(|stop| *stop) => break jobs,
+            }
+        };
+        let jobs = jobs
+            .into_iter()
+            .filter_map(|job| {
+                Some(ClaimedJob {
+                    lease: lease_token(&job)?,
+                    lease_expires_at: job.lease_expires_at?,
+                    id: job.id,
+                    kind: job.kind,
+                    attempt: job.attempt,
+                    max_attempts: job.max_attempts,
+                    priority: job.priority,
+                    input: job.input,
+                    created_at: job.created_at,
+                })
+            })
+            .collect();
+        Ok(Json(ClaimResponse { jobs }))
+    }
+
+    /// Extend a job's lease, and learn whether a cancel was requested.
+    #[oai(
+        path = "/v1/worker/jobs/:id/heartbeat",
+        method = "post",
+        operation_id = "heartbeatJob"
+    )]
+    async fn heartbeat(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+        body: Json<HeartbeatRequest>,
+    ) -> Result<Json<HeartbeatResponse>, ApiError> {
+        let held = held(&state, auth.0.tenant_id(), id.0, &body.lease).await?;
+        let lease = lease_for(body.lease_secs);
+        let beat = sentinel_queue::heartbeat(&state.pool, &held.lease, lease).await?;
+        Ok(Json(HeartbeatResponse {
+            lease_expires_at: Utc::now() + chrono::Duration::seconds(lease.as_secs() as i64),
+            cancel_requested: beat == Heartbeat::CancelRequested,
+        }))
+    }
+
+    /// Append a `job.progress` event, which the job's followers see on `/v1/events`.
+    #[oai(
+        path = "/v1/worker/jobs/:id/progress",
+        method = "post",
+        operation_id = "reportJobProgress"
+    )]
+    async fn progress(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+        body: Json<ProgressRequest>,
+    ) -> Result<ProgressAppended, ApiError> {
+        check_depth("progress", &body.progress)?;
+        let held = held(&state, auth.0.tenant_id(), id.0, &body.lease).await?;
+        let data = serde_json::json!({ "progress": body.progress });
+        if sentinel_queue::progress(&state.pool, &held.lease, data).await? {
+            Ok(ProgressAppended::Appended)
+        } else {
+            Err(lease_lost(id.0))
+        }
+    }
+
+    /// End the attempt in success, with the job's result.
+    #[oai(
+        path = "/v1/worker/jobs/:id/complete",
+        method = "post",
+        operation_id = "completeJob"
+    )]
+    async fn complete(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+        body: Json<CompleteRequest>,
+    ) -> Result<Json<AttemptEnded>, ApiError> {
+        let result = body.0.result.unwrap_or(JsonValue::Null);
+        check_depth("result", &result)?;
+        let held = held(&state, auth.0.tenant_id(), id.0, &body.0.lease).await?;
+        let finished = sentinel_queue::complete(&state.pool, &held.lease, result).await?;
+        Ok(Json(ended(finished)))
+    }
+
+    /// End the attempt in failure: retried with backoff (the default), fatal (`retry: false`), or
+    /// snoozed (`retry_after_secs`). After a requested cancel, the job ends `canceled`.
+    #[oai(
+        path = "/v1/worker/jobs/:id/fail",
+        method = "post",
+        operation_id = "failJob"
+    )]
+    async fn fail(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<i64>,
+        body: Json<FailRequest>,
+    ) -> Result<Json<AttemptEnded>, ApiError> {
+        let FailRequest {
+            lease,
+            error,
+            retry,
+            retry_after_secs,
+        } = body.0;
+        if retry == Some(false) && retry_after_secs.is_some() {
+            return Err(ApiError::unprocessable(
+                "invalid_failure",
+                "retry: false ends the job; it cannot also be snoozed with retry_after_secs",
+            ));
+        }
+        check_depth("error", &error)?;
+        let error = match error {
+            JsonValue::String(message) => {
+                serde_json::json!({"code": "worker_error", "message": message})
+            }
+            other => other,
+        };
+        let held = held(&state, auth.0.tenant_id(), id.0, &lease).await?;
+        let outcome = if held.cancel_requested {
+            Outcome::Canceled
+        } else if let Some(secs) = retry_after_secs {
+            Outcome::Snoozed {
+                delay: Duration::from_secs(u64::from(secs)),
+                error: Some(error),
+            }
+        } else if retry == Some(false) {
+            Outcome::Failed {
+                kind: FailKind::Fatal,
+                error,
+            }
+        } else {
+            Outcome::Failed {
+                kind: RetryPolicy::default().retryable(held.lease.attempt),
+                error,
+            }
+        };
+        let finish = sentinel_queue::Finish {
+            lease: held.lease,
+            outcome,
+        };
+        let finished = sentinel_queue::finish_many(&state.pool, std::slice::from_ref(&finish))
+            .await?
+            .pop()
+            .ok_or_else(|| lease_lost(id.0))?;
+        Ok(Json(ended(finished)))
+    }
+
+    /// The tenant's own kinds: their controls and jobs in flight.
+    #[oai(path = "/v1/kinds", method = "get", operation_id = "listKinds")]
+    async fn kinds(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> Result<Json<KindList>, ApiError> {
+        let items = tenant_kinds::list(&state.pool, auth.0.tenant_id(), None)
+            .await?
+            .into_iter()
+            .map(KindView::from)
+            .collect();
+        Ok(Json(KindList { items }))
+    }
+
+    /// Pause or resume a kind, or set its concurrency cap across all workers. Applies from the
+    /// next claim; running jobs finish.
+    #[oai(
+        path = "/v1/kinds/:kind",
+        method = "patch",
+        operation_id = "updateKind"
+    )]
+    async fn set_kind(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        kind: Path<String>,
+        body: Json<KindPatch>,
+    ) -> Result<Json<KindView>, ApiError> {
+        check_kind(&kind.0)?;
+        let change = ControlsChange {
+            paused: body.paused,
+            max_running: match &body.max_running {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(cap) => Some(Some(*cap)),
+            },
+        };
+        let tenant_id = auth.0.tenant_id();
+        tenant_kinds::set_controls(&state.pool, tenant_id, &kind.0, change).await?;
+        let view = tenant_kinds::list(&state.pool, tenant_id, Some(&kind.0))
+            .await?
+            .pop()
+            .map(KindView::from)
+            .ok_or_else(|| ApiError::internal("a kind's controls vanished after they were set"))?;
+        Ok(Json(view))
+    }
+}

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from ..models.platform_name import PlatformName
+from ..models.reply_policy import ReplyPolicy
+from ..types import UNSET, Unset
+
+
+
+
+
+
+T = TypeVar("T", bound="CreateSource")
+
+
+
+@_attrs_define
+class CreateSource:
+    """ 
+        Attributes:
+            platform (PlatformName):
+            secrets (Any): Verification secrets. telegram: `secret_token` (16+ characters); whatsapp: `app_secret`
+                (16+), `verify_token` (8+); slack: `signing_secret` (16+); salesforce: `organization_id`
+                (15 or 18 characters; not a secret, so set `ingest_token` too); standard: `secret`
+                (`whsec_…` of 24 to 64 bytes, or a list of up to 3 for rotation). Any platform may add
+                `ingest_token` (24+ letters, digits, `-`, `_`): the ingest URL must then carry it as
+                `?token=`.
+            name (str | Unset):
+            reply (Any | Unset): Reply credentials. telegram: `bot_token`; whatsapp: `access_token`, `phone_number_id`;
+                slack: `bot_token`.
+            system_prompt (str | Unset): The agent's system prompt for replies to this source's messages.
+            reply_policy (ReplyPolicy | Unset): Which healing steps may trigger the agent's automatic reply; default
+                `deterministic`. A message
+                healed below it still succeeds, and its job's result says `reply_skipped`.
+     """
+
+    platform: PlatformName
+    secrets: Any
+    name: str | Unset = UNSET
+    reply: Any | Unset = UNSET
+    system_prompt: str | Unset = UNSET
+    reply_policy: ReplyPolicy | Unset = UNSET
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        platform = self.platform.value
+
+        secrets = self.secrets
+
+        name = self.name
+
+        reply = self.reply
+
+        system_prompt = self.system_prompt
+
+        reply_policy: str | Unset = UNSET
+        if not isinstance(self.reply_policy, Unset):
+            reply_policy = self.reply_policy.value
+
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "platform": platform,
+            "secrets": secrets,
+        })
+        if name is not UNSET:
+            field_dict["name"] = name
+        if reply is not UNSET:
+            field_dict["reply"] = reply
+        if system_prompt is not UNSET:
+            field_dict["system_prompt"] = system_prompt
+        if reply_policy is not UNSET:
+            field_dict["reply_policy"] = reply_policy
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        platform = PlatformName(d.pop("platform"))
+
+
+
+
+        secrets = d.pop("secrets")
+
+        name = d.pop("name", UNSET)
+
+        reply = d.pop("reply", UNSET)
+
+        system_prompt = d.pop("system_prompt", UNSET)
+
+        _reply_policy = d.pop("reply_policy", UNSET)
+        reply_policy: ReplyPolicy | Unset
+        if isinstance(_reply_policy,  Unset):
+            reply_policy = UNSET
+        else:
+            reply_policy = ReplyPolicy(_reply_policy)
+
+
+
+
+        create_source = cls(
+            platform=platform,
+            secrets=secrets,
+            name=name,
+            reply=reply,
+            system_prompt=system_prompt,
+            reply_policy=reply_policy,
+        )
+
+
+        create_source.additional_properties = d
+        return create_source
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from ..types import UNSET, Unset
+from typing import cast
+from uuid import UUID
+import datetime
+
+
+
+
+
+
+T = TypeVar("T", bound="Source")
+
+
+
+@_attrs_define
+class Source:
+    """ 
+        Attributes:
+            id (UUID):
+            platform (str):
+            ingest_url (str): Where the platform must send its webhooks. With an `ingest_token`, the creation answer's URL
+                carries `?token=`; listings leave it out.
+            has_reply_credentials (bool): Whether reply credentials were given (they are never returned).
+            reply_policy (str): `deterministic`, `extracted`, `any` or `never`.
+            created_at (datetime.datetime):
+            name (None | str | Unset):
+     """
+
+    id: UUID
+    platform: str
+    ingest_url: str
+    has_reply_credentials: bool
+    reply_policy: str
+    created_at: datetime.datetime
+    name: None | str | Unset = UNSET
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        id = str(self.id)
+
+        platform = self.platform
+
+        ingest_url = self.ingest_url
+
+        has_reply_credentials = self.has_reply_credentials
+
+        reply_policy = self.reply_policy
+
+        created_at = self.created_at.isoformat()
+
+        name: None | str | Unset
+        if isinstance(self.name, Unset):
+            name = UNSET
+        else:
+            name = self.name
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "id": id,
+            "platform": platform,
+            "ingest_url": ingest_url,
+            "has_reply_credentials": has_reply_credentials,
+            "reply_policy": reply_policy,
+            "created_at": created_at,
+        })
+        if name is not UNSET:
+            field_dict["name"] = name
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        id = UUID(d.pop("id"))
+
+
+
+
+        platform = d.pop("platform")
+
+        ingest_url = d.pop("ingest_url")
+
+        has_reply_credentials = d.pop("has_reply_credentials")
+
+        reply_policy = d.pop("reply_policy")
+
+        created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
+
+
+
+
+        def _parse_name(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        name = _parse_name(d.pop("name", UNSET))
+
+
+        source = cls(
+            id=id,
+            platform=platform,
+            ingest_url=ingest_url,
+            has_reply_credentials=has_reply_credentials,
+            reply_policy=reply_policy,
+            created_at=created_at,
+            name=name,
+        )
+
+
+        source.additional_properties = d
+        return source
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

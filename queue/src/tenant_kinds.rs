@@ -1,0 +1,215 @@
+//! Tenant-defined job kinds: the tenant's own workers claim them through the worker API, under the
+//! per-kind controls an operator sets (pause, and a concurrency cap across all workers).
+//!
+//! The cap is enforced in the claim, not by the workers: a claim of a capped kind locks the kind's
+//! `job_kinds` row, counts the kind's running jobs in a statement that starts after the lock is
+//! held (so it sees every claim committed before), and takes at most the free slots. Two claims
+//! racing for the last slot are serialised on the row; claims of uncapped kinds take no lock.
+
+use std::{collections::HashMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    claim::job_from_row,
+    job::{Job, JobStatus},
+};
+
+/// One kind's controls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KindControls {
+    pub paused: bool,
+    /// At most this many jobs of the kind run at once, across all of the tenant's workers.
+    pub max_running: Option<i32>,
+}
+
+/// A kind as the tenant's operators see it: its controls and its jobs in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindState {
+    pub kind: String,
+    pub controls: KindControls,
+    pub queued: i64,
+    pub running: i64,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A change to a kind's controls; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ControlsChange {
+    pub paused: Option<bool>,
+    /// `Some(None)` removes the cap.
+    pub max_running: Option<Option<i32>>,
+}
+
+/// Applies `change` to the tenant's `kind` and returns its controls after it.
+pub async fn set_controls(
+    executor: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    kind: &str,
+    change: ControlsChange,
+) -> sqlx::Result<KindControls> {
+    let row = sqlx::query!(
+        r#"INSERT INTO job_kinds AS k (tenant_id, kind, paused, max_running)
+           VALUES ($1, $2, coalesce($3::bool, false), CASE WHEN $4::bool THEN $5::int4 END)
+           ON CONFLICT (tenant_id, kind) DO UPDATE
+           SET paused = coalesce($3::bool, k.paused),
+               max_running = CASE WHEN $4::bool THEN $5::int4 ELSE k.max_running END,
+               updated_at = now()
+           RETURNING paused, max_running"#,
+        tenant_id,
+        kind,
+        change.paused,
+        change.max_running.is_some(),
+        change.max_running.flatten()
+    )
+    .fetch_one(executor)
+    .await?;
+    Ok(KindControls {
+        paused: row.paused,
+        max_running: row.max_running,
+    })
+}
+
+/// The tenant's kinds that have controls or jobs queued or running, by name; or only `kind`.
+pub async fn list(
+    executor: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    kind: Option<&str>,
+) -> sqlx::Result<Vec<KindState>> {
+    let rows = sqlx::query!(
+        r#"WITH counts AS (
+               SELECT kind, count(*) FILTER (WHERE status = 'queued') AS queued,
+                      count(*) FILTER (WHERE status = 'running') AS running
+               FROM jobs
+               WHERE tenant_id = $1 AND status IN ('queued', 'running') AND NOT builtin_job_kind(kind)
+                 AND ($2::text IS NULL OR kind = $2)
+               GROUP BY kind
+           )
+           SELECT coalesce(k.kind, c.kind) AS "kind!", coalesce(k.paused, false) AS "paused!",
+                  k.max_running, coalesce(c.queued, 0) AS "queued!", coalesce(c.running, 0) AS "running!",
+                  k.updated_at AS "updated_at?"
+           FROM (SELECT * FROM job_kinds WHERE tenant_id = $1 AND ($2::text IS NULL OR kind = $2)) k
+           FULL JOIN counts c ON c.kind = k.kind
+           ORDER BY 1"#,
+        tenant_id,
+        kind
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| KindState {
+            kind: row.kind,
+            controls: KindControls {
+                paused: row.paused,
+                max_running: row.max_running,
+            },
+            queued: row.queued,
+            running: row.running,
+            updated_at: row.updated_at,
+        })
+        .collect())
+}
+
+/// What a worker asks for.
+#[derive(Debug, Clone)]
+pub struct TenantClaim<'a> {
+    pub tenant_id: Uuid,
+    /// The lease owner written on each claimed job (and in its audit rows).
+    pub lease_owner: &'a str,
+    /// Tenant-defined kinds only; the caller checks the names.
+    pub kinds: &'a [String],
+    pub max: usize,
+    pub lease: Duration,
+    /// The claimed jobs' stored inputs add up to at most this (a larger single job is still
+    /// claimed alone).
+    pub max_bytes: usize,
+}
+
+/// Claims up to `claim.max` of the tenant's ready jobs of `claim.kinds`, within each kind's pause
+/// and concurrency cap, in one transaction.
+pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::Result<Vec<Job>> {
+    if claim.max == 0 || claim.kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let max = i64::try_from(claim.max).unwrap_or(i64::MAX);
+    let mut tx = pool.begin().await?;
+    // The controlled kinds' rows, locked in name order (two claims never wait on each other in a
+    // circle). Only kinds that are paused or capped have a row worth locking.
+    let controls = sqlx::query!(
+        r#"SELECT kind, paused, max_running FROM job_kinds
+           WHERE tenant_id = $1 AND kind = ANY($2) AND (paused OR max_running IS NOT NULL)
+           ORDER BY kind
+           FOR UPDATE"#,
+        claim.tenant_id,
+        claim.kinds
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut limits: HashMap<&str, i64> = claim.kinds.iter().map(|k| (k.as_str(), max)).collect();
+    let capped: Vec<String> = controls
+        .iter()
+        .filter(|row| !row.paused && row.max_running.is_some())
+        .map(|row| row.kind.clone())
+        .collect();
+    // A new statement, so a new snapshot: every claim that held these locks before has committed.
+    let running: HashMap<String, i64> = if capped.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query!(
+            r#"SELECT kind, count(*) AS "running!" FROM jobs
+               WHERE status = 'running' AND tenant_id = $1 AND kind = ANY($2)
+               GROUP BY kind"#,
+            claim.tenant_id,
+            &capped
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| (row.kind, row.running))
+        .collect()
+    };
+    for row in &controls {
+        let limit = match (row.paused, row.max_running) {
+            (true, _) => 0,
+            (false, Some(cap)) => {
+                let busy = running.get(&row.kind).copied().unwrap_or(0);
+                (i64::from(cap) - busy).clamp(0, max)
+            }
+            (false, None) => max,
+        };
+        limits.insert(row.kind.as_str(), limit);
+    }
+    let (kinds, limits): (Vec<String>, Vec<i64>) = limits
+        .into_iter()
+        .filter(|&(_, limit)| limit > 0)
+        .map(|(kind, limit)| (kind.to_owned(), limit))
+        .unzip();
+    if kinds.is_empty() {
+        tx.rollback().await?;
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query_file!(
+        "sql/claim_tenant.sql",
+        claim.lease_owner,
+        claim.tenant_id,
+        &kinds,
+        &limits,
+        claim.lease.as_secs_f64(),
+        max,
+        i64::try_from(claim.max_bytes).unwrap_or(i64::MAX)
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|row| job_from_row!(row)).collect())
+}
+
+/// The tenant of job `job_id`, if it exists.
+pub async fn job_tenant(executor: impl PgExecutor<'_>, job_id: i64) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("SELECT tenant_id FROM jobs WHERE id = $1", job_id)
+        .fetch_optional(executor)
+        .await
+}
