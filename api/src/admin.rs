@@ -4,7 +4,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::{param::Path, payload::Json, ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    ApiResponse, Enum, Object, OpenApi,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -61,6 +65,28 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A tenant as the admin listing shows it: its settings and how much it holds.
+#[derive(Debug, Object)]
+pub struct TenantSummary {
+    #[oai(flatten)]
+    pub tenant: Tenant,
+    /// Its queued jobs, as of the gateway's last count (every 2 s).
+    pub queued_jobs: i64,
+    /// Its sources that are not deleted.
+    pub sources: i64,
+    /// Its API keys that are not revoked.
+    pub active_api_keys: i64,
+}
+
+#[derive(Debug, Object)]
+pub struct TenantPage {
+    /// Newest first.
+    pub items: Vec<TenantSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Debug, Object)]
 pub struct TenantCreated {
     pub id: Uuid,
@@ -99,6 +125,50 @@ pub enum Deleted {
 }
 
 pub struct AdminApi;
+
+async fn tenant_summaries(
+    state: &AppState,
+    id: Option<Uuid>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<TenantSummary>, ApiError> {
+    let (after_at, after_id) = after.unzip();
+    let rows = sqlx::query!(
+        r#"SELECT t.id, t.name, t.status, t.rate_limit_per_sec, t.burst, t.max_queued_jobs,
+                  t.created_at, t.updated_at,
+                  (SELECT count(*) FROM sources s WHERE s.tenant_id = t.id AND s.deleted_at IS NULL) AS "sources!",
+                  (SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL) AS "keys!"
+           FROM tenants t
+           WHERE ($1::uuid IS NULL OR t.id = $1)
+             AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3::uuid))
+           ORDER BY t.created_at DESC, t.id DESC
+           LIMIT $4"#,
+        id,
+        after_at,
+        after_id,
+        limit
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| TenantSummary {
+            queued_jobs: state.queue_counts.queued(row.id),
+            sources: row.sources,
+            active_api_keys: row.keys,
+            tenant: Tenant {
+                id: row.id,
+                name: row.name,
+                status: row.status,
+                rate_limit_per_sec: row.rate_limit_per_sec,
+                burst: row.burst,
+                max_queued_jobs: row.max_queued_jobs,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            },
+        })
+        .collect())
+}
 
 #[OpenApi(prefix_path = "/v1/admin", tag = "ApiTags::Admin")]
 impl AdminApi {
@@ -142,6 +212,63 @@ impl AdminApi {
             max_queued_jobs: tenant.max_queued_jobs,
             api_key: key.key,
         })))
+    }
+
+    /// The tenants, newest first, a page at a time.
+    #[oai(path = "/tenants", method = "get", operation_id = "listTenants")]
+    async fn list_tenants(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))] limit: Query<Option<i64>>,
+        #[oai(validator(max_length = 100))] cursor: Query<Option<String>>,
+    ) -> Result<Json<TenantPage>, ApiError> {
+        let limit = limit.0.unwrap_or(50);
+        // The cursor is the last item's `created_at` and id: `<RFC 3339>,<uuid>`.
+        let after: Option<(DateTime<Utc>, Uuid)> = match cursor.0.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.split_once(',')
+                    .and_then(|(at, id)| Some((at.parse().ok()?, id.parse().ok()?)))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_cursor",
+                            "cursor must be a next_cursor from an earlier page",
+                        )
+                    })?,
+            ),
+        };
+        let mut items = tenant_summaries(&state, None, after, limit + 1).await?;
+        let next_cursor = (items.len() as i64 > limit)
+            .then(|| {
+                items.truncate(limit as usize);
+                items.last().map(|item| {
+                    format!(
+                        "{},{}",
+                        item.tenant
+                            .created_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        item.tenant.id
+                    )
+                })
+            })
+            .flatten();
+        Ok(Json(TenantPage { items, next_cursor }))
+    }
+
+    /// One tenant, with how much it holds.
+    #[oai(path = "/tenants/:id", method = "get", operation_id = "getTenant")]
+    async fn get_tenant(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<TenantSummary>, ApiError> {
+        tenant_summaries(&state, Some(id.0), None, 1)
+            .await?
+            .pop()
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {}", id.0)))
     }
 
     /// Change a tenant's status or limits. A suspension reaches every gateway within a second.

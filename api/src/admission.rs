@@ -94,7 +94,8 @@ pub struct QueueCounts {
 }
 
 impl QueueCounts {
-    fn queued(&self, tenant_id: Uuid) -> i64 {
+    /// The tenant's queued jobs, as of the last refresh (every 2 s).
+    pub fn queued(&self, tenant_id: Uuid) -> i64 {
         self.queued
             .read()
             .map(|counts| counts.get(&tenant_id).copied().unwrap_or(0))

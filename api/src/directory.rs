@@ -5,9 +5,10 @@
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
+use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::future::Cache;
-use sentinel_queue::platform::{Platform, Verifier};
+use sentinel_queue::platform::{Accepted, Platform, Rejected, Verifier};
 use serde_json::Value as JsonValue;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -57,11 +58,45 @@ pub struct SourceRecord {
     pub platform: Platform,
     /// The secrets, decoded once for every webhook this source receives.
     pub verifier: Verifier,
+    /// The secrets a rotation replaced, and until when they are still taken.
+    pub previous: Option<(Verifier, DateTime<Utc>)>,
 }
 
 impl SourceRecord {
     pub fn secrets(&self) -> &JsonValue {
         self.verifier.secrets()
+    }
+
+    /// The replaced secrets while their overlap lasts.
+    pub fn previous_at(&self, now: DateTime<Utc>) -> Option<&Verifier> {
+        self.previous
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(verifier, _)| verifier)
+    }
+
+    /// The current secrets, then the replaced ones while their overlap lasts.
+    pub fn verifiers(&self, now: DateTime<Utc>) -> impl Iterator<Item = &Verifier> {
+        std::iter::once(&self.verifier).chain(self.previous_at(now))
+    }
+
+    /// Authenticates and reads a webhook ([`Verifier::accept`]) with the current secrets and,
+    /// during a rotation's overlap, the replaced ones; a failure is the current secrets' answer.
+    pub fn accept(
+        &self,
+        headers: &poem::http::HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, Rejected> {
+        match self.verifier.accept(headers, body, now.timestamp()) {
+            Err(Rejected::Unauthenticated(reason)) => match self.previous_at(now) {
+                Some(previous) => previous
+                    .accept(headers, body, now.timestamp())
+                    .map_err(|_| Rejected::Unauthenticated(reason)),
+                None => Err(Rejected::Unauthenticated(reason)),
+            },
+            other => other,
+        }
     }
 }
 
@@ -223,7 +258,8 @@ impl Directory {
             .try_get_with(id, async move {
                 Self::budget_lookup(&lookups)?;
                 let row = sqlx::query!(
-                    "SELECT id, tenant_id, platform, secrets FROM sources WHERE id = $1 AND deleted_at IS NULL",
+                    "SELECT id, tenant_id, platform, secrets, previous_secrets, previous_secrets_until
+                     FROM sources WHERE id = $1 AND deleted_at IS NULL",
                     id
                 )
                 .fetch_optional(&pool)
@@ -235,6 +271,10 @@ impl Directory {
                         tenant_id: row.tenant_id,
                         platform,
                         verifier: Verifier::new(platform, row.secrets),
+                        previous: row
+                            .previous_secrets
+                            .zip(row.previous_secrets_until)
+                            .map(|(secrets, until)| (Verifier::new(platform, secrets), until)),
                     }))
                 }))
             })

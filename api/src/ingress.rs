@@ -206,12 +206,15 @@ impl IngressApi {
             Err(response) => return response,
         };
         if source.platform == Platform::Whatsapp {
-            if let Some(challenge) = whatsapp::handshake(
-                source.secrets(),
-                mode.0.as_deref(),
-                verify_token.0.as_deref(),
-                challenge.0.as_deref(),
-            ) {
+            // During a rotation's overlap, the replaced verify token still answers.
+            if let Some(challenge) = source.verifiers(chrono::Utc::now()).find_map(|verifier| {
+                whatsapp::handshake(
+                    verifier.secrets(),
+                    mode.0.as_deref(),
+                    verify_token.0.as_deref(),
+                    challenge.0.as_deref(),
+                )
+            }) {
                 return IngressResponse(
                     challenge
                         .to_owned()
@@ -285,19 +288,15 @@ async fn receive(
         // A large body's signature check and parse run on the blocking pool, so a slow request
         // never delays the async executor (and /healthz with it).
         let (source, headers, body) = (source.clone(), req.headers().clone(), body.clone());
-        tokio::task::spawn_blocking(move || {
-            source.verifier.accept(&headers, &body, now.timestamp())
-        })
-        .await
-        .unwrap_or_else(|error| {
-            Err(Rejected::Malformed(format!(
-                "the body could not be read: {error}"
-            )))
-        })
+        tokio::task::spawn_blocking(move || source.accept(&headers, &body, now))
+            .await
+            .unwrap_or_else(|error| {
+                Err(Rejected::Malformed(format!(
+                    "the body could not be read: {error}"
+                )))
+            })
     } else {
-        source
-            .verifier
-            .accept(req.headers(), &body, now.timestamp())
+        source.accept(req.headers(), &body, now)
     };
     let accepted = match accepted {
         Ok(accepted) => accepted,
@@ -488,8 +487,18 @@ fn refuse_without_ingest_token(source: &SourceRecord, req: &Request) -> Option<I
             .find(|(name, _)| name == "token")
             .map(|(_, value)| value.into_owned())
     });
+    // During a rotation's overlap, the replaced token (if it had one) still opens the URL.
+    let replaced = source
+        .previous_at(chrono::Utc::now())
+        .and_then(|previous| previous.secrets().get(INGEST_TOKEN_FIELD))
+        .and_then(serde_json::Value::as_str);
     match given {
-        Some(given) if secure_eq(given.as_bytes(), expected.as_bytes()) => None,
+        Some(given)
+            if secure_eq(given.as_bytes(), expected.as_bytes())
+                || replaced.is_some_and(|old| secure_eq(given.as_bytes(), old.as_bytes())) =>
+        {
+            None
+        }
         Some(_) => Some(answer(
             StatusCode::UNAUTHORIZED,
             "invalid_token",

@@ -218,6 +218,47 @@ pub struct Replayed {
     pub replay_of: i64,
 }
 
+/// Which finished jobs a bulk replay takes.
+#[derive(Debug, Object)]
+pub struct ReplayFilter {
+    /// `dead` (the default), `succeeded` or `canceled`.
+    pub status: Option<String>,
+    #[oai(validator(max_length = 100))]
+    pub kind: Option<String>,
+    pub source_id: Option<Uuid>,
+    /// Created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Object)]
+pub struct BulkReplay {
+    pub filter: ReplayFilter,
+    /// The most jobs to replay, oldest first; default 100.
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+    pub limit: Option<i32>,
+    /// `true` (the default) only says which jobs would be replayed; `false` replays them.
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Object)]
+pub struct BulkReplayed {
+    pub dry_run: bool,
+    /// The jobs the filter takes (up to `limit`), oldest first, each with its replay's id once
+    /// replayed. A job replayed before is left out, so the same filter never replays it twice.
+    pub items: Vec<ReplayedItem>,
+    /// More jobs match beyond `limit`: run it again for the next ones.
+    pub more: bool,
+}
+
+#[derive(Debug, Object)]
+pub struct ReplayedItem {
+    pub id: i64,
+    #[oai(skip_serializing_if_is_none)]
+    pub replay_id: Option<i64>,
+}
+
 #[derive(Debug, Object)]
 pub struct StatusCounts {
     pub queued: i64,
@@ -576,6 +617,71 @@ impl JobsApi {
             .await?
             .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;
         Ok(ReplayAccepted::of(new_id, id.0))
+    }
+
+    /// Replay the tenant's finished jobs that match a filter (the dead jobs of one source since a
+    /// time, say), oldest first and at most `limit`: a dry run by default, which lists them. The
+    /// same as the SQL function `replay_jobs`.
+    #[oai(path = "/v1/jobs/replay", method = "post", operation_id = "replayJobs")]
+    async fn replay_many(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<BulkReplay>,
+    ) -> Result<Json<BulkReplayed>, ApiError> {
+        let status = body.filter.status.as_deref().unwrap_or("dead");
+        if !matches!(status, "dead" | "succeeded" | "canceled") {
+            return Err(ApiError::unprocessable(
+                "invalid_filter",
+                format!("filter.status must be dead, succeeded or canceled, not {status:?}"),
+            ));
+        }
+        let limit = body.limit.unwrap_or(100);
+        let dry_run = body.dry_run.unwrap_or(true);
+        let filter = &body.filter;
+        let select = |limit: i32, dry_run: bool| {
+            sqlx::query!(
+                r#"SELECT job_id AS "id!", replay_id FROM replay_jobs($1, $2, $3, $4, $5, $6, $7, $8)"#,
+                auth.0.tenant_id(),
+                status,
+                filter.kind,
+                filter.source_id,
+                filter.since,
+                filter.until,
+                limit,
+                dry_run
+            )
+        };
+        // One more than the limit, to say whether more match.
+        let matched = select(limit + 1, true).fetch_all(&state.pool).await?;
+        let more = matched.len() > limit as usize;
+        let items = if dry_run || matched.is_empty() {
+            matched
+                .into_iter()
+                .take(limit as usize)
+                .map(|row| ReplayedItem {
+                    id: row.id,
+                    replay_id: None,
+                })
+                .collect()
+        } else {
+            let n = matched.len().min(limit as usize);
+            admission::admit(&state.queue_counts, &auth.0.tenant, n)?;
+            select(limit, false)
+                .fetch_all(&state.pool)
+                .await?
+                .into_iter()
+                .map(|row| ReplayedItem {
+                    id: row.id,
+                    replay_id: row.replay_id,
+                })
+                .collect()
+        };
+        Ok(Json(BulkReplayed {
+            dry_run,
+            items,
+            more,
+        }))
     }
 
     /// Send the agent's reply to a message whose automatic reply was skipped (`result.reply_skipped`:

@@ -4,7 +4,9 @@ use std::{num::NonZeroU32, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::{param::Path, payload::Json, ApiResponse, Enum, Object, OpenApi};
+use poem_openapi::{
+    param::Path, payload::Json, types::MaybeUndefined, ApiResponse, Enum, Object, OpenApi,
+};
 use sentinel_queue::platform::{Platform, INGEST_TOKEN_FIELD};
 use serde_json::Value as JsonValue;
 use uuid::Uuid;
@@ -98,7 +100,37 @@ pub struct Source {
     pub has_reply_credentials: bool,
     /// `deterministic`, `extracted`, `any` or `never`.
     pub reply_policy: String,
+    /// The agent's system prompt for replies to this source's messages.
+    #[oai(nullable)]
+    pub system_prompt: Option<String>,
+    /// After a rotation, the replaced secrets are still taken until this time.
+    #[oai(nullable)]
+    pub previous_secrets_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// When the source was last changed; null when never.
+    #[oai(nullable)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// A change to a source; what is absent stays as it is. The ingest URL never changes.
+#[derive(Debug, Object)]
+pub struct UpdateSource {
+    #[oai(nullable, validator(max_length = 200))]
+    pub name: MaybeUndefined<String>,
+    /// `null` removes it (replies then use the default prompt).
+    #[oai(nullable, validator(max_length = 20000))]
+    pub system_prompt: MaybeUndefined<String>,
+    // Documented on `ReplyPolicy` (a doc comment here would make the field an `allOf`).
+    pub reply_policy: Option<ReplyPolicy>,
+    /// New reply credentials, as on creation; `null` removes them (no more replies).
+    #[oai(nullable)]
+    pub reply: MaybeUndefined<JsonValue>,
+    /// New verification secrets, checked as on creation. The secrets they replace stay valid for
+    /// `secrets_overlap_secs`, so webhooks signed while the platform switches over are taken.
+    pub secrets: Option<JsonValue>,
+    /// How long the replaced secrets stay valid; default 86400 (a day), 0 ends them at once.
+    #[oai(validator(minimum(value = "0"), maximum(value = "2592000")))]
+    pub secrets_overlap_secs: Option<u32>,
 }
 
 #[derive(Debug, Object)]
@@ -114,6 +146,79 @@ pub enum CreatedSource {
 
 pub struct SourcesApi;
 
+/// Free-text fields must not hold U+0000, which PostgreSQL's text cannot store.
+fn check_texts(fields: &[(&str, Option<&str>)]) -> Result<(), ApiError> {
+    for (field, text) in fields {
+        if text.is_some_and(|text| text.contains('\0')) {
+            return Err(ApiError::unprocessable(
+                "invalid_source",
+                format!("{field} must not contain U+0000"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_secrets(platform: Platform, secrets: &JsonValue) -> Result<(), ApiError> {
+    if !secrets.is_object() {
+        return Err(ApiError::unprocessable(
+            "invalid_secrets",
+            "secrets must be an object",
+        ));
+    }
+    platform
+        .validate_secrets(secrets)
+        .map_err(|message| ApiError::unprocessable("invalid_secrets", message))
+}
+
+fn check_reply(platform: Platform, reply: &JsonValue) -> Result<(), ApiError> {
+    platform
+        .validate_reply_credentials(reply)
+        .map_err(|message| ApiError::unprocessable("invalid_reply", message))?;
+    if reply.to_string().contains("\\u0000") {
+        return Err(ApiError::unprocessable(
+            "invalid_reply",
+            "reply must not contain U+0000",
+        ));
+    }
+    Ok(())
+}
+
+/// The tenant's sources (or only `id`), newest first, as the API shows them.
+async fn tenant_sources(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: Option<Uuid>,
+) -> Result<Vec<Source>, ApiError> {
+    let rows = sqlx::query!(
+        r#"SELECT id, platform, name, reply IS NOT NULL AS "has_reply!", reply_policy, system_prompt,
+                  CASE WHEN previous_secrets_until > now() THEN previous_secrets_until END AS previous_secrets_until,
+                  created_at, updated_at
+           FROM sources
+           WHERE tenant_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id = $2)
+           ORDER BY created_at DESC"#,
+        tenant_id,
+        id
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Source {
+            id: row.id,
+            ingest_url: state.ingest_url(row.id),
+            platform: row.platform,
+            name: row.name,
+            has_reply_credentials: row.has_reply,
+            reply_policy: row.reply_policy,
+            system_prompt: row.system_prompt,
+            previous_secrets_until: row.previous_secrets_until,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+        .collect())
+}
+
 #[OpenApi(prefix_path = "/v1/sources", tag = "ApiTags::Sources")]
 impl SourcesApi {
     /// Create an ingress endpoint for one platform.
@@ -126,36 +231,13 @@ impl SourcesApi {
     ) -> Result<CreatedSource, ApiError> {
         admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
         let platform: Platform = body.platform.into();
-        for (field, text) in [
+        check_texts(&[
             ("name", body.name.as_deref()),
             ("system_prompt", body.system_prompt.as_deref()),
-        ] {
-            if text.is_some_and(|text| text.contains('\0')) {
-                return Err(ApiError::unprocessable(
-                    "invalid_source",
-                    format!("{field} must not contain U+0000"),
-                ));
-            }
-        }
-        if !body.secrets.is_object() {
-            return Err(ApiError::unprocessable(
-                "invalid_secrets",
-                "secrets must be an object",
-            ));
-        }
-        platform
-            .validate_secrets(&body.secrets)
-            .map_err(|message| ApiError::unprocessable("invalid_secrets", message))?;
+        ])?;
+        check_secrets(platform, &body.secrets)?;
         if let Some(reply) = &body.reply {
-            platform
-                .validate_reply_credentials(reply)
-                .map_err(|message| ApiError::unprocessable("invalid_reply", message))?;
-            if reply.to_string().contains("\\u0000") {
-                return Err(ApiError::unprocessable(
-                    "invalid_reply",
-                    "reply must not contain U+0000",
-                ));
-            }
+            check_reply(platform, reply)?;
         }
         let row = sqlx::query!(
             "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt, reply_policy)
@@ -185,7 +267,10 @@ impl SourcesApi {
             },
             has_reply_credentials: body.reply.is_some(),
             reply_policy: row.reply_policy,
+            system_prompt: body.system_prompt.clone(),
+            previous_secrets_until: None,
             created_at: row.created_at,
+            updated_at: None,
         })))
     }
 
@@ -196,27 +281,115 @@ impl SourcesApi {
         auth: TenantAuth,
         state: Data<&Arc<AppState>>,
     ) -> Result<Json<SourceList>, ApiError> {
-        let rows = sqlx::query!(
-            "SELECT id, platform, name, reply IS NOT NULL AS \"has_reply!\", reply_policy, created_at FROM sources
-             WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC",
-            auth.0.tenant_id()
+        let items = tenant_sources(&state, auth.0.tenant_id(), None).await?;
+        Ok(Json(SourceList { items }))
+    }
+
+    /// One source, without its secrets.
+    #[oai(path = "/:id", method = "get", operation_id = "getSource")]
+    async fn get(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<Uuid>,
+    ) -> Result<Json<Source>, ApiError> {
+        tenant_sources(&state, auth.0.tenant_id(), Some(id.0))
+            .await?
+            .pop()
+            .map(Json)
+            .ok_or_else(|| ApiError::not_found("source_not_found", format!("no source {}", id.0)))
+    }
+
+    /// Change a source's name, system prompt, reply policy or reply credentials, or rotate its
+    /// secrets (the replaced ones stay valid for `secrets_overlap_secs`). The ingest URL stays.
+    #[oai(path = "/:id", method = "patch", operation_id = "updateSource")]
+    async fn update(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<Uuid>,
+        body: Json<UpdateSource>,
+    ) -> Result<Json<Source>, ApiError> {
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
+        let tenant_id = auth.0.tenant_id();
+        let platform: Platform = sqlx::query_scalar!(
+            "SELECT platform FROM sources WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+            id.0,
+            tenant_id
         )
-        .fetch_all(&state.pool)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("source_not_found", format!("no source {}", id.0)))?
+        .parse()
+        .map_err(ApiError::internal)?;
+        check_texts(&[
+            ("name", body.name.value().map(String::as_str)),
+            (
+                "system_prompt",
+                body.system_prompt.value().map(String::as_str),
+            ),
+        ])?;
+        if let Some(secrets) = &body.secrets {
+            check_secrets(platform, secrets)?;
+        }
+        if let MaybeUndefined::Value(reply) = &body.reply {
+            check_reply(platform, reply)?;
+        }
+        let overlap = f64::from(body.secrets_overlap_secs.unwrap_or(86_400));
+        let changed = sqlx::query_scalar!(
+            r#"WITH changed AS (
+                   UPDATE sources SET
+                       name = CASE WHEN $3 THEN $4 ELSE name END,
+                       system_prompt = CASE WHEN $5 THEN $6 ELSE system_prompt END,
+                       reply_policy = coalesce($7, reply_policy),
+                       reply = CASE WHEN $8 THEN $9 ELSE reply END,
+                       previous_secrets = CASE WHEN $10::jsonb IS NULL THEN previous_secrets ELSE secrets END,
+                       previous_secrets_until = CASE WHEN $10::jsonb IS NULL THEN previous_secrets_until
+                                                     ELSE now() + make_interval(secs => $11) END,
+                       secrets = coalesce($10, secrets),
+                       updated_at = now()
+                   WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
+                   RETURNING id
+               )
+               SELECT count(pg_notify($12, 'source')) AS "n!" FROM changed"#,
+            id.0,
+            tenant_id,
+            !body.name.is_undefined(),
+            body.name.value(),
+            !body.system_prompt.is_undefined(),
+            body.system_prompt.value(),
+            body.reply_policy.map(ReplyPolicy::as_str),
+            !body.reply.is_undefined(),
+            body.reply.value(),
+            body.secrets.as_ref(),
+            overlap,
+            CONFIG_CHANNEL
+        )
+        .fetch_one(&state.pool)
         .await?;
-        Ok(Json(SourceList {
-            items: rows
-                .into_iter()
-                .map(|row| Source {
-                    id: row.id,
-                    ingest_url: state.ingest_url(row.id),
-                    platform: row.platform,
-                    name: row.name,
-                    has_reply_credentials: row.has_reply,
-                    reply_policy: row.reply_policy,
-                    created_at: row.created_at,
-                })
-                .collect(),
-        }))
+        if changed == 0 {
+            return Err(ApiError::not_found(
+                "source_not_found",
+                format!("no source {}", id.0),
+            ));
+        }
+        state.directory.invalidate_all();
+        let mut source = tenant_sources(&state, tenant_id, Some(id.0))
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                ApiError::not_found("source_not_found", format!("no source {}", id.0))
+            })?;
+        // As on creation, the one answer that shows a new ingest token: the URL to give the platform.
+        if let Some(token) = body
+            .secrets
+            .as_ref()
+            .and_then(|secrets| secrets.get(INGEST_TOKEN_FIELD))
+            .and_then(JsonValue::as_str)
+        {
+            source.ingest_url = format!("{}?token={token}", state.ingest_url(id.0));
+        }
+        Ok(Json(source))
     }
 
     /// Delete a source. Its ingress answers 404 afterwards, on every gateway.

@@ -10,7 +10,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** The tenants, newest first, a page at a time. */
+        get: operations["listTenants"];
         put?: never;
         /** Create a tenant and its first API key. */
         post: operations["createTenant"];
@@ -27,7 +28,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** One tenant, with how much it holds. */
+        get: operations["getTenant"];
         put?: never;
         post?: never;
         delete?: never;
@@ -96,14 +98,19 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** One source, without its secrets. */
+        get: operations["getSource"];
         put?: never;
         post?: never;
         /** Delete a source. Its ingress answers 404 afterwards, on every gateway. */
         delete: operations["deleteSource"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change a source's name, system prompt, reply policy or reply credentials, or rotate its
+         *     secrets (the replaced ones stay valid for `secrets_overlap_secs`). The ingest URL stays.
+         */
+        patch: operations["updateSource"];
         trace?: never;
     };
     "/hooks/{source_id}": {
@@ -255,6 +262,27 @@ export interface paths {
         put?: never;
         /** Replay a job as a new job with the same input and raw body. */
         post: operations["replayJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay the tenant's finished jobs that match a filter (the dead jobs of one source since a
+         *     time, say), oldest first and at most `limit`: a dry run by default, which lists them. The
+         *     same as the SQL function `replay_jobs`.
+         */
+        post: operations["replayJobs"];
         delete?: never;
         options?: never;
         head?: never;
@@ -554,6 +582,28 @@ export interface components {
             /** @description `succeeded`, `retry`, `dead`, `snoozed`, `canceled`, `lease_expired` or `handed_off`. */
             outcome: string;
             error?: unknown;
+        };
+        /** BulkReplay */
+        BulkReplay: {
+            filter: components["schemas"]["ReplayFilter"];
+            /**
+             * Format: int32
+             * @description The most jobs to replay, oldest first; default 100.
+             */
+            limit?: number;
+            /** @description `true` (the default) only says which jobs would be replayed; `false` replays them. */
+            dry_run?: boolean;
+        };
+        /** BulkReplayed */
+        BulkReplayed: {
+            dry_run: boolean;
+            /**
+             * @description The jobs the filter takes (up to `limit`), oldest first, each with its replay's id once
+             *     replayed. A job replayed before is left out, so the same filter never replays it twice.
+             */
+            items: components["schemas"]["ReplayedItem"][];
+            /** @description More jobs match beyond `limit`: run it again for the next ones. */
+            more: boolean;
         };
         /** @enum {string} */
         CanonicalEventType: "message" | "status" | "command" | "record_change" | "other";
@@ -959,12 +1009,40 @@ export interface components {
              */
             progress: unknown;
         };
+        /**
+         * ReplayFilter
+         * @description Which finished jobs a bulk replay takes.
+         */
+        ReplayFilter: {
+            /** @description `dead` (the default), `succeeded` or `canceled`. */
+            status?: string;
+            kind?: string;
+            /** Format: uuid */
+            source_id?: string;
+            /**
+             * Format: date-time
+             * @description Created at or after this time.
+             */
+            since?: string;
+            /**
+             * Format: date-time
+             * @description Created before this time.
+             */
+            until?: string;
+        };
         /** Replayed */
         Replayed: {
             /** Format: int64 */
             id: number;
             /** Format: int64 */
             replay_of: number;
+        };
+        /** ReplayedItem */
+        ReplayedItem: {
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            replay_id?: number;
         };
         /**
          * @description Which healing steps may trigger the agent's automatic reply; default `deterministic`. A message
@@ -987,8 +1065,20 @@ export interface components {
             has_reply_credentials: boolean;
             /** @description `deterministic`, `extracted`, `any` or `never`. */
             reply_policy: string;
+            /** @description The agent's system prompt for replies to this source's messages. */
+            system_prompt?: string | null;
+            /**
+             * Format: date-time
+             * @description After a rotation, the replaced secrets are still taken until this time.
+             */
+            previous_secrets_until?: string | null;
             /** Format: date-time */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When the source was last changed; null when never.
+             */
+            updated_at?: string | null;
         };
         /** SourceList */
         SourceList: {
@@ -1053,8 +1143,72 @@ export interface components {
             /** @description The tenant's first API key. It is shown only here. */
             api_key: string;
         };
+        /** TenantPage */
+        TenantPage: {
+            /** @description Newest first. */
+            items: components["schemas"]["TenantSummary"][];
+            /** @description Pass as `cursor` for the next page; absent on the last page. */
+            next_cursor?: string;
+        };
         /** @enum {string} */
         TenantStatus: "active" | "suspended";
+        /**
+         * TenantSummary
+         * @description A tenant as the admin listing shows it: its settings and how much it holds.
+         */
+        TenantSummary: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            status: string;
+            /** Format: int32 */
+            rate_limit_per_sec: number;
+            /** Format: int32 */
+            burst: number;
+            /** Format: int32 */
+            max_queued_jobs: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description Its queued jobs, as of the gateway's last count (every 2 s).
+             */
+            queued_jobs: number;
+            /**
+             * Format: int64
+             * @description Its sources that are not deleted.
+             */
+            sources: number;
+            /**
+             * Format: int64
+             * @description Its API keys that are not revoked.
+             */
+            active_api_keys: number;
+        };
+        /**
+         * UpdateSource
+         * @description A change to a source; what is absent stays as it is. The ingest URL never changes.
+         */
+        UpdateSource: {
+            name?: string | null;
+            /** @description `null` removes it (replies then use the default prompt). */
+            system_prompt?: string | null;
+            reply_policy?: components["schemas"]["ReplyPolicy"];
+            /** @description New reply credentials, as on creation; `null` removes them (no more replies). */
+            reply?: unknown;
+            /**
+             * @description New verification secrets, checked as on creation. The secrets they replace stay valid for
+             *     `secrets_overlap_secs`, so webhooks signed while the platform switches over are taken.
+             */
+            secrets?: unknown;
+            /**
+             * Format: uint32
+             * @description How long the replaced secrets stay valid; default 86400 (a day), 0 ends them at once.
+             */
+            secrets_overlap_secs?: number;
+        };
     };
     responses: never;
     parameters: never;
@@ -1064,6 +1218,126 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listTenants: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TenantPage"];
+                };
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated, but not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+             *     whose reply was already sent after review).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is well-formed but its content is not acceptable. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+             *     many open event streams (`too_many_streams`); retry after the given seconds.
+             */
+            429: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Something failed on our side; the details are in the gateway's log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable or saturated; retry after the given seconds. */
+            503: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     createTenant: {
         parameters: {
             query?: never;
@@ -1083,6 +1357,125 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["TenantCreated"];
+                };
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated, but not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+             *     whose reply was already sent after review).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is well-formed but its content is not acceptable. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+             *     many open event streams (`too_many_streams`); retry after the given seconds.
+             */
+            429: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Something failed on our side; the details are in the gateway's log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable or saturated; retry after the given seconds. */
+            503: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TenantSummary"];
                 };
             };
             /** @description The request is malformed. */
@@ -1782,6 +2175,125 @@ export interface operations {
             };
         };
     };
+    getSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Source"];
+                };
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated, but not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+             *     whose reply was already sent after review).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is well-formed but its content is not acceptable. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+             *     many open event streams (`too_many_streams`); retry after the given seconds.
+             */
+            429: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Something failed on our side; the details are in the gateway's log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable or saturated; retry after the given seconds. */
+            503: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     deleteSource: {
         parameters: {
             query?: never;
@@ -1798,6 +2310,129 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated, but not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+             *     whose reply was already sent after review).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is well-formed but its content is not acceptable. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+             *     many open event streams (`too_many_streams`); retry after the given seconds.
+             */
+            429: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Something failed on our side; the details are in the gateway's log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable or saturated; retry after the given seconds. */
+            503: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    updateSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["UpdateSource"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Source"];
+                };
             };
             /** @description The request is malformed. */
             400: {
@@ -2991,6 +3626,127 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["Replayed"];
+                };
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated, but not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+             *     whose reply was already sent after review).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is well-formed but its content is not acceptable. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+             *     many open event streams (`too_many_streams`); retry after the given seconds.
+             */
+            429: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Something failed on our side; the details are in the gateway's log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable or saturated; retry after the given seconds. */
+            503: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replayJobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["BulkReplay"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["BulkReplayed"];
                 };
             };
             /** @description The request is malformed. */

@@ -5,6 +5,8 @@ from .attachment import Attachment
 from .attempt_ended import AttemptEnded
 from .attempt_list import AttemptList
 from .attempt_view import AttemptView
+from .bulk_replay import BulkReplay
+from .bulk_replayed import BulkReplayed
 from .canonical_event_type import CanonicalEventType
 from .canonical_message import CanonicalMessage
 from .canonical_platform import CanonicalPlatform
@@ -36,7 +38,9 @@ from .patch_tenant import PatchTenant
 from .payload_encoding import PayloadEncoding
 from .platform_name import PlatformName
 from .progress_request import ProgressRequest
+from .replay_filter import ReplayFilter
 from .replayed import Replayed
+from .replayed_item import ReplayedItem
 from .reply_policy import ReplyPolicy
 from .source import Source
 from .source_list import SourceList
@@ -44,7 +48,10 @@ from .stats import Stats
 from .status_counts import StatusCounts
 from .tenant import Tenant
 from .tenant_created import TenantCreated
+from .tenant_page import TenantPage
 from .tenant_status import TenantStatus
+from .tenant_summary import TenantSummary
+from .update_source import UpdateSource
 
 __all__ = (
     "ApiKeyCreated",
@@ -52,6 +59,8 @@ __all__ = (
     "AttemptEnded",
     "AttemptList",
     "AttemptView",
+    "BulkReplay",
+    "BulkReplayed",
     "CanonicalEventType",
     "CanonicalMessage",
     "CanonicalPlatform",
@@ -84,6 +93,8 @@ __all__ = (
     "PlatformName",
     "ProgressRequest",
     "Replayed",
+    "ReplayedItem",
+    "ReplayFilter",
     "ReplyPolicy",
     "Source",
     "SourceList",
@@ -91,5 +102,8 @@ __all__ = (
     "StatusCounts",
     "Tenant",
     "TenantCreated",
+    "TenantPage",
     "TenantStatus",
+    "TenantSummary",
+    "UpdateSource",
 )

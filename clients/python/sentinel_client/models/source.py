@@ -34,6 +34,10 @@ class Source:
             reply_policy (str): `deterministic`, `extracted`, `any` or `never`.
             created_at (datetime.datetime):
             name (None | str | Unset):
+            system_prompt (None | str | Unset): The agent's system prompt for replies to this source's messages.
+            previous_secrets_until (datetime.datetime | None | Unset): After a rotation, the replaced secrets are still
+                taken until this time.
+            updated_at (datetime.datetime | None | Unset): When the source was last changed; null when never.
      """
 
     id: UUID
@@ -43,6 +47,9 @@ class Source:
     reply_policy: str
     created_at: datetime.datetime
     name: None | str | Unset = UNSET
+    system_prompt: None | str | Unset = UNSET
+    previous_secrets_until: datetime.datetime | None | Unset = UNSET
+    updated_at: datetime.datetime | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -68,6 +75,28 @@ class Source:
         else:
             name = self.name
 
+        system_prompt: None | str | Unset
+        if isinstance(self.system_prompt, Unset):
+            system_prompt = UNSET
+        else:
+            system_prompt = self.system_prompt
+
+        previous_secrets_until: None | str | Unset
+        if isinstance(self.previous_secrets_until, Unset):
+            previous_secrets_until = UNSET
+        elif isinstance(self.previous_secrets_until, datetime.datetime):
+            previous_secrets_until = self.previous_secrets_until.isoformat()
+        else:
+            previous_secrets_until = self.previous_secrets_until
+
+        updated_at: None | str | Unset
+        if isinstance(self.updated_at, Unset):
+            updated_at = UNSET
+        elif isinstance(self.updated_at, datetime.datetime):
+            updated_at = self.updated_at.isoformat()
+        else:
+            updated_at = self.updated_at
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -81,6 +110,12 @@ class Source:
         })
         if name is not UNSET:
             field_dict["name"] = name
+        if system_prompt is not UNSET:
+            field_dict["system_prompt"] = system_prompt
+        if previous_secrets_until is not UNSET:
+            field_dict["previous_secrets_until"] = previous_secrets_until
+        if updated_at is not UNSET:
+            field_dict["updated_at"] = updated_at
 
         return field_dict
 
@@ -117,6 +152,56 @@ class Source:
         name = _parse_name(d.pop("name", UNSET))
 
 
+        def _parse_system_prompt(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        system_prompt = _parse_system_prompt(d.pop("system_prompt", UNSET))
+
+
+        def _parse_previous_secrets_until(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                previous_secrets_until_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return previous_secrets_until_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        previous_secrets_until = _parse_previous_secrets_until(d.pop("previous_secrets_until", UNSET))
+
+
+        def _parse_updated_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                updated_at_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return updated_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        updated_at = _parse_updated_at(d.pop("updated_at", UNSET))
+
+
         source = cls(
             id=id,
             platform=platform,
@@ -125,6 +210,9 @@ class Source:
             reply_policy=reply_policy,
             created_at=created_at,
             name=name,
+            system_prompt=system_prompt,
+            previous_secrets_until=previous_secrets_until,
+            updated_at=updated_at,
         )
 
 

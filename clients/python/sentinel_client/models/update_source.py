@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from ..models.reply_policy import ReplyPolicy
+from ..types import UNSET, Unset
+from typing import cast
+
+
+
+
+
+
+T = TypeVar("T", bound="UpdateSource")
+
+
+
+@_attrs_define
+class UpdateSource:
+    """ A change to a source; what is absent stays as it is. The ingest URL never changes.
+
+        Attributes:
+            name (None | str | Unset):
+            system_prompt (None | str | Unset): `null` removes it (replies then use the default prompt).
+            reply_policy (ReplyPolicy | Unset): Which healing steps may trigger the agent's automatic reply; default
+                `deterministic`. A message
+                healed below it still succeeds, and its job's result says `reply_skipped`.
+            reply (Any | Unset): New reply credentials, as on creation; `null` removes them (no more replies).
+            secrets (Any | Unset): New verification secrets, checked as on creation. The secrets they replace stay valid for
+                `secrets_overlap_secs`, so webhooks signed while the platform switches over are taken.
+            secrets_overlap_secs (int | Unset): How long the replaced secrets stay valid; default 86400 (a day), 0 ends them
+                at once.
+     """
+
+    name: None | str | Unset = UNSET
+    system_prompt: None | str | Unset = UNSET
+    reply_policy: ReplyPolicy | Unset = UNSET
+    reply: Any | Unset = UNSET
+    secrets: Any | Unset = UNSET
+    secrets_overlap_secs: int | Unset = UNSET
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        name: None | str | Unset
+        if isinstance(self.name, Unset):
+            name = UNSET
+        else:
+            name = self.name
+
+        system_prompt: None | str | Unset
+        if isinstance(self.system_prompt, Unset):
+            system_prompt = UNSET
+        else:
+            system_prompt = self.system_prompt
+
+        reply_policy: str | Unset = UNSET
+        if not isinstance(self.reply_policy, Unset):
+            reply_policy = self.reply_policy.value
+
+
+        reply = self.reply
+
+        secrets = self.secrets
+
+        secrets_overlap_secs = self.secrets_overlap_secs
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+        })
+        if name is not UNSET:
+            field_dict["name"] = name
+        if system_prompt is not UNSET:
+            field_dict["system_prompt"] = system_prompt
+        if reply_policy is not UNSET:
+            field_dict["reply_policy"] = reply_policy
+        if reply is not UNSET:
+            field_dict["reply"] = reply
+        if secrets is not UNSET:
+            field_dict["secrets"] = secrets
+        if secrets_overlap_secs is not UNSET:
+            field_dict["secrets_overlap_secs"] = secrets_overlap_secs
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        def _parse_name(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        name = _parse_name(d.pop("name", UNSET))
+
+
+        def _parse_system_prompt(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        system_prompt = _parse_system_prompt(d.pop("system_prompt", UNSET))
+
+
+        _reply_policy = d.pop("reply_policy", UNSET)
+        reply_policy: ReplyPolicy | Unset
+        if isinstance(_reply_policy,  Unset):
+            reply_policy = UNSET
+        else:
+            reply_policy = ReplyPolicy(_reply_policy)
+
+
+
+
+        reply = d.pop("reply", UNSET)
+
+        secrets = d.pop("secrets", UNSET)
+
+        secrets_overlap_secs = d.pop("secrets_overlap_secs", UNSET)
+
+        update_source = cls(
+            name=name,
+            system_prompt=system_prompt,
+            reply_policy=reply_policy,
+            reply=reply,
+            secrets=secrets,
+            secrets_overlap_secs=secrets_overlap_secs,
+        )
+
+
+        update_source.additional_properties = d
+        return update_source
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
