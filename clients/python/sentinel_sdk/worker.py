@@ -22,6 +22,7 @@ late outcome is dropped: the gateway answers 409 ``lease_lost`` and nothing chan
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -238,6 +239,12 @@ class Worker:
             except Exception as error:  # noqa: BLE001 - every failure is reported, none is lost
                 self._fail(job, error)
             else:
+                try:
+                    json.dumps(result)
+                except (TypeError, ValueError) as error:
+                    # Retrying cannot make the result storable: the job ends dead, saying why.
+                    self._fail(job, Fatal(f"the handler's result is not JSON: {error}"))
+                    return
                 body = CompleteRequest(lease=job.lease, result=result)
                 _check(complete_job.sync_detailed(job.id, client=self.client, body=body), job.id)
         except LeaseLost:

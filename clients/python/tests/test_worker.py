@@ -108,6 +108,8 @@ class WorkerTests(unittest.TestCase):
                 raise Fatal("5 cannot be doubled")
             if n == 7:
                 job.progress({"step": "doubling"})
+            if n == 9:
+                return {"not json": object()}
             return {"doubled": n * 2}
 
         ids = {n: submit(self.client, job_kind, {"n": n}) for n in range(20)}
@@ -124,6 +126,9 @@ class WorkerTests(unittest.TestCase):
             if n == 5:
                 self.assertEqual(job.status, "dead")
                 self.assertEqual(job.last_error["message"], "5 cannot be doubled")
+            elif n == 9:
+                self.assertEqual(job.status, "dead")
+                self.assertIn("not JSON", job.last_error["message"])
             else:
                 self.assertEqual(job.status, "succeeded", n)
                 self.assertEqual(job.result["doubled"], n * 2)
