@@ -663,6 +663,7 @@ async fn the_sql_list_of_builtin_kinds_is_the_rust_one(
             .await
             .unwrap();
     let claim_sql = include_str!("../../queue/sql/claim_tenant.sql");
+    let kinds_rs = include_str!("../../queue/src/tenant_kinds.rs");
     for kind in sentinel_queue::kinds::BUILTIN_KINDS {
         assert!(
             index.contains(&format!("'{kind}'")),
@@ -671,6 +672,10 @@ async fn the_sql_list_of_builtin_kinds_is_the_rust_one(
         assert!(
             claim_sql.contains(&format!("'{kind}'")),
             "{kind} missing from claim_tenant.sql"
+        );
+        assert!(
+            kinds_rs.contains(&format!("'{kind}'")),
+            "{kind} missing from tenant_kinds.rs"
         );
         let builtin: bool = sqlx::query_scalar("SELECT builtin_job_kind($1)")
             .bind(kind)

@@ -20,7 +20,8 @@ pub const API_KINDS: [&str; 2] = [PAYLOAD_HEAL, LLM_GENERATE];
 
 /// Every kind that is Sentinel's own. Tenants cannot define these, and the worker API never claims
 /// them. The same list is in SQL: `builtin_job_kind()` and the `jobs_worker_claim` index
-/// (migrations/…_worker_api.sql), and queue/sql/claim_tenant.sql.
+/// (migrations/…_worker_api.sql), queue/sql/claim_tenant.sql and `tenant_kinds::list`; a test
+/// (api/tests/worker_api.rs) checks they agree.
 pub const BUILTIN_KINDS: [&str; 5] = [
     WEBHOOK_INBOUND,
     PAYLOAD_HEAL,

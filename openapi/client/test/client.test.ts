@@ -43,10 +43,10 @@ describe("the typed API", () => {
     expect((refused as SentinelError).code).toBe("invalid_api_key");
 
     const { client } = await newTenant();
-    const invalid = await client.runJob("no.such.kind", {}).catch((error: unknown) => error);
+    const invalid = await client.runJob("No Such Kind", {}).catch((error: unknown) => error);
     expect(invalid).toBeInstanceOf(SentinelError);
     expect((invalid as SentinelError).status).toBe(422);
-    expect((invalid as SentinelError).message).toContain("no.such.kind");
+    expect((invalid as SentinelError).message).toContain("No Such Kind");
   });
 
   it("pages through jobs with the cursor", async () => {
