@@ -494,14 +494,7 @@ impl WorkerApi {
                 error,
             }
         };
-        let finish = sentinel_queue::Finish {
-            lease: held.lease,
-            outcome,
-        };
-        let finished = sentinel_queue::finish_many(&state.pool, std::slice::from_ref(&finish))
-            .await?
-            .pop()
-            .ok_or_else(|| lease_lost(id.0))?;
+        let finished = sentinel_queue::finish_one(&state.pool, &held.lease, outcome).await?;
         Ok(Json(ended(finished)))
     }
 

@@ -553,6 +553,14 @@ async fn hostile_worker_requests_get_a_clear_error_and_change_nothing(
         let (status, _) = error_code(response).await;
         assert!(status == 422 || status == 400, "{bad:?}: {status}");
     }
+    // A body over the gateway's limit is refused before it is parsed; the next call is served.
+    let huge = json!({"kinds": ["doc.x"], "worker_id": "w".repeat(100 * 1024)});
+    let response = app.post(&key, "/v1/worker/claim", huge).await;
+    assert_eq!(
+        error_code(response).await,
+        (413, "payload_too_large".to_owned())
+    );
+    assert!(claim(&app, &key, claim_of("doc.x", 1)).await.is_empty());
     // Out-of-range numbers and a huge list of kinds.
     for body in [
         json!({"kinds": ["a"], "worker_id": "w", "max": 0}),

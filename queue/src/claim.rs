@@ -364,7 +364,8 @@ impl<'a> FinishColumns<'a> {
     }
 }
 
-async fn finish_one(
+/// Ends one attempt with `outcome`, fenced by its lease ([`LeaseLost`] when it was not held).
+pub async fn finish_one(
     executor: impl PgExecutor<'_>,
     lease: &Lease,
     outcome: Outcome,

@@ -41,8 +41,8 @@ pub mod wakeup;
 #[cfg(feature = "db")]
 pub use claim::{
     acknowledge_cancel, claim_batch, claim_batch_within, complete, complete_many, fail,
-    finish_many, finish_many_isolated, heartbeat, progress, snooze, Claimable, Finish, FinishError,
-    Finished, Heartbeat, LeaseLost, Outcome, Stage,
+    finish_many, finish_many_isolated, finish_one, heartbeat, progress, snooze, Claimable, Finish,
+    FinishError, Finished, Heartbeat, LeaseLost, Outcome, Stage,
 };
 #[cfg(feature = "db")]
 pub use enqueue::{enqueue, enqueue_many, Enqueued};

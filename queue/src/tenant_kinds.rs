@@ -216,10 +216,3 @@ pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::R
     tx.commit().await?;
     Ok(rows.into_iter().map(|row| job_from_row!(row)).collect())
 }
-
-/// The tenant of job `job_id`, if it exists.
-pub async fn job_tenant(executor: impl PgExecutor<'_>, job_id: i64) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!("SELECT tenant_id FROM jobs WHERE id = $1", job_id)
-        .fetch_optional(executor)
-        .await
-}
