@@ -147,7 +147,10 @@ postgres_restart() {
   log="$root/postgres.log"
   as_pg_owner mkdir -p "$sock"
   as_pg_owner "$bin/initdb" -D "$FAULT_PG_DATA" -U postgres -A trust -E UTF8 --no-sync >/dev/null
-  port=$(free_port 55480)
+  # Below the kernel's ephemeral range (32768-60999 here): the load before this test opens tens of
+  # thousands of client connections, and one of them may hold a port in that range, which the
+  # server then cannot bind (this failed once as "port 55480 busy").
+  port=$(free_port 25480)
   pg_start "$bin" "$FAULT_PG_DATA" "$port" "$sock" "$log"
   url=$(new_database "postgres://postgres@127.0.0.1:$port/postgres" "sentinel_fault_pg_$$")
   gwport=$(free_port 18580)
