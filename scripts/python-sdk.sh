@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Python SDK in clients/python/: checks that its generated API client (sentinel_client/) matches
-# openapi/openapi.json, then runs its tests (clients/python/tests/, unittest) against a real gateway
-# and PostgreSQL: Python workers from the SDK, in this process and as separate processes killed
-# with kill -9. The tools (openapi-python-client, pinned) and the SDK go into a virtual environment
+# openapi/openapi.json, then runs its tests (clients/python/tests/, unittest) against a real gateway,
+# a real worker and PostgreSQL: Python workers from the SDK, in this process and as separate
+# processes killed with kill -9, and a forwarded agent whose requests the standardwebhooks package
+# verifies. The tools (openapi-python-client, pinned) and the SDK go into a virtual environment
 # under .sentinel/python-sdk.
 #   bash scripts/python-sdk.sh            check, then test
 #   bash scripts/python-sdk.sh generate   rewrite clients/python/sentinel_client/ from the spec
@@ -57,17 +58,27 @@ say "Installing the SDK from the checkout into $VENV"
 
 require_cargo
 ensure_postgres
-build_binaries sentinel-api
+build_binaries sentinel-api sentinel-worker
+if [ -z "${SENTINEL_MODEL:-}" ]; then
+  SENTINEL_MODEL=$(bash "$ROOT/scripts/fetch-model.sh")
+fi
+export SENTINEL_MODEL HF_HUB_OFFLINE=1
 URL=$(new_database "$DATABASE_URL" "sentinel_python_$$")
 PORT=$(free_port 18880)
+TELEGRAM_PORT=$(free_port 18980)
 start_gateway "$URL" "$PORT" "$WORK/gateway.log" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN" \
-  SENTINEL_RESCUE_INTERVAL_MS=200
+  SENTINEL_RESCUE_INTERVAL_MS=200 SENTINEL_FORWARD_ALLOW=127.0.0.0/8
+# The worker forwards to the tests' agents on loopback and sends replies to their fake Telegram.
+start_worker "$URL" "$WORK/worker.log" SENTINEL_FORWARD_ALLOW=127.0.0.0/8 \
+  SENTINEL_TELEGRAM_API_BASE="http://127.0.0.1:$TELEGRAM_PORT" SENTINEL_POLL_INTERVAL_MS=200
 
 say "SDK tests against http://127.0.0.1:$PORT"
 # From the tests' folder, so `import sentinel_sdk` finds the installed package, not the checkout.
 if ! (cd "$SDK/tests" && SENTINEL_URL="http://127.0.0.1:$PORT" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN" \
-      SENTINEL_PYTHON="$VENV/bin/python" "$VENV/bin/python" -m unittest -v 2>&1); then
+      SENTINEL_FAKE_TELEGRAM_PORT="$TELEGRAM_PORT" SENTINEL_PYTHON="$VENV/bin/python" \
+      "$VENV/bin/python" -m unittest -v 2>&1); then
   echo "--- gateway log (tail)" >&2; tail -n 30 "$WORK/gateway.log" >&2
+  echo "--- worker log (tail)" >&2; tail -n 30 "$WORK/worker.log" >&2
   die "the Python SDK tests failed (above)"
 fi
 say "Python SDK tests passed"

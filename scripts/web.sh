@@ -35,9 +35,11 @@ build_binaries sentinel-api sentinel-worker
 
 URL=$(new_database "$DATABASE_URL" "sentinel_web_$$")
 PORT=$(free_port 18780)
+# Forwards may reach the client tests' agent on loopback.
 start_gateway "$URL" "$PORT" "$WORK/gateway.log" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN" \
-  SENTINEL_DASHBOARD_DIR="$ROOT/dashboard/dist"
-start_worker "$URL" "$WORK/worker.log" SENTINEL_MAX_SEQS=2 SENTINEL_MAX_TOKENS=48
+  SENTINEL_DASHBOARD_DIR="$ROOT/dashboard/dist" SENTINEL_FORWARD_ALLOW=127.0.0.0/8
+start_worker "$URL" "$WORK/worker.log" SENTINEL_MAX_SEQS=2 SENTINEL_MAX_TOKENS=48 \
+  SENTINEL_FORWARD_ALLOW=127.0.0.0/8
 
 export SENTINEL_URL="http://127.0.0.1:$PORT" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN" CHROMIUM_PATH="$CHROMIUM"
 export SENTINEL_SCREENSHOTS="$ROOT/test-output/dashboard"

@@ -23,8 +23,8 @@ pub struct CreateJob {
     /// your workers claim through `/v1/worker/claim`. A kind of your own has 1 to 64 characters:
     /// lowercase ASCII letters, digits, `_` and `-`, in segments separated by single dots, starting
     /// with a letter (for example `doc.summarise`). Sentinel's kinds (`webhook.inbound`,
-    /// `payload.heal`, `llm.generate`, `reply.deliver`, `agent.turn`) and names starting with
-    /// `sentinel.` are reserved.
+    /// `payload.heal`, `llm.generate`, `reply.deliver`, `agent.turn`, `agent.forward`) and names
+    /// starting with `sentinel.` are reserved.
     #[oai(validator(min_length = 1, max_length = 64))]
     pub kind: String,
     /// `payload.heal`: `{payload, platform?}`, the payload as text (the raw body as received) or
@@ -326,6 +326,24 @@ pub struct AttemptList {
     pub items: Vec<AttemptView>,
 }
 
+/// Enqueues an accepted job, deduplicated by its `Idempotency-Key` when one was given (a repeat
+/// answers with the first job), and answers 202 with where to follow it.
+pub async fn submit(
+    state: &AppState,
+    mut job: NewJob,
+    idempotency_key: Option<&str>,
+) -> Result<JobCreated, ApiError> {
+    job.dedupe_key = idempotency_key.map(|key| format!("idempotency:{key}"));
+    let enqueued = enqueue(&state.pool, &job).await?;
+    Ok(JobCreated::Accepted(
+        Json(JobAccepted {
+            id: enqueued.id,
+            status: enqueued.status.as_str().to_owned(),
+        }),
+        format!("/v1/jobs/{}", enqueued.id),
+    ))
+}
+
 #[derive(ApiResponse)]
 pub enum JobCreated {
     /// Accepted; follow it at `Location` or on `/v1/events?job_id=`.
@@ -374,18 +392,7 @@ impl JobsApi {
         job.priority = body.priority.unwrap_or(0);
         job.max_attempts = body.max_attempts.unwrap_or(NewJob::DEFAULT_MAX_ATTEMPTS);
         job.run_at = body.run_at;
-        job.dedupe_key = idempotency_key
-            .0
-            .clone()
-            .map(|key| format!("idempotency:{key}"));
-        let enqueued = enqueue(&state.pool, &job).await?;
-        Ok(JobCreated::Accepted(
-            Json(JobAccepted {
-                id: enqueued.id,
-                status: enqueued.status.as_str().to_owned(),
-            }),
-            format!("/v1/jobs/{}", enqueued.id),
-        ))
+        submit(&state, job, idempotency_key.0.as_deref()).await
     }
 
     /// One job.

@@ -27,8 +27,8 @@ use anyhow::Context;
 use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::{OpenApiService, Tags};
 use sentinel_queue::{
-    config, db, rescue::run_rescuer, Ingestor, IngestorConfig, Listener, EVENTS_CHANNEL,
-    WORKER_JOBS_CHANNEL,
+    agent::ForwardAllow, config, db, rescue::run_rescuer, Ingestor, IngestorConfig, Listener,
+    EVENTS_CHANNEL, WORKER_JOBS_CHANNEL,
 };
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch};
@@ -104,6 +104,9 @@ pub struct Config {
     /// The longest a worker API claim waits, whatever its `wait_ms` (`SENTINEL_CLAIM_MAX_WAIT_MS`):
     /// lower it when a proxy in front of the gateway times requests out sooner.
     pub claim_max_wait: Duration,
+    /// The private addresses and hosts a source's forward URL may name (`SENTINEL_FORWARD_ALLOW`;
+    /// the worker enforces the same list on every connection).
+    pub forward_allow: ForwardAllow,
 }
 
 impl std::fmt::Debug for Config {
@@ -160,6 +163,7 @@ impl Config {
             directory_lookups_per_sec: directory::DEFAULT_LOOKUPS_PER_SEC,
             rescue_interval: Duration::from_secs(1),
             claim_max_wait: Duration::from_secs(30),
+            forward_allow: ForwardAllow::default(),
         }
     }
 
@@ -228,6 +232,9 @@ impl Config {
         let config = Self {
             rescue_interval: millis("SENTINEL_RESCUE_INTERVAL_MS", Duration::from_secs(1))?,
             claim_max_wait: millis("SENTINEL_CLAIM_MAX_WAIT_MS", Duration::from_secs(30))?,
+            forward_allow: config::var_or("SENTINEL_FORWARD_ALLOW", String::new())?
+                .parse()
+                .map_err(|error| anyhow::anyhow!("SENTINEL_FORWARD_ALLOW: {error}"))?,
             directory_lookups_per_sec,
             http,
             max_events_per_request,

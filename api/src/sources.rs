@@ -2,17 +2,29 @@
 
 use std::{num::NonZeroU32, sync::Arc};
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
+use poem_openapi::param::Header;
 use poem_openapi::{
     param::Path, payload::Json, types::MaybeUndefined, ApiResponse, Enum, Object, OpenApi,
 };
-use sentinel_queue::platform::{Platform, INGEST_TOKEN_FIELD};
+use sentinel_queue::{
+    agent::{self, AgentMode, AgentSettings},
+    kinds,
+    platform::{self, Platform, INGEST_TOKEN_FIELD},
+    NewJob,
+};
 use serde_json::Value as JsonValue;
 use uuid::Uuid;
 
 use crate::{
-    admin::Deleted, admission, auth::TenantAuth, directory::CONFIG_CHANNEL, error::ApiError,
+    admin::Deleted,
+    admission,
+    auth::TenantAuth,
+    directory::CONFIG_CHANNEL,
+    error::ApiError,
+    jobs::{self, JobCreated},
     ApiTags, AppState,
 };
 
@@ -64,6 +76,110 @@ impl ReplyPolicy {
     }
 }
 
+/// Who answers a source's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum AgentModeName {
+    /// The built-in worker's reply, from the source's system prompt (the default).
+    Builtin,
+    /// No one: messages are healed and kept.
+    None,
+    /// An `agent.turn` job for your workers (`/v1/worker/claim`); `complete` with `reply` answers.
+    External,
+    /// A signed POST to your agent's `url`; a 2xx `{"reply": "…"}` answers.
+    Forward,
+}
+
+impl From<AgentModeName> for AgentMode {
+    fn from(name: AgentModeName) -> Self {
+        match name {
+            AgentModeName::Builtin => AgentMode::Builtin,
+            AgentModeName::None => AgentMode::None,
+            AgentModeName::External => AgentMode::External,
+            AgentModeName::Forward => AgentMode::Forward,
+        }
+    }
+}
+
+/// A source's agent. For `forward`, Sentinel POSTs each healed message with text to `url` as a
+/// Standard Webhook (`webhook-id`, `webhook-timestamp`, `webhook-signature`, signed with the
+/// source's agent secret): `{"type": "message.received", "timestamp", "data": {"job_id",
+/// "source_id", "message", "history"}}`. A 2xx `{"reply": "…"}` sends the reply; 429 or 503 with
+/// `Retry-After` waits that long; other 5xx and timeouts are retried with backoff; other 4xx end
+/// the job dead. The URL must be public unless the operator's `SENTINEL_FORWARD_ALLOW` names its
+/// host or address range.
+#[derive(Debug, Clone, Object)]
+pub struct AgentSetting {
+    pub mode: AgentModeName,
+    /// `forward` only: where messages are POSTed (http or https).
+    #[oai(validator(max_length = 2000))]
+    pub url: Option<String>,
+    /// `forward` only: the most requests outstanding to the agent at once, across all workers;
+    /// default 4.
+    #[oai(validator(minimum(value = "1"), maximum(value = "256")))]
+    pub max_in_flight: Option<u32>,
+    /// `forward` only: how long a request may take before it is retried; default 10000.
+    #[oai(validator(minimum(value = "100"), maximum(value = "60000")))]
+    pub timeout_ms: Option<u32>,
+}
+
+impl AgentSetting {
+    fn checked(&self, state: &AppState) -> Result<AgentSettings, ApiError> {
+        AgentSettings {
+            mode: self.mode.into(),
+            url: self.url.clone(),
+            max_in_flight: self.max_in_flight,
+            timeout_ms: self.timeout_ms,
+        }
+        .checked(&state.config.forward_allow)
+        .map_err(|message| ApiError::unprocessable("invalid_agent", message))
+    }
+}
+
+/// A source's agent as the API shows it.
+#[derive(Debug, Object)]
+pub struct AgentView {
+    /// `builtin`, `none`, `external` or `forward`.
+    pub mode: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub url: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub max_in_flight: Option<u32>,
+    #[oai(skip_serializing_if_is_none)]
+    pub timeout_ms: Option<u32>,
+    /// The signing secret of forward requests (`whsec_…`), only in the answer that made it: the
+    /// creation of a forwarding source, a switch to `forward`, or `rotate_agent_secret`. It is
+    /// never shown again.
+    #[oai(skip_serializing_if_is_none)]
+    pub secret: Option<String>,
+    /// After a rotation, the previous secret also signs forward requests until this time.
+    #[oai(skip_serializing_if_is_none)]
+    pub previous_secret_until: Option<DateTime<Utc>>,
+}
+
+impl AgentView {
+    fn of(stored: &JsonValue, previous_secret_until: Option<DateTime<Utc>>) -> Self {
+        let settings = AgentSettings::from_json(stored);
+        AgentView {
+            mode: settings.mode.as_str().to_owned(),
+            url: settings.url,
+            max_in_flight: settings.max_in_flight,
+            timeout_ms: settings.timeout_ms,
+            secret: None,
+            previous_secret_until,
+        }
+    }
+}
+
+/// A new agent secret: 32 random bytes, as Standard Webhooks writes a secret.
+fn new_agent_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
 #[derive(Debug, Object)]
 pub struct CreateSource {
     pub platform: PlatformName,
@@ -85,6 +201,8 @@ pub struct CreateSource {
     // Documented on `ReplyPolicy`: a doc comment here would make the field an `allOf`, which
     // some client generators (openapi-python-client) cannot read.
     pub reply_policy: Option<ReplyPolicy>,
+    // Documented on `AgentSetting`; default `{"mode": "builtin"}`.
+    pub agent: Option<AgentSetting>,
 }
 
 #[derive(Debug, Object)]
@@ -106,6 +224,8 @@ pub struct Source {
     /// After a rotation, the replaced secrets are still taken until this time.
     #[oai(nullable)]
     pub previous_secrets_until: Option<DateTime<Utc>>,
+    // Documented on `AgentView`.
+    pub agent: AgentView,
     pub created_at: DateTime<Utc>,
     /// When the source was last changed; null when never.
     #[oai(nullable)]
@@ -128,9 +248,32 @@ pub struct UpdateSource {
     /// New verification secrets, checked as on creation. The secrets they replace stay valid for
     /// `secrets_overlap_secs`, so webhooks signed while the platform switches over are taken.
     pub secrets: Option<JsonValue>,
-    /// How long the replaced secrets stay valid; default 86400 (a day), 0 ends them at once.
+    // Documented on `AgentSetting`. Switching to `forward` makes a signing secret when the source
+    // has none, and the answer shows it once.
+    pub agent: Option<AgentSetting>,
+    /// Make a new forward signing secret (the agent must be `forward`); the answer shows it once,
+    /// and the previous one keeps signing for `secrets_overlap_secs`.
+    pub rotate_agent_secret: Option<bool>,
+    /// How long the replaced secrets (verification secrets, and the agent's signing secret) stay
+    /// valid; default 86400 (a day), 0 ends them at once.
     #[oai(validator(minimum(value = "0"), maximum(value = "2592000")))]
     pub secrets_overlap_secs: Option<u32>,
+}
+
+/// A message to send through the source's platform, with its reply credentials.
+#[derive(Debug, Object)]
+pub struct SendMessage {
+    /// The conversation, as the platform names it: Telegram's chat id, WhatsApp's customer number
+    /// (`wa_id`), Slack's channel id.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub conversation_id: String,
+    /// At most 4096 characters.
+    #[oai(validator(min_length = 1, max_length = 4096))]
+    pub text: String,
+    /// The message it answers: Telegram's `message_id`, WhatsApp's message id (`wamid…`), or the
+    /// Slack thread's `ts`.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub reply_to: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -193,6 +336,8 @@ async fn tenant_sources(
     let rows = sqlx::query!(
         r#"SELECT id, platform, name, reply IS NOT NULL AS "has_reply!", reply_policy, system_prompt,
                   CASE WHEN previous_secrets_until > now() THEN previous_secrets_until END AS previous_secrets_until,
+                  agent,
+                  CASE WHEN previous_agent_secret_until > now() THEN previous_agent_secret_until END AS previous_agent_secret_until,
                   created_at, updated_at
            FROM sources
            WHERE tenant_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id = $2)
@@ -213,6 +358,7 @@ async fn tenant_sources(
             reply_policy: row.reply_policy,
             system_prompt: row.system_prompt,
             previous_secrets_until: row.previous_secrets_until,
+            agent: AgentView::of(&row.agent, row.previous_agent_secret_until),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -239,19 +385,29 @@ impl SourcesApi {
         if let Some(reply) = &body.reply {
             check_reply(platform, reply)?;
         }
+        let agent = match &body.agent {
+            Some(agent) => agent.checked(&state)?,
+            None => AgentSettings::default(),
+        };
+        let agent_secret = (agent.mode == AgentMode::Forward).then(new_agent_secret);
         let row = sqlx::query!(
-            "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt, reply_policy)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at, reply_policy",
+            "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt, reply_policy, agent, agent_secret)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at, reply_policy, agent",
             auth.0.tenant_id(),
             platform.as_str(),
             body.name,
             body.secrets,
             body.reply,
             body.system_prompt,
-            body.reply_policy.unwrap_or(ReplyPolicy::Deterministic).as_str()
+            body.reply_policy.unwrap_or(ReplyPolicy::Deterministic).as_str(),
+            agent.to_json(),
+            agent_secret
         )
         .fetch_one(&state.pool)
         .await?;
+        let mut agent = AgentView::of(&row.agent, None);
+        // The one answer that shows the signing secret.
+        agent.secret = agent_secret;
         Ok(CreatedSource::Created(Json(Source {
             id: row.id,
             platform: platform.as_str().to_owned(),
@@ -269,6 +425,7 @@ impl SourcesApi {
             reply_policy: row.reply_policy,
             system_prompt: body.system_prompt.clone(),
             previous_secrets_until: None,
+            agent,
             created_at: row.created_at,
             updated_at: None,
         })))
@@ -312,16 +469,34 @@ impl SourcesApi {
     ) -> Result<Json<Source>, ApiError> {
         admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
         let tenant_id = auth.0.tenant_id();
-        let platform: Platform = sqlx::query_scalar!(
-            "SELECT platform FROM sources WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        let current = sqlx::query!(
+            "SELECT platform, agent FROM sources WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
             id.0,
             tenant_id
         )
         .fetch_optional(&state.pool)
         .await?
-        .ok_or_else(|| ApiError::not_found("source_not_found", format!("no source {}", id.0)))?
-        .parse()
-        .map_err(ApiError::internal)?;
+        .ok_or_else(|| ApiError::not_found("source_not_found", format!("no source {}", id.0)))?;
+        let platform: Platform = current.platform.parse().map_err(ApiError::internal)?;
+        let agent = body
+            .agent
+            .as_ref()
+            .map(|agent| agent.checked(&state))
+            .transpose()?;
+        let forwarding = agent
+            .as_ref()
+            .map_or(AgentSettings::from_json(&current.agent).mode, |agent| {
+                agent.mode
+            })
+            == AgentMode::Forward;
+        let rotate = body.rotate_agent_secret == Some(true);
+        if rotate && !forwarding {
+            return Err(ApiError::unprocessable(
+                "invalid_agent",
+                "rotate_agent_secret is for a source whose agent is forward",
+            ));
+        }
+        let new_secret = new_agent_secret();
         check_texts(&[
             ("name", body.name.value().map(String::as_str)),
             (
@@ -336,7 +511,7 @@ impl SourcesApi {
             check_reply(platform, reply)?;
         }
         let overlap = f64::from(body.secrets_overlap_secs.unwrap_or(86_400));
-        let changed = sqlx::query_scalar!(
+        let changed = sqlx::query!(
             r#"WITH changed AS (
                    UPDATE sources SET
                        name = CASE WHEN $3 THEN $4 ELSE name END,
@@ -347,11 +522,20 @@ impl SourcesApi {
                        previous_secrets_until = CASE WHEN $10::jsonb IS NULL THEN previous_secrets_until
                                                      ELSE now() + make_interval(secs => $11) END,
                        secrets = coalesce($10, secrets),
+                       agent = coalesce($13, agent),
+                       previous_agent_secret = CASE WHEN $14 AND agent_secret IS NOT NULL THEN agent_secret
+                                                    ELSE previous_agent_secret END,
+                       previous_agent_secret_until = CASE WHEN $14 AND agent_secret IS NOT NULL
+                                                          THEN now() + make_interval(secs => $11)
+                                                          ELSE previous_agent_secret_until END,
+                       agent_secret = CASE WHEN $14 OR ($15 AND agent_secret IS NULL) THEN $16
+                                           ELSE agent_secret END,
                        updated_at = now()
                    WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
-                   RETURNING id
+                   RETURNING agent_secret = $16 AS shown
                )
-               SELECT count(pg_notify($12, 'source')) AS "n!" FROM changed"#,
+               SELECT count(pg_notify($12, 'source')) AS "n!", bool_or(shown) AS "secret_shown"
+               FROM changed"#,
             id.0,
             tenant_id,
             !body.name.is_undefined(),
@@ -363,11 +547,15 @@ impl SourcesApi {
             body.reply.value(),
             body.secrets.as_ref(),
             overlap,
-            CONFIG_CHANNEL
+            CONFIG_CHANNEL,
+            agent.as_ref().map(AgentSettings::to_json),
+            rotate,
+            forwarding,
+            new_secret
         )
         .fetch_one(&state.pool)
         .await?;
-        if changed == 0 {
+        if changed.n == 0 {
             return Err(ApiError::not_found(
                 "source_not_found",
                 format!("no source {}", id.0),
@@ -389,7 +577,77 @@ impl SourcesApi {
         {
             source.ingest_url = format!("{}?token={token}", state.ingest_url(id.0));
         }
+        // The one answer that shows a new signing secret.
+        if changed.secret_shown == Some(true) {
+            source.agent.secret = Some(new_secret);
+        }
         Ok(Json(source))
+    }
+
+    /// Send a message through the source's platform with its reply credentials: a `reply.deliver`
+    /// job in the outbox, retried and audited like the agent's replies. With an `Idempotency-Key`,
+    /// a repeated request returns the first job.
+    #[oai(path = "/:id/messages", method = "post", operation_id = "sendMessage")]
+    async fn send(
+        &self,
+        auth: TenantAuth,
+        state: Data<&Arc<AppState>>,
+        id: Path<Uuid>,
+        #[oai(name = "Idempotency-Key", validator(max_length = 200))] idempotency_key: Header<
+            Option<String>,
+        >,
+        body: Json<SendMessage>,
+    ) -> Result<JobCreated, ApiError> {
+        let tenant_id = auth.0.tenant_id();
+        let source = sqlx::query!(
+            r#"SELECT platform, reply IS NOT NULL AS "has_reply!" FROM sources
+               WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"#,
+            id.0,
+            tenant_id
+        )
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("source_not_found", format!("no source {}", id.0)))?;
+        let platform: Platform = source.platform.parse().map_err(ApiError::internal)?;
+        agent::check_reply_text(&body.text)
+            .map_err(|message| ApiError::unprocessable("invalid_message", message))?;
+        for (field, text) in [
+            ("conversation_id", Some(body.conversation_id.as_str())),
+            ("reply_to", body.reply_to.as_deref()),
+        ] {
+            if text.is_some_and(|text| text.contains('\0')) {
+                return Err(ApiError::unprocessable(
+                    "invalid_message",
+                    format!("{field} must not contain U+0000"),
+                ));
+            }
+        }
+        let address =
+            platform::send_address(platform, &body.conversation_id, body.reply_to.as_deref())
+                .map_err(|message| ApiError::unprocessable("no_send_api", message))?;
+        if !source.has_reply {
+            return Err(ApiError::conflict(
+                "no_reply_credentials",
+                format!(
+                    "source {} has no reply credentials to send with; set them with PATCH /v1/sources/{}",
+                    id.0, id.0
+                ),
+            ));
+        }
+        admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
+        let job = NewJob::new(
+            tenant_id,
+            kinds::REPLY_DELIVER,
+            serde_json::json!({
+                "platform": platform.as_str(),
+                "text": body.text,
+                "address": address,
+                "conversation_id": body.conversation_id,
+            }),
+        )
+        .with_source(id.0)
+        .with_max_attempts(agent::DELIVERY_ATTEMPTS);
+        jobs::submit(&state, job, idempotency_key.0.as_deref()).await
     }
 
     /// Delete a source. Its ingress answers 404 afterwards, on every gateway.

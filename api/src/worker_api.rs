@@ -19,8 +19,9 @@ use poem_openapi::{
     param::Path, payload::Json, types::MaybeUndefined, ApiResponse, Object, OpenApi,
 };
 use sentinel_queue::{
+    agent,
     claim::FinishError,
-    kinds, storable,
+    enqueue, kinds, storable,
     tenant_kinds::{self, ControlsChange, KindState, TenantClaim},
     FailKind, Heartbeat, Job, Lease, Outcome, RetryPolicy, WORKER_JOBS_CHANNEL,
 };
@@ -39,7 +40,8 @@ const MAX_LEASE_LEN: usize = 512;
 
 #[derive(Debug, Object)]
 pub struct ClaimRequest {
-    /// Tenant-defined kinds to take jobs of (the name rule is under `POST /v1/jobs`).
+    /// Kinds to take jobs of: your own (the name rule is under `POST /v1/jobs`), and `agent.turn`
+    /// for the messages of sources whose agent is `external`.
     #[oai(validator(min_items = 1, max_items = 32))]
     pub kinds: Vec<String>,
     /// The most jobs to take; default 1.
@@ -69,7 +71,13 @@ pub struct ClaimedJob {
     /// The fencing token every later call about this job must carry.
     pub lease: String,
     pub lease_expires_at: DateTime<Utc>,
+    /// An `agent.turn`'s input is `{source_id, platform, inbound_job_id, message, history,
+    /// address}`: `history` is the conversation's last messages (`{role: user | agent, text}`,
+    /// oldest first), and `address` where the reply goes.
     pub input: JsonValue,
+    /// For an `agent.turn`: the canonical message to answer. Answer it with `complete`'s `reply`.
+    #[oai(skip_serializing_if_is_none)]
+    pub message: Option<JsonValue>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -111,6 +119,11 @@ pub struct CompleteRequest {
     pub lease: String,
     /// The job's result, kept in the job; default null.
     pub result: Option<JsonValue>,
+    /// For an `agent.turn`: the answer to send to the user, through the outbox (a `reply.deliver`
+    /// job, in the same transaction as the completion), at most 4096 characters. Other kinds
+    /// refuse it (422 `reply_not_allowed`).
+    #[oai(validator(max_length = 4096))]
+    pub reply: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -136,6 +149,9 @@ pub struct AttemptEnded {
     /// When the job runs again, if it does.
     #[oai(skip_serializing_if_is_none)]
     pub run_at: Option<DateTime<Utc>>,
+    /// The `reply.deliver` job that sends `complete`'s `reply`.
+    #[oai(skip_serializing_if_is_none)]
+    pub reply_job_id: Option<i64>,
 }
 
 #[derive(ApiResponse)]
@@ -242,10 +258,11 @@ impl From<FinishError> for ApiError {
     }
 }
 
-/// What the fenced calls need to know first: the job is this tenant's, and of a tenant-defined
-/// kind (a built-in job's lease is never the worker API's to write).
+/// What the fenced calls need to know first: the job is this tenant's, and of a kind the worker
+/// API runs (a built-in worker's job's lease is never the worker API's to write).
 struct Held {
     lease: Lease,
+    kind: String,
     cancel_requested: bool,
 }
 
@@ -265,11 +282,12 @@ async fn held(
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {job_id}")))?;
-    if kinds::is_builtin(&job.kind) {
+    if !kinds::worker_api_claims(&job.kind) {
         return Err(lease_lost(job_id));
     }
     Ok(Held {
         lease,
+        kind: job.kind,
         cancel_requested: job.cancel_requested,
     })
 }
@@ -293,10 +311,13 @@ fn check_depth(what: &str, value: &JsonValue) -> Result<(), ApiError> {
 }
 
 fn check_kind(kind: &str) -> Result<(), ApiError> {
+    if kind == kinds::AGENT_TURN {
+        return Ok(());
+    }
     kinds::check_custom_kind(kind).map_err(|error| {
         ApiError::unprocessable(
             "invalid_kind",
-            format!("{error}; the worker API runs tenant-defined kinds only"),
+            format!("{error}; the worker API runs tenant-defined kinds and agent.turn"),
         )
     })
 }
@@ -306,6 +327,7 @@ fn ended(finished: sentinel_queue::Finished) -> AttemptEnded {
         id: finished.job_id,
         status: finished.status.as_str().to_owned(),
         run_at: (!finished.status.is_final()).then_some(finished.run_at),
+        reply_job_id: None,
     }
 }
 
@@ -361,6 +383,9 @@ impl WorkerApi {
         let jobs = jobs
             .into_iter()
             .filter_map(|job| {
+                let message = (job.kind == kinds::AGENT_TURN)
+                    .then(|| job.input.get("message").cloned())
+                    .flatten();
                 Some(ClaimedJob {
                     lease: lease_token(&job)?,
                     lease_expires_at: job.lease_expires_at?,
@@ -369,6 +394,7 @@ impl WorkerApi {
                     attempt: job.attempt,
                     max_attempts: job.max_attempts,
                     priority: job.priority,
+                    message,
                     input: job.input,
                     created_at: job.created_at,
                 })
@@ -422,7 +448,8 @@ impl WorkerApi {
         }
     }
 
-    /// End the attempt in success, with the job's result.
+    /// End the attempt in success, with the job's result; for an `agent.turn`, with the `reply` to
+    /// send too.
     #[oai(
         path = "/v1/worker/jobs/:id/complete",
         method = "post",
@@ -435,11 +462,45 @@ impl WorkerApi {
         id: Path<i64>,
         body: Json<CompleteRequest>,
     ) -> Result<Json<AttemptEnded>, ApiError> {
-        let result = body.0.result.unwrap_or(JsonValue::Null);
+        let CompleteRequest {
+            lease,
+            result,
+            reply,
+        } = body.0;
+        let result = result.unwrap_or(JsonValue::Null);
         check_depth("result", &result)?;
-        let held = held(&state, auth.0.tenant_id(), id.0, &body.0.lease).await?;
-        let finished = sentinel_queue::complete(&state.pool, &held.lease, result).await?;
-        Ok(Json(ended(finished)))
+        if let Some(text) = &reply {
+            agent::check_reply_text(text)
+                .map_err(|message| ApiError::unprocessable("invalid_reply", message))?;
+        }
+        let held = held(&state, auth.0.tenant_id(), id.0, &lease).await?;
+        let Some(text) = reply else {
+            let finished = sentinel_queue::complete(&state.pool, &held.lease, result).await?;
+            return Ok(Json(ended(finished)));
+        };
+        if held.kind != kinds::AGENT_TURN {
+            return Err(ApiError::unprocessable(
+                "reply_not_allowed",
+                format!(
+                    "reply answers an agent.turn; job {} is a {} job",
+                    id.0, held.kind
+                ),
+            ));
+        }
+        let job = Job::fetch(&state.pool, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;
+        let deliver = agent::reply_job(&job, &text)
+            .map_err(|message| ApiError::unprocessable("invalid_reply", message))?;
+        // The reply is queued only if the completion holds: one transaction.
+        let mut tx = state.pool.begin().await?;
+        let finished = sentinel_queue::complete(&mut *tx, &held.lease, result).await?;
+        let enqueued = enqueue(&mut *tx, &deliver).await?;
+        tx.commit().await?;
+        Ok(Json(AttemptEnded {
+            reply_job_id: Some(enqueued.id),
+            ..ended(finished)
+        }))
     }
 
     /// End the attempt in failure: retried with backoff (the default), fatal (`retry: false`), or

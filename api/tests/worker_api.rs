@@ -672,7 +672,7 @@ async fn the_sql_list_of_builtin_kinds_is_the_rust_one(
             .unwrap();
     let claim_sql = include_str!("../../queue/sql/claim_tenant.sql");
     let kinds_rs = include_str!("../../queue/src/tenant_kinds.rs");
-    for kind in sentinel_queue::kinds::BUILTIN_KINDS {
+    for kind in sentinel_queue::kinds::WORKER_KINDS {
         assert!(
             index.contains(&format!("'{kind}'")),
             "{kind} missing from {index}"
@@ -692,9 +692,14 @@ async fn the_sql_list_of_builtin_kinds_is_the_rust_one(
             .unwrap();
         assert!(builtin, "{kind}");
     }
-    let custom: bool = sqlx::query_scalar("SELECT builtin_job_kind('doc.summarise')")
-        .fetch_one(&db)
-        .await
-        .unwrap();
-    assert!(!custom);
+    // Tenant-defined kinds and agent.turn are the worker API's.
+    for kind in ["doc.summarise", sentinel_queue::kinds::AGENT_TURN] {
+        let builtin: bool = sqlx::query_scalar("SELECT builtin_job_kind($1)")
+            .bind(kind)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert!(!builtin, "{kind}");
+        assert!(!index.contains(&format!("'{kind}'")), "{kind} in {index}");
+    }
 }

@@ -16,7 +16,7 @@ candidates AS (
         SELECT id, priority, run_at, octet_length(input::text)::bigint AS bytes
         FROM jobs
         WHERE tenant_id = $2 AND kind = w.kind AND status = 'queued' AND run_at <= now()
-          AND kind <> ALL (ARRAY['webhook.inbound', 'payload.heal', 'llm.generate', 'reply.deliver', 'agent.turn'])
+          AND kind <> ALL (ARRAY['webhook.inbound', 'payload.heal', 'llm.generate', 'reply.deliver', 'agent.forward'])
         ORDER BY priority, run_at, id
         LIMIT w.n
         FOR UPDATE SKIP LOCKED

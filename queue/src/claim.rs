@@ -74,6 +74,9 @@ pub enum Stage {
     Model,
     /// The LLM healing step, on its own share of the model's slots.
     LlmHeal,
+    /// An inbound message for a source whose agent is external or forward: the agent lane makes
+    /// its `agent.turn` or `agent.forward` job (see [`crate::agent`]).
+    Agent,
 }
 
 impl Stage {
@@ -82,6 +85,7 @@ impl Stage {
             Stage::New => "new",
             Stage::Model => "model",
             Stage::LlmHeal => "llm_heal",
+            Stage::Agent => "agent",
         }
     }
 }

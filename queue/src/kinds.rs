@@ -12,22 +12,36 @@ pub const LLM_GENERATE: &str = "llm.generate";
 /// Deliver an agent's reply to its platform (created by the worker).
 pub const REPLY_DELIVER: &str = "reply.deliver";
 
-/// A turn of a tenant's own agent (reserved for the `external` agent mode).
+/// A turn of a tenant's own agent, for a source whose agent is `external`: the canonical message
+/// and the conversation's history, claimed through the worker API (see `crate::agent`).
 pub const AGENT_TURN: &str = "agent.turn";
+/// A healed message POSTed to the tenant's agent, for a source whose agent is `forward` (sent by
+/// the built-in worker, at most the source's `max_in_flight` at once).
+pub const AGENT_FORWARD: &str = "agent.forward";
 
 /// The built-in kinds a tenant may submit through the job API.
 pub const API_KINDS: [&str; 2] = [PAYLOAD_HEAL, LLM_GENERATE];
 
-/// Every kind that is Sentinel's own. Tenants cannot define these, and the worker API never claims
-/// them. The same list is in SQL: `builtin_job_kind()` and the `jobs_worker_claim` index
-/// (migrations/…_worker_api.sql), queue/sql/claim_tenant.sql and `tenant_kinds::list`; a test
-/// (api/tests/worker_api.rs) checks they agree.
-pub const BUILTIN_KINDS: [&str; 5] = [
+/// Every kind that is Sentinel's own: tenants cannot define these.
+pub const BUILTIN_KINDS: [&str; 6] = [
     WEBHOOK_INBOUND,
     PAYLOAD_HEAL,
     LLM_GENERATE,
     REPLY_DELIVER,
     AGENT_TURN,
+    AGENT_FORWARD,
+];
+
+/// The kinds Sentinel's own worker runs; the worker API claims every other kind (tenant-defined
+/// ones, and [`AGENT_TURN`]). The same list is in SQL: `builtin_job_kind()` and the
+/// `jobs_worker_claim` index (migrations/…_agents.sql), queue/sql/claim_tenant.sql and
+/// `tenant_kinds::list`; a test (api/tests/worker_api.rs) checks they agree.
+pub const WORKER_KINDS: [&str; 5] = [
+    WEBHOOK_INBOUND,
+    PAYLOAD_HEAL,
+    LLM_GENERATE,
+    REPLY_DELIVER,
+    AGENT_FORWARD,
 ];
 
 /// Names that start with this are reserved for Sentinel's future kinds.
@@ -39,11 +53,17 @@ pub const MAX_KIND_LEN: usize = 64;
 /// The rule for a tenant-defined kind's name, as the API documents it.
 pub const KIND_NAME_RULE: &str = "1 to 64 characters: lowercase ASCII letters, digits, '_' and '-', \
 in segments separated by single dots, starting with a letter (for example doc.summarise); not one of \
-Sentinel's kinds (webhook.inbound, payload.heal, llm.generate, reply.deliver, agent.turn) and not \
-starting with 'sentinel.'";
+Sentinel's kinds (webhook.inbound, payload.heal, llm.generate, reply.deliver, agent.turn, \
+agent.forward) and not starting with 'sentinel.'";
 
 pub fn is_builtin(kind: &str) -> bool {
     BUILTIN_KINDS.contains(&kind)
+}
+
+/// Whether the worker API may claim and finish jobs of `kind`: a tenant-defined kind or
+/// [`AGENT_TURN`].
+pub fn worker_api_claims(kind: &str) -> bool {
+    kind == AGENT_TURN || check_custom_kind(kind).is_ok()
 }
 
 /// Checks the name of a tenant-defined kind against [`KIND_NAME_RULE`], saying what is wrong.
@@ -142,7 +162,7 @@ pub fn validate_api_input(kind: &str, input: &JsonValue) -> Result<(), String> {
                 Some(_) => Err("input.max_tokens must be an integer from 1 to 8192".into()),
             }
         }
-        WEBHOOK_INBOUND | REPLY_DELIVER => Err(format!(
+        WEBHOOK_INBOUND | REPLY_DELIVER | AGENT_FORWARD => Err(format!(
             "{kind} jobs are created by Sentinel itself, not through the API"
         )),
         AGENT_TURN => Err(format!(
@@ -181,6 +201,7 @@ mod tests {
             ("d\u{e9}", "'\u{e9}'"),
             ("payload.heal", "Sentinel's own"),
             ("agent.turn", "Sentinel's own"),
+            ("agent.forward", "Sentinel's own"),
             ("sentinel.anything", "reserved"),
         ] {
             let error = check_custom_kind(bad).unwrap_err();
@@ -192,7 +213,7 @@ mod tests {
     fn the_job_api_takes_custom_kinds_and_refuses_sentinels_internal_ones() {
         let input = serde_json::json!({"document": "s3://bucket/a.pdf"});
         assert_eq!(validate_api_input("doc.summarise", &input), Ok(()));
-        for internal in [WEBHOOK_INBOUND, REPLY_DELIVER, AGENT_TURN] {
+        for internal in [WEBHOOK_INBOUND, REPLY_DELIVER, AGENT_TURN, AGENT_FORWARD] {
             let error = validate_api_input(internal, &input).unwrap_err();
             assert!(error.contains("created by Sentinel"), "{internal}: {error}");
         }

@@ -4,6 +4,8 @@
 //! broker. Every job state change appends a row to `events` in the same transaction, and every
 //! batch of changes sends one small NOTIFY so that workers and gateways wake without polling.
 
+#[cfg(feature = "db")]
+pub mod agent;
 pub mod canonical;
 #[cfg(feature = "db")]
 pub mod claim;

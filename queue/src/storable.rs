@@ -126,11 +126,29 @@ pub fn text_depth(raw: &str) -> usize {
     deepest
 }
 
+/// `text` cut to at most `max` bytes at a character boundary.
+pub fn clip(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn clipping_keeps_whole_characters() {
+        assert_eq!(clip("h\u{e9}llo", 2), "h");
+        assert_eq!(clip("hello", 10), "hello");
+    }
 
     #[test]
     fn nul_is_replaced_in_strings_and_keys_at_any_depth() {

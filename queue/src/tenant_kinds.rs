@@ -84,7 +84,7 @@ pub async fn list(
         r#"WITH queued AS (
                SELECT kind, count(*) AS n FROM jobs
                WHERE tenant_id = $1 AND status = 'queued' AND ($2::text IS NULL OR kind = $2)
-                 AND kind <> ALL (ARRAY['webhook.inbound', 'payload.heal', 'llm.generate', 'reply.deliver', 'agent.turn'])
+                 AND kind <> ALL (ARRAY['webhook.inbound', 'payload.heal', 'llm.generate', 'reply.deliver', 'agent.forward'])
                GROUP BY kind
            ),
            running AS (

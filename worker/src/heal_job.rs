@@ -8,12 +8,13 @@
 //! lane, where [`handle`] runs the whole pipeline.
 
 use sentinel_queue::{
+    agent::AgentMode,
     canonical::{self, CanonicalMessage, EVENT_TYPES},
     extract,
     heal::{self, HealedBy},
     kinds,
     platform::Platform,
-    FailKind, Job, Outcome, Stage,
+    storable, FailKind, Job, Outcome, Stage,
 };
 use serde_json::{json, Value as JsonValue};
 
@@ -101,10 +102,12 @@ impl Payload {
 }
 
 /// The deterministic lane's step: heals a job by adapter or repair and finishes it, or hands it
-/// on when it needs the model: to the healing share of its slots ([`Stage::LlmHeal`]) when no
-/// deterministic step could heal it, to the model lane ([`Stage::Model`]) for the agent's reply.
-/// Never touches the model, and takes microseconds.
-pub fn heal_without_model(job: &Job) -> Outcome {
+/// on: to the healing share of the model's slots ([`Stage::LlmHeal`]) when no deterministic step
+/// could heal it; for a message that gets an answer, to the model lane ([`Stage::Model`]) for the
+/// built-in agent's reply, or to the agent lane ([`Stage::Agent`]) for an external or forwarded
+/// agent. `agent` is who answers the job's source. Never touches the model, and takes
+/// microseconds.
+pub fn heal_without_model(job: &Job, agent: AgentMode) -> Outcome {
     let payload = match Payload::of(job) {
         Ok(payload) => payload,
         Err(outcome) => return outcome,
@@ -120,31 +123,61 @@ pub fn heal_without_model(job: &Job) -> Outcome {
         Err(outcome) => return outcome,
     };
     if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
-        // A reply needs the model, unless there is nowhere to send one.
-        match reply::addressee(job, payload.platform, &message, payload.parsed.as_ref()) {
-            Ok(_) => {
-                return Outcome::HandedOff {
-                    stage: Stage::Model,
+        // A reply needs the model or the tenant's agent, unless there is nowhere to send one.
+        let next = match agent {
+            AgentMode::Builtin => Some(Stage::Model),
+            AgentMode::External | AgentMode::Forward => Some(Stage::Agent),
+            AgentMode::None => None,
+        };
+        let skipped = match next {
+            Some(stage) => {
+                match reply::addressee(job, payload.platform, &message, payload.parsed.as_ref()) {
+                    Ok(_) => return Outcome::HandedOff { stage },
+                    Err(skipped) => skipped,
                 }
             }
-            Err(skipped) => {
-                for (key, value) in skipped {
-                    result[key] = value;
-                }
-            }
+            None => reply::skipped(reply::AGENT_NONE),
+        };
+        for (key, value) in skipped {
+            result[key] = value;
         }
     }
     Outcome::Succeeded { result }
 }
 
+/// The lane a healing job runs in after the deterministic one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// The model's slots: the LLM step and the built-in agent's reply.
+    Model,
+    /// The agent lane: a message an external or forwarded agent answers. It never runs the model:
+    /// a job that turns out to need it is handed to the model's stages.
+    Agent,
+}
+
 /// The model lane's step: the whole pipeline, the LLM step and the agent's reply included.
 pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Outcome {
+    handle_in(services, job, context, Lane::Model).await
+}
+
+/// The whole pipeline in `lane`.
+pub async fn handle_in(
+    services: &Services,
+    job: &Job,
+    context: &JobContext,
+    lane: Lane,
+) -> Outcome {
     let payload = match Payload::of(job) {
         Ok(payload) => payload,
         Err(outcome) => return outcome,
     };
     let (healed, heal_notes) = match payload.heal() {
         Ok(healed) => (healed, None),
+        Err(_) if lane == Lane::Agent => {
+            return Outcome::HandedOff {
+                stage: Stage::LlmHeal,
+            }
+        }
         Err(not_healed) => {
             let text = payload
                 .raw
@@ -199,6 +232,7 @@ pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Out
             &message,
             payload.parsed.as_ref(),
             healed_by,
+            lane,
         )
         .await
         {
@@ -288,7 +322,7 @@ async fn heal_with_llm(
     let compact = heal::repair(text)
         .filter(|value| value.is_object() || value.is_array())
         .map(|value| value.to_string());
-    let excerpt = truncate(compact.as_deref().unwrap_or(text).trim(), LLM_PAYLOAD_BYTES);
+    let excerpt = storable::clip(compact.as_deref().unwrap_or(text).trim(), LLM_PAYLOAD_BYTES);
     if excerpt.is_empty() {
         return Err(fatal("not_healed", "the payload is empty".into()));
     }
@@ -329,7 +363,7 @@ async fn heal_with_llm(
                 "message": format!(
                     "the model's answer is not a JSON object, even after repair, after {} tokens: {}",
                     generation.usage.completion_tokens,
-                    truncate(&generation.text, 200)
+                    storable::clip(&generation.text, 200)
                 ),
             }),
         })?;
@@ -529,17 +563,6 @@ fn push_candidate(candidates: &mut Vec<String>, candidate: &str) {
     {
         candidates.push(candidate.to_owned());
     }
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Adds why the deterministic steps failed to a failure of the LLM step.

@@ -5,8 +5,11 @@
 
 use std::{panic::AssertUnwindSafe, time::Duration};
 
-use sentinel_queue::{claim_batch_within, finish_many_isolated, Claimable, Finish, Job, Waiter};
-use sqlx::PgPool;
+use sentinel_queue::{
+    agent::{self, AgentMode},
+    claim_batch_within, finish_many_isolated, Claimable, Finish, Job, Waiter,
+};
+use sqlx::{types::Uuid, PgPool};
 use tokio::sync::watch;
 
 use crate::heal_job::heal_without_model;
@@ -77,13 +80,29 @@ fn stored_bytes(job: &Job) -> usize {
 }
 
 async fn finish_batch(pool: &PgPool, jobs: Vec<Job>) {
+    // Who answers each source's messages, read once for the batch. On a failed read the batch is
+    // left to the rescuer, as on a failed finish.
+    let mut sources: Vec<Uuid> = jobs.iter().filter_map(|job| job.source_id).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let agents = match agent::settings_of(pool, &sources).await {
+        Ok(agents) => agents,
+        Err(error) => {
+            tracing::warn!(%error, jobs = jobs.len(), "reading the sources' agents failed; the rescuer requeues the batch when its lease expires");
+            return;
+        }
+    };
     let healed = tokio::task::spawn_blocking(move || {
         jobs.iter()
             .filter_map(|job| {
                 let lease = job.lease()?;
+                let mode = job
+                    .source_id
+                    .and_then(|id| agents.get(&id))
+                    .map_or(AgentMode::Builtin, |agent| agent.mode);
                 // One job's panic fails that job alone, not the batch in hand.
                 let outcome =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| heal_without_model(job)))
+                    std::panic::catch_unwind(AssertUnwindSafe(|| heal_without_model(job, mode)))
                         .unwrap_or_else(|panic| crate::runner::panicked(lease.attempt, &*panic));
                 Some(Finish { lease, outcome })
             })

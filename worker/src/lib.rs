@@ -8,13 +8,19 @@
 //!   `SENTINEL_HEAL_SEQS`; the reply lane (`llm.generate`, and the agent's replies) has the rest,
 //!   so healing generations never take the slots replies wait for (see [`heal_share`]);
 //! - the delivery lane (`reply.deliver`) holds at most `SENTINEL_DELIVERY_SLOTS` jobs, so a slow
-//!   platform API never takes a sequence slot.
+//!   platform API never takes a sequence slot;
+//! - the agent lane takes the messages of sources whose agent is external or forward (`jobs.stage =
+//!   'agent'`), reads the conversation's history and makes their `agent.turn` or `agent.forward`
+//!   job, with `SENTINEL_DELIVERY_SLOTS` slots; it never runs the model;
+//! - the forward lane POSTs `agent.forward` jobs to the tenants' agents, `SENTINEL_FORWARD_SLOTS`
+//!   at once, and never more than a source's `max_in_flight` across all workers.
 //!
 //! Beside them run the rescuer, which requeues jobs whose worker vanished, and retention.
 
 pub mod admission;
 pub mod bench;
 pub mod deliver;
+pub mod forward;
 pub mod generate_job;
 pub mod gpu_memory;
 pub mod heal_job;
@@ -30,8 +36,8 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sentinel_queue::{
-    config, db, kinds, rescue::run_rescuer, retention::run_retention, Claimable, Listener, Stage,
-    JOBS_CHANNEL,
+    agent::ForwardAllow, config, db, kinds, rescue::run_rescuer, retention::run_retention,
+    Claimable, Listener, Stage, JOBS_CHANNEL,
 };
 use sqlx::{postgres::PgConnectOptions, PgPool};
 use tokio::sync::watch;
@@ -39,9 +45,10 @@ use tokio::sync::watch;
 use crate::{
     deliver::ApiBases,
     generate_job::fatal,
+    heal_job::Lane,
     heal_lane::HealLaneConfig,
     llm::{Llm, ModelConfig},
-    runner::{Handler, RunnerConfig},
+    runner::{Claims, Handler, RunnerConfig},
 };
 
 /// The healing kinds: the deterministic lane claims them at stage `new`, the model lane at stage
@@ -71,6 +78,11 @@ pub fn llm_heal_claimable() -> Claimable {
     Claimable::default().with(&HEAL_KINDS, Stage::LlmHeal)
 }
 
+/// What the agent lane claims: messages for an external or forwarded agent.
+pub fn agent_claimable() -> Claimable {
+    Claimable::default().with(&[kinds::WEBHOOK_INBOUND], Stage::Agent)
+}
+
 /// The model slots kept for the LLM healing step, out of `model_slots`: `configured`
 /// (`SENTINEL_HEAL_SEQS`), else a quarter, at least one; always leaving one for replies. 0 when
 /// the model has a single slot (or `SENTINEL_HEAL_SEQS=0`): then one lane takes both, and a
@@ -89,6 +101,10 @@ pub struct Services {
     pub max_tokens: usize,
     pub http: reqwest::Client,
     pub api_bases: ApiBases,
+    /// The client that forwards messages to the tenants' agents (see [`forward::client`]).
+    pub forward_http: reqwest::Client,
+    /// The operator's allowlist for forward URLs (`SENTINEL_FORWARD_ALLOW`).
+    pub forward_allow: Arc<ForwardAllow>,
 }
 
 impl Services {
@@ -98,7 +114,9 @@ impl Services {
         max_tokens: usize,
         api_bases: ApiBases,
         delivery_timeout: Duration,
+        forward_allow: ForwardAllow,
     ) -> anyhow::Result<Self> {
+        let forward_allow = Arc::new(forward_allow);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5).min(delivery_timeout))
             .timeout(delivery_timeout)
@@ -111,6 +129,9 @@ impl Services {
             max_tokens,
             http,
             api_bases,
+            forward_http: forward::client(forward_allow.clone())
+                .context("building the forward client")?,
+            forward_allow,
         })
     }
 }
@@ -126,12 +147,21 @@ pub fn handler(services: Arc<Services>) -> Handler {
                 }
                 kinds::LLM_GENERATE => generate_job::handle(&services, &job, &context).await,
                 kinds::REPLY_DELIVER => deliver::handle(&services, &job).await,
+                kinds::AGENT_FORWARD => forward::handle(&services, &job).await,
                 other => fatal(
                     "unknown_kind",
                     format!("this worker does not handle {other} jobs"),
                 ),
             }
         })
+    })
+}
+
+/// The agent lane's handler: an inbound message for an external or forwarded agent.
+pub fn agent_handler(services: Arc<Services>) -> Handler {
+    Arc::new(move |job, context| {
+        let services = services.clone();
+        Box::pin(async move { heal_job::handle_in(&services, &job, &context, Lane::Agent).await })
     })
 }
 
@@ -146,8 +176,12 @@ pub struct Config {
     /// Of those, the slots kept for the LLM healing step (`SENTINEL_HEAL_SEQS`); `None` for the
     /// default share (see [`heal_share`]).
     pub heal_slots: Option<usize>,
-    /// Deliveries in flight at once (`SENTINEL_DELIVERY_SLOTS`).
+    /// Deliveries in flight at once (`SENTINEL_DELIVERY_SLOTS`); the agent lane's slots too.
     pub delivery_slots: usize,
+    /// Forwards to the tenants' agents in flight at once (`SENTINEL_FORWARD_SLOTS`).
+    pub forward_slots: usize,
+    /// Which private addresses and hosts forwards may reach (`SENTINEL_FORWARD_ALLOW`).
+    pub forward_allow: ForwardAllow,
     /// Healing jobs the deterministic lane claims at once (`SENTINEL_HEAL_BATCH`).
     pub heal_batch: usize,
     /// The most stored input and raw-body bytes one deterministic batch holds
@@ -184,6 +218,8 @@ impl Config {
             max_slots: 4,
             heal_slots: None,
             delivery_slots: 16,
+            forward_slots: 64,
+            forward_allow: ForwardAllow::default(),
             heal_batch: 512,
             heal_batch_bytes: 64 * 1024 * 1024,
             delivery_timeout: Duration::from_secs(15),
@@ -216,6 +252,10 @@ impl Config {
                 })?),
             },
             delivery_slots: count("SENTINEL_DELIVERY_SLOTS", d.delivery_slots)?,
+            forward_slots: count("SENTINEL_FORWARD_SLOTS", d.forward_slots)?,
+            forward_allow: config::var_or("SENTINEL_FORWARD_ALLOW", String::new())?
+                .parse()
+                .map_err(|error| anyhow::anyhow!("SENTINEL_FORWARD_ALLOW: {error}"))?,
             heal_batch: count("SENTINEL_HEAL_BATCH", d.heal_batch)?,
             heal_batch_bytes: count("SENTINEL_HEAL_BATCH_BYTES", d.heal_batch_bytes)?,
             delivery_timeout: config::secs_or(
@@ -318,6 +358,7 @@ pub async fn run_with(
         config.max_tokens,
         config.api_bases.clone(),
         config.delivery_timeout,
+        config.forward_allow.clone(),
     )?);
     let heal_slots = heal_share(config.max_slots, config.heal_slots);
     tracing::info!(
@@ -326,6 +367,7 @@ pub async fn run_with(
         worker.model_slots = config.max_slots,
         worker.llm_heal_slots = heal_slots,
         worker.delivery_slots = config.delivery_slots,
+        worker.forward_slots = config.forward_slots,
         "worker started"
     );
     let (listener, listen_task) = Listener::spawn(options, &[JOBS_CHANNEL], shutdown.clone());
@@ -342,20 +384,27 @@ pub async fn run_with(
         listener.waiter(JOBS_CHANNEL),
         shutdown.clone(),
     ));
-    let lane = |claimable: Claimable, max_slots: usize| {
+    let lane_with = |claims: Claims, max_slots: usize, handler: Handler| {
         tokio::spawn(runner::run(
             pool.clone(),
             RunnerConfig {
                 worker_id: config.worker_id.clone(),
-                claimable,
+                claims,
                 max_slots,
                 lease: config.lease,
                 poll_interval: config.poll_interval,
             },
             listener.waiter(JOBS_CHANNEL),
-            handler(services.clone()),
+            handler,
             shutdown.clone(),
         ))
+    };
+    let lane = |claimable: Claimable, max_slots: usize| {
+        lane_with(
+            Claims::Kinds(claimable),
+            max_slots,
+            handler(services.clone()),
+        )
     };
     let model_lane = lane(
         model_claimable(heal_slots == 0),
@@ -367,6 +416,16 @@ pub async fn run_with(
         tokio::spawn(async {})
     };
     let delivery_lane = lane(Claimable::new(&DELIVERY_KINDS), config.delivery_slots);
+    let agent_lane = lane_with(
+        Claims::Kinds(agent_claimable()),
+        config.delivery_slots,
+        agent_handler(services.clone()),
+    );
+    let forward_lane = lane_with(
+        Claims::Forwards,
+        config.forward_slots,
+        handler(services.clone()),
+    );
     let rescuer = tokio::spawn(run_rescuer(
         pool.clone(),
         (config.lease / 4).max(Duration::from_secs(1)),
@@ -386,6 +445,8 @@ pub async fn run_with(
         model_lane,
         llm_heal_lane,
         delivery_lane,
+        agent_lane,
+        forward_lane,
         rescuer,
         retention,
         listen_task

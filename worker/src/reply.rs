@@ -1,38 +1,44 @@
-//! The agent's reply to an inbound message: the source's system prompt, the last
-//! [`HISTORY_MESSAGES`] messages of the same conversation (read from the jobs that carried them),
-//! one generation, and a `reply.deliver` job in the outbox.
+//! The answer to an inbound message. The built-in agent's: the source's system prompt, the last
+//! [`agent::HISTORY_MESSAGES`] messages of the same conversation (read from the jobs that carried
+//! them), one generation, and a `reply.deliver` job in the outbox. An external or forwarded
+//! agent's: an `agent.turn` or `agent.forward` job (see `sentinel_queue::agent`).
 //!
 //! The outbox job's dedupe key is `reply:<inbound job id>`, so a retried attempt that generates
 //! again still delivers once: it finds the first attempt's job and reports that job's text.
 
 use sentinel_queue::{
+    agent::{self, AgentMode, AgentSettings},
     canonical::CanonicalMessage,
     enqueue,
     heal::HealedBy,
     kinds,
     platform::{self, Platform},
-    Job, NewJob, Outcome, RetryPolicy,
+    Job, NewJob, Outcome, RetryPolicy, Stage,
 };
 use serde_json::{json, Value as JsonValue};
 use sqlx::types::Uuid;
 
 use crate::{
     generate_job::generate,
+    heal_job::Lane,
     llm::{ChatMessage, Role},
     runner::JobContext,
     Services,
 };
 
-/// Messages of history the model sees, user and agent turns together.
-pub const HISTORY_MESSAGES: usize = 10;
 /// The system prompt of a source that has none.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
     "You are a helpful customer support agent. Answer briefly and politely.";
-/// Attempts a reply delivery gets (429s do not count).
-pub const DELIVERY_ATTEMPTS: i32 = 8;
+/// Why a message of a source whose agent is `none` gets no answer.
+pub const AGENT_NONE: &str = "the source's agent is none";
 
-/// Generates and enqueues the reply. Returns the fields it adds to the job's result: `reply`,
-/// `reply_usage` and `delivery` (`{job_id}` or `{skipped}` with the reason).
+/// Answers the message as the source's agent says: the built-in agent generates the reply and
+/// enqueues it; an external or forwarded agent gets an `agent.turn` or `agent.forward` job with the
+/// message and the conversation's history; `none` answers nothing. Returns the fields it adds to
+/// the job's result: `reply`, `reply_usage` and `delivery` (`{job_id}` or `{skipped}` with the
+/// reason) for the built-in agent, `agent` (`{mode, job_id}`) for the others. In the agent lane, a
+/// source whose agent is now the built-in one is handed to the model lane.
+#[allow(clippy::too_many_arguments)]
 pub async fn respond(
     services: &Services,
     job: &Job,
@@ -41,13 +47,15 @@ pub async fn respond(
     message: &CanonicalMessage,
     payload: Option<&JsonValue>,
     healed_by: HealedBy,
+    lane: Lane,
 ) -> Result<Vec<(&'static str, JsonValue)>, Outcome> {
     let (source_id, address) = match addressee(job, platform, message, payload) {
         Ok(found) => found,
         Err(skip) => return Ok(skip),
     };
     let source = sqlx::query!(
-        r#"SELECT system_prompt, reply IS NOT NULL AS "has_credentials!", reply_policy FROM sources WHERE id = $1"#,
+        r#"SELECT system_prompt, reply IS NOT NULL AS "has_credentials!", reply_policy, agent
+           FROM sources WHERE id = $1"#,
         source_id
     )
     .fetch_optional(&services.pool)
@@ -56,6 +64,16 @@ pub async fn respond(
     let Some(source) = source else {
         return Ok(skipped("the source was deleted"));
     };
+    let agent = AgentSettings::from_json(&source.agent).mode;
+    match (agent, lane) {
+        (AgentMode::None, _) => return Ok(skipped(AGENT_NONE)),
+        (AgentMode::Builtin, Lane::Agent) => {
+            return Err(Outcome::HandedOff {
+                stage: Stage::Model,
+            })
+        }
+        _ => {}
+    }
     // A person reviewed the healed message and approved the reply (`POST /v1/jobs/{id}/reply`).
     let approved = job.input.get("reply_approved") == Some(&JsonValue::Bool(true));
     if let Some(reason) = reply_refused(&source.reply_policy, healed_by).filter(|_| !approved) {
@@ -67,32 +85,37 @@ pub async fn respond(
         return Ok(skip);
     }
     let conversation = message.conversation_id.clone().unwrap_or_default();
-    let rows = sqlx::query!(
-        r#"SELECT result #>> '{message,text}' AS text, result ->> 'reply' AS reply
-           FROM jobs
-           WHERE tenant_id = $1 AND source_id = $2 AND kind = 'webhook.inbound'
-             AND status = 'succeeded' AND result #>> '{message,conversation_id}' = $3 AND id <> $4
-           ORDER BY finished_at DESC
-           LIMIT $5"#,
+    let history = agent::history(
+        &services.pool,
         job.tenant_id,
         source_id,
-        conversation,
+        &conversation,
         job.id,
-        HISTORY_MESSAGES as i64
     )
-    .fetch_all(&services.pool)
     .await
     .map_err(|error| database_error(job, error))?;
-    let mut history: Vec<ChatMessage> = Vec::new();
-    for row in rows.into_iter().rev() {
-        if let Some(text) = row.text.filter(|text| !text.is_empty()) {
-            history.push(ChatMessage::new(Role::User, text));
-        }
-        if let Some(reply) = row.reply.filter(|reply| !reply.is_empty()) {
-            history.push(ChatMessage::new(Role::Assistant, reply));
-        }
+    if let Some(kind) = agent.job_kind() {
+        let message = serde_json::to_value(message).unwrap_or(JsonValue::Null);
+        let turn = agent::turn_job(
+            kind,
+            job,
+            source_id,
+            platform.map_or("", Platform::as_str),
+            &message,
+            &history,
+            &address,
+        );
+        let enqueued = enqueue(&services.pool, &turn)
+            .await
+            .map_err(|error| database_error(job, error))?;
+        return Ok(vec![
+            ("reply", JsonValue::Null),
+            (
+                "agent",
+                json!({"mode": agent.as_str(), "job_id": enqueued.id}),
+            ),
+        ]);
     }
-    let keep_from = history.len().saturating_sub(HISTORY_MESSAGES);
     let mut prompt = vec![ChatMessage::new(
         Role::System,
         source
@@ -100,7 +123,14 @@ pub async fn respond(
             .filter(|prompt| !prompt.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
     )];
-    prompt.extend(history.drain(keep_from..));
+    prompt.extend(history.into_iter().map(|turn| {
+        let role = if turn.role == "user" {
+            Role::User
+        } else {
+            Role::Assistant
+        };
+        ChatMessage::new(role, turn.text)
+    }));
     prompt.push(ChatMessage::new(
         Role::User,
         message.text.clone().unwrap_or_default(),
@@ -145,7 +175,7 @@ pub async fn respond(
     )
     .with_source(source_id)
     .with_dedupe_key(format!("reply:{}", job.id))
-    .with_max_attempts(DELIVERY_ATTEMPTS);
+    .with_max_attempts(agent::DELIVERY_ATTEMPTS);
     let enqueued = enqueue(&services.pool, &deliver)
         .await
         .map_err(|error| database_error(job, error))?;
@@ -200,7 +230,7 @@ pub fn reply_refused(policy: &str, healed_by: HealedBy) -> Option<String> {
     }
 }
 
-fn skipped(reason: &str) -> Vec<(&'static str, JsonValue)> {
+pub fn skipped(reason: &str) -> Vec<(&'static str, JsonValue)> {
     vec![
         ("reply", JsonValue::Null),
         ("delivery", json!({ "skipped": reason })),

@@ -7,7 +7,7 @@ use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, sync::Arc, time::Du
 use futures::FutureExt;
 
 use sentinel_queue::{
-    acknowledge_cancel, claim::FinishError, claim_batch, finish_many_isolated, heartbeat,
+    acknowledge_cancel, agent, claim::FinishError, claim_batch, finish_many_isolated, heartbeat,
     Claimable, FailKind, Finish, Heartbeat, Job, Lease, Outcome, RetryPolicy, Waiter,
 };
 use sqlx::PgPool;
@@ -29,10 +29,36 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 /// Runs one job to an outcome. Errors are outcomes (`Outcome::Failed`), never panics.
 pub type Handler = Arc<dyn Fn(Job, JobContext) -> HandlerFuture + Send + Sync>;
 
+/// What a lane claims.
+#[derive(Clone)]
+pub enum Claims {
+    /// These kinds at these stages, fairly across tenants (`claim_batch`).
+    Kinds(Claimable),
+    /// `agent.forward` jobs, within each source's `max_in_flight` (`agent::claim_forwards`).
+    Forwards,
+}
+
+impl Claims {
+    async fn claim(
+        &self,
+        pool: &PgPool,
+        worker_id: &str,
+        n: usize,
+        lease: Duration,
+    ) -> sqlx::Result<Vec<Job>> {
+        match self {
+            Claims::Kinds(claimable) => claim_batch(pool, worker_id, claimable, n, lease).await,
+            Claims::Forwards => {
+                agent::claim_forwards(pool, worker_id, n, lease.as_secs_f64()).await
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct RunnerConfig {
     pub worker_id: String,
-    pub claimable: Claimable,
+    pub claims: Claims,
     /// Jobs in flight at once: the claim slots.
     pub max_slots: usize,
     pub lease: Duration,
@@ -60,14 +86,10 @@ pub async fn run(
         let free = slots.available_permits();
         let mut claimed_all_free = false;
         if free > 0 {
-            match claim_batch(
-                &pool,
-                &config.worker_id,
-                &config.claimable,
-                free,
-                config.lease,
-            )
-            .await
+            match config
+                .claims
+                .claim(&pool, &config.worker_id, free, config.lease)
+                .await
             {
                 Ok(jobs) => {
                     claimed_all_free = jobs.len() == free;

@@ -11,7 +11,13 @@
 
     worker.run()  # until SIGINT or SIGTERM, or worker.stop()
 
-A handler's return value completes the job (it becomes the job's result). An exception fails the
+A handler's return value completes the job (it becomes the job's result). For an ``agent.turn``
+(the messages of a source whose agent is ``external``), return ``Reply(text)`` to answer the user:
+
+    @worker.handler("agent.turn")
+    def answer(job):
+        return Reply(my_agent(job.message["text"], job.history))
+ An exception fails the
 attempt: ``Retry`` (or any other exception) retries it with the queue's backoff while attempts
 remain, ``Retry(after_secs=…)`` snoozes it without spending an attempt, and ``Fatal`` ends it
 ``dead``. While a handler runs, a heartbeat thread keeps every lease alive and learns of cancels
@@ -51,7 +57,7 @@ from sentinel_client.models import (
     HeartbeatRequest,
     ProgressRequest,
 )
-from sentinel_client.types import Response
+from sentinel_client.types import Response, Unset
 
 log = logging.getLogger("sentinel_sdk.worker")
 
@@ -69,6 +75,15 @@ class Retry(Exception):
 
 class Fatal(Exception):
     """Fail the job for good: it ends ``dead``, whatever attempts remain."""
+
+
+class Reply:
+    """An ``agent.turn`` handler's answer: ``text`` goes to the user through the outbox, in the
+    same transaction as the completion; ``result`` (optional) is kept as the job's result."""
+
+    def __init__(self, text: str, result: Any = None):
+        self.text = text
+        self.result = result
 
 
 class LeaseLost(Exception):
@@ -106,6 +121,12 @@ class Job:
         self.priority: int = claimed.priority
         self.input: Any = claimed.input_
         self.lease: str = claimed.lease
+        # An agent turn's message and the conversation before it (oldest first).
+        message = getattr(claimed, "message", None)
+        self.message: Any = None if message is None or isinstance(message, Unset) else message
+        self.history: list[Any] = (
+            self.input.get("history", []) if self.kind == "agent.turn" else []
+        )
         self._cancel = threading.Event()
         self._lost = threading.Event()
 
@@ -239,6 +260,9 @@ class Worker:
             except Exception as error:  # noqa: BLE001 - every failure is reported, none is lost
                 self._fail(job, error)
             else:
+                reply = None
+                if isinstance(result, Reply):
+                    reply, result = result.text, result.result
                 try:
                     json.dumps(result)
                 except (TypeError, ValueError) as error:
@@ -246,6 +270,8 @@ class Worker:
                     self._fail(job, Fatal(f"the handler's result is not JSON: {error}"))
                     return
                 body = CompleteRequest(lease=job.lease, result=result)
+                if reply is not None:
+                    body.reply = reply
                 _check(complete_job.sync_detailed(job.id, client=self.client, body=body), job.id)
         except LeaseLost:
             log.warning("job %s: the lease was lost; its outcome was dropped", job.id)

@@ -1,6 +1,7 @@
-// The Sentinel client: the generated types (./schema.ts) behind openapi-fetch, plus two helpers
-// the spec cannot express on its own: the job-event stream (SSE, resumed with Last-Event-ID) and
-// the async job pattern (submit, follow, resolve with the result or reject with the job's error).
+// The Sentinel client: the generated types (./schema.ts) behind openapi-fetch, plus the helpers
+// the spec cannot express on its own: the job-event stream (SSE, resumed with Last-Event-ID), the
+// async job pattern (submit, follow, resolve with the result or reject with the job's error), the
+// worker loop (./worker.ts) and the verifier of forwarded messages (./verify.ts).
 import createFetchClient, { type Client, type Middleware } from "openapi-fetch";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { components, paths } from "./schema.js";
@@ -281,3 +282,21 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", done, { once: true });
   });
 }
+
+export {
+  createWorker,
+  FatalError,
+  Reply,
+  RetryError,
+  type ClaimedJob,
+  type JobHandler,
+  type SentinelWorker,
+  type WorkerJob,
+  type WorkerOptions,
+} from "./worker.js";
+export {
+  InvalidSignatureError,
+  verifyForward,
+  type ForwardAnswer,
+  type ForwardedMessage,
+} from "./verify.js";

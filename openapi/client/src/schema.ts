@@ -113,6 +113,27 @@ export interface paths {
         patch: operations["updateSource"];
         trace?: never;
     };
+    "/v1/sources/{id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a message through the source's platform with its reply credentials: a `reply.deliver`
+         *     job in the outbox, retried and audited like the agent's replies. With an `Idempotency-Key`,
+         *     a repeated request returns the first job.
+         */
+        post: operations["sendMessage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/hooks/{source_id}": {
         parameters: {
             query?: never;
@@ -394,7 +415,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** End the attempt in success, with the job's result. */
+        /**
+         * End the attempt in success, with the job's result; for an `agent.turn`, with the `reply` to
+         *     send too.
+         */
         post: operations["completeJob"];
         delete?: never;
         options?: never;
@@ -535,6 +559,61 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description Who answers a source's messages.
+         * @enum {string}
+         */
+        AgentModeName: "builtin" | "none" | "external" | "forward";
+        /**
+         * AgentSetting
+         * @description A source's agent. For `forward`, Sentinel POSTs each healed message with text to `url` as a
+         *     Standard Webhook (`webhook-id`, `webhook-timestamp`, `webhook-signature`, signed with the
+         *     source's agent secret): `{"type": "message.received", "timestamp", "data": {"job_id",
+         *     "source_id", "message", "history"}}`. A 2xx `{"reply": "…"}` sends the reply; 429 or 503 with
+         *     `Retry-After` waits that long; other 5xx and timeouts are retried with backoff; other 4xx end
+         *     the job dead. The URL must be public unless the operator's `SENTINEL_FORWARD_ALLOW` names its
+         *     host or address range.
+         */
+        AgentSetting: {
+            mode: components["schemas"]["AgentModeName"];
+            /** @description `forward` only: where messages are POSTed (http or https). */
+            url?: string;
+            /**
+             * Format: uint32
+             * @description `forward` only: the most requests outstanding to the agent at once, across all workers;
+             *     default 4.
+             */
+            max_in_flight?: number;
+            /**
+             * Format: uint32
+             * @description `forward` only: how long a request may take before it is retried; default 10000.
+             */
+            timeout_ms?: number;
+        };
+        /**
+         * AgentView
+         * @description A source's agent as the API shows it.
+         */
+        AgentView: {
+            /** @description `builtin`, `none`, `external` or `forward`. */
+            mode: string;
+            url?: string;
+            /** Format: uint32 */
+            max_in_flight?: number;
+            /** Format: uint32 */
+            timeout_ms?: number;
+            /**
+             * @description The signing secret of forward requests (`whsec_…`), only in the answer that made it: the
+             *     creation of a forwarding source, a switch to `forward`, or `rotate_agent_secret`. It is
+             *     never shown again.
+             */
+            secret?: string;
+            /**
+             * Format: date-time
+             * @description After a rotation, the previous secret also signs forward requests until this time.
+             */
+            previous_secret_until?: string;
+        };
         /** ApiKeyCreated */
         ApiKeyCreated: {
             /** Format: uuid */
@@ -561,6 +640,11 @@ export interface components {
              * @description When the job runs again, if it does.
              */
             run_at?: string;
+            /**
+             * Format: int64
+             * @description The `reply.deliver` job that sends `complete`'s `reply`.
+             */
+            reply_job_id?: number;
         };
         /** AttemptList */
         AttemptList: {
@@ -629,7 +713,10 @@ export interface components {
         CanonicalPlatform: "telegram" | "whatsapp" | "slack" | "salesforce" | "standard" | "unknown";
         /** ClaimRequest */
         ClaimRequest: {
-            /** @description Tenant-defined kinds to take jobs of (the name rule is under `POST /v1/jobs`). */
+            /**
+             * @description Kinds to take jobs of: your own (the name rule is under `POST /v1/jobs`), and `agent.turn`
+             *     for the messages of sources whose agent is `external`.
+             */
             kinds: string[];
             /**
              * Format: uint32
@@ -674,7 +761,14 @@ export interface components {
             lease: string;
             /** Format: date-time */
             lease_expires_at: string;
+            /**
+             * @description An `agent.turn`'s input is `{source_id, platform, inbound_job_id, message, history,
+             *     address}`: `history` is the conversation's last messages (`{role: user | agent, text}`,
+             *     oldest first), and `address` where the reply goes.
+             */
             input: unknown;
+            /** @description For an `agent.turn`: the canonical message to answer. Answer it with `complete`'s `reply`. */
+            message?: unknown;
             /** Format: date-time */
             created_at: string;
         };
@@ -683,6 +777,12 @@ export interface components {
             lease: string;
             /** @description The job's result, kept in the job; default null. */
             result?: unknown;
+            /**
+             * @description For an `agent.turn`: the answer to send to the user, through the outbox (a `reply.deliver`
+             *     job, in the same transaction as the completion), at most 4096 characters. Other kinds
+             *     refuse it (422 `reply_not_allowed`).
+             */
+            reply?: string;
         };
         /** CreateJob */
         CreateJob: {
@@ -691,8 +791,8 @@ export interface components {
              *     your workers claim through `/v1/worker/claim`. A kind of your own has 1 to 64 characters:
              *     lowercase ASCII letters, digits, `_` and `-`, in segments separated by single dots, starting
              *     with a letter (for example `doc.summarise`). Sentinel's kinds (`webhook.inbound`,
-             *     `payload.heal`, `llm.generate`, `reply.deliver`, `agent.turn`) and names starting with
-             *     `sentinel.` are reserved.
+             *     `payload.heal`, `llm.generate`, `reply.deliver`, `agent.turn`, `agent.forward`) and names
+             *     starting with `sentinel.` are reserved.
              */
             kind: string;
             /**
@@ -735,6 +835,7 @@ export interface components {
             /** @description The agent's system prompt for replies to this source's messages. */
             system_prompt?: string;
             reply_policy?: components["schemas"]["ReplyPolicy"];
+            agent?: components["schemas"]["AgentSetting"];
         };
         /** CreateTenant */
         CreateTenant: {
@@ -1050,6 +1151,24 @@ export interface components {
          * @enum {string}
          */
         ReplyPolicy: "deterministic" | "extracted" | "any" | "never";
+        /**
+         * SendMessage
+         * @description A message to send through the source's platform, with its reply credentials.
+         */
+        SendMessage: {
+            /**
+             * @description The conversation, as the platform names it: Telegram's chat id, WhatsApp's customer number
+             *     (`wa_id`), Slack's channel id.
+             */
+            conversation_id: string;
+            /** @description At most 4096 characters. */
+            text: string;
+            /**
+             * @description The message it answers: Telegram's `message_id`, WhatsApp's message id (`wamid…`), or the
+             *     Slack thread's `ts`.
+             */
+            reply_to?: string;
+        };
         /** Source */
         Source: {
             /** Format: uuid */
@@ -1072,6 +1191,7 @@ export interface components {
              * @description After a rotation, the replaced secrets are still taken until this time.
              */
             previous_secrets_until?: string | null;
+            agent: components["schemas"]["AgentView"];
             /** Format: date-time */
             created_at: string;
             /**
@@ -1203,9 +1323,16 @@ export interface components {
              *     `secrets_overlap_secs`, so webhooks signed while the platform switches over are taken.
              */
             secrets?: unknown;
+            agent?: components["schemas"]["AgentSetting"];
+            /**
+             * @description Make a new forward signing secret (the agent must be `forward`); the answer shows it once,
+             *     and the previous one keeps signing for `secrets_overlap_secs`.
+             */
+            rotate_agent_secret?: boolean;
             /**
              * Format: uint32
-             * @description How long the replaced secrets stay valid; default 86400 (a day), 0 ends them at once.
+             * @description How long the replaced secrets (verification secrets, and the agent's signing secret) stay
+             *     valid; default 86400 (a day), 0 ends them at once.
              */
             secrets_overlap_secs?: number;
         };
@@ -2432,6 +2559,133 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["Source"];
+                };
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated, but not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+             *     whose reply was already sent after review).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is well-formed but its content is not acceptable. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+             *     many open event streams (`too_many_streams`); retry after the given seconds.
+             */
+            429: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Something failed on our side; the details are in the gateway's log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable or saturated; retry after the given seconds. */
+            503: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sendMessage: {
+        parameters: {
+            query?: never;
+            header?: {
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["SendMessage"];
+            };
+        };
+        responses: {
+            /** @description Accepted; follow it at `Location` or on `/v1/events?job_id=`. */
+            202: {
+                headers: {
+                    LOCATION: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["JobAccepted"];
                 };
             };
             /** @description The request is malformed. */

@@ -1,8 +1,15 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import {
   createSentinelClient,
+  createWorker,
+  FatalError,
+  InvalidSignatureError,
   JobFailedError,
   SentinelError,
+  verifyForward,
+  type ForwardedMessage,
   type HealedMessage,
   type JobEvent,
   type SentinelClient,
@@ -166,6 +173,84 @@ describe("the event stream", () => {
     stop.abort();
     await listening;
     expect(seen.map((event) => event.job_id)).toEqual([own.id]);
+  });
+});
+
+describe("the worker loop", () => {
+  it("runs jobs of your own kind: a result completes, a FatalError ends the job dead", async () => {
+    const { client } = await newTenant();
+    const kind = `ts.k${Math.random().toString(36).slice(2, 10)}`;
+    const worker = createWorker(client, {
+      handlers: {
+        [kind]: async (job) => {
+          const input = job.input as { n: number };
+          if (input.n < 0) throw new FatalError("negative numbers cannot be doubled");
+          await job.progress({ doubling: input.n });
+          return { doubled: input.n * 2 };
+        },
+      },
+      concurrency: 2,
+      waitMs: 1000,
+    });
+    const running = worker.run();
+    const events: JobEvent[] = [];
+    const { result } = await client.runJob<{ doubled: number }>(kind, { n: 21 }, { onEvent: (e) => events.push(e) });
+    expect(result.doubled).toBe(42);
+    expect(events.map((event) => event.type)).toContain("job.progress");
+    const failure = await client.runJob(kind, { n: -1 }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(JobFailedError);
+    expect((failure as JobFailedError).job.status).toBe("dead");
+    worker.stop();
+    await running;
+  });
+});
+
+describe("forwarded messages", () => {
+  it("arrive signed, and verifyForward checks them with the secret shown once", async () => {
+    const { client } = await newTenant();
+    const received: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
+    const agent = createServer((request, response) => {
+      let body = "";
+      request.on("data", (chunk) => (body += chunk));
+      request.on("end", () => {
+        received.push({ headers: request.headers, body });
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => agent.listen(0, "127.0.0.1", resolve));
+    const port = (agent.address() as AddressInfo).port;
+    try {
+      const secretToken = "s3cret-token-0123456789";
+      const source = await client.ok(
+        client.api.POST("/v1/sources", {
+          body: {
+            platform: "telegram",
+            secrets: { secret_token: secretToken },
+            agent: { mode: "forward", url: `http://127.0.0.1:${port}/agent` },
+          },
+        }),
+      );
+      const secret = source.agent.secret!;
+      expect(secret).toMatch(/^whsec_/);
+      const hook = await fetch(source.ingest_url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-telegram-bot-api-secret-token": secretToken },
+        body: JSON.stringify(telegramUpdate(31, "is the shop open?")),
+      });
+      expect(hook.status).toBe(200);
+      await until(() => received.length === 1, 30_000);
+      const { headers, body } = received[0]!;
+      const event: ForwardedMessage = verifyForward(secret, headers, body);
+      expect(event.type).toBe("message.received");
+      expect(event.data.source_id).toBe(source.id);
+      expect(event.data.message.text).toBe("is the shop open?");
+      expect(() => verifyForward(secret, headers, body.replace("open", "shut"))).toThrow(InvalidSignatureError);
+      const other = "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=";
+      expect(() => verifyForward(other, headers, body)).toThrow(InvalidSignatureError);
+      expect(verifyForward([other, secret], headers, body).data.job_id).toBe(event.data.job_id);
+    } finally {
+      agent.close();
+    }
   });
 });
 

@@ -99,6 +99,9 @@ pub struct ReplyApi {
     /// The reply's address, from the healed message, its `conversation_id` and the original
     /// payload (`Null` when it did not parse); an error says why no reply is sent.
     pub address: fn(&CanonicalMessage, &str, &JsonValue) -> Result<JsonValue, String>,
+    /// The address of a message sent through the API (`POST /v1/sources/{id}/messages`): the
+    /// conversation, and the message it answers when one is named.
+    pub send_address: fn(&str, Option<&str>) -> JsonValue,
     /// The request that sends a reply.
     pub request: fn(&Outgoing<'_>) -> OutgoingRequest,
     /// Where the platform's answer carries the sent message's id (a JSON pointer).
@@ -507,6 +510,21 @@ pub fn reply_address(
         .as_ref()
         .ok_or_else(|| format!("{platform} has no reply API"))?;
     (api.address)(message, conversation, payload)
+}
+
+/// Where a message sent through the API goes: `conversation` as the platform names it (Telegram's
+/// chat id, WhatsApp's customer number, Slack's channel), in answer to `reply_to` when given.
+pub fn send_address(
+    platform: Platform,
+    conversation: &str,
+    reply_to: Option<&str>,
+) -> Result<JsonValue, String> {
+    let api = platform
+        .spec()
+        .reply
+        .as_ref()
+        .ok_or_else(|| format!("{platform} has no API to send messages through"))?;
+    Ok((api.send_address)(conversation, reply_to))
 }
 
 #[cfg(test)]

@@ -35,10 +35,16 @@ pub(super) const SPEC: super::Spec = super::Spec {
         default_base: "https://slack.com/api",
         base_variable: "SENTINEL_SLACK_API_BASE",
         address: reply_address,
+        send_address,
         request: reply_request,
         sent_id: "/ts",
     }),
 };
+
+/// `channel` = the conversation; `thread_ts` = the thread of the message answered.
+fn send_address(conversation: &str, reply_to: Option<&str>) -> JsonValue {
+    json!({"channel": conversation, "thread_ts": reply_to})
+}
 
 /// `channel` = conversation_id; `thread_ts` = `event.thread_ts`, else `event.ts`. A message a bot
 /// sent (`event.bot_id`) gets no reply, or two agents would talk forever.

@@ -32,10 +32,16 @@ pub(super) const SPEC: super::Spec = super::Spec {
         default_base: "https://api.telegram.org",
         base_variable: "SENTINEL_TELEGRAM_API_BASE",
         address: reply_address,
+        send_address,
         request: reply_request,
         sent_id: "/result/message_id",
     }),
 };
+
+/// `chat_id` = the conversation; `reply_to_message_id` = the message answered.
+fn send_address(conversation: &str, reply_to: Option<&str>) -> JsonValue {
+    serde_json::json!({"chat_id": conversation, "reply_to_message_id": reply_to})
+}
 
 /// `chat_id` = conversation_id; `reply_to_message_id` = `message.message_id`.
 fn reply_address(

@@ -29,10 +29,16 @@ pub(super) const SPEC: super::Spec = super::Spec {
         default_base: "https://graph.facebook.com/v21.0",
         base_variable: "SENTINEL_WHATSAPP_API_BASE",
         address: reply_address,
+        send_address,
         request: reply_request,
         sent_id: "/messages/0/id",
     }),
 };
+
+/// `to` = the customer's number; `context_message_id` = the message answered (its `wamid`).
+fn send_address(conversation: &str, reply_to: Option<&str>) -> JsonValue {
+    json!({"to": conversation, "context_message_id": reply_to, "phone_number_id": null})
+}
 
 /// `to` = conversation_id (the customer's wa_id); `context_message_id` = event_id;
 /// `phone_number_id` = `metadata.phone_number_id`.

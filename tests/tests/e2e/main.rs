@@ -5,6 +5,7 @@
 //! (`sentinel_e2e::alone`); the rest share it (`sentinel_e2e::shared`).
 #![allow(clippy::unwrap_used)]
 
+mod agents;
 mod burst;
 mod faults;
 mod llm;

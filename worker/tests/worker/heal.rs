@@ -179,7 +179,7 @@ async fn a_handler_that_panics_spends_its_attempts_and_ends_dead(pool: PgPool) {
     use std::sync::Arc;
 
     use sentinel_queue::{Claimable, Listener, JOBS_CHANNEL};
-    use sentinel_worker::runner::{self, Handler, RunnerConfig};
+    use sentinel_worker::runner::{self, Claims, Handler, RunnerConfig};
 
     let tenant_id = create_tenant(&pool, "acme", 100, 100).await.unwrap();
     let mut job = NewJob::new(tenant_id, "test.panics", json!({}));
@@ -207,7 +207,7 @@ async fn a_handler_that_panics_spends_its_attempts_and_ends_dead(pool: PgPool) {
         pool.clone(),
         RunnerConfig {
             worker_id: "panicky".into(),
-            claimable: Claimable::new(&["test.panics"]),
+            claims: Claims::Kinds(Claimable::new(&["test.panics"])),
             max_slots: 1,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(100),

@@ -1,5 +1,8 @@
 """ Contains all the data models used in inputs/outputs """
 
+from .agent_mode_name import AgentModeName
+from .agent_setting import AgentSetting
+from .agent_view import AgentView
 from .api_key_created import ApiKeyCreated
 from .attachment import Attachment
 from .attempt_ended import AttemptEnded
@@ -42,6 +45,7 @@ from .replay_filter import ReplayFilter
 from .replayed import Replayed
 from .replayed_item import ReplayedItem
 from .reply_policy import ReplyPolicy
+from .send_message import SendMessage
 from .source import Source
 from .source_list import SourceList
 from .stats import Stats
@@ -54,6 +58,9 @@ from .tenant_summary import TenantSummary
 from .update_source import UpdateSource
 
 __all__ = (
+    "AgentModeName",
+    "AgentSetting",
+    "AgentView",
     "ApiKeyCreated",
     "Attachment",
     "AttemptEnded",
@@ -96,6 +103,7 @@ __all__ = (
     "ReplayedItem",
     "ReplayFilter",
     "ReplyPolicy",
+    "SendMessage",
     "Source",
     "SourceList",
     "Stats",

@@ -28,11 +28,13 @@ class AttemptEnded:
             id (int):
             status (str): `succeeded`, `queued` (it runs again at `run_at`), `dead` or `canceled`.
             run_at (datetime.datetime | Unset): When the job runs again, if it does.
+            reply_job_id (int | Unset): The `reply.deliver` job that sends `complete`'s `reply`.
      """
 
     id: int
     status: str
     run_at: datetime.datetime | Unset = UNSET
+    reply_job_id: int | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -48,6 +50,8 @@ class AttemptEnded:
         if not isinstance(self.run_at, Unset):
             run_at = self.run_at.isoformat()
 
+        reply_job_id = self.reply_job_id
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -57,6 +61,8 @@ class AttemptEnded:
         })
         if run_at is not UNSET:
             field_dict["run_at"] = run_at
+        if reply_job_id is not UNSET:
+            field_dict["reply_job_id"] = reply_job_id
 
         return field_dict
 
@@ -79,10 +85,13 @@ class AttemptEnded:
 
 
 
+        reply_job_id = d.pop("reply_job_id", UNSET)
+
         attempt_ended = cls(
             id=id,
             status=status,
             run_at=run_at,
+            reply_job_id=reply_job_id,
         )
 
 

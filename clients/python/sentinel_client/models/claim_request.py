@@ -24,7 +24,8 @@ T = TypeVar("T", bound="ClaimRequest")
 class ClaimRequest:
     """ 
         Attributes:
-            kinds (list[str]): Tenant-defined kinds to take jobs of (the name rule is under `POST /v1/jobs`).
+            kinds (list[str]): Kinds to take jobs of: your own (the name rule is under `POST /v1/jobs`), and `agent.turn`
+                for the messages of sources whose agent is `external`.
             worker_id (str): The worker's name, kept in the attempts' audit rows.
             max_ (int | Unset): The most jobs to take; default 1.
             wait_ms (int | Unset): Wait up to this long for a job when none is ready (long poll); default 0, answer at once.

@@ -8,6 +8,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..types import UNSET, Unset
 from typing import cast
 import datetime
 
@@ -31,8 +32,12 @@ class ClaimedJob:
             priority (int):
             lease (str): The fencing token every later call about this job must carry.
             lease_expires_at (datetime.datetime):
-            input_ (Any):
+            input_ (Any): An `agent.turn`'s input is `{source_id, platform, inbound_job_id, message, history,
+                address}`: `history` is the conversation's last messages (`{role: user | agent, text}`,
+                oldest first), and `address` where the reply goes.
             created_at (datetime.datetime):
+            message (Any | Unset): For an `agent.turn`: the canonical message to answer. Answer it with `complete`'s
+                `reply`.
      """
 
     id: int
@@ -44,6 +49,7 @@ class ClaimedJob:
     lease_expires_at: datetime.datetime
     input_: Any
     created_at: datetime.datetime
+    message: Any | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -69,6 +75,8 @@ class ClaimedJob:
 
         created_at = self.created_at.isoformat()
 
+        message = self.message
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -83,6 +91,8 @@ class ClaimedJob:
             "input": input_,
             "created_at": created_at,
         })
+        if message is not UNSET:
+            field_dict["message"] = message
 
         return field_dict
 
@@ -115,6 +125,8 @@ class ClaimedJob:
 
 
 
+        message = d.pop("message", UNSET)
+
         claimed_job = cls(
             id=id,
             kind=kind,
@@ -125,6 +137,7 @@ class ClaimedJob:
             lease_expires_at=lease_expires_at,
             input_=input_,
             created_at=created_at,
+            message=message,
         )
 
 

@@ -25,10 +25,14 @@ class CompleteRequest:
         Attributes:
             lease (str):
             result (Any | Unset): The job's result, kept in the job; default null.
+            reply (str | Unset): For an `agent.turn`: the answer to send to the user, through the outbox (a `reply.deliver`
+                job, in the same transaction as the completion), at most 4096 characters. Other kinds
+                refuse it (422 `reply_not_allowed`).
      """
 
     lease: str
     result: Any | Unset = UNSET
+    reply: str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -40,6 +44,8 @@ class CompleteRequest:
 
         result = self.result
 
+        reply = self.reply
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -48,6 +54,8 @@ class CompleteRequest:
         })
         if result is not UNSET:
             field_dict["result"] = result
+        if reply is not UNSET:
+            field_dict["reply"] = reply
 
         return field_dict
 
@@ -60,9 +68,12 @@ class CompleteRequest:
 
         result = d.pop("result", UNSET)
 
+        reply = d.pop("reply", UNSET)
+
         complete_request = cls(
             lease=lease,
             result=result,
+            reply=reply,
         )
 
 

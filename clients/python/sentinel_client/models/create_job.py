@@ -29,8 +29,8 @@ class CreateJob:
                 your workers claim through `/v1/worker/claim`. A kind of your own has 1 to 64 characters:
                 lowercase ASCII letters, digits, `_` and `-`, in segments separated by single dots, starting
                 with a letter (for example `doc.summarise`). Sentinel's kinds (`webhook.inbound`,
-                `payload.heal`, `llm.generate`, `reply.deliver`, `agent.turn`) and names starting with
-                `sentinel.` are reserved.
+                `payload.heal`, `llm.generate`, `reply.deliver`, `agent.turn`, `agent.forward`) and names
+                starting with `sentinel.` are reserved.
             input_ (Any): `payload.heal`: `{payload, platform?}`, the payload as text (the raw body as received) or
                 as JSON (an object or a list). `llm.generate`: `{messages, json_schema?, max_tokens?}`.
                 A kind of your own: any JSON your workers take.

@@ -11,7 +11,10 @@ from ..types import UNSET, Unset
 from ..models.platform_name import PlatformName
 from ..models.reply_policy import ReplyPolicy
 from ..types import UNSET, Unset
+from typing import cast
 
+if TYPE_CHECKING:
+  from ..models.agent_setting import AgentSetting
 
 
 
@@ -39,6 +42,14 @@ class CreateSource:
             reply_policy (ReplyPolicy | Unset): Which healing steps may trigger the agent's automatic reply; default
                 `deterministic`. A message
                 healed below it still succeeds, and its job's result says `reply_skipped`.
+            agent (AgentSetting | Unset): A source's agent. For `forward`, Sentinel POSTs each healed message with text to
+                `url` as a
+                Standard Webhook (`webhook-id`, `webhook-timestamp`, `webhook-signature`, signed with the
+                source's agent secret): `{"type": "message.received", "timestamp", "data": {"job_id",
+                "source_id", "message", "history"}}`. A 2xx `{"reply": "…"}` sends the reply; 429 or 503 with
+                `Retry-After` waits that long; other 5xx and timeouts are retried with backoff; other 4xx end
+                the job dead. The URL must be public unless the operator's `SENTINEL_FORWARD_ALLOW` names its
+                host or address range.
      """
 
     platform: PlatformName
@@ -47,6 +58,7 @@ class CreateSource:
     reply: Any | Unset = UNSET
     system_prompt: str | Unset = UNSET
     reply_policy: ReplyPolicy | Unset = UNSET
+    agent: AgentSetting | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -54,6 +66,7 @@ class CreateSource:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.agent_setting import AgentSetting # noqa: PLC0415
         platform = self.platform.value
 
         secrets = self.secrets
@@ -68,6 +81,10 @@ class CreateSource:
         if not isinstance(self.reply_policy, Unset):
             reply_policy = self.reply_policy.value
 
+
+        agent: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.agent, Unset):
+            agent = self.agent.to_dict()
 
 
         field_dict: dict[str, Any] = {}
@@ -84,6 +101,8 @@ class CreateSource:
             field_dict["system_prompt"] = system_prompt
         if reply_policy is not UNSET:
             field_dict["reply_policy"] = reply_policy
+        if agent is not UNSET:
+            field_dict["agent"] = agent
 
         return field_dict
 
@@ -91,6 +110,7 @@ class CreateSource:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.agent_setting import AgentSetting # noqa: PLC0415
         d = dict(src_dict)
         platform = PlatformName(d.pop("platform"))
 
@@ -115,6 +135,16 @@ class CreateSource:
 
 
 
+        _agent = d.pop("agent", UNSET)
+        agent: AgentSetting | Unset
+        if isinstance(_agent,  Unset):
+            agent = UNSET
+        else:
+            agent = AgentSetting.from_dict(_agent)
+
+
+
+
         create_source = cls(
             platform=platform,
             secrets=secrets,
@@ -122,6 +152,7 @@ class CreateSource:
             reply=reply,
             system_prompt=system_prompt,
             reply_policy=reply_policy,
+            agent=agent,
         )
 
 

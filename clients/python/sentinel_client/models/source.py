@@ -13,6 +13,8 @@ from typing import cast
 from uuid import UUID
 import datetime
 
+if TYPE_CHECKING:
+  from ..models.agent_view import AgentView
 
 
 
@@ -32,6 +34,7 @@ class Source:
                 carries `?token=`; listings leave it out.
             has_reply_credentials (bool): Whether reply credentials were given (they are never returned).
             reply_policy (str): `deterministic`, `extracted`, `any` or `never`.
+            agent (AgentView): A source's agent as the API shows it.
             created_at (datetime.datetime):
             name (None | str | Unset):
             system_prompt (None | str | Unset): The agent's system prompt for replies to this source's messages.
@@ -45,6 +48,7 @@ class Source:
     ingest_url: str
     has_reply_credentials: bool
     reply_policy: str
+    agent: AgentView
     created_at: datetime.datetime
     name: None | str | Unset = UNSET
     system_prompt: None | str | Unset = UNSET
@@ -57,6 +61,7 @@ class Source:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.agent_view import AgentView # noqa: PLC0415
         id = str(self.id)
 
         platform = self.platform
@@ -66,6 +71,8 @@ class Source:
         has_reply_credentials = self.has_reply_credentials
 
         reply_policy = self.reply_policy
+
+        agent = self.agent.to_dict()
 
         created_at = self.created_at.isoformat()
 
@@ -106,6 +113,7 @@ class Source:
             "ingest_url": ingest_url,
             "has_reply_credentials": has_reply_credentials,
             "reply_policy": reply_policy,
+            "agent": agent,
             "created_at": created_at,
         })
         if name is not UNSET:
@@ -123,6 +131,7 @@ class Source:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.agent_view import AgentView # noqa: PLC0415
         d = dict(src_dict)
         id = UUID(d.pop("id"))
 
@@ -136,6 +145,11 @@ class Source:
         has_reply_credentials = d.pop("has_reply_credentials")
 
         reply_policy = d.pop("reply_policy")
+
+        agent = AgentView.from_dict(d.pop("agent"))
+
+
+
 
         created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
 
@@ -208,6 +222,7 @@ class Source:
             ingest_url=ingest_url,
             has_reply_credentials=has_reply_credentials,
             reply_policy=reply_policy,
+            agent=agent,
             created_at=created_at,
             name=name,
             system_prompt=system_prompt,

@@ -12,6 +12,8 @@ from ..models.reply_policy import ReplyPolicy
 from ..types import UNSET, Unset
 from typing import cast
 
+if TYPE_CHECKING:
+  from ..models.agent_setting import AgentSetting
 
 
 
@@ -34,8 +36,20 @@ class UpdateSource:
             reply (Any | Unset): New reply credentials, as on creation; `null` removes them (no more replies).
             secrets (Any | Unset): New verification secrets, checked as on creation. The secrets they replace stay valid for
                 `secrets_overlap_secs`, so webhooks signed while the platform switches over are taken.
-            secrets_overlap_secs (int | Unset): How long the replaced secrets stay valid; default 86400 (a day), 0 ends them
-                at once.
+            agent (AgentSetting | Unset): A source's agent. For `forward`, Sentinel POSTs each healed message with text to
+                `url` as a
+                Standard Webhook (`webhook-id`, `webhook-timestamp`, `webhook-signature`, signed with the
+                source's agent secret): `{"type": "message.received", "timestamp", "data": {"job_id",
+                "source_id", "message", "history"}}`. A 2xx `{"reply": "…"}` sends the reply; 429 or 503 with
+                `Retry-After` waits that long; other 5xx and timeouts are retried with backoff; other 4xx end
+                the job dead. The URL must be public unless the operator's `SENTINEL_FORWARD_ALLOW` names its
+                host or address range.
+            rotate_agent_secret (bool | Unset): Make a new forward signing secret (the agent must be `forward`); the answer
+                shows it once,
+                and the previous one keeps signing for `secrets_overlap_secs`.
+            secrets_overlap_secs (int | Unset): How long the replaced secrets (verification secrets, and the agent's signing
+                secret) stay
+                valid; default 86400 (a day), 0 ends them at once.
      """
 
     name: None | str | Unset = UNSET
@@ -43,6 +57,8 @@ class UpdateSource:
     reply_policy: ReplyPolicy | Unset = UNSET
     reply: Any | Unset = UNSET
     secrets: Any | Unset = UNSET
+    agent: AgentSetting | Unset = UNSET
+    rotate_agent_secret: bool | Unset = UNSET
     secrets_overlap_secs: int | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -51,6 +67,7 @@ class UpdateSource:
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.agent_setting import AgentSetting # noqa: PLC0415
         name: None | str | Unset
         if isinstance(self.name, Unset):
             name = UNSET
@@ -72,6 +89,12 @@ class UpdateSource:
 
         secrets = self.secrets
 
+        agent: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.agent, Unset):
+            agent = self.agent.to_dict()
+
+        rotate_agent_secret = self.rotate_agent_secret
+
         secrets_overlap_secs = self.secrets_overlap_secs
 
 
@@ -89,6 +112,10 @@ class UpdateSource:
             field_dict["reply"] = reply
         if secrets is not UNSET:
             field_dict["secrets"] = secrets
+        if agent is not UNSET:
+            field_dict["agent"] = agent
+        if rotate_agent_secret is not UNSET:
+            field_dict["rotate_agent_secret"] = rotate_agent_secret
         if secrets_overlap_secs is not UNSET:
             field_dict["secrets_overlap_secs"] = secrets_overlap_secs
 
@@ -98,6 +125,7 @@ class UpdateSource:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.agent_setting import AgentSetting # noqa: PLC0415
         d = dict(src_dict)
         def _parse_name(data: object) -> None | str | Unset:
             if data is None:
@@ -133,6 +161,18 @@ class UpdateSource:
 
         secrets = d.pop("secrets", UNSET)
 
+        _agent = d.pop("agent", UNSET)
+        agent: AgentSetting | Unset
+        if isinstance(_agent,  Unset):
+            agent = UNSET
+        else:
+            agent = AgentSetting.from_dict(_agent)
+
+
+
+
+        rotate_agent_secret = d.pop("rotate_agent_secret", UNSET)
+
         secrets_overlap_secs = d.pop("secrets_overlap_secs", UNSET)
 
         update_source = cls(
@@ -141,6 +181,8 @@ class UpdateSource:
             reply_policy=reply_policy,
             reply=reply,
             secrets=secrets,
+            agent=agent,
+            rotate_agent_secret=rotate_agent_secret,
             secrets_overlap_secs=secrets_overlap_secs,
         )
 

@@ -142,7 +142,8 @@ def sync_detailed(
     body: CompleteRequest,
 
 ) -> Response[AttemptEnded | ErrorBody]:
-    """ End the attempt in success, with the job's result.
+    """ End the attempt in success, with the job's result; for an `agent.turn`, with the `reply` to
+    send too.
 
     Args:
         id (int):
@@ -176,7 +177,8 @@ def sync(
     body: CompleteRequest,
 
 ) -> AttemptEnded | ErrorBody | None:
-    """ End the attempt in success, with the job's result.
+    """ End the attempt in success, with the job's result; for an `agent.turn`, with the `reply` to
+    send too.
 
     Args:
         id (int):
@@ -205,7 +207,8 @@ async def asyncio_detailed(
     body: CompleteRequest,
 
 ) -> Response[AttemptEnded | ErrorBody]:
-    """ End the attempt in success, with the job's result.
+    """ End the attempt in success, with the job's result; for an `agent.turn`, with the `reply` to
+    send too.
 
     Args:
         id (int):
@@ -239,7 +242,8 @@ async def asyncio(
     body: CompleteRequest,
 
 ) -> AttemptEnded | ErrorBody | None:
-    """ End the attempt in success, with the job's result.
+    """ End the attempt in success, with the job's result; for an `agent.turn`, with the `reply` to
+    send too.
 
     Args:
         id (int):

@@ -1,0 +1,675 @@
+//! Agents per source (`sources.agent`): who answers a source's inbound messages.
+//!
+//! | mode | what an inbound message with text becomes |
+//! |---|---|
+//! | `builtin` (default) | the built-in worker's reply, from the source's system prompt |
+//! | `none` | nothing: the message is healed and kept, no one answers |
+//! | `external` | an `agent.turn` job, claimed by the tenant's workers through the worker API; `complete` with `reply` answers |
+//! | `forward` | an `agent.forward` job: the built-in worker POSTs it, signed as a Standard Webhook, to the tenant's URL; a 2xx `{reply}` answers |
+//!
+//! Both agent kinds carry the same input ([`turn_input`]): the source, the platform, the canonical
+//! message, the conversation's recent [`history`], the inbound job and the reply's address. A reply
+//! goes out through the outbox as a `reply.deliver` job whose dedupe key is the inbound job's
+//! (`reply:<id>`), so an inbound message is answered once, whoever answers it.
+//!
+//! Forward URLs are checked against the operator's allowlist ([`ForwardAllow`],
+//! `SENTINEL_FORWARD_ALLOW`): an address that is not public (loopback, private, link-local, …) is
+//! refused unless the list names the host or a range that holds it.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr},
+    str::FromStr,
+};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as JsonValue};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    claim::job_from_row, job::JobStatus, kinds, platform::standard, storable, Job, NewJob,
+};
+
+/// The forward requests one source may have outstanding by default, across all workers.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
+/// The most a source may set.
+pub const MAX_MAX_IN_FLIGHT: u32 = 256;
+/// How long a forward request may take by default before it is retried.
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+/// The range a source may set `timeout_ms` in.
+pub const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u32> = 100..=60_000;
+/// The longest forward URL.
+pub const MAX_URL_LEN: usize = 2_000;
+/// Messages of history an agent turn carries, user and agent turns together.
+pub const HISTORY_MESSAGES: usize = 10;
+/// The most of one history message's text an agent turn carries (a longer one is cut at a
+/// character boundary), so a turn's input stays small whatever the conversation held.
+pub const HISTORY_TEXT_BYTES: usize = 4_000;
+/// The longest reply an agent may send (Telegram's and WhatsApp's limit for one text message).
+pub const MAX_REPLY_CHARS: usize = 4_096;
+/// Attempts a reply delivery gets (429s do not count).
+pub const DELIVERY_ATTEMPTS: i32 = 8;
+/// Attempts a forward gets (429 and 503 with `Retry-After` do not count).
+pub const FORWARD_ATTEMPTS: i32 = 8;
+
+/// Who answers a source's inbound messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentMode {
+    #[default]
+    Builtin,
+    None,
+    External,
+    Forward,
+}
+
+impl AgentMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentMode::Builtin => "builtin",
+            AgentMode::None => "none",
+            AgentMode::External => "external",
+            AgentMode::Forward => "forward",
+        }
+    }
+
+    /// The job kind a message becomes for this agent, when it is not the built-in one.
+    pub fn job_kind(self) -> Option<&'static str> {
+        match self {
+            AgentMode::External => Some(crate::kinds::AGENT_TURN),
+            AgentMode::Forward => Some(crate::kinds::AGENT_FORWARD),
+            AgentMode::Builtin | AgentMode::None => None,
+        }
+    }
+}
+
+/// A source's agent setting, as `sources.agent` stores it (forward's defaults filled in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AgentSettings {
+    pub mode: AgentMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+}
+
+impl AgentSettings {
+    /// The stored setting; one that does not read (it never should: the API writes it) is the
+    /// default, the built-in agent.
+    pub fn from_json(value: &JsonValue) -> Self {
+        serde_json::from_value(value.clone()).unwrap_or_default()
+    }
+
+    pub fn to_json(&self) -> JsonValue {
+        serde_json::to_value(self).unwrap_or_else(|_| json!({"mode": "builtin"}))
+    }
+
+    pub fn max_in_flight(&self) -> u32 {
+        self.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT)
+    }
+
+    pub fn timeout_ms(&self) -> u32 {
+        self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)
+    }
+
+    /// Checks a setting a tenant sent, saying what is wrong, and fills in forward's defaults.
+    pub fn checked(mut self, allow: &ForwardAllow) -> Result<Self, String> {
+        if self.mode != AgentMode::Forward {
+            if self.url.is_some() || self.max_in_flight.is_some() || self.timeout_ms.is_some() {
+                return Err(format!(
+                    "agent.url, agent.max_in_flight and agent.timeout_ms are for mode forward, not {}",
+                    self.mode.as_str()
+                ));
+            }
+            return Ok(self);
+        }
+        let url = self
+            .url
+            .as_deref()
+            .ok_or("agent.url is required for mode forward")?;
+        allow
+            .check_url(url)
+            .map_err(|error| format!("agent.url: {error}"))?;
+        let in_flight = self.max_in_flight();
+        if !(1..=MAX_MAX_IN_FLIGHT).contains(&in_flight) {
+            return Err(format!(
+                "agent.max_in_flight must be from 1 to {MAX_MAX_IN_FLIGHT}, not {in_flight}"
+            ));
+        }
+        let timeout = self.timeout_ms();
+        if !TIMEOUT_MS_RANGE.contains(&timeout) {
+            return Err(format!(
+                "agent.timeout_ms must be from {} to {}, not {timeout}",
+                TIMEOUT_MS_RANGE.start(),
+                TIMEOUT_MS_RANGE.end()
+            ));
+        }
+        self.max_in_flight = Some(in_flight);
+        self.timeout_ms = Some(timeout);
+        Ok(self)
+    }
+}
+
+/// The operator's allowlist for forward URLs (`SENTINEL_FORWARD_ALLOW`): host names, and address
+/// ranges in CIDR notation, comma-separated. A URL is allowed when its host is named, or when every
+/// address it resolves to is public or inside a listed range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardAllow {
+    hosts: Vec<String>,
+    nets: Vec<IpNet>,
+}
+
+impl FromStr for ForwardAllow {
+    type Err = String;
+
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        let mut allow = ForwardAllow::default();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if let Ok(net) = entry.parse::<IpNet>() {
+                allow.nets.push(net);
+            } else if let Ok(ip) = entry.parse::<IpAddr>() {
+                allow.nets.push(IpNet::from(ip));
+            } else if entry.contains('/') {
+                return Err(format!(
+                    "{entry:?} is not a CIDR range (for example 10.0.0.0/8)"
+                ));
+            } else if entry
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            {
+                allow.hosts.push(entry.to_ascii_lowercase());
+            } else {
+                return Err(format!("{entry:?} is neither a host name nor a CIDR range"));
+            }
+        }
+        Ok(allow)
+    }
+}
+
+impl ForwardAllow {
+    /// Whether the list names `host` itself.
+    pub fn names_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.hosts.contains(&host)
+    }
+
+    /// Whether a forward may connect to `ip`: a public address, or one inside a listed range.
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        is_public(ip) || self.nets.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Checks a forward URL as far as can be told without resolving it: http or https, a host, no
+    /// credentials, and an address literal (or `localhost`) that is allowed. A host name is checked
+    /// again, on every connection, against the addresses it resolves to (the worker's resolver).
+    pub fn check_url(&self, raw: &str) -> Result<url::Url, String> {
+        if raw.len() > MAX_URL_LEN {
+            return Err(format!("the URL is longer than {MAX_URL_LEN} bytes"));
+        }
+        // PostgreSQL's jsonb cannot store U+0000, and no URL needs a control character.
+        if let Some(bad) = raw.chars().find(|c| c.is_control()) {
+            return Err(format!("the URL holds the control character {bad:?}"));
+        }
+        let url = url::Url::parse(raw).map_err(|error| format!("{raw:?} is not a URL: {error}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "the scheme must be http or https, not {}",
+                url.scheme()
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("the URL must not carry credentials".into());
+        }
+        let refused = |what: String| {
+            Err(format!(
+                "{what} is not a public address, and SENTINEL_FORWARD_ALLOW does not allow it"
+            ))
+        };
+        match url.host() {
+            None => return Err("the URL has no host".into()),
+            Some(url::Host::Ipv4(ip)) if !self.allows_ip(IpAddr::V4(ip)) => {
+                return refused(ip.to_string())
+            }
+            Some(url::Host::Ipv6(ip)) if !self.allows_ip(IpAddr::V6(ip)) => {
+                return refused(ip.to_string())
+            }
+            Some(url::Host::Domain(name)) if !self.names_host(name) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+                if (name == "localhost" || name.ends_with(".localhost"))
+                    && !self.allows_ip(loopback)
+                {
+                    return refused(name);
+                }
+            }
+            Some(_) => {}
+        }
+        Ok(url)
+    }
+}
+
+/// Whether `ip` is an address on the public internet: not loopback, private, link-local, shared
+/// (carrier-grade NAT), unspecified, broadcast, multicast, documentation or benchmarking space, and
+/// for IPv6 not unique-local, and not an IPv4-mapped or NAT64 form of such an address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => is_public_v4(ip),
+        IpAddr::V6(ip) => {
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            let segments = ip.segments();
+            // 64:ff9b::/96, NAT64: the IPv4 address is the last 32 bits.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [.., a, b, c, d] = ip.octets();
+                return is_public_v4(Ipv4Addr::new(a, b, c, d));
+            }
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (segments[0] & 0xfe00) == 0xfc00 // fc00::/7, unique local
+                || (segments[0] & 0xffc0) == 0xfe80 // fe80::/10, link-local
+                || (segments[0] & 0xffc0) == 0xfec0 // fec0::/10, site-local (deprecated)
+                || (segments[0] == 0x2001 && segments[1] == 0x0db8)) // documentation
+        }
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0 // 0.0.0.0/8, "this network"
+        || (a == 100 && (64..128).contains(&b)) // 100.64.0.0/10, shared address space
+        || (a == 192 && b == 0 && c == 0) // 192.0.0.0/24, protocol assignments
+        || (a == 198 && (18..20).contains(&b)) // 198.18.0.0/15, benchmarking
+        || a >= 240) // 240.0.0.0/4, reserved
+}
+
+/// The `webhook-signature` header of a forward: one `v1,` entry for each of the source's current
+/// secrets (the new one, and during a rotation's overlap the previous one), space-separated, as
+/// Standard Webhooks writes a rotation. Secrets that do not decode are left out.
+pub fn signature_header(secrets: &[&str], id: &str, timestamp: &str, body: &[u8]) -> String {
+    let keys = standard::secret_keys(&json!({ "secret": secrets })).unwrap_or_default();
+    keys.iter()
+        .map(|key| standard::signature(key, id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One message of a conversation's history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    /// `user` (an inbound message) or `agent` (a reply, whoever sent it).
+    pub role: String,
+    pub text: String,
+}
+
+/// The text of a reply an agent sent, checked: not empty, at most [`MAX_REPLY_CHARS`], no U+0000.
+pub fn check_reply_text(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("the reply is empty".into());
+    }
+    let chars = text.chars().count();
+    if chars > MAX_REPLY_CHARS {
+        return Err(format!(
+            "the reply has {chars} characters; at most {MAX_REPLY_CHARS} are sent"
+        ));
+    }
+    if text.contains('\0') {
+        return Err("the reply must not contain U+0000".into());
+    }
+    Ok(())
+}
+
+/// The last [`HISTORY_MESSAGES`] messages of a conversation, oldest first: the texts of the
+/// source's healed inbound messages in it (other than `except_job`), each followed by the reply
+/// it got, from the built-in agent, an external or forwarded agent, or the outbox.
+pub async fn history(
+    executor: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    source_id: Uuid,
+    conversation_id: &str,
+    except_job: i64,
+) -> sqlx::Result<Vec<Turn>> {
+    let rows = sqlx::query!(
+        r#"SELECT j.result #>> '{message,text}' AS text,
+                  coalesce(j.result ->> 'reply',
+                           (SELECT d.input ->> 'text' FROM jobs d
+                            WHERE d.tenant_id = j.tenant_id
+                              AND coalesce(d.source_id, '00000000-0000-0000-0000-000000000000'::uuid) = j.source_id
+                              AND d.dedupe_key = 'reply:' || j.id::text)) AS reply
+           FROM jobs j
+           WHERE j.tenant_id = $1 AND j.source_id = $2 AND j.kind = 'webhook.inbound'
+             AND j.status = 'succeeded' AND j.result #>> '{message,conversation_id}' = $3 AND j.id <> $4
+           ORDER BY j.finished_at DESC
+           LIMIT $5"#,
+        tenant_id,
+        source_id,
+        conversation_id,
+        except_job,
+        HISTORY_MESSAGES as i64
+    )
+    .fetch_all(executor)
+    .await?;
+    let mut turns = Vec::new();
+    for row in rows.into_iter().rev() {
+        for (role, text) in [("user", row.text), ("agent", row.reply)] {
+            if let Some(text) = text.filter(|text| !text.is_empty()) {
+                turns.push(Turn {
+                    role: role.to_owned(),
+                    text: storable::clip(&text, HISTORY_TEXT_BYTES).to_owned(),
+                });
+            }
+        }
+    }
+    let keep_from = turns.len().saturating_sub(HISTORY_MESSAGES);
+    Ok(turns.split_off(keep_from))
+}
+
+/// The agent job (`kind`: `agent.turn` or `agent.forward`) for an inbound message: the message
+/// and what the agent needs to answer it. `address` is where the reply goes (the platform's own
+/// form: a chat id, a thread), read back when one is sent. Its dedupe key is the inbound job's,
+/// so a retried inbound job makes one turn.
+pub fn turn_job(
+    kind: &str,
+    inbound: &Job,
+    source_id: Uuid,
+    platform: &str,
+    message: &JsonValue,
+    history: &[Turn],
+    address: &JsonValue,
+) -> NewJob {
+    let attempts = if kind == kinds::AGENT_FORWARD {
+        FORWARD_ATTEMPTS
+    } else {
+        NewJob::DEFAULT_MAX_ATTEMPTS
+    };
+    NewJob::new(
+        inbound.tenant_id,
+        kind,
+        json!({
+            "source_id": source_id,
+            "platform": platform,
+            "inbound_job_id": inbound.id,
+            "message": message,
+            "history": history,
+            "address": address,
+        }),
+    )
+    .with_source(source_id)
+    .with_dedupe_key(format!("agent:{}", inbound.id))
+    .with_max_attempts(attempts)
+}
+
+/// The agent settings of `sources` (deleted ones included), by id.
+pub async fn settings_of(
+    executor: impl PgExecutor<'_>,
+    sources: &[Uuid],
+) -> sqlx::Result<HashMap<Uuid, AgentSettings>> {
+    Ok(
+        sqlx::query!("SELECT id, agent FROM sources WHERE id = ANY($1)", sources)
+            .fetch_all(executor)
+            .await?
+            .into_iter()
+            .map(|row| (row.id, AgentSettings::from_json(&row.agent)))
+            .collect(),
+    )
+}
+
+/// The outbox job that sends `text` as the answer to an agent job (`agent.turn` or
+/// `agent.forward`), to the address its input names. Its dedupe key is the inbound message's,
+/// so the message is answered once.
+pub fn reply_job(agent_job: &Job, text: &str) -> Result<NewJob, String> {
+    let input = &agent_job.input;
+    let source_id = agent_job
+        .source_id
+        .ok_or("the job's source was deleted, so there is no one to send a reply through")?;
+    let inbound = input
+        .get("inbound_job_id")
+        .and_then(JsonValue::as_i64)
+        .ok_or("the job's input names no inbound_job_id")?;
+    Ok(NewJob::new(
+        agent_job.tenant_id,
+        kinds::REPLY_DELIVER,
+        json!({
+            "platform": input.get("platform"),
+            "text": text,
+            "address": input.get("address"),
+            "inbound_job_id": inbound,
+            "agent_job_id": agent_job.id,
+        }),
+    )
+    .with_source(source_id)
+    .with_dedupe_key(format!("reply:{inbound}"))
+    .with_max_attempts(DELIVERY_ATTEMPTS))
+}
+
+/// Claims up to `max` ready `agent.forward` jobs for `worker_id`, with a lease of `lease_secs`,
+/// never more than a source's `max_in_flight` running at once across all workers.
+///
+/// The sources with ready forwards are locked (`FOR NO KEY UPDATE SKIP LOCKED`: a source another
+/// claimer holds is left to it, and ingress's inserts, which only take a key-share lock on it,
+/// never wait), then their running forwards are counted in a new statement, which sees every
+/// claim committed before the locks were taken, and at most the free slots are claimed.
+pub async fn claim_forwards(
+    pool: &PgPool,
+    worker_id: &str,
+    max: usize,
+    lease_secs: f64,
+) -> sqlx::Result<Vec<Job>> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let mut tx = pool.begin().await?;
+    // The sources with ready forwards, by a loose index scan over jobs_forward_claim (one probe
+    // per source), less those already at their cap by a first, unlocked count.
+    let sources = sqlx::query!(
+        r#"WITH RECURSIVE ready AS (
+               (SELECT source_id FROM jobs
+                WHERE status = 'queued' AND kind = 'agent.forward' AND run_at <= now() AND source_id IS NOT NULL
+                ORDER BY source_id LIMIT 1)
+               UNION ALL
+               SELECT (SELECT j.source_id FROM jobs j
+                       WHERE j.status = 'queued' AND j.kind = 'agent.forward' AND j.run_at <= now()
+                         AND j.source_id > r.source_id
+                       ORDER BY j.source_id LIMIT 1)
+               FROM ready r WHERE r.source_id IS NOT NULL
+           )
+           SELECT s.id, s.agent, s.deleted_at IS NOT NULL AS "deleted!"
+           FROM sources s
+           WHERE s.id IN (SELECT source_id FROM ready WHERE source_id IS NOT NULL)
+             AND (s.deleted_at IS NOT NULL OR s.agent ->> 'mode' <> 'forward'
+                  OR (SELECT count(*) FROM jobs b
+                      WHERE b.status = 'running' AND b.tenant_id = s.tenant_id AND b.kind = 'agent.forward'
+                        AND b.source_id = s.id)
+                     < coalesce((s.agent ->> 'max_in_flight')::int, $1))
+           ORDER BY s.id
+           LIMIT 64
+           FOR NO KEY UPDATE OF s SKIP LOCKED"#,
+        DEFAULT_MAX_IN_FLIGHT as i32
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if sources.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = sources.iter().map(|source| source.id).collect();
+    // A new statement, so a new snapshot: every claim that held these locks before committed.
+    let running: HashMap<Uuid, i64> = sqlx::query!(
+        r#"SELECT source_id AS "source_id!", count(*) AS "running!" FROM jobs
+           WHERE status = 'running' AND kind = 'agent.forward' AND source_id = ANY($1)
+           GROUP BY source_id"#,
+        &ids
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|row| (row.source_id, row.running))
+    .collect();
+    let (mut wanted, mut limits) = (Vec::new(), Vec::new());
+    for source in sources {
+        let agent = AgentSettings::from_json(&source.agent);
+        // A deleted source's forwards, or those of one no longer forwarding, are claimed to be
+        // ended (the worker says why), not held to a cap.
+        let cap = if source.deleted || agent.mode != AgentMode::Forward {
+            max
+        } else {
+            i64::from(agent.max_in_flight())
+        };
+        let free = (cap - running.get(&source.id).copied().unwrap_or(0)).clamp(0, max);
+        if free > 0 {
+            wanted.push(source.id);
+            limits.push(free);
+        }
+    }
+    if wanted.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query_file!(
+        "sql/claim_forward.sql",
+        worker_id,
+        &wanted,
+        &limits,
+        max,
+        lease_secs
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|row| job_from_row!(row)).collect())
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_pass_without_the_allowlist() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "198.18.0.1",
+            "240.0.0.1",
+        ] {
+            let ip: IpAddr = private.parse().unwrap();
+            assert!(!is_public(ip), "{private}");
+        }
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+            "64:ff9b::101:101",
+        ] {
+            let ip: IpAddr = public.parse().unwrap();
+            assert!(is_public(ip), "{public}");
+        }
+    }
+
+    #[test]
+    fn the_allowlist_names_hosts_and_ranges() {
+        let allow: ForwardAllow = "127.0.0.0/8, agent.internal,::1".parse().unwrap();
+        assert!(allow.allows_ip("127.0.0.5".parse().unwrap()));
+        assert!(allow.allows_ip("::1".parse().unwrap()));
+        assert!(!allow.allows_ip("10.0.0.1".parse().unwrap()));
+        assert!(allow.names_host("Agent.Internal."));
+        assert!(allow.check_url("http://127.0.0.1:9000/hook").is_ok());
+        assert!(allow.check_url("http://localhost:9000/hook").is_ok());
+        assert!(allow.check_url("http://agent.internal/hook").is_ok());
+        let none = ForwardAllow::default();
+        for (url, says) in [
+            ("http://127.0.0.1/x", "not a public address"),
+            ("http://[::1]/x", "not a public address"),
+            ("http://localhost/x", "not a public address"),
+            ("http://169.254.169.254/latest", "not a public address"),
+            ("http://0x7f000001/x", "not a public address"),
+            ("ftp://example.com/x", "http or https"),
+            ("https://user:pw@example.com/x", "credentials"),
+            ("not a url", "not a URL"),
+            ("https://example.com/\u{0}", "control character"),
+        ] {
+            let error = none.check_url(url).unwrap_err();
+            assert!(error.contains(says), "{url}: {error}");
+        }
+        assert!(none.check_url("https://agent.example.com/hook").is_ok());
+        for bad in ["10.0.0.0/33", "exa mple", "a\u{0}b"] {
+            assert!(bad.parse::<ForwardAllow>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forward_settings_are_checked_and_completed() {
+        let allow: ForwardAllow = "127.0.0.0/8".parse().unwrap();
+        let forward = |value: JsonValue| {
+            serde_json::from_value::<AgentSettings>(value)
+                .unwrap()
+                .checked(&allow)
+        };
+        let checked = forward(json!({"mode": "forward", "url": "http://127.0.0.1:9/a"})).unwrap();
+        assert_eq!(checked.max_in_flight, Some(DEFAULT_MAX_IN_FLIGHT));
+        assert_eq!(checked.timeout_ms, Some(DEFAULT_TIMEOUT_MS));
+        for (value, says) in [
+            (json!({"mode": "forward"}), "required"),
+            (
+                json!({"mode": "forward", "url": "http://127.0.0.1/", "max_in_flight": 0}),
+                "max_in_flight",
+            ),
+            (
+                json!({"mode": "forward", "url": "http://127.0.0.1/", "timeout_ms": 50}),
+                "timeout_ms",
+            ),
+            (
+                json!({"mode": "external", "url": "http://127.0.0.1/"}),
+                "for mode forward",
+            ),
+        ] {
+            let error = forward(value.clone()).unwrap_err();
+            assert!(error.contains(says), "{value}: {error}");
+        }
+        assert_eq!(
+            AgentSettings::from_json(&json!({"mode": "nonsense"})).mode,
+            AgentMode::Builtin
+        );
+    }
+
+    #[test]
+    fn a_rotation_signs_with_both_secrets() {
+        let (old, new) = (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_c2VudGluZWwtdGVzdC1rZXktMDEyMzQ1Njc4OQ==",
+        );
+        let header = signature_header(&[new, old], "msg_1", "1700000000", b"{}");
+        let entries: Vec<&str> = header.split(' ').collect();
+        assert_eq!(entries.len(), 2);
+        let keys = standard::secret_keys(&json!({ "secret": old })).unwrap();
+        assert_eq!(
+            entries[1],
+            standard::signature(&keys[0], "msg_1", "1700000000", b"{}")
+        );
+    }
+}
