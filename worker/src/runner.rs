@@ -39,6 +39,12 @@ pub enum Claims {
 }
 
 impl Claims {
+    /// Whether a job's end can make another claimable when free slots found nothing: a finished
+    /// forward frees a place under its source's `max_in_flight`, which no notification announces.
+    fn freed_by_finishes(&self) -> bool {
+        matches!(self, Claims::Forwards)
+    }
+
     async fn claim(
         &self,
         pool: &PgPool,
@@ -128,7 +134,8 @@ pub async fn run(
         }
         tokio::select! {
             _ = waiter.wait(config.poll_interval) => {}
-            _ = slot_freed.notified(), if slots.available_permits() == 0 => {}
+            _ = slot_freed.notified(), if slots.available_permits() == 0
+                || config.claims.freed_by_finishes() => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
