@@ -295,7 +295,7 @@ impl AdminApi {
                    RETURNING id, name, status, rate_limit_per_sec, burst, max_queued_jobs, created_at, updated_at
                )
                SELECT id, name, status, rate_limit_per_sec, burst, max_queued_jobs, created_at, updated_at,
-                      (SELECT count(pg_notify($5, 'tenant')) FROM changed) AS "notified!"
+                      (SELECT count(pg_notify($5, 'tenant:' || c.id::text)) FROM changed c) AS "notified!"
                FROM changed"#,
             id.0,
             status,
@@ -317,7 +317,11 @@ impl AdminApi {
             created_at: row.created_at,
             updated_at: row.updated_at,
         };
-        state.directory.invalidate_all();
+        // At once on this gateway; the notification does the same on every other.
+        state
+            .directory
+            .invalidate(&format!("tenant:{}", id.0))
+            .await;
         Ok(Json(tenant))
     }
 
@@ -362,23 +366,27 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
-        let revoked = sqlx::query_scalar!(
+        let revoked = sqlx::query!(
             r#"WITH revoked AS (
-                   UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id
+                   UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING prefix
                )
-               SELECT count(pg_notify($2, 'api_key')) AS "n!" FROM revoked"#,
+               SELECT (SELECT count(pg_notify($2, 'api_key:' || prefix)) FROM revoked) AS "n!",
+                      (SELECT min(prefix) FROM revoked) AS prefix"#,
             id.0,
             CONFIG_CHANNEL
         )
         .fetch_one(&state.pool)
         .await?;
-        if revoked == 0 {
+        let Some(prefix) = revoked.prefix.filter(|_| revoked.n > 0) else {
             return Err(ApiError::not_found(
                 "api_key_not_found",
                 format!("no API key {}", id.0),
             ));
-        }
-        state.directory.invalidate_all();
+        };
+        state
+            .directory
+            .invalidate(&format!("api_key:{prefix}"))
+            .await;
         Ok(Deleted::NoContent)
     }
 }

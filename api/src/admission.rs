@@ -1,6 +1,9 @@
 //! What a tenant may submit, checked before anything is written: one rate-limit token per event
-//! (each event of a webhook, each job submission, replay and source change), and a cap on the
-//! tenant's queued jobs.
+//! (each event of a webhook, each job submission, replay, progress report, source and kind
+//! change), and a cap on the tenant's queued jobs. Apart from that, every authenticated request
+//! spends one token of the tenant's request budget ([`RequestBudget`]) and holds one of the
+//! tenant's places in flight ([`InFlight`]) while it runs, so no tenant's reads or worker API calls
+//! can crowd out another's.
 //!
 //! The queued counts come from a background task ([`refresh_counts`]), never from a query per
 //! request: a count per tenant every [`COUNT_INTERVAL`], read from the partial index of queued
@@ -17,7 +20,7 @@ use std::{
 use governor::clock::{Clock, DefaultClock};
 use poem::http::StatusCode;
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::{directory::TenantRecord, error::ApiError, metrics::Metrics};
@@ -26,6 +29,82 @@ use crate::{directory::TenantRecord, error::ApiError, metrics::Metrics};
 pub const COUNT_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the job counts by status (a scan of `jobs`) are read for the metrics.
 pub const STATUS_COUNT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What each tenant's API requests may spend: `per_sec` tokens a second, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestBudget {
+    pub per_sec: usize,
+    pub burst: usize,
+}
+
+impl Default for RequestBudget {
+    fn default() -> Self {
+        Self {
+            per_sec: 200,
+            burst: 400,
+        }
+    }
+}
+
+/// Spends one token of the tenant's request budget, or refuses the request (429 `rate_limited`).
+pub fn spend_request(tenant: &TenantRecord) -> Result<(), ApiError> {
+    tenant.requests.check().map_err(|not_until| {
+        let secs = not_until
+            .wait_time_from(DefaultClock::default().now())
+            .as_secs_f64()
+            .ceil() as u64;
+        ApiError::too_many(
+            "rate_limited",
+            "the tenant is over its API request rate (SENTINEL_TENANT_REQUESTS_PER_SEC)",
+            secs,
+        )
+    })
+}
+
+/// How long a request waits for one of its tenant's places in flight.
+pub const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
+
+/// Each tenant's requests in flight on this gateway, under a cap.
+pub struct InFlight {
+    cap: usize,
+    tenants: moka::sync::Cache<Uuid, Arc<Semaphore>>,
+}
+
+impl InFlight {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            // A tenant's semaphore is kept while it is in use; one idle for an hour is dropped
+            // (and made anew, full, on its next request).
+            tenants: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(3_600))
+                .build(),
+        }
+    }
+
+    /// One of the tenant's places, held until the permit is dropped. When all are taken, the
+    /// request waits its turn (holding no connection) for up to [`IN_FLIGHT_WAIT`], then gets 429
+    /// `too_many_in_flight`: a burst of one tenant's requests queues behind its own, never
+    /// another tenant's.
+    pub async fn enter(&self, tenant_id: Uuid) -> Result<OwnedSemaphorePermit, ApiError> {
+        let semaphore = self
+            .tenants
+            .get_with(tenant_id, || Arc::new(Semaphore::new(self.cap)));
+        match tokio::time::timeout(IN_FLIGHT_WAIT, semaphore.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::too_many(
+                "too_many_in_flight",
+                format!(
+                    "the tenant had {} requests in flight on this gateway, the most allowed \
+                     (SENTINEL_TENANT_MAX_IN_FLIGHT), for longer than this one could wait",
+                    self.cap
+                ),
+                1,
+            )),
+        }
+    }
+}
 
 /// Why a submission was refused before anything was written.
 #[derive(Debug, Clone, PartialEq, Eq)]

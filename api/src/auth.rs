@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::{directory::TenantRecord, error::ApiError, AppState};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::{admission, directory::TenantRecord, error::ApiError, AppState};
 
 /// A caller authenticated as a tenant.
 #[derive(Debug, Clone)]
@@ -21,11 +23,27 @@ pub struct Principal {
     /// `key:<prefix>` for API keys, the JWT's `sub` otherwise.
     pub subject: String,
     pub role: Option<String>,
+    /// The bearer credential, to check again during a long poll or a stream: a revoked key or a
+    /// suspended tenant ends them within seconds.
+    pub credential: Credential,
+    /// The request's place among the tenant's requests in flight ([`crate::admission::InFlight`]);
+    /// a long poll gives it up while it waits.
+    pub in_flight: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 impl Principal {
     pub fn tenant_id(&self) -> Uuid {
         self.tenant.id
+    }
+}
+
+/// A bearer credential, kept out of every log line.
+#[derive(Clone, Default)]
+pub struct Credential(Arc<str>);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(<redacted>)")
     }
 }
 
@@ -48,8 +66,16 @@ fn state(req: &Request) -> poem::Result<&Arc<AppState>> {
     })
 }
 
+/// Every tenant-authenticated endpoint goes through here: the credential is checked, then the
+/// request spends one token of the tenant's request budget and takes one of its places in flight.
 async fn check_tenant(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    Ok(state(req)?.authenticate(&bearer.token).await?)
+    let state = state(req)?;
+    let mut principal = state.authenticate(&bearer.token).await?;
+    admission::spend_request(&principal.tenant)?;
+    principal.in_flight = Some(Arc::new(
+        state.in_flight.enter(principal.tenant_id()).await?,
+    ));
+    Ok(principal)
 }
 
 async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<()> {
@@ -199,6 +225,14 @@ impl AppState {
             tenant,
             subject,
             role,
+            credential: Credential(Arc::from(token)),
+            in_flight: None,
         })
+    }
+
+    /// Checks a principal's credential again (from the caches, which a revocation or a suspension
+    /// invalidates): the error to end a long poll or a stream with, once it is no longer valid.
+    pub async fn reauthenticate(&self, principal: &Principal) -> Result<(), ApiError> {
+        self.authenticate(&principal.credential.0).await.map(drop)
     }
 }

@@ -13,7 +13,7 @@ use serde_json::Value as JsonValue;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{admission::RequestBudget, error::ApiError};
 
 /// The NOTIFY channel that tells gateways to drop their caches.
 pub const CONFIG_CHANNEL: &str = "sentinel_config";
@@ -25,9 +25,13 @@ pub struct TenantRecord {
     pub id: Uuid,
     pub name: String,
     pub active: bool,
-    /// GCRA limiter sized by the tenant's `rate_limit_per_sec` and `burst`. It outlives this
-    /// record: see [`Directory`]'s `limiters`.
+    /// GCRA limiter sized by the tenant's `rate_limit_per_sec` and `burst`: what the tenant's
+    /// events (webhooks, submissions, replays, progress, configuration changes) spend. It
+    /// outlives this record: see [`Directory`]'s `limiters`.
     pub limiter: Arc<DefaultDirectRateLimiter>,
+    /// The tenant's API requests budget (every authenticated call spends one token), sized by the
+    /// gateway's [`RequestBudget`].
+    pub requests: Arc<DefaultDirectRateLimiter>,
     /// The tenant's burst: the most tokens one request can spend.
     pub burst: NonZeroU32,
     /// The most jobs the tenant may have queued.
@@ -110,10 +114,18 @@ pub struct Directory {
     /// on a configuration change, so creating or deleting a source (which invalidates every
     /// cache) refills no one's limit; a changed quota gets a fresh limiter. An idle limiter is full
     /// again long before it expires.
-    limiters: moka::sync::Cache<(Uuid, u32, u32), Arc<DefaultDirectRateLimiter>>,
+    limiters: moka::sync::Cache<(Uuid, Budget, u32, u32), Arc<DefaultDirectRateLimiter>>,
+    requests: (NonZeroU32, NonZeroU32),
     /// Database lookups for keys, tenants and sources that are not cached: random source ids and
     /// key prefixes cannot turn into unbounded database reads.
     lookups: Arc<DefaultDirectRateLimiter>,
+}
+
+/// Which of a tenant's budgets a limiter is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Budget {
+    Events,
+    Requests,
 }
 
 /// Uncached directory lookups the database serves per second by default (twice that in a burst),
@@ -142,10 +154,14 @@ fn from_cache_error(error: Arc<sqlx::Error>) -> ApiError {
 }
 
 impl Directory {
-    pub fn new(pool: PgPool, lookups_per_sec: u32) -> Self {
+    pub fn new(pool: PgPool, lookups_per_sec: u32, requests: RequestBudget) -> Self {
         let per_sec = NonZeroU32::new(lookups_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = per_sec.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+        let positive = |n: usize| {
+            NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+        };
         Self {
+            requests: (positive(requests.per_sec), positive(requests.burst)),
             pool,
             tenants: cache(),
             keys: cache(),
@@ -168,11 +184,12 @@ impl Directory {
     fn limiter(
         &self,
         tenant_id: Uuid,
+        budget: Budget,
         per_sec: NonZeroU32,
         burst: NonZeroU32,
     ) -> Arc<DefaultDirectRateLimiter> {
         self.limiters
-            .get_with((tenant_id, per_sec.get(), burst.get()), || {
+            .get_with((tenant_id, budget, per_sec.get(), burst.get()), || {
                 Arc::new(RateLimiter::direct(
                     Quota::per_second(per_sec).allow_burst(burst),
                 ))
@@ -183,6 +200,18 @@ impl Directory {
         self.tenants.invalidate_all();
         self.keys.invalidate_all();
         self.sources.invalidate_all();
+    }
+
+    /// Drops the one entry a `sentinel_config` payload names (`tenant:<id>`, `api_key:<prefix>`,
+    /// `source:<id>`); everything when the payload names nothing this gateway knows.
+    pub async fn invalidate(&self, payload: &str) {
+        let (what, id) = payload.split_once(':').unwrap_or((payload, ""));
+        match (what, id.parse::<Uuid>()) {
+            ("tenant", Ok(id)) => self.tenants.invalidate(&id).await,
+            ("source", Ok(id)) => self.sources.invalidate(&id).await,
+            ("api_key", _) if !id.is_empty() => self.keys.invalidate(id).await,
+            _ => self.invalidate_all(),
+        }
     }
 
     pub async fn tenant(&self, id: Uuid) -> Result<Option<Arc<TenantRecord>>, ApiError> {
@@ -218,7 +247,8 @@ impl Directory {
         Ok(row.map(|row| {
             Arc::new(TenantRecord {
                 id: row.id,
-                limiter: self.limiter(row.id, row.per_sec, row.burst),
+                limiter: self.limiter(row.id, Budget::Events, row.per_sec, row.burst),
+                requests: self.limiter(row.id, Budget::Requests, self.requests.0, self.requests.1),
                 name: row.name,
                 active: row.active,
                 burst: row.burst,
@@ -280,5 +310,47 @@ impl Directory {
             })
             .await
             .map_err(from_cache_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn directory() -> Directory {
+        // A lazy pool: these tests never reach the database.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        Directory::new(pool, 10, RequestBudget::default())
+    }
+
+    #[tokio::test]
+    async fn a_change_drops_only_the_entry_it_names() {
+        let directory = directory();
+        let (mine, theirs) = (Uuid::new_v4(), Uuid::new_v4());
+        for id in [mine, theirs] {
+            directory.sources.insert(id, None).await;
+            directory.tenants.insert(id, None).await;
+        }
+        directory.keys.insert("abc".into(), None).await;
+        directory.keys.insert("def".into(), None).await;
+
+        directory.invalidate(&format!("source:{mine}")).await;
+        directory.invalidate(&format!("tenant:{mine}")).await;
+        directory.invalidate("api_key:abc").await;
+        assert!(!directory.sources.contains_key(&mine));
+        assert!(directory.sources.contains_key(&theirs));
+        assert!(!directory.tenants.contains_key(&mine));
+        assert!(directory.tenants.contains_key(&theirs));
+        assert!(!directory.keys.contains_key("abc"));
+        assert!(directory.keys.contains_key("def"));
+
+        // A payload this gateway does not understand drops everything.
+        directory.invalidate("something:new").await;
+        directory.sources.run_pending_tasks().await;
+        assert!(!directory.sources.contains_key(&theirs));
     }
 }

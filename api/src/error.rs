@@ -119,14 +119,37 @@ impl ApiError {
     }
 }
 
+/// The code and message for a value Postgres text cannot hold.
+pub const INVALID_TEXT: &str = "invalid_text";
+pub const INVALID_TEXT_MESSAGE: &str =
+    "a text value in the request contains U+0000 (NUL), which cannot be stored or matched; remove it";
+
+/// Every statement's failure reaches the client through here, so what a request's values can make
+/// a statement do is decided in one place: a value Postgres text cannot hold (U+0000 in a filter,
+/// a lease, a name: SQLSTATE 22021, or a `\u0000` escape in jsonb: 22P05) is the caller's 400,
+/// never a 500; a statement or lock timeout (57014, 55P03) is a 503 to retry.
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+        let sqlstate = match &error {
+            sqlx::Error::Database(database) => database.code().map(|code| code.into_owned()),
+            _ => None,
+        };
+        match (error, sqlstate.as_deref()) {
+            (_, Some("22021" | "22P05")) => {
+                ApiError::bad_request(INVALID_TEXT, INVALID_TEXT_MESSAGE)
+            }
+            (error, Some("57014" | "55P03")) => {
+                tracing::warn!(%error, "a statement ran past its statement or lock timeout");
+                ApiError::unavailable("the database is busy; retry shortly")
+            }
+            (
+                error @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
+                _,
+            ) => {
                 tracing::warn!(%error, "database unavailable");
                 ApiError::unavailable("the database is unreachable or saturated; retry shortly")
             }
-            other => ApiError::internal(other),
+            (other, _) => ApiError::internal(other),
         }
     }
 }

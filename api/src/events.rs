@@ -2,25 +2,65 @@
 //! `Last-Event-ID` first replays the missed rows from `events`, then goes live, with nothing lost
 //! or repeated between the two, page by page as the client reads. A comment keep-alive goes out
 //! every 15 s. Streams are capped per tenant and per gateway (429 `too_many_streams`).
+//!
+//! Memory is bounded in bytes per stream, whatever the events hold:
+//! - a stream is a producer task feeding the response body through a buffer of at most
+//!   `SENTINEL_SSE_MAX_BUFFER_BYTES` (one event larger than that passes alone). It reserves room
+//!   for an event before it reads a large one's data, so a full buffer holds the task back
+//!   without it holding anything more;
+//! - a client that stops reading stops hyper polling the body, so the buffer fills. Once the
+//!   producer has waited for room and the connection has written nothing to its socket for
+//!   [`STALL_GRACE`], the stream is cut off: its connection is dropped from the server side
+//!   (`server::ConnectionControl`), which frees everything held for it, and the cut is counted
+//!   (`sentinel_sse_cut_off_total`) and logged. The client resumes with `Last-Event-ID`. A client
+//!   that reads, however slowly, keeps its socket writing and is never cut off;
+//! - catch-up reads pages of at most [`CATCH_UP_PAGE`] rows and [`CATCH_UP_PAGE_BYTES`] of data
+//!   (at least one row); data over `hub::INLINE_DATA_BYTES` is left out of the page and read by
+//!   `seq` when its turn comes, as for the hub's live stubs.
+//!
+//! So a stream holds at most one catch-up page (256 KiB + 8 KiB of data, 500 rows), its buffer
+//! (the limit, or one event over it), and the event hyper is writing (with hyper's own write
+//! buffer, about 400 KiB), besides its unread entries in the hub's ring (see `hub`).
+//!
+//! Every [`REAUTH_EVERY`] a stream checks its bearer credential again through
+//! `AppState::reauthenticate` (cached lookups, dropped on NOTIFY), so a revoked key or a suspended
+//! tenant ends its open streams within seconds.
 
 use std::{
+    borrow::Cow,
     collections::{HashSet, VecDeque},
-    sync::Arc,
-    time::Duration,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
 };
 
 use futures::{stream::BoxStream, StreamExt};
-use poem::web::{sse::Event, Data};
+use poem::{
+    http::StatusCode,
+    web::{sse::Event, Data},
+    Request,
+};
 use poem_openapi::{
     param::{Header, Query},
     payload::EventStream,
     Object, OpenApi,
 };
 use serde_json::Value as JsonValue;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::{
+    broadcast::{self, error::RecvError},
+    mpsc, watch, OwnedSemaphorePermit, Semaphore,
+};
 use uuid::Uuid;
 
-use crate::{auth::TenantAuth, error::ApiError, hub::StoredEvent, ApiTags, AppState};
+use crate::{
+    auth::{Principal, TenantAuth},
+    error::ApiError,
+    hub::{self, StoredEvent, INLINE_DATA_BYTES},
+    server::ConnectionControl,
+    ApiTags, AppState,
+};
 
 /// The SSE `event` name of an event, also its `type` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
@@ -102,46 +142,58 @@ pub struct SseFrame {
     data: String,
 }
 
-impl JobEventData {
-    /// None for a type this gateway does not know (a newer worker's), which it does not forward.
-    fn from_stored(event: &StoredEvent) -> Option<Self> {
+impl SseFrame {
+    /// The frame of `event`, whose data is `data`. None for a type this gateway does not know (a
+    /// newer worker's), which it does not forward.
+    fn new(event: &StoredEvent, data: &str) -> Option<(JobEventType, SseFrame)> {
         let event_type = JobEventType::from_name(&event.event_type)?;
-        let data: JsonValue = serde_json::from_str(&event.data).ok()?;
-        let text = |field: &str| {
-            data.get(field)
-                .and_then(JsonValue::as_str)
-                .map(str::to_owned)
-        };
-        let number = |field: &str| data.get(field).and_then(JsonValue::as_i64);
         // The stored data is a JSON object (built by `job_event_data`), so the type goes in as
-        // its first member without serializing it again.
+        // its first member without parsing or serializing it again.
         let name = JsonValue::String(event.event_type.clone());
-        let wire = match event.data.trim_start().strip_prefix('{') {
+        let wire = match data.trim_start().strip_prefix('{') {
             Some(rest) if rest.trim_start().starts_with('}') => format!("{{\"type\":{name}}}"),
             Some(rest) => format!("{{\"type\":{name},{rest}"),
             None => return None,
         };
-        Some(JobEventData {
+        Some((
             event_type,
-            job_id: event.job_id.unwrap_or_default(),
-            kind: text("kind").unwrap_or_default(),
-            status: text("status").unwrap_or_default(),
-            attempt: number("attempt").unwrap_or_default() as i32,
-            at: text("at").unwrap_or_default(),
-            error: data.get("error").cloned(),
-            run_at: text("run_at"),
-            worker_id: text("worker_id"),
-            replay_of: number("replay_of"),
-            stage: text("stage"),
-            tokens: number("tokens"),
-            max_tokens: number("max_tokens"),
-            text: text("text"),
-            frame: SseFrame {
+            SseFrame {
                 seq: event.seq,
                 name: event.event_type.clone(),
                 data: wire,
             },
-        })
+        ))
+    }
+}
+
+/// The bytes an event costs in a stream's buffer: its data, plus the frame around it (`id:`,
+/// `event:`, `data:`, the added `type` member, line ends).
+fn frame_cost(event: &StoredEvent) -> usize {
+    event.data_bytes + 2 * event.event_type.len() + 64
+}
+
+impl JobEventData {
+    /// A stream item. What goes on the wire is its frame, the stored data as it is with `type`
+    /// added; the typed fields describe that data in the OpenAPI spec and are left empty here,
+    /// so an event is never parsed, nor held twice, on its way out.
+    fn carrying(event_type: JobEventType, job_id: Option<i64>, frame: SseFrame) -> Self {
+        JobEventData {
+            event_type,
+            job_id: job_id.unwrap_or_default(),
+            kind: String::new(),
+            status: String::new(),
+            attempt: 0,
+            at: String::new(),
+            error: None,
+            run_at: None,
+            worker_id: None,
+            replay_of: None,
+            stage: None,
+            tokens: None,
+            max_tokens: None,
+            text: None,
+            frame,
+        }
     }
 }
 
@@ -172,35 +224,63 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Rows of one catch-up page. The next page is read only once the client has taken this one, so a
 /// resuming subscriber holds at most one page in memory.
 pub const CATCH_UP_PAGE: i64 = 500;
+/// Bytes of data one catch-up page carries, past which it stops (always after at least one row).
+pub const CATCH_UP_PAGE_BYTES: i64 = 256 * 1024;
+/// `SENTINEL_SSE_MAX_BUFFER_BYTES`' default.
+pub const DEFAULT_MAX_BUFFER_BYTES: usize = 1024 * 1024;
+/// How long a stream whose buffer is full waits for its connection to write before it is cut off.
+pub const STALL_GRACE: Duration = Duration::from_secs(5);
+/// How often a producer waiting for room looks at its connection.
+const STALL_CHECK: Duration = Duration::from_millis(250);
+/// How often an open stream checks its credential again.
+pub const REAUTH_EVERY: Duration = Duration::from_secs(2);
 
 /// One page of `(after, up_to]` that the filter accepts, and the seq the next page starts after
-/// (`None` when this was the last page). The page is cut by the rows read, not by the rows kept.
+/// (`None` when this was the last page). The page is cut by the rows read, not by the rows kept,
+/// and by the bytes of the data it carries: data over `INLINE_DATA_BYTES` is not carried (the
+/// event comes as a stub, read by seq when it is sent).
 async fn read_page(
     state: &AppState,
     filter: &Filter,
     after: i64,
     up_to: i64,
-) -> Result<(Vec<StoredEvent>, Option<i64>), ApiError> {
+) -> sqlx::Result<(VecDeque<StoredEvent>, Option<i64>)> {
     let types: Option<Vec<String>> = filter
         .types
         .as_ref()
         .map(|types| types.iter().cloned().collect());
     let rows = sqlx::query!(
-        r#"SELECT seq, tenant_id, job_id, type, data::text AS "data!" FROM events
-           WHERE tenant_id = $1 AND seq > $2 AND seq <= $3 AND ($4::bigint IS NULL OR job_id = $4)
-             AND ($6::text[] IS NULL OR type = ANY($6))
-           ORDER BY seq LIMIT $5"#,
+        r#"SELECT seq AS "seq!", tenant_id AS "tenant_id!", job_id, type AS "type!",
+                  CASE WHEN bytes <= $7 THEN data::text END AS data,
+                  bytes AS "bytes!", carried AS "carried!"
+           FROM (SELECT seq, tenant_id, job_id, type, data, bytes,
+                        sum(CASE WHEN bytes <= $7 THEN bytes ELSE 0 END)
+                            OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS carried
+                 FROM (SELECT seq, tenant_id, job_id, type, data, octet_length(data::text) AS bytes
+                       FROM events
+                       WHERE tenant_id = $1 AND seq > $2 AND seq <= $3
+                         AND ($4::bigint IS NULL OR job_id = $4)
+                         AND ($6::text[] IS NULL OR type = ANY($6))
+                       ORDER BY seq LIMIT $5) AS page
+                ) AS page
+           WHERE carried - CASE WHEN bytes <= $7 THEN bytes ELSE 0 END < $8
+           ORDER BY seq"#,
         filter.tenant_id,
         after,
         up_to,
         filter.job_id,
         CATCH_UP_PAGE,
-        types.as_deref()
+        types.as_deref(),
+        INLINE_DATA_BYTES,
+        CATCH_UP_PAGE_BYTES
     )
     .fetch_all(&state.pool)
     .await?;
+    // A page cut by rows or by bytes may have more behind it.
     let next = match rows.last() {
-        Some(last) if rows.len() as i64 == CATCH_UP_PAGE => Some(last.seq),
+        Some(last) if rows.len() as i64 == CATCH_UP_PAGE || last.carried >= CATCH_UP_PAGE_BYTES => {
+            Some(last.seq)
+        }
         _ => None,
     };
     let events = rows
@@ -211,8 +291,8 @@ async fn read_page(
             job_id: row.job_id,
             event_type: row.r#type,
             data: row.data,
+            data_bytes: usize::try_from(row.bytes).unwrap_or_default(),
         })
-        .filter(|event| filter.accepts(event))
         .collect();
     Ok((events, next))
 }
@@ -260,10 +340,12 @@ impl Subscribers {
 impl EventsApi {
     /// Stream job events (SSE). Reconnect with `Last-Event-ID` to resume without a gap.
     #[oai(path = "/v1/events", method = "get", operation_id = "streamEvents")]
+    #[allow(clippy::too_many_arguments)]
     async fn events(
         &self,
         auth: TenantAuth,
         state: Data<&Arc<AppState>>,
+        request: &Request,
         job_id: Query<Option<i64>>,
         /// Comma-separated event types, such as `job.succeeded,job.dead`.
         types: Query<Option<String>>,
@@ -289,6 +371,12 @@ impl EventsApi {
                 )
             })?),
         };
+        // The caller, checked again while the stream lasts. An open stream is not one of the
+        // tenant's requests in flight (it has its own caps), so its place there is given back.
+        let principal = Principal {
+            in_flight: None,
+            ..auth.0.clone()
+        };
         let state = Arc::clone(&state);
         let guard = state.subscribers.open(
             filter.tenant_id,
@@ -297,22 +385,39 @@ impl EventsApi {
             state.metrics.sse_subscribers.clone(),
         )?;
         let (live, delivered) = state.hub.subscribe();
-        let mut shutdown = state.shutdown.clone();
+        let limit = state
+            .config
+            .sse_max_buffer_bytes
+            .clamp(1, u32::MAX as usize);
+        let (frames, mut taken_frames) = mpsc::unbounded_channel();
+        let outbox = Outbox {
+            frames,
+            room: Arc::new(Semaphore::new(limit)),
+            limit,
+            progress: Progress::new(),
+            connection: request.extensions().get::<ConnectionControl>().cloned(),
+        };
+        let progress = outbox.progress.clone();
         let feed = Feed {
-            state,
+            state: state.clone(),
             filter,
             buffered: VecDeque::new(),
             // With Last-Event-ID, first read (after, delivered] from the table.
             catch_up: resume_after.map(|after| (after, delivered)),
             last_sent: delivered,
             live,
-            _guard: guard,
         };
-        let stream = futures::stream::unfold(feed, |mut feed| async move {
-            let event = feed.next().await?;
-            Some((JobEventData::from_stored(&event), feed))
+        let mut shutdown = state.shutdown.clone();
+        tokio::spawn(produce(feed, outbox, principal, shutdown.clone(), guard));
+        // The body takes what the producer queued; taking a frame gives its bytes' room back.
+        let stream = futures::stream::poll_fn(move |cx| {
+            taken_frames.poll_recv(cx).map(|frame| {
+                frame.map(|(event, _room): (JobEventData, OwnedSemaphorePermit)| {
+                    progress.touch();
+                    event
+                })
+            })
         })
-        .filter_map(|event| async move { event })
         .take_until(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
@@ -327,38 +432,226 @@ impl EventsApi {
     }
 }
 
+/// When a stream's body last took a frame.
+#[derive(Clone)]
+struct Progress {
+    opened: Instant,
+    last_take_ms: Arc<AtomicU64>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            opened: Instant::now(),
+            last_take_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_take_ms
+            .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn since_last_take(&self) -> Duration {
+        let last = Duration::from_millis(self.last_take_ms.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(last)
+    }
+}
+
+/// A stream's buffer, from the producer's side: frames queued for the body, each holding its
+/// bytes' worth of `room` until the body takes it.
+struct Outbox {
+    frames: mpsc::UnboundedSender<(JobEventData, OwnedSemaphorePermit)>,
+    room: Arc<Semaphore>,
+    limit: usize,
+    progress: Progress,
+    /// The connection the stream is served on, which a cut-off drops.
+    connection: Option<ConnectionControl>,
+}
+
+impl Outbox {
+    fn buffered_bytes(&self) -> usize {
+        self.limit.saturating_sub(self.room.available_permits())
+    }
+
+    /// Room for `cost` bytes (all of it for an event over the limit, which then goes alone).
+    /// Waits while the client reads; gives up when the buffer has stayed full and nothing was
+    /// written or taken for [`STALL_GRACE`].
+    async fn reserve(&self, cost: usize) -> Result<OwnedSemaphorePermit, Ended> {
+        let wanted = u32::try_from(cost.clamp(1, self.limit)).unwrap_or(u32::MAX);
+        loop {
+            match tokio::time::timeout(STALL_CHECK, self.room.clone().acquire_many_owned(wanted))
+                .await
+            {
+                Ok(Ok(room)) => return Ok(room),
+                Ok(Err(_closed)) => return Err(Ended::ClientGone),
+                Err(_waited) if self.stalled_for() >= STALL_GRACE => return Err(Ended::Stalled),
+                Err(_waited) => {}
+            }
+        }
+    }
+
+    /// How long the stream has made no progress: neither did its body take a frame nor did its
+    /// connection write (a body can sit behind a frame hyper is still writing).
+    fn stalled_for(&self) -> Duration {
+        let taken = self.progress.since_last_take();
+        match &self.connection {
+            Some(connection) => taken.min(connection.since_last_write()),
+            None => taken,
+        }
+    }
+}
+
+/// Why a stream's producer stopped.
+enum Ended {
+    /// The hub stopped (the gateway is shutting down).
+    HubClosed,
+    /// The client went away.
+    ClientGone,
+    /// The client stopped reading and the buffer is full.
+    Stalled,
+    /// The key was revoked, the tenant suspended, or the JWT expired.
+    Revoked,
+    /// Reading the table failed; the client resumes with `Last-Event-ID`.
+    Failed(sqlx::Error),
+}
+
+/// A stream's producer: events from the feed into the buffer, until the client goes, stalls, or
+/// its credential stops being valid, or the gateway shuts down.
+async fn produce(
+    mut feed: Feed,
+    outbox: Outbox,
+    principal: Principal,
+    mut shutdown: watch::Receiver<bool>,
+    guard: SubscriberGuard,
+) {
+    let state = feed.state.clone();
+    let tenant_id = feed.filter.tenant_id;
+    let ended = tokio::select! {
+        ended = pump(&mut feed, &outbox) => ended,
+        () = outbox.frames.closed() => Ended::ClientGone,
+        () = revoked(&state, &principal) => Ended::Revoked,
+        _ = shutdown.wait_for(|stop| *stop) => Ended::HubClosed,
+    };
+    // The stream's slot comes back before anything else, so a resume is let in at once.
+    drop(guard);
+    match ended {
+        Ended::Stalled => {
+            state.metrics.sse_cut_off.inc();
+            tracing::info!(
+                tenant.id = %tenant_id,
+                buffered_bytes = outbox.buffered_bytes(),
+                limit_bytes = outbox.limit,
+                "event stream cut off: its client stopped reading (SENTINEL_SSE_MAX_BUFFER_BYTES)"
+            );
+            // The body is not being polled, so only dropping the connection frees it. (Served
+            // outside `server::serve` there is none: the stream ends once what it queued is taken.)
+            if let Some(connection) = &outbox.connection {
+                connection.abort();
+            }
+        }
+        Ended::Failed(error) => {
+            tracing::warn!(tenant.id = %tenant_id, %error, "event stream ended: reading events failed");
+        }
+        Ended::Revoked => {
+            tracing::info!(tenant.id = %tenant_id, "event stream ended: its credential is no longer valid");
+        }
+        Ended::HubClosed | Ended::ClientGone => {}
+    }
+}
+
+/// Moves events into the buffer: room first, then a large event's data, then the frame.
+async fn pump(feed: &mut Feed, outbox: &Outbox) -> Ended {
+    loop {
+        let event = match feed.next().await {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ended::HubClosed,
+            Err(error) => return Ended::Failed(error),
+        };
+        if JobEventType::from_name(&event.event_type).is_none() {
+            continue;
+        }
+        let room = match outbox.reserve(frame_cost(&event)).await {
+            Ok(room) => room,
+            Err(ended) => return ended,
+        };
+        let data = match &event.data {
+            Some(data) => Cow::Borrowed(data.as_str()),
+            None => match hub::read_data(&feed.state.pool, event.seq).await {
+                Ok(Some(data)) => Cow::Owned(data),
+                // Deleted by retention since it was read: nothing left to send.
+                Ok(None) => continue,
+                Err(error) => return Ended::Failed(error),
+            },
+        };
+        let Some((event_type, frame)) = SseFrame::new(&event, &data) else {
+            continue;
+        };
+        drop(data);
+        let item = JobEventData::carrying(event_type, event.job_id, frame);
+        if outbox.frames.send((item, room)).is_err() {
+            return Ended::ClientGone;
+        }
+    }
+}
+
+/// Resolves once the principal's credential no longer authenticates (a revoked key, a suspended
+/// tenant, an expired JWT). A check that fails for another reason (the database, the lookup
+/// budget) keeps the stream.
+async fn revoked(state: &AppState, principal: &Principal) {
+    let mut every =
+        tokio::time::interval_at(tokio::time::Instant::now() + REAUTH_EVERY, REAUTH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match state.reauthenticate(principal).await {
+            Ok(()) => {}
+            Err(error)
+                if matches!(
+                    error.status(),
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ) =>
+            {
+                return
+            }
+            Err(error) => {
+                tracing::debug!(status = %error.status(), "an event stream's credential could not be checked again; keeping the stream");
+            }
+        }
+    }
+}
+
 /// One subscriber's position: rows to read from the table, then the live feed.
 struct Feed {
     state: Arc<AppState>,
     filter: Filter,
+    /// The catch-up page being sent.
     buffered: VecDeque<StoredEvent>,
     /// `(after, up_to)`: the range still to read from the table before going live.
     catch_up: Option<(i64, i64)>,
     /// Live events at or below this seq were covered by the table.
     last_sent: i64,
     live: broadcast::Receiver<Arc<StoredEvent>>,
-    _guard: SubscriberGuard,
 }
 
 impl Feed {
-    async fn next(&mut self) -> Option<StoredEvent> {
+    /// The next event the filter accepts; its data may be a stub, to read by seq.
+    async fn next(&mut self) -> sqlx::Result<Option<Arc<StoredEvent>>> {
         loop {
             if let Some(event) = self.buffered.pop_front() {
-                return Some(event);
+                return Ok(Some(Arc::new(event)));
             }
             if let Some((after, up_to)) = self.catch_up {
-                let (rows, next) = read_page(&self.state, &self.filter, after, up_to)
-                    .await
-                    .ok()?;
+                let (rows, next) = read_page(&self.state, &self.filter, after, up_to).await?;
                 self.catch_up = next.map(|next| (next, up_to));
-                self.buffered.extend(rows);
+                self.buffered = rows;
                 continue;
             }
             match self.live.recv().await {
                 Ok(event) => {
                     if event.seq > self.last_sent && self.filter.accepts(&event) {
                         self.last_sent = event.seq;
-                        return Some((*event).clone());
+                        return Ok(Some(event));
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
@@ -368,7 +661,7 @@ impl Feed {
                     self.catch_up = Some((self.last_sent, delivered));
                     self.last_sent = delivered;
                 }
-                Err(RecvError::Closed) => return None,
+                Err(RecvError::Closed) => return Ok(None),
             }
         }
     }

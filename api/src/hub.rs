@@ -5,6 +5,16 @@
 //! Rows are delivered in `seq` order. `seq` is taken at insert time but rows become visible at
 //! commit, so a gap can be a transaction still in flight: the hub waits for it, and skips it only
 //! once it has stayed empty for `GAP_TIMEOUT` (a rolled-back transaction leaves a permanent gap).
+//!
+//! Memory is bounded in bytes, not only in rows (a row's data may hold megabytes):
+//! - an event whose data is over [`INLINE_DATA_BYTES`] goes over the broadcast ring as a stub,
+//!   without its data, which a subscriber reads by `seq` ([`read_data`], a primary-key lookup)
+//!   when it is its turn to send it. The ring holds at most [`RING_LEN`] events of at most
+//!   [`INLINE_DATA_BYTES`] each: 16,384 × 8 KiB = 128 MiB of data (plus about 200 bytes of row
+//!   per event, 3 MiB) in the worst case, when a subscriber lags a whole ring of large events;
+//!   a value leaves the ring as soon as every subscriber has taken it;
+//! - a read page stops at [`PAGE_BYTES`] of the data it carries (at least one row), so the tail
+//!   holds at most 1 MiB + 8 KiB of data (and 1,000 rows) at a time.
 
 use std::{
     sync::{
@@ -15,12 +25,20 @@ use std::{
 };
 
 use sentinel_queue::Waiter;
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 pub const GAP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Rows of one read page.
 const BATCH: i64 = 1_000;
+/// Bytes of data one read page carries, past which it stops (always after at least one row).
+const PAGE_BYTES: i64 = 1024 * 1024;
+/// Events the broadcast ring holds; a subscriber further behind reads the table instead.
+pub const RING_LEN: usize = 16_384;
+/// Data longer than this (as text) travels as a stub: the ring and catch-up pages carry its
+/// length only, and a subscriber reads it by `seq` when it sends it.
+pub const INLINE_DATA_BYTES: i32 = 8 * 1024;
 
 /// One row of `events`, as subscribers see it.
 #[derive(Debug, Clone)]
@@ -29,8 +47,21 @@ pub struct StoredEvent {
     pub tenant_id: Uuid,
     pub job_id: Option<i64>,
     pub event_type: String,
-    /// The `data` column, serialised once for every subscriber.
-    pub data: String,
+    /// The `data` column as text, serialised once for every subscriber; `None` when it is over
+    /// [`INLINE_DATA_BYTES`] (read it with [`read_data`]).
+    pub data: Option<String>,
+    /// The length of the `data` column as text, in bytes, carried or not.
+    pub data_bytes: usize,
+}
+
+/// The data of the event `seq` as text; `None` when the row is gone (retention deleted it).
+pub async fn read_data(executor: impl PgExecutor<'_>, seq: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        r#"SELECT data::text AS "data!" FROM events WHERE seq = $1"#,
+        seq
+    )
+    .fetch_optional(executor)
+    .await
 }
 
 #[derive(Clone)]
@@ -50,7 +81,7 @@ impl Hub {
         let start = sqlx::query_scalar!(r#"SELECT coalesce(max(seq), 0) AS "seq!" FROM events"#)
             .fetch_one(&pool)
             .await?;
-        let (tx, _) = broadcast::channel(16_384);
+        let (tx, _) = broadcast::channel(RING_LEN);
         let hub = Hub {
             tx,
             delivered: Arc::new(AtomicI64::new(start)),
@@ -73,11 +104,25 @@ impl Hub {
             let mut retry_soon = false;
             loop {
                 let cursor = self.delivered.load(Ordering::Acquire);
+                // The page is the rows after the cursor up to BATCH, cut where the data it
+                // carries passes PAGE_BYTES; data over INLINE_DATA_BYTES is not carried.
                 let rows = match sqlx::query!(
-                    r#"SELECT seq, tenant_id, job_id, type, data::text AS "data!"
-                       FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"#,
+                    r#"SELECT seq AS "seq!", tenant_id AS "tenant_id!", job_id, type AS "type!",
+                              CASE WHEN bytes <= $3 THEN data::text END AS data,
+                              bytes AS "bytes!", carried AS "carried!"
+                       FROM (SELECT seq, tenant_id, job_id, type, data, bytes,
+                                    sum(CASE WHEN bytes <= $3 THEN bytes ELSE 0 END)
+                                        OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS carried
+                             FROM (SELECT seq, tenant_id, job_id, type, data,
+                                          octet_length(data::text) AS bytes
+                                   FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) AS page
+                            ) AS page
+                       WHERE carried - CASE WHEN bytes <= $3 THEN bytes ELSE 0 END < $4
+                       ORDER BY seq"#,
                     cursor,
-                    BATCH
+                    BATCH,
+                    INLINE_DATA_BYTES,
+                    PAGE_BYTES
                 )
                 .fetch_all(&pool)
                 .await
@@ -89,7 +134,9 @@ impl Hub {
                         break;
                     }
                 };
-                let n_rows = rows.len();
+                // A page cut by rows or by bytes may have more behind it.
+                let full = rows.len() as i64 == BATCH
+                    || rows.last().is_some_and(|row| row.carried >= PAGE_BYTES);
                 let mut expected = cursor + 1;
                 for row in rows {
                     if row.seq != expected {
@@ -121,11 +168,12 @@ impl Hub {
                         job_id: row.job_id,
                         event_type: row.r#type,
                         data: row.data,
+                        data_bytes: usize::try_from(row.bytes).unwrap_or_default(),
                     }));
                     self.delivered.store(row.seq, Ordering::Release);
                     expected = row.seq + 1;
                 }
-                if retry_soon || (n_rows as i64) < BATCH {
+                if retry_soon || !full {
                     break;
                 }
             }

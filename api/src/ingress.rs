@@ -366,7 +366,7 @@ async fn receive(
             source.platform.as_str(),
             first_key
         )
-        .execute(&state.pool)
+        .execute(&state.ingest_pool)
         .await
         {
             tracing::warn!(%error, tenant.id = %tenant.id, "could not record an ingress drop");
@@ -457,7 +457,7 @@ async fn commit(state: &AppState, jobs: Vec<NewJob>) -> Result<(), IngestError> 
         return state.ingestor.submit_all(jobs).await.map(|_| ());
     }
     let database = |error| IngestError::Database(Arc::new(error));
-    let mut tx = state.pool.begin().await.map_err(database)?;
+    let mut tx = state.ingest_pool.begin().await.map_err(database)?;
     sentinel_queue::enqueue_many(&mut *tx, &jobs)
         .await
         .map_err(database)?;

@@ -527,7 +527,9 @@ impl JobsApi {
         Json(sentinel_queue::canonical::schema())
     }
 
-    /// The tenant's jobs, newest first, a page at a time.
+    /// The tenant's jobs, newest first, a page at a time. A page holds at most `limit` jobs and
+    /// stops once their `input`, `result` and `last_error` pass 4 MiB (it always holds at least
+    /// one job), so it can hold fewer than `limit`: follow `next_cursor` until it is absent.
     #[oai(path = "/v1/jobs", method = "get", operation_id = "listJobs")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -554,16 +556,27 @@ impl JobsApi {
                 )
             })?),
         };
+        /// Bytes of `input`, `result` and `last_error` (as text) past which a page stops.
+        const PAGE_BYTES: i64 = 4 * 1024 * 1024;
         let limit = limit.0.unwrap_or(50);
-        let rows = sqlx::query_scalar!(
-            "SELECT id FROM jobs
-             WHERE tenant_id = $1
-               AND ($2::text IS NULL OR status = $2)
-               AND ($3::text IS NULL OR kind = $3)
-               AND ($4::uuid IS NULL OR source_id = $4)
-               AND ($5::bigint IS NULL OR id < $5)
-             ORDER BY id DESC
-             LIMIT $6",
+        // One more than the limit, to say whether more match, each with the bytes of the page up
+        // to and including it.
+        let rows = sqlx::query!(
+            r#"SELECT id AS "id!",
+                      (sum(bytes) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING))::bigint AS "bytes_through!"
+               FROM (SELECT id,
+                            octet_length(input::text)::bigint
+                              + coalesce(octet_length(result::text), 0)
+                              + coalesce(octet_length(last_error::text), 0) AS bytes
+                     FROM jobs
+                     WHERE tenant_id = $1
+                       AND ($2::text IS NULL OR status = $2)
+                       AND ($3::text IS NULL OR kind = $3)
+                       AND ($4::uuid IS NULL OR source_id = $4)
+                       AND ($5::bigint IS NULL OR id < $5)
+                     ORDER BY id DESC
+                     LIMIT $6) AS page
+               ORDER BY id DESC"#,
             auth.0.tenant_id(),
             status.0,
             kind.0,
@@ -573,14 +586,29 @@ impl JobsApi {
         )
         .fetch_all(&state.pool)
         .await?;
-        let has_more = rows.len() as i64 > limit;
-        let ids: Vec<i64> = rows.into_iter().take(limit as usize).collect();
-        let mut items = Vec::with_capacity(ids.len());
-        for job in Job::fetch_many(&state.pool, &ids).await? {
-            items.push(JobView::from(job));
+        let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let over_bytes = !ids.is_empty() && row.bytes_through > PAGE_BYTES;
+            if ids.len() as i64 == limit || over_bytes {
+                break;
+            }
+            ids.push(row.id);
         }
+        let has_more = ids.len() < rows.len();
+        // Only what a JobView shows: never `raw_body` or `headers`, which can be as large again.
+        let items = sqlx::query_as!(
+            JobView,
+            r#"SELECT id, kind, status, attempt, max_attempts, priority, source_id, input, result,
+                      last_error, replay_of, created_at, started_at, finished_at
+               FROM jobs WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id DESC"#,
+            auth.0.tenant_id(),
+            &ids
+        )
+        .fetch_all(&state.pool)
+        .await?;
+        // The cursor is the last id the page covered, even if that job was deleted meanwhile.
         let next_cursor = has_more
-            .then(|| items.last().map(|job| job.id.to_string()))
+            .then(|| ids.last().map(|id| id.to_string()))
             .flatten();
         Ok(Json(JobPage { items, next_cursor }))
     }
@@ -646,41 +674,66 @@ impl JobsApi {
         let limit = body.limit.unwrap_or(100);
         let dry_run = body.dry_run.unwrap_or(true);
         let filter = &body.filter;
-        let select = |limit: i32, dry_run: bool| {
-            sqlx::query!(
-                r#"SELECT job_id AS "id!", replay_id FROM replay_jobs($1, $2, $3, $4, $5, $6, $7, $8)"#,
-                auth.0.tenant_id(),
-                status,
-                filter.kind,
-                filter.source_id,
-                filter.since,
-                filter.until,
-                limit,
-                dry_run
-            )
-        };
+        let tenant_id = auth.0.tenant_id();
+        let mut tx = state.pool.begin().await?;
+        // One bulk replay of a tenant at a time, so two at once never replay the same jobs; a
+        // second one is refused rather than left waiting on a pooled connection.
+        if !sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_xact_lock(hashtextextended('replay_jobs:' || $1::text, 0)) AS "locked!""#,
+            tenant_id.to_string()
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        {
+            return Err(ApiError::conflict(
+                "replay_in_progress",
+                "another bulk replay of this tenant is running; retry when it has answered",
+            ));
+        }
         // One more than the limit, to say whether more match.
-        let matched = select(limit + 1, true).fetch_all(&state.pool).await?;
+        let matched = sqlx::query_scalar!(
+            r#"SELECT job_id AS "id!" FROM replay_jobs($1, $2, $3, $4, $5, $6, $7, true)"#,
+            tenant_id,
+            status,
+            filter.kind,
+            filter.source_id,
+            filter.since,
+            filter.until,
+            limit + 1
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let more = matched.len() > limit as usize;
-        let items = if dry_run || matched.is_empty() {
-            matched
-                .into_iter()
-                .take(limit as usize)
-                .map(|row| ReplayedItem {
-                    id: row.id,
+        let ids: Vec<i64> = matched.into_iter().take(limit as usize).collect();
+        let items = if dry_run || ids.is_empty() {
+            // Rolled back now, not when the connection is next used: that ends the lock.
+            tx.rollback().await?;
+            ids.into_iter()
+                .map(|id| ReplayedItem {
+                    id,
                     replay_id: None,
                 })
                 .collect()
         } else {
-            let n = matched.len().min(limit as usize);
-            admission::admit(&state.queue_counts, &auth.0.tenant, n)?;
-            select(limit, false)
-                .fetch_all(&state.pool)
-                .await?
+            // The tokens are spent for exactly the jobs replayed, in the transaction that replays
+            // them: a refusal replays nothing and spends nothing.
+            if let Err(refusal) = admission::admit(&state.queue_counts, &auth.0.tenant, ids.len()) {
+                tx.rollback().await?;
+                return Err(refusal.into());
+            }
+            let replayed = sqlx::query!(
+                r#"SELECT id AS "id!", replay_job(id) AS "replay_id!"
+                   FROM unnest($1::bigint[]) WITH ORDINALITY AS m (id, ord) ORDER BY ord"#,
+                &ids
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            replayed
                 .into_iter()
                 .map(|row| ReplayedItem {
                     id: row.id,
-                    replay_id: row.replay_id,
+                    replay_id: Some(row.replay_id),
                 })
                 .collect()
         };

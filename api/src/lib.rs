@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod admission;
 pub mod auth;
+pub mod claims;
 pub mod directory;
 pub mod error;
 pub mod events;
@@ -28,7 +29,7 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::{OpenApiService, Tags};
 use sentinel_queue::{
     agent::ForwardAllow, config, db, rescue::run_rescuer, Ingestor, IngestorConfig, Listener,
-    EVENTS_CHANNEL, WORKER_JOBS_CHANNEL,
+    Notice, EVENTS_CHANNEL, WORKER_JOBS_CHANNEL,
 };
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch};
@@ -36,8 +37,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    admission::QueueCounts,
+    admission::{QueueCounts, RequestBudget},
     auth::JwtVerifier,
+    claims::{Dispatcher, PollLimits},
     directory::{Directory, CONFIG_CHANNEL},
     error::{code_for_status, error_response},
     hub::Hub,
@@ -83,9 +85,31 @@ pub struct Config {
     /// transaction per request (`SENTINEL_INGEST_BATCHING=0`).
     pub ingest_batching: bool,
     pub ingestor: IngestorConfig,
+    /// The API's pool (`SENTINEL_DB_MAX_CONNECTIONS`). Ingress and the worker API's claims have
+    /// pools of their own, so none of the three can starve another.
     pub db_max_connections: u32,
+    /// Ingress's pool: the ingestor's commits and the source, key and tenant lookups
+    /// (`SENTINEL_DB_INGEST_CONNECTIONS`).
+    pub db_ingest_connections: u32,
+    /// The worker API's claims (`SENTINEL_DB_CLAIM_CONNECTIONS`).
+    pub db_claim_connections: u32,
     /// How long a request waits for a database connection before failing.
     pub db_acquire_timeout: Duration,
+    /// `statement_timeout` and `lock_timeout` of every connection.
+    pub db_timeouts: db::DbTimeouts,
+    /// What each tenant's API requests (every authenticated call: reads, the worker API, job
+    /// submissions) may spend per second, apart from the events budget of its own row
+    /// (`SENTINEL_TENANT_REQUESTS_PER_SEC`, `SENTINEL_TENANT_REQUEST_BURST`).
+    pub tenant_requests: RequestBudget,
+    /// A tenant's requests in flight on this gateway at once (`SENTINEL_TENANT_MAX_IN_FLIGHT`;
+    /// 429 `too_many_in_flight` beyond it). A waiting long poll or an open event stream is not
+    /// counted: they have caps of their own.
+    pub tenant_max_in_flight: usize,
+    /// Long polls waiting at once, per tenant and in all (429 `too_many_polls` beyond them).
+    pub claim_polls: PollLimits,
+    /// How often one waiting claim per tenant and kind looks again without a notification
+    /// (`SENTINEL_CLAIM_POLL_MS`): retries that came due, a capped kind's freed slot.
+    pub claim_poll_interval: Duration,
     /// The dashboard's built files, served at `/dashboard/`.
     pub dashboard_dir: PathBuf,
     /// Connection and body-read limits of the HTTP server.
@@ -97,6 +121,10 @@ pub struct Config {
     /// Open event streams per tenant, and in all (429 `too_many_streams` beyond them).
     pub sse_max_per_tenant: usize,
     pub sse_max_total: usize,
+    /// Bytes of events an event stream may hold for a client that is not reading them; past
+    /// this, once its socket has written nothing for a few seconds, the stream's connection is
+    /// closed and the client resumes with `Last-Event-ID` (`SENTINEL_SSE_MAX_BUFFER_BYTES`).
+    pub sse_max_buffer_bytes: usize,
     /// Uncached tenant, key and source lookups per second, across all callers (see [`directory`]).
     pub directory_lookups_per_sec: u32,
     /// How often expired leases are looked for (`SENTINEL_RESCUE_INTERVAL_MS`).
@@ -153,13 +181,24 @@ impl Config {
             ingest_batching: true,
             ingestor: IngestorConfig::default(),
             db_max_connections: 16,
+            db_ingest_connections: 8,
+            db_claim_connections: 4,
             db_acquire_timeout: Duration::from_millis(1_000),
+            db_timeouts: db::DbTimeouts::default(),
+            tenant_requests: RequestBudget::default(),
+            tenant_max_in_flight: 8,
+            claim_polls: PollLimits {
+                per_tenant: 1_000,
+                total: 8_000,
+            },
+            claim_poll_interval: Duration::from_secs(2),
             dashboard_dir: PathBuf::from(DEFAULT_DASHBOARD_DIR),
             http: HttpLimits::default(),
             max_events_per_request: DEFAULT_MAX_EVENTS_PER_REQUEST,
             metrics_token: None,
             sse_max_per_tenant: 64,
             sse_max_total: 4_096,
+            sse_max_buffer_bytes: events::DEFAULT_MAX_BUFFER_BYTES,
             directory_lookups_per_sec: directory::DEFAULT_LOOKUPS_PER_SEC,
             rescue_interval: Duration::from_secs(1),
             claim_max_wait: Duration::from_secs(30),
@@ -219,6 +258,13 @@ impl Config {
         )?;
         let sse_max_per_tenant: usize = config::var_or("SENTINEL_SSE_MAX_PER_TENANT", 64)?;
         let sse_max_total: usize = config::var_or("SENTINEL_SSE_MAX_TOTAL", 4_096)?;
+        let sse_max_buffer_bytes: usize = config::var_or(
+            "SENTINEL_SSE_MAX_BUFFER_BYTES",
+            events::DEFAULT_MAX_BUFFER_BYTES,
+        )?;
+        if !(1..=u32::MAX as usize).contains(&sse_max_buffer_bytes) {
+            anyhow::bail!("SENTINEL_SSE_MAX_BUFFER_BYTES must be from 1 to 4294967295 (bytes)");
+        }
         if max_events_per_request == 0 || sse_max_per_tenant == 0 || sse_max_total == 0 {
             anyhow::bail!("SENTINEL_MAX_EVENTS_PER_REQUEST, SENTINEL_SSE_MAX_PER_TENANT and SENTINEL_SSE_MAX_TOTAL must be at least 1");
         }
@@ -229,7 +275,56 @@ impl Config {
         if directory_lookups_per_sec == 0 {
             anyhow::bail!("SENTINEL_DIRECTORY_LOOKUPS_PER_SEC must be at least 1");
         }
+        let at_least_one = |name: &str, value: usize| -> anyhow::Result<usize> {
+            if value == 0 {
+                anyhow::bail!("{name} must be at least 1");
+            }
+            Ok(value)
+        };
+        let tenant_requests = RequestBudget {
+            per_sec: at_least_one(
+                "SENTINEL_TENANT_REQUESTS_PER_SEC",
+                config::var_or(
+                    "SENTINEL_TENANT_REQUESTS_PER_SEC",
+                    RequestBudget::default().per_sec,
+                )?,
+            )?,
+            burst: at_least_one(
+                "SENTINEL_TENANT_REQUEST_BURST",
+                config::var_or(
+                    "SENTINEL_TENANT_REQUEST_BURST",
+                    RequestBudget::default().burst,
+                )?,
+            )?,
+        };
+        let claim_polls = PollLimits {
+            per_tenant: at_least_one(
+                "SENTINEL_CLAIM_MAX_POLLS_PER_TENANT",
+                config::var_or("SENTINEL_CLAIM_MAX_POLLS_PER_TENANT", 1_000)?,
+            )?,
+            total: at_least_one(
+                "SENTINEL_CLAIM_MAX_POLLS",
+                config::var_or("SENTINEL_CLAIM_MAX_POLLS", 8_000)?,
+            )?,
+        };
+        let pool_size = |name: &str, default: u32| -> anyhow::Result<u32> {
+            let n: u32 = config::var_or(name, default)?;
+            if n == 0 {
+                anyhow::bail!("{name} must be at least 1");
+            }
+            Ok(n)
+        };
         let config = Self {
+            db_ingest_connections: pool_size("SENTINEL_DB_INGEST_CONNECTIONS", 8)?,
+            db_claim_connections: pool_size("SENTINEL_DB_CLAIM_CONNECTIONS", 4)?,
+            db_timeouts: db::DbTimeouts::from_env()?,
+            tenant_requests,
+            tenant_max_in_flight: at_least_one(
+                "SENTINEL_TENANT_MAX_IN_FLIGHT",
+                config::var_or("SENTINEL_TENANT_MAX_IN_FLIGHT", 8)?,
+            )?,
+            claim_polls,
+            claim_poll_interval: millis("SENTINEL_CLAIM_POLL_MS", Duration::from_secs(2))?,
             rescue_interval: millis("SENTINEL_RESCUE_INTERVAL_MS", Duration::from_secs(1))?,
             claim_max_wait: millis("SENTINEL_CLAIM_MAX_WAIT_MS", Duration::from_secs(30))?,
             forward_allow: config::var_or("SENTINEL_FORWARD_ALLOW", String::new())?
@@ -241,6 +336,7 @@ impl Config {
             metrics_token: optional("SENTINEL_METRICS_TOKEN"),
             sse_max_per_tenant,
             sse_max_total,
+            sse_max_buffer_bytes,
             dashboard_dir: config::var_or(
                 "SENTINEL_DASHBOARD_DIR",
                 PathBuf::from(DEFAULT_DASHBOARD_DIR),
@@ -272,7 +368,7 @@ impl Config {
                 )?,
                 ..IngestorConfig::default()
             },
-            db_max_connections: config::var_or("SENTINEL_DB_MAX_CONNECTIONS", 16)?,
+            db_max_connections: pool_size("SENTINEL_DB_MAX_CONNECTIONS", 16)?,
             db_acquire_timeout: Duration::from_millis(config::var_or(
                 "SENTINEL_DB_ACQUIRE_TIMEOUT_MS",
                 1_000,
@@ -308,7 +404,14 @@ impl Config {
 /// Everything a request handler needs.
 pub struct AppState {
     pub config: Config,
+    /// The API's pool.
     pub pool: PgPool,
+    /// Ingress's pool (the ingestor and the directory use it too).
+    pub ingest_pool: PgPool,
+    /// The worker API's claims.
+    pub claim_pool: PgPool,
+    /// The worker API's waiting long polls, by tenant and kind.
+    pub claims: Arc<Dispatcher>,
     pub ingestor: Ingestor,
     pub directory: Directory,
     pub jwt: Option<JwtVerifier>,
@@ -316,6 +419,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Queued jobs by tenant, for the queue cap (see [`admission`]).
     pub queue_counts: Arc<QueueCounts>,
+    /// Each tenant's requests in flight, for their cap.
+    pub in_flight: admission::InFlight,
     /// Open event streams, for their caps.
     pub subscribers: Arc<events::Subscribers>,
     /// The LISTEN connection's fan-out (the worker API's long-polling claims wait on it).
@@ -410,11 +515,11 @@ impl Gateway {
         options: sqlx::postgres::PgConnectOptions,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Gateway> {
-        let pool = db::pool(
-            options.clone(),
-            config.db_max_connections,
-            config.db_acquire_timeout,
-        );
+        let options = config.db_timeouts.apply(options);
+        let pool_of = |size: u32| db::pool(options.clone(), size, config.db_acquire_timeout);
+        let pool = pool_of(config.db_max_connections);
+        let ingest_pool = pool_of(config.db_ingest_connections);
+        let claim_pool = pool_of(config.db_claim_connections);
         if config.auto_migrate {
             db::migrate(&pool).await?;
         }
@@ -423,6 +528,12 @@ impl Gateway {
             &[EVENTS_CHANNEL, CONFIG_CHANNEL, WORKER_JOBS_CHANNEL],
             shutdown.clone(),
         );
+        let claims = Dispatcher::new(config.claim_polls);
+        let dispatcher = tokio::spawn(claims.clone().run(
+            listener.notices(WORKER_JOBS_CHANNEL),
+            config.claim_poll_interval,
+            shutdown.clone(),
+        ));
         let hub = Hub::start(
             pool.clone(),
             listener.waiter(EVENTS_CHANNEL),
@@ -430,11 +541,15 @@ impl Gateway {
         )
         .await
         .context("reading the event log (is the database up and migrated?)")?;
-        let (ingestor, ingest_task) = Ingestor::spawn(pool.clone(), config.ingestor.clone());
-        let directory = Directory::new(pool.clone(), config.directory_lookups_per_sec);
+        let (ingestor, ingest_task) = Ingestor::spawn(ingest_pool.clone(), config.ingestor.clone());
+        let directory = Directory::new(
+            ingest_pool.clone(),
+            config.directory_lookups_per_sec,
+            config.tenant_requests,
+        );
         let invalidator = tokio::spawn(invalidate_on_change(
             directory.clone(),
-            listener.waiter(CONFIG_CHANNEL),
+            listener.notices(CONFIG_CHANNEL),
             shutdown.clone(),
         ));
         let jwt = config.jwt_verifier()?;
@@ -453,22 +568,27 @@ impl Gateway {
             config.rescue_interval,
             shutdown.clone(),
         ));
+        let config_in_flight = config.tenant_max_in_flight;
         let state = Arc::new(AppState {
             listener,
             config,
             pool,
+            ingest_pool,
+            claim_pool,
+            claims,
             ingestor,
             directory,
             jwt,
             hub,
             metrics,
             queue_counts,
+            in_flight: admission::InFlight::new(config_in_flight),
             subscribers: Arc::default(),
             shutdown,
         });
         Ok(Gateway {
             state,
-            tasks: vec![listen_task, invalidator, counter, rescuer],
+            tasks: vec![listen_task, invalidator, counter, rescuer, dispatcher],
             ingest_task,
         })
     }
@@ -501,6 +621,14 @@ impl Gateway {
                         );
                     }
                 } else {
+                    // U+0000 in the path or a query value can never be stored or matched.
+                    if let Some(message) = nul_in_uri(req.uri()) {
+                        return Err(poem::Error::from_response(error_response(
+                            poem::http::StatusCode::BAD_REQUEST,
+                            error::INVALID_TEXT,
+                            &message,
+                        )));
+                    }
                     // Every other body is read under the same limit and deadline, whether or not
                     // it declared its length, and only when the handler reads it: after the
                     // caller is authenticated, so an anonymous request never costs a body read.
@@ -565,31 +693,41 @@ impl Gateway {
             tasks,
             ingest_task,
         } = self;
-        let pool = state.pool.clone();
+        let pools = [
+            state.pool.clone(),
+            state.ingest_pool.clone(),
+            state.claim_pool.clone(),
+        ];
         drop(state);
         for task in tasks {
             let _ = task.await;
         }
         // The ingestor stops once the last handle (held by the state) is gone.
         let _ = tokio::time::timeout(Duration::from_secs(10), ingest_task).await;
-        pool.close().await;
+        for pool in pools {
+            pool.close().await;
+        }
     }
 }
 
+/// Drops what a configuration change made stale: the one tenant, key or source its payload names
+/// (`tenant:<id>`, `api_key:<prefix>`, `source:<id>`), so one tenant's change never empties every
+/// tenant's cached entries; everything when notifications may have been missed or a payload is
+/// not understood.
 async fn invalidate_on_change(
     directory: Directory,
-    mut waiter: sentinel_queue::Waiter,
+    mut notices: sentinel_queue::Notices,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        waiter.mark_seen();
-        tokio::select! {
-            woke = waiter.wait(Duration::from_secs(3600)) => {
-                if woke == sentinel_queue::Woke::Notified {
-                    directory.invalidate_all();
-                }
-            }
+        let notice = tokio::select! {
+            notice = notices.next() => notice,
             _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        match notice {
+            Some(Notice::Payload(payload)) => directory.invalidate(&payload).await,
+            Some(Notice::Resync) => directory.invalidate_all(),
+            None => return,
         }
     }
 }
@@ -648,6 +786,23 @@ pub(crate) fn body_error_response(error: BodyError, max_body_bytes: usize) -> po
             &format!("the request body could not be read: {error}"),
         ),
     }
+}
+
+/// Which part of an API request's URI holds U+0000 (`%00`), if any, as a message naming it.
+fn nul_in_uri(uri: &poem::http::Uri) -> Option<String> {
+    let path = uri.path();
+    if path.contains("%00") {
+        return Some("the request path contains U+0000 (%00), which no id or name can hold".into());
+    }
+    let query = uri.query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        .map(|(name, _)| {
+            format!(
+                "the query parameter {:?} contains U+0000 (%00), which cannot be stored or matched",
+                name.replace('\0', "\u{FFFD}")
+            )
+        })
 }
 
 /// The names of a query string's parameters, for the log; values are left out.

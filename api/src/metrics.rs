@@ -1,10 +1,10 @@
-//! Prometheus metrics: acks by platform and outcome, the ack-latency histogram, SSE subscribers,
-//! and queue depth by status (kept current by `admission::refresh_counts`, never read at scrape
+//! Prometheus metrics: acks by platform and outcome, the ack-latency histogram, SSE subscribers
+//! and the streams cut off for not reading, and queue depth by status (kept current by `admission::refresh_counts`, never read at scrape
 //! time).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -12,6 +12,8 @@ pub struct Metrics {
     pub acks: IntCounterVec,
     pub ack_latency: HistogramVec,
     pub sse_subscribers: IntGauge,
+    /// Event streams cut off because their client stopped reading.
+    pub sse_cut_off: IntCounter,
     pub queue_depth: IntGaugeVec,
 }
 
@@ -39,6 +41,11 @@ impl Metrics {
         .expect("valid metric");
         let sse_subscribers =
             IntGauge::new("sentinel_sse_subscribers", "Open SSE streams").expect("valid metric");
+        let sse_cut_off = IntCounter::new(
+            "sentinel_sse_cut_off_total",
+            "SSE streams cut off because their client stopped reading (SENTINEL_SSE_MAX_BUFFER_BYTES)",
+        )
+        .expect("valid metric");
         let queue_depth = IntGaugeVec::new(
             Opts::new(
                 "sentinel_jobs",
@@ -51,6 +58,7 @@ impl Metrics {
             Box::new(acks.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(ack_latency.clone()),
             Box::new(sse_subscribers.clone()),
+            Box::new(sse_cut_off.clone()),
             Box::new(queue_depth.clone()),
         ] {
             registry
@@ -62,6 +70,7 @@ impl Metrics {
             acks,
             ack_latency,
             sse_subscribers,
+            sse_cut_off,
             queue_depth,
         }
     }

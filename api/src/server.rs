@@ -10,6 +10,10 @@
 //!   closed at once, so a flood of idle sockets cannot take every file descriptor.
 //! - A request body must arrive within [`HttpLimits::body_read_timeout`] (applied where bodies are
 //!   read: see `lib.rs` and `ingress.rs`).
+//! - Each request carries its connection's [`ConnectionControl`] in its extensions: how long the
+//!   connection has gone without writing, and a way to drop it from the server side. A response
+//!   whose client stopped reading is never polled again, so only this can end it: the event
+//!   stream uses it to cut off a client that does not read (see `events.rs`).
 
 use std::{
     convert::Infallible,
@@ -17,7 +21,7 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     task::{Context, Poll},
@@ -39,7 +43,7 @@ use poem::{
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{watch, Semaphore},
+    sync::{watch, Notify, Semaphore},
     task::JoinSet,
 };
 
@@ -127,6 +131,62 @@ where
     Ok(())
 }
 
+/// A handle on the connection a request arrived on, put into every request's extensions.
+#[derive(Clone)]
+pub struct ConnectionControl {
+    shared: Arc<ConnectionShared>,
+}
+
+struct ConnectionShared {
+    started: Instant,
+    /// When the socket last read or wrote anything, in milliseconds since `started`.
+    last_activity_ms: AtomicU64,
+    /// When the socket last wrote anything, in milliseconds since `started`.
+    last_write_ms: AtomicU64,
+    aborted: AtomicBool,
+    abort: Notify,
+}
+
+impl ConnectionControl {
+    fn new() -> Self {
+        Self {
+            shared: Arc::new(ConnectionShared {
+                started: Instant::now(),
+                last_activity_ms: AtomicU64::new(0),
+                last_write_ms: AtomicU64::new(0),
+                aborted: AtomicBool::new(false),
+                abort: Notify::new(),
+            }),
+        }
+    }
+
+    /// How long the connection has written nothing to its socket: a client that stopped reading
+    /// stops the writes once the kernel's buffers are full.
+    pub fn since_last_write(&self) -> Duration {
+        let last = Duration::from_millis(self.shared.last_write_ms.load(Ordering::Relaxed));
+        self.shared.started.elapsed().saturating_sub(last)
+    }
+
+    /// Drops the connection, whatever it is doing, with a reset: what the kernel still holds
+    /// for it is discarded too. Every request on it ends.
+    pub fn abort(&self) {
+        self.shared.aborted.store(true, Ordering::Release);
+        self.shared.abort.notify_one();
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.shared.aborted.load(Ordering::Acquire)
+    }
+
+    /// Resolves once [`ConnectionControl::abort`] was called.
+    async fn aborted(&self) {
+        // `notify_one` keeps a permit when nobody waits, so an abort is never missed.
+        while !self.is_aborted() {
+            self.shared.abort.notified().await;
+        }
+    }
+}
+
 async fn serve_connection<E>(
     stream: TcpStream,
     local: SocketAddr,
@@ -137,23 +197,24 @@ async fn serve_connection<E>(
 ) where
     E: Endpoint<Output = Response> + 'static,
 {
-    let activity = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
+    let control = ConnectionControl::new();
     let io = TokioIo::new(Watched {
         inner: stream,
-        activity: activity.clone(),
-        started,
+        control: control.clone(),
     });
+    let request_control = control.clone();
     let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
         let endpoint = endpoint.clone();
+        let control = request_control.clone();
         async move {
-            let req: Request = (
+            let mut req: Request = (
                 req,
                 LocalAddr(Addr::SocketAddr(local)),
                 RemoteAddr(Addr::SocketAddr(remote)),
                 poem::http::uri::Scheme::HTTP,
             )
                 .into();
+            req.extensions_mut().insert(control);
             let response = endpoint.get_response(req).await;
             Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, io::Error>>::from(response))
         }
@@ -169,12 +230,16 @@ async fn serve_connection<E>(
         .max_concurrent_streams(limits.http2_max_streams);
     let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
-    let idle = idle_for(activity, started, limits.idle_timeout);
+    let idle = idle_for(&control, limits.idle_timeout);
     tokio::pin!(idle);
     tokio::select! {
         _ = connection.as_mut() => return,
         _ = &mut idle => {
             tracing::debug!(remote = %remote, "closing an idle connection");
+            return;
+        }
+        _ = control.aborted() => {
+            tracing::debug!(remote = %remote, "dropping an aborted connection");
             return;
         }
         _ = stop.wait_for(|stop| *stop) => {}
@@ -184,14 +249,16 @@ async fn serve_connection<E>(
     tokio::select! {
         _ = connection => {}
         _ = idle => {}
+        _ = control.aborted() => {}
     }
 }
 
 /// Resolves once the connection has neither read nor written for `timeout`.
-async fn idle_for(activity: Arc<AtomicU64>, started: Instant, timeout: Duration) {
+async fn idle_for(control: &ConnectionControl, timeout: Duration) {
+    let shared = &control.shared;
     loop {
-        let last = Duration::from_millis(activity.load(Ordering::Relaxed));
-        let quiet = started.elapsed().saturating_sub(last);
+        let last = Duration::from_millis(shared.last_activity_ms.load(Ordering::Relaxed));
+        let quiet = shared.started.elapsed().saturating_sub(last);
         if quiet >= timeout {
             return;
         }
@@ -199,17 +266,41 @@ async fn idle_for(activity: Arc<AtomicU64>, started: Instant, timeout: Duration)
     }
 }
 
-/// A socket that records when it last read or wrote anything, in milliseconds since `started`.
+/// A socket that records when it last read or wrote anything, and closes with a reset when its
+/// connection was aborted.
 struct Watched {
     inner: TcpStream,
-    activity: Arc<AtomicU64>,
-    started: Instant,
+    control: ConnectionControl,
 }
 
 impl Watched {
+    fn now_ms(&self) -> u64 {
+        self.control.shared.started.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        self.activity
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let now = self.now_ms();
+        self.control
+            .shared
+            .last_activity_ms
+            .store(now, Ordering::Relaxed);
+    }
+
+    fn wrote(&self) {
+        let now = self.now_ms();
+        let shared = &self.control.shared;
+        shared.last_activity_ms.store(now, Ordering::Relaxed);
+        shared.last_write_ms.store(now, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.control.is_aborted() {
+            // A reset instead of a FIN: the unsent bytes a client that stopped reading left in
+            // the kernel's send buffer are discarded now, not kept until it reads or times out.
+            let _ = self.inner.set_zero_linger();
+        }
     }
 }
 
@@ -236,7 +327,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
+            self.wrote();
         }
         polled
     }
@@ -256,7 +347,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
+            self.wrote();
         }
         polled
     }

@@ -203,6 +203,11 @@ pub struct CreateSource {
     pub reply_policy: Option<ReplyPolicy>,
     // Documented on `AgentSetting`; default `{"mode": "builtin"}`.
     pub agent: Option<AgentSetting>,
+    /// How long, in seconds, a reply to this source's conversations keeps being retried through
+    /// the platform's outages (network errors, timeouts, 5xx), from when it was queued: 60 to
+    /// 604800 (a week); default 3600. After it the reply's job ends `dead` with `reply_expired`,
+    /// and can be replayed.
+    pub reply_ttl_secs: Option<i64>,
 }
 
 #[derive(Debug, Object)]
@@ -226,6 +231,9 @@ pub struct Source {
     pub previous_secrets_until: Option<DateTime<Utc>>,
     // Documented on `AgentView`.
     pub agent: AgentView,
+    /// How long, in seconds, a reply keeps being retried through the platform's outages before
+    /// its job ends `dead` with `reply_expired`; 3600 unless set.
+    pub reply_ttl_secs: i64,
     pub created_at: DateTime<Utc>,
     /// When the source was last changed; null when never.
     #[oai(nullable)]
@@ -258,6 +266,10 @@ pub struct UpdateSource {
     /// valid; default 86400 (a day), 0 ends them at once.
     #[oai(validator(minimum(value = "0"), maximum(value = "2592000")))]
     pub secrets_overlap_secs: Option<u32>,
+    /// As on creation (60 to 604800); `null` goes back to the default, 3600. Replies already
+    /// queued are held to the new value too.
+    #[oai(nullable)]
+    pub reply_ttl_secs: MaybeUndefined<i64>,
 }
 
 /// A message to send through the source's platform, with its reply credentials.
@@ -327,6 +339,27 @@ fn check_reply(platform: Platform, reply: &JsonValue) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `reply_ttl_secs`, when given, is within [`agent::REPLY_TTL_SECS_RANGE`]; as the column stores it.
+fn check_reply_ttl(reply_ttl_secs: Option<i64>) -> Result<Option<i32>, ApiError> {
+    let Some(secs) = reply_ttl_secs else {
+        return Ok(None);
+    };
+    let range = agent::REPLY_TTL_SECS_RANGE;
+    if !range.contains(&secs) {
+        return Err(ApiError::unprocessable(
+            "invalid_source",
+            format!(
+                "reply_ttl_secs must be from {} to {} seconds (a minute to a week), not {secs}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    i32::try_from(secs)
+        .map(Some)
+        .map_err(|_| ApiError::unprocessable("invalid_source", "reply_ttl_secs is too large"))
+}
+
 /// The tenant's sources (or only `id`), newest first, as the API shows them.
 async fn tenant_sources(
     state: &AppState,
@@ -338,12 +371,13 @@ async fn tenant_sources(
                   CASE WHEN previous_secrets_until > now() THEN previous_secrets_until END AS previous_secrets_until,
                   agent,
                   CASE WHEN previous_agent_secret_until > now() THEN previous_agent_secret_until END AS previous_agent_secret_until,
-                  created_at, updated_at
+                  coalesce(reply_ttl, $3::int4) AS "reply_ttl!", created_at, updated_at
            FROM sources
            WHERE tenant_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id = $2)
            ORDER BY created_at DESC"#,
         tenant_id,
-        id
+        id,
+        agent::DEFAULT_REPLY_TTL_SECS
     )
     .fetch_all(&state.pool)
     .await?;
@@ -359,6 +393,7 @@ async fn tenant_sources(
             system_prompt: row.system_prompt,
             previous_secrets_until: row.previous_secrets_until,
             agent: AgentView::of(&row.agent, row.previous_agent_secret_until),
+            reply_ttl_secs: i64::from(row.reply_ttl),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -389,10 +424,11 @@ impl SourcesApi {
             Some(agent) => agent.checked(&state)?,
             None => AgentSettings::default(),
         };
+        let reply_ttl = check_reply_ttl(body.reply_ttl_secs)?;
         let agent_secret = (agent.mode == AgentMode::Forward).then(new_agent_secret);
         let row = sqlx::query!(
-            "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt, reply_policy, agent, agent_secret)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, created_at, reply_policy, agent",
+            "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt, reply_policy, agent, agent_secret, reply_ttl)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id, created_at, reply_policy, agent",
             auth.0.tenant_id(),
             platform.as_str(),
             body.name,
@@ -401,7 +437,8 @@ impl SourcesApi {
             body.system_prompt,
             body.reply_policy.unwrap_or(ReplyPolicy::Deterministic).as_str(),
             agent.to_json(),
-            agent_secret
+            agent_secret,
+            reply_ttl
         )
         .fetch_one(&state.pool)
         .await?;
@@ -426,6 +463,7 @@ impl SourcesApi {
             system_prompt: body.system_prompt.clone(),
             previous_secrets_until: None,
             agent,
+            reply_ttl_secs: i64::from(reply_ttl.unwrap_or(agent::DEFAULT_REPLY_TTL_SECS)),
             created_at: row.created_at,
             updated_at: None,
         })))
@@ -510,6 +548,7 @@ impl SourcesApi {
         if let MaybeUndefined::Value(reply) = &body.reply {
             check_reply(platform, reply)?;
         }
+        let reply_ttl = check_reply_ttl(body.reply_ttl_secs.value().copied())?;
         let overlap = f64::from(body.secrets_overlap_secs.unwrap_or(86_400));
         let changed = sqlx::query!(
             r#"WITH changed AS (
@@ -530,11 +569,12 @@ impl SourcesApi {
                                                           ELSE previous_agent_secret_until END,
                        agent_secret = CASE WHEN $14 OR ($15 AND agent_secret IS NULL) THEN $16
                                            ELSE agent_secret END,
+                       reply_ttl = CASE WHEN $17 THEN $18 ELSE reply_ttl END,
                        updated_at = now()
                    WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
-                   RETURNING agent_secret = $16 AS shown
+                   RETURNING id, agent_secret = $16 AS shown
                )
-               SELECT count(pg_notify($12, 'source')) AS "n!", bool_or(shown) AS "secret_shown"
+               SELECT count(pg_notify($12, 'source:' || id::text)) AS "n!", bool_or(shown) AS "secret_shown"
                FROM changed"#,
             id.0,
             tenant_id,
@@ -551,7 +591,9 @@ impl SourcesApi {
             agent.as_ref().map(AgentSettings::to_json),
             rotate,
             forwarding,
-            new_secret
+            new_secret,
+            !body.reply_ttl_secs.is_undefined(),
+            reply_ttl
         )
         .fetch_one(&state.pool)
         .await?;
@@ -561,7 +603,11 @@ impl SourcesApi {
                 format!("no source {}", id.0),
             ));
         }
-        state.directory.invalidate_all();
+        // At once on this gateway; the notification does the same on every other.
+        state
+            .directory
+            .invalidate(&format!("source:{}", id.0))
+            .await;
         let mut source = tenant_sources(&state, tenant_id, Some(id.0))
             .await?
             .pop()
@@ -664,7 +710,7 @@ impl SourcesApi {
                    UPDATE sources SET deleted_at = now()
                    WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING id
                )
-               SELECT count(pg_notify($3, 'source')) AS "n!" FROM deleted"#,
+               SELECT count(pg_notify($3, 'source:' || id::text)) AS "n!" FROM deleted"#,
             id.0,
             auth.0.tenant_id(),
             CONFIG_CHANNEL
@@ -677,7 +723,11 @@ impl SourcesApi {
                 format!("no source {}", id.0),
             ));
         }
-        state.directory.invalidate_all();
+        // At once on this gateway; the notification does the same on every other.
+        state
+            .directory
+            .invalidate(&format!("source:{}", id.0))
+            .await;
         Ok(Deleted::NoContent)
     }
 }

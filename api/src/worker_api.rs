@@ -8,6 +8,7 @@
 //! lease expired, and whose job was claimed again, changes nothing and gets 409 `lease_lost`.
 
 use std::{
+    num::NonZeroU32,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -16,27 +17,42 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
-    param::Path, payload::Json, types::MaybeUndefined, ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+    types::MaybeUndefined,
+    ApiResponse, Object, OpenApi,
 };
 use sentinel_queue::{
     agent,
     claim::FinishError,
     enqueue, kinds, storable,
     tenant_kinds::{self, ControlsChange, KindState, TenantClaim},
-    FailKind, Heartbeat, Job, Lease, Outcome, RetryPolicy, WORKER_JOBS_CHANNEL,
+    FailKind, Heartbeat, Job, Lease, Outcome, RetryPolicy,
 };
 use serde_json::Value as JsonValue;
 use uuid::Uuid;
 
-use crate::{auth::TenantAuth, error::ApiError, ApiTags, AppState};
+use crate::{admission, auth::TenantAuth, error::ApiError, ApiTags, AppState};
 
-/// How often a long-polling claim looks again when no notification came (a retry or snooze that
-/// came due, a missed notification).
-const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a waiting long poll checks its credential again, so a revoked key or a suspended
+/// tenant ends it within seconds (from the caches; no database read unless they were dropped).
+const RECHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// How soon a claim looks again when a capped kind's row was held by another claim.
+const CONTENDED_RETRY: Duration = Duration::from_millis(25);
 /// The most a claim answer carries in job inputs; a larger single job is still answered alone.
 const MAX_CLAIM_BYTES: usize = 8 * 1024 * 1024;
 /// The longest lease token a claim hands out is far shorter; anything longer is not one.
 const MAX_LEASE_LEN: usize = 512;
+/// The largest `progress` one report may carry (its JSON text): each report is an event that
+/// every follower of the job is sent, so it is kept far smaller than a result.
+pub const MAX_PROGRESS_BYTES: usize = 64 * 1024;
+/// The largest `error` a `fail` may carry (its JSON text).
+pub const MAX_ERROR_BYTES: usize = 16 * 1024;
+/// The largest `result` a `complete` may carry (its JSON text).
+pub const MAX_RESULT_BYTES: usize = 1024 * 1024;
+/// Kinds per page of `GET /v1/kinds`, by default and at most.
+const KINDS_PAGE: i64 = 100;
+const KINDS_PAGE_MAX: i64 = 500;
 
 #[derive(Debug, Object)]
 pub struct ClaimRequest {
@@ -109,7 +125,8 @@ pub struct ProgressRequest {
     #[oai(validator(max_length = 512))]
     pub lease: String,
     /// Anything the job's followers should see; it is appended as a `job.progress` event, whose
-    /// data carries it as `progress`.
+    /// data carries it as `progress`. At most 64 KiB of JSON (413 `progress_too_large`); each
+    /// report spends one of the tenant's event tokens, as a submission does.
     pub progress: JsonValue,
 }
 
@@ -117,7 +134,8 @@ pub struct ProgressRequest {
 pub struct CompleteRequest {
     #[oai(validator(max_length = 512))]
     pub lease: String,
-    /// The job's result, kept in the job; default null.
+    /// The job's result, kept in the job; default null. At most 1 MiB of JSON (413
+    /// `result_too_large`).
     pub result: Option<JsonValue>,
     /// For an `agent.turn`: the answer to send to the user, through the outbox (a `reply.deliver`
     /// job, in the same transaction as the completion), at most 4096 characters. Other kinds
@@ -130,7 +148,8 @@ pub struct CompleteRequest {
 pub struct FailRequest {
     #[oai(validator(max_length = 512))]
     pub lease: String,
-    /// What went wrong: a message, or an object (kept as `last_error`).
+    /// What went wrong: a message, or an object (kept as `last_error`). At most 16 KiB of JSON
+    /// (413 `error_too_large`).
     pub error: JsonValue,
     /// `true` (the default): try again after the queue's backoff, while attempts remain.
     /// `false`: fatal, the job ends `dead` at once.
@@ -193,6 +212,9 @@ impl From<KindState> for KindView {
 pub struct KindList {
     /// The tenant-defined kinds with controls, or with jobs queued or running, by name.
     pub items: Vec<KindView>,
+    /// More kinds follow: pass this as `cursor` for the next page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Object)]
@@ -226,11 +248,12 @@ fn parse_lease(job_id: i64, token: &str) -> Result<Lease, ApiError> {
     }
     let (attempt, owner) = token.split_once('.').ok_or_else(invalid)?;
     let attempt: i32 = attempt.parse().map_err(|_| invalid())?;
+    // A claim never hands out an owner with U+0000 (the worker id is made storable first).
     let owner = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(owner)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|owner| !owner.is_empty())
+        .filter(|owner| !owner.is_empty() && !owner.contains('\0'))
         .ok_or_else(invalid)?;
     Ok(Lease {
         job_id,
@@ -296,6 +319,37 @@ fn lease_for(secs: Option<u32>) -> Duration {
     Duration::from_secs(u64::from(secs.unwrap_or(30)))
 }
 
+/// Refuses a value whose JSON text is over `max` bytes (413 `<what>_too_large`, naming the limit).
+fn check_size(what: &str, value: &JsonValue, max: usize) -> Result<(), ApiError> {
+    let mut counter = ByteCounter(0);
+    // Serialising into a counter allocates nothing; it stops counting nothing early either, but
+    // the body limit already bounds the value.
+    let _ = serde_json::to_writer(&mut counter, value);
+    if counter.0 > max {
+        return Err(ApiError::payload_too_large(
+            &format!("{what}_too_large"),
+            format!(
+                "{what} is {} bytes of JSON; at most {max} are accepted",
+                counter.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn check_depth(what: &str, value: &JsonValue) -> Result<(), ApiError> {
     let depth = storable::depth(value);
     if depth > storable::MAX_DEPTH {
@@ -345,6 +399,7 @@ impl WorkerApi {
         state: Data<&Arc<AppState>>,
         body: Json<ClaimRequest>,
     ) -> Result<Json<ClaimResponse>, ApiError> {
+        let TenantAuth(mut principal) = auth;
         for kind in &body.kinds {
             check_kind(kind)?;
         }
@@ -352,9 +407,11 @@ impl WorkerApi {
         kinds.sort_unstable();
         kinds.dedup();
         let nonce: u64 = rand::random();
-        let lease_owner = format!("{}#{nonce:016x}", body.worker_id);
+        // Stored as the lease owner, so made storable here: the lease token carries the same text.
+        let lease_owner = format!("{}#{nonce:016x}", storable::text(&body.worker_id));
+        let tenant_id = principal.tenant_id();
         let claim = TenantClaim {
-            tenant_id: auth.0.tenant_id(),
+            tenant_id,
             lease_owner: &lease_owner,
             kinds: &kinds,
             max: body.max.unwrap_or(1) as usize,
@@ -364,20 +421,58 @@ impl WorkerApi {
         let wait = Duration::from_millis(u64::from(body.wait_ms.unwrap_or(0)))
             .min(state.config.claim_max_wait);
         let deadline = Instant::now() + wait;
-        let mut waiter = state.listener.waiter(WORKER_JOBS_CHANNEL);
+        // Listed before the first look, so a job queued while it runs wakes this claim.
+        let waiting = if wait.is_zero() {
+            None
+        } else {
+            Some(state.claims.register(tenant_id, &kinds)?)
+        };
         let mut shutdown = state.shutdown.clone();
+        let mut checked_at = Instant::now();
+        // A claim that found a capped kind's row held looks once more, shortly; after that the
+        // holder's turn passing on, or the poll interval, brings it back (a crowd of claims
+        // retrying on their own would keep colliding on the row).
+        let mut may_retry_contended = true;
         let jobs = loop {
-            // Seen before the claim: a job queued while it runs wakes the next wait at once.
-            waiter.mark_seen();
-            let jobs = tenant_kinds::claim_for_tenant(&state.pool, &claim).await?;
-            let now = Instant::now();
-            if !jobs.is_empty() || now >= deadline || *shutdown.borrow() {
-                break jobs;
+            state.claims.record_claim();
+            let claimed = tenant_kinds::claim_for_tenant(&state.claim_pool, &claim).await?;
+            if !claimed.jobs.is_empty() {
+                // More may be ready: the next waiting claim of these kinds looks too.
+                if let Some(waiting) = &waiting {
+                    waiting.pass_on();
+                }
+                break claimed.jobs;
             }
-            let wait = (deadline - now).min(POLL_INTERVAL);
-            tokio::select! {
-                _ = waiter.wait(wait) => {}
-                _ = shutdown.wait_for(|stop| *stop) => break jobs,
+            let Some(waiting) = &waiting else {
+                break Vec::new();
+            };
+            // Waiting holds no database connection and none of the tenant's places in flight.
+            principal.in_flight = None;
+            let retry_soon = claimed.contended && std::mem::take(&mut may_retry_contended);
+            let woke = loop {
+                let now = Instant::now();
+                if now >= deadline || *shutdown.borrow() {
+                    break false;
+                }
+                let nap = if retry_soon {
+                    CONTENDED_RETRY.mul_f64(rand::random_range(0.5..=1.5))
+                } else {
+                    RECHECK_INTERVAL
+                };
+                let woke = tokio::select! {
+                    woke = waiting.wait(nap.min(deadline - now)) => woke,
+                    _ = shutdown.wait_for(|stop| *stop) => false,
+                };
+                if checked_at.elapsed() >= RECHECK_INTERVAL {
+                    state.reauthenticate(&principal).await?;
+                    checked_at = Instant::now();
+                }
+                if woke || retry_soon {
+                    break true;
+                }
+            };
+            if !woke {
+                break Vec::new();
             }
         };
         let jobs = jobs
@@ -438,7 +533,10 @@ impl WorkerApi {
         id: Path<i64>,
         body: Json<ProgressRequest>,
     ) -> Result<ProgressAppended, ApiError> {
+        check_size("progress", &body.progress, MAX_PROGRESS_BYTES)?;
         check_depth("progress", &body.progress)?;
+        // Each report is an event row and a notification every gateway reads: an event token.
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
         let held = held(&state, auth.0.tenant_id(), id.0, &body.lease).await?;
         let data = serde_json::json!({ "progress": body.progress });
         if sentinel_queue::progress(&state.pool, &held.lease, data).await? {
@@ -468,6 +566,7 @@ impl WorkerApi {
             reply,
         } = body.0;
         let result = result.unwrap_or(JsonValue::Null);
+        check_size("result", &result, MAX_RESULT_BYTES)?;
         check_depth("result", &result)?;
         if let Some(text) = &reply {
             agent::check_reply_text(text)
@@ -529,6 +628,7 @@ impl WorkerApi {
                 "retry: false ends the job; it cannot also be snoozed with retry_after_secs",
             ));
         }
+        check_size("error", &error, MAX_ERROR_BYTES)?;
         check_depth("error", &error)?;
         let error = match error {
             JsonValue::String(message) => {
@@ -559,19 +659,38 @@ impl WorkerApi {
         Ok(Json(ended(finished)))
     }
 
-    /// The tenant's own kinds: their controls and jobs in flight.
+    /// The tenant's own kinds: their controls and jobs in flight, by name, a page at a time.
     #[oai(path = "/v1/kinds", method = "get", operation_id = "listKinds")]
     async fn kinds(
         &self,
         auth: TenantAuth,
         state: Data<&Arc<AppState>>,
+        /// Kinds per page; default 100.
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<i64>>,
+        /// The `next_cursor` of the page before.
+        #[oai(validator(max_length = 64))]
+        cursor: Query<Option<String>>,
     ) -> Result<Json<KindList>, ApiError> {
-        let items = tenant_kinds::list(&state.pool, auth.0.tenant_id(), None)
-            .await?
-            .into_iter()
-            .map(KindView::from)
-            .collect();
-        Ok(Json(KindList { items }))
+        let limit = limit.0.unwrap_or(KINDS_PAGE).clamp(1, KINDS_PAGE_MAX);
+        let mut items: Vec<KindView> = tenant_kinds::list(
+            &state.pool,
+            auth.0.tenant_id(),
+            None,
+            cursor.0.as_deref(),
+            limit + 1,
+        )
+        .await?
+        .into_iter()
+        .map(KindView::from)
+        .collect();
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|kind| kind.kind.clone())
+        } else {
+            None
+        };
+        Ok(Json(KindList { items, next_cursor }))
     }
 
     /// Pause or resume a kind, or set its concurrency cap across all workers. Applies from the
@@ -598,8 +717,21 @@ impl WorkerApi {
             },
         };
         let tenant_id = auth.0.tenant_id();
-        tenant_kinds::set_controls(&state.pool, tenant_id, &kind.0, change).await?;
-        let view = tenant_kinds::list(&state.pool, tenant_id, Some(&kind.0))
+        // A change of controls is a configuration change: an event token, as a source change is.
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
+        if tenant_kinds::set_controls(&state.pool, tenant_id, &kind.0, change)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::unprocessable(
+                "too_many_kinds",
+                format!(
+                    "the tenant already has controls for {} kinds, the most allowed",
+                    tenant_kinds::MAX_CONTROLLED_KINDS
+                ),
+            ));
+        }
+        let view = tenant_kinds::list(&state.pool, tenant_id, Some(&kind.0), None, 1)
             .await?
             .pop()
             .map(KindView::from)

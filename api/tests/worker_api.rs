@@ -22,16 +22,6 @@ async fn app(options: PgConnectOptions) -> TestApp {
     .await
 }
 
-async fn submit(app: &TestApp, key: &str, kind: &str, input: Value) -> i64 {
-    let response = app
-        .post(key, "/v1/jobs", json!({"kind": kind, "input": input}))
-        .await;
-    assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
-    response.json::<Value>().await.unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
 async fn claim(app: &TestApp, key: &str, body: Value) -> Vec<Value> {
     let response = app.post(key, "/v1/worker/claim", body).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
@@ -66,16 +56,6 @@ async fn call(app: &TestApp, key: &str, id: i64, action: &str, body: Value) -> r
         .await
 }
 
-async fn patch_kind(app: &TestApp, key: &str, kind: &str, body: Value) -> reqwest::Response {
-    app.client
-        .patch(app.url(&format!("/v1/kinds/{kind}")))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn error_code(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
@@ -92,7 +72,9 @@ async fn a_custom_job_runs_through_the_worker_api_end_to_end(
 ) {
     let app = app(options).await;
     let (_, key) = app.tenant("docs").await;
-    let id = submit(&app, &key, "doc.summarise", json!({"url": "s3://b/a.pdf"})).await;
+    let id = app
+        .submit(&key, "doc.summarise", json!({"url": "s3://b/a.pdf"}))
+        .await;
 
     let jobs = claim(&app, &key, claim_of("doc.summarise", 10)).await;
     assert_eq!(jobs.len(), 1);
@@ -176,7 +158,7 @@ async fn an_expired_lease_is_claimed_again_and_the_late_worker_gets_409(
 ) {
     let app = app(options).await;
     let (_, key) = app.tenant("docs").await;
-    let id = submit(&app, &key, "doc.ocr", json!({})).await;
+    let id = app.submit(&key, "doc.ocr", json!({})).await;
     let first = claim(&app, &key, claim_of("doc.ocr", 1)).await;
     let first_lease = first[0]["lease"].as_str().unwrap().to_owned();
 
@@ -259,9 +241,10 @@ async fn a_long_poll_answers_when_a_job_arrives_and_empty_when_none_does(
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Another kind, and a built-in job, do not answer it.
-    submit(&app, &key, "doc.other", json!({})).await;
-    submit(&app, &key, "payload.heal", json!({"payload": "{}"})).await;
-    let id = submit(&app, &key, "doc.ocr", json!({"n": 1})).await;
+    app.submit(&key, "doc.other", json!({})).await;
+    app.submit(&key, "payload.heal", json!({"payload": "{}"}))
+        .await;
+    let id = app.submit(&key, "doc.ocr", json!({"n": 1})).await;
     let (body, waited) = waiting.await.unwrap();
     assert_eq!(body["jobs"][0]["id"], id);
     assert!(waited < Duration::from_secs(20), "{waited:?}");
@@ -275,12 +258,14 @@ async fn a_concurrency_cap_of_two_holds_with_five_workers_claiming(
 ) {
     let app = app(options).await;
     let (_, key) = app.tenant("docs").await;
-    let capped = patch_kind(&app, &key, "doc.render", json!({"max_running": 2})).await;
+    let capped = app
+        .patch_kind(&key, "doc.render", json!({"max_running": 2}))
+        .await;
     assert_eq!(capped.status(), 200);
     let capped: Value = capped.json().await.unwrap();
     assert_eq!(capped["max_running"], 2);
     for n in 0..10 {
-        submit(&app, &key, "doc.render", json!({"n": n})).await;
+        app.submit(&key, "doc.render", json!({"n": n})).await;
     }
 
     let claimers: Vec<_> = (0..5)
@@ -317,7 +302,9 @@ async fn a_concurrency_cap_of_two_holds_with_five_workers_claiming(
         .is_empty());
 
     // Removing the cap hands out the rest.
-    let uncapped = patch_kind(&app, &key, "doc.render", json!({"max_running": null})).await;
+    let uncapped = app
+        .patch_kind(&key, "doc.render", json!({"max_running": null}))
+        .await;
     let uncapped: Value = uncapped.json().await.unwrap();
     assert_eq!(uncapped["max_running"], Value::Null);
     assert_eq!(
@@ -334,9 +321,11 @@ async fn pause_stops_claims_and_resume_restarts_them(
 ) {
     let app = app(options).await;
     let (_, key) = app.tenant("docs").await;
-    submit(&app, &key, "mail.send", json!({})).await;
-    submit(&app, &key, "mail.bounce", json!({})).await;
-    let paused = patch_kind(&app, &key, "mail.send", json!({"paused": true})).await;
+    app.submit(&key, "mail.send", json!({})).await;
+    app.submit(&key, "mail.bounce", json!({})).await;
+    let paused = app
+        .patch_kind(&key, "mail.send", json!({"paused": true}))
+        .await;
     let paused: Value = paused.json().await.unwrap();
     assert_eq!(paused["paused"], true);
     assert_eq!(paused["queued"], 1);
@@ -354,7 +343,9 @@ async fn pause_stops_claims_and_resume_restarts_them(
         .await
         .is_empty());
 
-    let resumed = patch_kind(&app, &key, "mail.send", json!({"paused": false})).await;
+    let resumed = app
+        .patch_kind(&key, "mail.send", json!({"paused": false}))
+        .await;
     assert_eq!(resumed.json::<Value>().await.unwrap()["paused"], false);
     assert_eq!(claim(&app, &key, claim_of("mail.send", 10)).await.len(), 1);
     app.stop().await;
@@ -368,7 +359,7 @@ async fn fail_retries_with_backoff_snoozes_kills_and_ends_a_canceled_job(
     let app = app(options).await;
     let (_, key) = app.tenant("docs").await;
     let kind = "doc.flaky";
-    let id = submit(&app, &key, kind, json!({})).await;
+    let id = app.submit(&key, kind, json!({})).await;
 
     // Retry: queued again later, an attempt spent, the error kept.
     let job = &claim(&app, &key, claim_of(kind, 1)).await[0];
@@ -413,7 +404,7 @@ async fn fail_retries_with_backoff_snoozes_kills_and_ends_a_canceled_job(
     );
 
     // Fatal: dead at once.
-    let fatal_id = submit(&app, &key, "doc.fatal", json!({})).await;
+    let fatal_id = app.submit(&key, "doc.fatal", json!({})).await;
     let job = &claim(&app, &key, claim_of("doc.fatal", 1)).await[0];
     let dead = call(
         &app,
@@ -426,7 +417,7 @@ async fn fail_retries_with_backoff_snoozes_kills_and_ends_a_canceled_job(
     assert_eq!(dead.json::<Value>().await.unwrap()["status"], "dead");
 
     // Canceled while running: the heartbeat says so, and the worker's fail ends it canceled.
-    let cancel_id = submit(&app, &key, "doc.long", json!({})).await;
+    let cancel_id = app.submit(&key, "doc.long", json!({})).await;
     let job = &claim(&app, &key, claim_of("doc.long", 1)).await[0];
     let canceled = app
         .post(&key, &format!("/v1/jobs/{cancel_id}/cancel"), json!({}))
@@ -455,7 +446,7 @@ async fn fail_retries_with_backoff_snoozes_kills_and_ends_a_canceled_job(
     assert_eq!(stopped.json::<Value>().await.unwrap()["status"], "canceled");
 
     // Both retry: false and a snooze is a contradiction.
-    let other = submit(&app, &key, "doc.other", json!({})).await;
+    let other = app.submit(&key, "doc.other", json!({})).await;
     let job = &claim(&app, &key, claim_of("doc.other", 1)).await[0];
     let both = call(
         &app,
@@ -477,8 +468,9 @@ async fn every_worker_endpoint_keeps_tenants_apart(
     let app = app(options).await;
     let (_, alice) = app.tenant("alice").await;
     let (_, bob) = app.tenant("bob").await;
-    let id = submit(&app, &alice, "doc.x", json!({"secret": 1})).await;
-    patch_kind(&app, &alice, "doc.y", json!({"paused": true})).await;
+    let id = app.submit(&alice, "doc.x", json!({"secret": 1})).await;
+    app.patch_kind(&alice, "doc.y", json!({"paused": true}))
+        .await;
 
     // Bob's claim never sees Alice's job, nor his kinds list her kinds.
     assert!(claim(&app, &bob, claim_of("doc.x", 10)).await.is_empty());
@@ -504,8 +496,8 @@ async fn every_worker_endpoint_keeps_tenants_apart(
         );
     }
     // Bob's controls are his own: pausing doc.x for him leaves Alice's doc.x alone.
-    patch_kind(&app, &bob, "doc.x", json!({"paused": true})).await;
-    submit(&app, &alice, "doc.x", json!({})).await;
+    app.patch_kind(&bob, "doc.x", json!({"paused": true})).await;
+    app.submit(&alice, "doc.x", json!({})).await;
     assert_eq!(claim(&app, &alice, claim_of("doc.x", 10)).await.len(), 1);
     let alice_kinds = app.get_json(&alice, "/v1/kinds").await;
     let names: Vec<&str> = alice_kinds["items"]
@@ -576,7 +568,7 @@ async fn hostile_worker_requests_get_a_clear_error_and_change_nothing(
         assert_eq!(response.status(), 400, "{body}");
     }
 
-    let id = submit(&app, &key, "doc.x", json!({})).await;
+    let id = app.submit(&key, "doc.x", json!({})).await;
     let job = &claim(&app, &key, claim_of("doc.x", 1)).await[0];
     // Leases that are not tokens: malformed, forged, enormous.
     for lease in [
@@ -652,9 +644,13 @@ async fn hostile_worker_requests_get_a_clear_error_and_change_nothing(
     assert_eq!(stored["status"], "running");
 
     // Controls on a bad kind name, or a negative cap.
-    let response = patch_kind(&app, &key, "payload.heal", json!({"paused": true})).await;
+    let response = app
+        .patch_kind(&key, "payload.heal", json!({"paused": true}))
+        .await;
     assert_eq!(error_code(response).await, (422, "invalid_kind".to_owned()));
-    let response = patch_kind(&app, &key, "doc.x", json!({"max_running": -1})).await;
+    let response = app
+        .patch_kind(&key, "doc.x", json!({"max_running": -1}))
+        .await;
     assert_eq!(response.status(), 400);
     app.stop().await;
 }

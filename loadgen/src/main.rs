@@ -4,6 +4,7 @@
 //! sentinel-loadgen acks --url http://127.0.0.1:8080 --admin-token T [--rate 5000] [--secs 10] [--concurrency 64]
 //!                        [--payload text|noreply] [--record FILE] [--timeline true] [--timeout-ms 10000]
 //! sentinel-loadgen hold --url http://127.0.0.1:8080 --admin-token T --pid PID [--idle 10000] [--sse 1000]
+//! sentinel-loadgen neighbours --url http://127.0.0.1:8080 --admin-token T [--secs 10] [--polls 800] [--rate 20]
 //! ```
 //!
 //! `acks` creates a tenant with a Telegram and a Slack source, then sends correctly signed
@@ -17,6 +18,10 @@
 //! and transport errors (a killed gateway) are counted, not fatal; `--timeline true` prints them
 //! per second.
 //! `hold` opens idle keep-alive connections and SSE subscribers and reports the gateway's RSS.
+//! `neighbours` measures a bystander tenant's acks and reads on an idle stack and while another
+//! tenant misbehaves (see [`neighbours`]).
+
+mod neighbours;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -44,9 +49,9 @@ struct Args {
 impl Args {
     fn parse() -> anyhow::Result<Args> {
         let mut raw = std::env::args().skip(1);
-        let command = raw
-            .next()
-            .context("usage: sentinel-loadgen acks|hold --url URL --admin-token T ...")?;
+        let command = raw.next().context(
+            "usage: sentinel-loadgen acks|hold|neighbours --url URL --admin-token T ...",
+        )?;
         let mut flags = HashMap::new();
         while let Some(flag) = raw.next() {
             let name = flag
@@ -83,7 +88,8 @@ async fn main() -> anyhow::Result<()> {
     match args.command.as_str() {
         "acks" => acks(&args).await,
         "hold" => hold(&args).await,
-        other => bail!("unknown command {other:?}; expected acks or hold"),
+        "neighbours" => neighbours::neighbours(&args).await,
+        other => bail!("unknown command {other:?}; expected acks, hold or neighbours"),
     }
 }
 

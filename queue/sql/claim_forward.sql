@@ -1,34 +1,54 @@
--- The forward claim (queue/src/agent.rs, claim_forwards): up to $4 ready agent.forward jobs, at most
--- $3[i] of source $2[i], for worker $1 with a lease of $5 seconds. The caller holds the sources'
--- locks and has taken each one's max_in_flight and running forwards into $3.
+-- The forward claim (queue/src/agent.rs, claim_forwards): up to $6 ready agent.forward jobs for
+-- worker $1 with a lease of $7 seconds; at most $3[i] of source $2[i], whose tenant has turn
+-- $4[i], and at most $5[t - 1] of the tenant with turn t. The caller holds those tenants' locks
+-- and has taken their free places, under max_in_flight and the tenant cap, into $3 and $5.
 --
--- Jobs go by priority, then run_at, then id, across the sources. Rows locked by another claimer are
--- skipped, never waited for. The predicate is jobs_forward_claim's.
+-- Fair across tenants as the other lanes' claim (claim.sql): the shares are interleaved, the
+-- first job of every turn, then the second, ..., so the tenant with the fewest running forwards
+-- goes first and none takes another's share. Within a tenant, jobs go by priority, then run_at,
+-- then id, across its sources. The candidates are read without locks (no other forward claim
+-- takes these tenants' jobs while the caller holds their locks) and only the picked rows are
+-- locked; a row locked by anything else is skipped, never waited for. The predicate is
+-- jobs_forward_claim's.
 WITH wanted AS (
-    SELECT source_id, n FROM unnest($2::uuid[], $3::int8[]) AS w (source_id, n) WHERE n > 0
+    SELECT source_id, n, turn FROM unnest($2::uuid[], $3::int8[], $4::int8[]) AS w (source_id, n, turn)
+    WHERE n > 0
+),
+shares AS (
+    SELECT turn, n FROM unnest($5::int8[]) WITH ORDINALITY AS s (n, turn)
 ),
 candidates AS (
-    SELECT j.id, j.priority, j.run_at
+    SELECT j.id, w.turn,
+           row_number() OVER (PARTITION BY w.turn ORDER BY j.priority, j.run_at, j.id) AS rank
     FROM wanted w
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at FROM jobs
         WHERE source_id = w.source_id AND status = 'queued' AND kind = 'agent.forward' AND run_at <= now()
         ORDER BY priority, run_at, id
         LIMIT w.n
-        FOR UPDATE SKIP LOCKED
     ) j
-    ORDER BY j.priority, j.run_at, j.id
-    LIMIT $4
+),
+picked AS (
+    SELECT c.id FROM candidates c
+    JOIN shares s ON s.turn = c.turn
+    WHERE c.rank <= s.n
+    ORDER BY c.rank, c.turn
+    LIMIT $6
+),
+locked AS (
+    SELECT id FROM jobs
+    WHERE id IN (SELECT id FROM picked) AND status = 'queued' AND kind = 'agent.forward'
+    FOR UPDATE SKIP LOCKED
 ),
 claimed AS (
     UPDATE jobs
     SET status = 'running',
         attempt = attempt + 1,
         lease_owner = $1,
-        lease_expires_at = clock_timestamp() + make_interval(secs => $5::float8),
+        lease_expires_at = clock_timestamp() + make_interval(secs => $7::float8),
         started_at = clock_timestamp()
-    FROM candidates
-    WHERE jobs.id = candidates.id
+    FROM locked
+    WHERE jobs.id = locked.id
     RETURNING jobs.*
 ),
 appended AS (

@@ -60,9 +60,10 @@ SELECT
     (SELECT count(pg_notify(channel, ''))
      FROM unnest(ARRAY['sentinel_jobs', 'sentinel_events']) AS channel
      WHERE EXISTS (SELECT 1 FROM appended)) AS "notified!",
-    -- The worker API's long-polling claims wake only for tenant-defined kinds, not for every webhook.
-    (SELECT count(*) FROM (SELECT pg_notify('sentinel_worker_jobs', '')
-                           WHERE EXISTS (SELECT 1 FROM written WHERE inserted AND NOT builtin_job_kind(kind))) n)
+    -- The worker API's long-polling claims wake only for tenant-defined kinds, not for every webhook,
+    -- and only the claims waiting on that tenant's kind: one notification per (tenant, kind).
+    (SELECT count(pg_notify('sentinel_worker_jobs', k.tenant_id::text || ':' || k.kind))
+     FROM (SELECT DISTINCT tenant_id, kind FROM written WHERE inserted AND NOT builtin_job_kind(kind)) k)
         AS "woke_worker_api!"
 FROM input i
 JOIN resolved r ON r.group_key = i.group_key

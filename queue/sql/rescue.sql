@@ -47,9 +47,9 @@ SELECT id AS "job_id!", status AS "status!: JobStatus",
        (SELECT count(pg_notify(channel, ''))
         FROM unnest(ARRAY['sentinel_jobs', 'sentinel_events']) AS channel
         WHERE EXISTS (SELECT 1 FROM appended)) AS "notified!",
-       -- The worker API's long-polling claims, when a tenant-defined kind went back to the queue.
-       (SELECT count(*) FROM (SELECT pg_notify('sentinel_worker_jobs', '')
-                              WHERE EXISTS (SELECT 1 FROM rescued
-                                            WHERE status = 'queued' AND NOT builtin_job_kind(kind))) n)
+       -- The worker API's long-polling claims of that tenant's kind, when a tenant-defined kind went
+       -- back to the queue (or a capped kind's slot came free).
+       (SELECT count(pg_notify('sentinel_worker_jobs', k.tenant_id::text || ':' || k.kind))
+        FROM (SELECT DISTINCT tenant_id, kind FROM rescued WHERE NOT builtin_job_kind(kind)) k)
            AS "woke_worker_api!"
 FROM rescued

@@ -49,8 +49,16 @@ pub const HISTORY_MESSAGES: usize = 10;
 pub const HISTORY_TEXT_BYTES: usize = 4_000;
 /// The longest reply an agent may send (Telegram's and WhatsApp's limit for one text message).
 pub const MAX_REPLY_CHARS: usize = 4_096;
-/// Attempts a reply delivery gets (429s do not count).
-pub const DELIVERY_ATTEMPTS: i32 = 8;
+/// Attempts a reply delivery gets (429s and other snoozes do not count). Large on purpose: a reply
+/// ends by its source's `reply_ttl` ([`DEFAULT_REPLY_TTL_SECS`]), never by its count of attempts,
+/// so a platform outage shorter than the ttl loses no reply (worker/src/deliver.rs). With the
+/// delivery backoff's cap (60 s by default) and the breaker, a week's ttl spends far fewer.
+pub const DELIVERY_ATTEMPTS: i32 = 1_000_000;
+/// How long a reply keeps being retried, from its job's `created_at`, when its source sets no
+/// `reply_ttl`: an hour.
+pub const DEFAULT_REPLY_TTL_SECS: i32 = 3_600;
+/// The `reply_ttl` a source may set, in seconds: a minute to a week (the column's CHECK too).
+pub const REPLY_TTL_SECS_RANGE: std::ops::RangeInclusive<i64> = 60..=604_800;
 /// Attempts a forward gets (429 and 503 with `Retry-After` do not count).
 pub const FORWARD_ATTEMPTS: i32 = 8;
 
@@ -444,6 +452,8 @@ pub fn reply_job(agent_job: &Job, text: &str) -> Result<NewJob, String> {
             "platform": input.get("platform"),
             "text": text,
             "address": input.get("address"),
+            // The conversation orders this reply among the others of its conversation.
+            "conversation_id": input.pointer("/message/conversation_id"),
             "inbound_job_id": inbound,
             "agent_job_id": agent_job.id,
         }),
@@ -454,26 +464,38 @@ pub fn reply_job(agent_job: &Job, text: &str) -> Result<NewJob, String> {
 }
 
 /// Claims up to `max` ready `agent.forward` jobs for `worker_id`, with a lease of `lease_secs`,
-/// never more than a source's `max_in_flight` running at once across all workers.
+/// never more than a source's `max_in_flight`, nor more than `tenant_max` of one tenant's
+/// forwards, running at once across all workers.
 ///
-/// The sources with ready forwards are locked (`FOR NO KEY UPDATE SKIP LOCKED`: a source another
-/// claimer holds is left to it, and ingress's inserts, which only take a key-share lock on it,
-/// never wait), then their running forwards are counted in a new statement, which sees every
-/// claim committed before the locks were taken, and at most the free slots are claimed.
+/// Tenants take turns as in the other lanes' claim (`sql/claim.sql`): the tenants with ready
+/// forwards go fewest running forwards first, then least recently served (the latest
+/// `started_at` of their forwards, read from `jobs_forward_started`), each gets an equal share of
+/// the free slots, and the shares are interleaved; within a tenant, priority, then `run_at`, then
+/// id. Every source with ready forwards is looked at, by a loose index scan over
+/// `jobs_forward_claim` (one probe per such source: idle sources are not in it).
+///
+/// The tenants whose turn it is are locked (`FOR NO KEY UPDATE SKIP LOCKED`: a tenant another
+/// claimer holds is left to it until the next claim, and ingress's inserts, which only take a
+/// key-share lock on it, never wait), then their running forwards are counted in a new
+/// statement, which sees every claim committed before the locks were taken, and at most the free
+/// places are claimed. Nothing waits for a lock.
 pub async fn claim_forwards(
     pool: &PgPool,
     worker_id: &str,
     max: usize,
+    tenant_max: usize,
     lease_secs: f64,
 ) -> sqlx::Result<Vec<Job>> {
     if max == 0 {
         return Ok(Vec::new());
     }
     let max = i64::try_from(max).unwrap_or(i64::MAX);
+    let tenant_max = i64::try_from(tenant_max).unwrap_or(i64::MAX).max(1);
     let mut tx = pool.begin().await?;
-    // The sources with ready forwards, by a loose index scan over jobs_forward_claim (one probe
-    // per source), less those already at their cap by a first, unlocked count.
-    let sources = sqlx::query!(
+    // The sources with ready forwards and room under their max_in_flight, by a first, unlocked
+    // count, grouped by the turn of their tenant; the tenants with room under tenant_max are
+    // locked, at most one per free slot.
+    let ready: Vec<ReadySource> = sqlx::query!(
         r#"WITH RECURSIVE ready AS (
                (SELECT source_id FROM jobs
                 WHERE status = 'queued' AND kind = 'agent.forward' AND run_at <= now() AND source_id IS NOT NULL
@@ -484,64 +506,92 @@ pub async fn claim_forwards(
                          AND j.source_id > r.source_id
                        ORDER BY j.source_id LIMIT 1)
                FROM ready r WHERE r.source_id IS NOT NULL
+           ),
+           open AS (
+               SELECT s.id, s.tenant_id, s.agent, s.deleted_at IS NOT NULL AS deleted
+               FROM sources s
+               WHERE s.id IN (SELECT source_id FROM ready WHERE source_id IS NOT NULL)
+                 AND (s.deleted_at IS NOT NULL OR s.agent ->> 'mode' <> 'forward'
+                      OR (SELECT count(*) FROM jobs b
+                          WHERE b.status = 'running' AND b.tenant_id = s.tenant_id AND b.kind = 'agent.forward'
+                            AND b.source_id = s.id)
+                         < coalesce((s.agent ->> 'max_in_flight')::int, $1))
+           ),
+           turns AS (
+               SELECT t.id, busy.running, served.last_served
+               FROM (SELECT DISTINCT tenant_id FROM open) r
+               JOIN tenants t ON t.id = r.tenant_id
+               CROSS JOIN LATERAL (
+                   SELECT count(*) AS running FROM jobs b
+                   WHERE b.status = 'running' AND b.tenant_id = r.tenant_id AND b.kind = 'agent.forward'
+               ) busy
+               CROSS JOIN LATERAL (
+                   SELECT max(f.started_at) AS last_served FROM jobs f
+                   WHERE f.tenant_id = r.tenant_id AND f.kind = 'agent.forward' AND f.started_at IS NOT NULL
+               ) served
+               WHERE busy.running < $2
+               ORDER BY busy.running, served.last_served NULLS FIRST, t.id
+               LIMIT $3
+               FOR NO KEY UPDATE OF t SKIP LOCKED
            )
-           SELECT s.id, s.agent, s.deleted_at IS NOT NULL AS "deleted!"
-           FROM sources s
-           WHERE s.id IN (SELECT source_id FROM ready WHERE source_id IS NOT NULL)
-             AND (s.deleted_at IS NOT NULL OR s.agent ->> 'mode' <> 'forward'
-                  OR (SELECT count(*) FROM jobs b
-                      WHERE b.status = 'running' AND b.tenant_id = s.tenant_id AND b.kind = 'agent.forward'
-                        AND b.source_id = s.id)
-                     < coalesce((s.agent ->> 'max_in_flight')::int, $1))
-           ORDER BY s.id
-           LIMIT 64
-           FOR NO KEY UPDATE OF s SKIP LOCKED"#,
-        DEFAULT_MAX_IN_FLIGHT as i32
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    if sources.is_empty() {
-        tx.commit().await?;
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = sources.iter().map(|source| source.id).collect();
-    // A new statement, so a new snapshot: every claim that held these locks before committed.
-    let running: HashMap<Uuid, i64> = sqlx::query!(
-        r#"SELECT source_id AS "source_id!", count(*) AS "running!" FROM jobs
-           WHERE status = 'running' AND kind = 'agent.forward' AND source_id = ANY($1)
-           GROUP BY source_id"#,
-        &ids
+           SELECT o.tenant_id AS "tenant_id!", o.id AS "source_id!", o.agent AS "agent!",
+                  o.deleted AS "deleted!"
+           FROM turns t
+           JOIN open o ON o.tenant_id = t.id
+           ORDER BY t.running, t.last_served NULLS FIRST, t.id, o.id"#,
+        DEFAULT_MAX_IN_FLIGHT as i32,
+        tenant_max,
+        max
     )
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
-    .map(|row| (row.source_id, row.running))
+    .map(|row| {
+        let agent = AgentSettings::from_json(&row.agent);
+        ReadySource {
+            tenant_id: row.tenant_id,
+            source_id: row.source_id,
+            // A deleted source's forwards, or those of one no longer forwarding, are claimed to
+            // be ended (the worker says why), not held to a cap of the source's.
+            max_in_flight: (!row.deleted && agent.mode == AgentMode::Forward)
+                .then(|| i64::from(agent.max_in_flight())),
+        }
+    })
     .collect();
-    let (mut wanted, mut limits) = (Vec::new(), Vec::new());
-    for source in sources {
-        let agent = AgentSettings::from_json(&source.agent);
-        // A deleted source's forwards, or those of one no longer forwarding, are claimed to be
-        // ended (the worker says why), not held to a cap.
-        let cap = if source.deleted || agent.mode != AgentMode::Forward {
-            max
-        } else {
-            i64::from(agent.max_in_flight())
-        };
-        let free = (cap - running.get(&source.id).copied().unwrap_or(0)).clamp(0, max);
-        if free > 0 {
-            wanted.push(source.id);
-            limits.push(free);
+    if ready.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let mut tenants: Vec<Uuid> = ready.iter().map(|source| source.tenant_id).collect();
+    tenants.dedup();
+    // A new statement, so a new snapshot: every claim that held these locks before committed.
+    let running = sqlx::query!(
+        r#"SELECT tenant_id AS "tenant_id!", source_id, count(*) AS "running!" FROM jobs
+           WHERE status = 'running' AND kind = 'agent.forward' AND tenant_id = ANY($1)
+           GROUP BY tenant_id, source_id"#,
+        &tenants
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut running_now = RunningForwards::default();
+    for row in running {
+        *running_now.by_tenant.entry(row.tenant_id).or_default() += row.running;
+        if let Some(source_id) = row.source_id {
+            running_now.by_source.insert(source_id, row.running);
         }
     }
-    if wanted.is_empty() {
+    let plan = ForwardPlan::new(&ready, &running_now, max, tenant_max);
+    if plan.sources.is_empty() {
         tx.commit().await?;
         return Ok(Vec::new());
     }
     let rows = sqlx::query_file!(
         "sql/claim_forward.sql",
         worker_id,
-        &wanted,
-        &limits,
+        &plan.sources,
+        &plan.limits,
+        &plan.turns,
+        &plan.shares,
         max,
         lease_secs
     )
@@ -550,6 +600,87 @@ pub async fn claim_forwards(
     tx.commit().await?;
     Ok(rows.into_iter().map(|row| job_from_row!(row)).collect())
 }
+
+/// A source with ready forwards, as the forward claim's first statement found it, in its
+/// tenant's turn.
+#[derive(Debug, Clone)]
+struct ReadySource {
+    tenant_id: Uuid,
+    source_id: Uuid,
+    /// `None` when the source is not held to a cap (deleted, or no longer forwarding).
+    max_in_flight: Option<i64>,
+}
+
+/// Running forwards, by tenant and by source, counted under the tenants' locks.
+#[derive(Debug, Default)]
+struct RunningForwards {
+    by_tenant: HashMap<Uuid, i64>,
+    by_source: HashMap<Uuid, i64>,
+}
+
+/// What one forward claim may take: at most `limits[i]` jobs of `sources[i]`, whose tenant has
+/// turn `turns[i]` (from 1), and at most `shares[t - 1]` jobs of the tenant with turn `t`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ForwardPlan {
+    sources: Vec<Uuid>,
+    limits: Vec<i64>,
+    turns: Vec<i64>,
+    shares: Vec<i64>,
+}
+
+impl ForwardPlan {
+    /// The plan for `max` free slots: each tenant with a free place under `tenant_max` and a
+    /// source with one under its `max_in_flight` gets a turn, in the order of `ready` (whose
+    /// sources come grouped by tenant), and an equal share of the slots (rounded up; the claim
+    /// interleaves the shares and stops at `max`), never more than its free places.
+    fn new(ready: &[ReadySource], running: &RunningForwards, max: i64, tenant_max: i64) -> Self {
+        /// A tenant's free places under `tenant_max`, and its sources' under their caps.
+        struct Turn {
+            tenant_id: Uuid,
+            free: i64,
+            sources: Vec<(Uuid, i64)>,
+        }
+        let mut tenants: Vec<Turn> = Vec::new();
+        for source in ready {
+            if tenants.last().map(|turn| turn.tenant_id) != Some(source.tenant_id) {
+                let busy = running.by_tenant.get(&source.tenant_id).copied();
+                tenants.push(Turn {
+                    tenant_id: source.tenant_id,
+                    free: tenant_max - busy.unwrap_or(0),
+                    sources: Vec::new(),
+                });
+            }
+            let busy = running.by_source.get(&source.source_id).copied();
+            let free = source
+                .max_in_flight
+                .map_or(max, |cap| cap - busy.unwrap_or(0))
+                .clamp(0, max);
+            if let Some(turn) = tenants.last_mut().filter(|_| free > 0) {
+                turn.sources.push((source.source_id, free));
+            }
+        }
+        tenants.retain(|turn| turn.free > 0 && !turn.sources.is_empty());
+        let Ok(turns) = i64::try_from(tenants.len()) else {
+            return Self::default();
+        };
+        if turns == 0 {
+            return Self::default();
+        }
+        let share = max / turns + i64::from(max % turns != 0);
+        let mut plan = Self::default();
+        for (number, turn) in (1..).zip(tenants) {
+            let limit = turn.free.min(share);
+            plan.shares.push(limit);
+            for (source_id, source_free) in turn.sources {
+                plan.sources.push(source_id);
+                plan.limits.push(source_free.min(limit));
+                plan.turns.push(number);
+            }
+        }
+        plan
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,6 +785,50 @@ mod tests {
         assert_eq!(
             AgentSettings::from_json(&json!({"mode": "nonsense"})).mode,
             AgentMode::Builtin
+        );
+    }
+
+    #[test]
+    fn the_forward_plan_shares_slots_by_tenant_within_both_caps() {
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let source = |tenant_id, n, max_in_flight| ReadySource {
+            tenant_id,
+            source_id: Uuid::from_u128(n),
+            max_in_flight,
+        };
+        let ready = [
+            source(a, 10, Some(128)),
+            source(a, 11, Some(2)),
+            source(b, 20, Some(128)),
+            source(c, 30, None),
+        ];
+        let mut running = RunningForwards::default();
+        // a holds 3 of its tenant cap of 4, two of them on source 11 (at its cap).
+        running.by_tenant.insert(a, 3);
+        running.by_source.insert(Uuid::from_u128(10), 1);
+        running.by_source.insert(Uuid::from_u128(11), 2);
+        let plan = ForwardPlan::new(&ready, &running, 8, 4);
+        assert_eq!(
+            plan,
+            ForwardPlan {
+                sources: [10, 20, 30].map(Uuid::from_u128).to_vec(),
+                limits: vec![1, 3, 3],
+                turns: vec![1, 2, 3],
+                shares: vec![1, 3, 3],
+            },
+            "8 slots over 3 tenants: shares of 3, a's cut to its 1 free place"
+        );
+        // A tenant at its cap gets no turn; one slot goes to the first turn alone.
+        running.by_tenant.insert(a, 4);
+        let plan = ForwardPlan::new(&ready, &running, 1, 4);
+        assert_eq!(plan.sources, vec![Uuid::from_u128(20), Uuid::from_u128(30)]);
+        assert_eq!(
+            (plan.limits, plan.turns, plan.shares),
+            (vec![1, 1], vec![1, 2], vec![1, 1])
+        );
+        assert_eq!(
+            ForwardPlan::new(&ready[..2], &running, 8, 4),
+            ForwardPlan::default()
         );
     }
 

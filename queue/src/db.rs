@@ -28,6 +28,55 @@ pub fn connect_options(database_url: &str) -> anyhow::Result<PgConnectOptions> {
 pub const SESSION_OPTIONS: [(&str, &str); 2] =
     [("plan_cache_mode", "force_custom_plan"), ("jit", "off")];
 
+/// How long any one statement may run, and wait for a lock, on a Sentinel connection
+/// (`statement_timeout` and `lock_timeout`, set when it connects). Every request path and lane
+/// takes its locks with `SKIP LOCKED` or `NOWAIT`; these are the backstop that keeps a stuck
+/// statement or an unexpected lock wait from holding a pooled connection for long. A statement
+/// that runs into one fails (SQLSTATE 57014 or 55P03) and is retried by its caller or answered
+/// 503. Migrations run without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbTimeouts {
+    pub statement: Duration,
+    pub lock: Duration,
+}
+
+impl Default for DbTimeouts {
+    fn default() -> Self {
+        Self {
+            statement: Duration::from_secs(30),
+            lock: Duration::from_secs(5),
+        }
+    }
+}
+
+impl DbTimeouts {
+    /// `SENTINEL_DB_STATEMENT_TIMEOUT_MS` and `SENTINEL_DB_LOCK_TIMEOUT_MS` (milliseconds, at
+    /// least 1), or the defaults.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let defaults = Self::default();
+        let millis = |name: &str, default: Duration| -> anyhow::Result<Duration> {
+            let ms: u64 = crate::config::var_or(name, default.as_millis() as u64)?;
+            anyhow::ensure!(ms > 0, "{name} must be at least 1 (milliseconds)");
+            Ok(Duration::from_millis(ms))
+        };
+        Ok(Self {
+            statement: millis("SENTINEL_DB_STATEMENT_TIMEOUT_MS", defaults.statement)?,
+            lock: millis("SENTINEL_DB_LOCK_TIMEOUT_MS", defaults.lock)?,
+        })
+    }
+
+    /// `options` with these timeouts as the session's settings.
+    pub fn apply(&self, options: PgConnectOptions) -> PgConnectOptions {
+        options.options([
+            (
+                "statement_timeout",
+                self.statement.as_millis().to_string().as_str(),
+            ),
+            ("lock_timeout", self.lock.as_millis().to_string().as_str()),
+        ])
+    }
+}
+
 /// A pool whose `acquire` gives up after `acquire_timeout`, so a caller facing an unreachable or
 /// exhausted database fails fast instead of hanging.
 pub fn pool(options: PgConnectOptions, max_connections: u32, acquire_timeout: Duration) -> PgPool {
@@ -37,12 +86,25 @@ pub fn pool(options: PgConnectOptions, max_connections: u32, acquire_timeout: Du
         .connect_lazy_with(options)
 }
 
-/// Applies the pending migrations in `migrations/`.
+/// Applies the pending migrations in `migrations/`, over a connection of its own without the
+/// statement and lock timeouts (an index build may take longer than any request should).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    crate::MIGRATOR
-        .run(pool)
+    // A later `-c` setting wins over an earlier one of the same name.
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("statement_timeout", "0"), ("lock_timeout", "0")]);
+    let migrations = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
         .await
-        .context("running the migrations in migrations/")
+        .context("connecting to run the migrations")?;
+    let applied = crate::MIGRATOR
+        .run(&migrations)
+        .await
+        .context("running the migrations in migrations/");
+    migrations.close().await;
+    applied
 }
 
 /// The `migrate` subcommand of every binary: applies the migrations to `DATABASE_URL`.

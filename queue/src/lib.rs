@@ -57,7 +57,7 @@ pub use job::{
 #[cfg(feature = "db")]
 pub use rescue::{rescue_expired, Rescued};
 #[cfg(feature = "db")]
-pub use wakeup::{Listener, Waiter, Woke};
+pub use wakeup::{Listener, Notice, Notices, Waiter, Woke};
 
 /// The migrations in `migrations/` at the workspace root, embedded at build time.
 #[cfg(feature = "db")]

@@ -4,7 +4,9 @@
 //! The cap is enforced in the claim, not by the workers: a claim of a capped kind locks the kind's
 //! `job_kinds` row, counts the kind's running jobs in a statement that starts after the lock is
 //! held (so it sees every claim committed before), and takes at most the free slots. Two claims
-//! racing for the last slot are serialised on the row; claims of uncapped kinds take no lock.
+//! racing for the last slot never both take it: the second skips the locked row (`SKIP LOCKED`)
+//! and takes none of that kind this time, so no claim waits on a lock while holding a pooled
+//! connection. Claims of uncapped kinds take no lock.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -43,16 +45,27 @@ pub struct ControlsChange {
     pub max_running: Option<Option<i32>>,
 }
 
-/// Applies `change` to the tenant's `kind` and returns its controls after it.
+/// The most kinds with controls a tenant may have: each `PATCH /v1/kinds/{kind}` of a new name
+/// adds a row, so without a bound one tenant could fill the table.
+pub const MAX_CONTROLLED_KINDS: i64 = 1_000;
+
+/// Applies `change` to the tenant's `kind` and returns its controls after it; `None` when the kind
+/// has no row yet and the tenant already has [`MAX_CONTROLLED_KINDS`]. (Two first changes of new
+/// kinds at once may both pass the count: the bound can be overshot by the changes in flight.)
 pub async fn set_controls(
     executor: impl PgExecutor<'_>,
     tenant_id: Uuid,
     kind: &str,
     change: ControlsChange,
-) -> sqlx::Result<KindControls> {
+) -> sqlx::Result<Option<KindControls>> {
     let row = sqlx::query!(
-        r#"INSERT INTO job_kinds AS k (tenant_id, kind, paused, max_running)
-           VALUES ($1, $2, coalesce($3::bool, false), CASE WHEN $4::bool THEN $5::int4 END)
+        r#"WITH allowed AS (
+               SELECT EXISTS (SELECT 1 FROM job_kinds WHERE tenant_id = $1 AND kind = $2)
+                      OR (SELECT count(*) FROM job_kinds WHERE tenant_id = $1) < $6 AS ok
+           )
+           INSERT INTO job_kinds AS k (tenant_id, kind, paused, max_running)
+           SELECT $1, $2, coalesce($3::bool, false), CASE WHEN $4::bool THEN $5::int4 END
+           FROM allowed WHERE ok
            ON CONFLICT (tenant_id, kind) DO UPDATE
            SET paused = coalesce($3::bool, k.paused),
                max_running = CASE WHEN $4::bool THEN $5::int4 ELSE k.max_running END,
@@ -62,21 +75,25 @@ pub async fn set_controls(
         kind,
         change.paused,
         change.max_running.is_some(),
-        change.max_running.flatten()
+        change.max_running.flatten(),
+        MAX_CONTROLLED_KINDS
     )
-    .fetch_one(executor)
+    .fetch_optional(executor)
     .await?;
-    Ok(KindControls {
+    Ok(row.map(|row| KindControls {
         paused: row.paused,
         max_running: row.max_running,
-    })
+    }))
 }
 
-/// The tenant's kinds that have controls or jobs queued or running, by name; or only `kind`.
+/// The tenant's kinds that have controls or jobs queued or running, by name, after `after` and at
+/// most `limit` of them; or only `kind`.
 pub async fn list(
     executor: impl PgExecutor<'_>,
     tenant_id: Uuid,
     kind: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
 ) -> sqlx::Result<Vec<KindState>> {
     let rows = sqlx::query!(
         // Queued jobs are counted from the partial index jobs_worker_claim (its predicate word for
@@ -102,9 +119,13 @@ pub async fn list(
                   k.updated_at AS "updated_at?"
            FROM (SELECT * FROM job_kinds WHERE tenant_id = $1 AND ($2::text IS NULL OR kind = $2)) k
            FULL JOIN counts c ON c.kind = k.kind
-           ORDER BY 1"#,
+           WHERE $3::text IS NULL OR coalesce(k.kind, c.kind) > $3
+           ORDER BY 1
+           LIMIT $4"#,
         tenant_id,
-        kind
+        kind,
+        after,
+        limit
     )
     .fetch_all(executor)
     .await?;
@@ -138,21 +159,29 @@ pub struct TenantClaim<'a> {
     pub max_bytes: usize,
 }
 
+/// What a claim took, and whether a capped kind was left out because another claim held its row.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub jobs: Vec<Job>,
+    /// A capped kind's row was locked by another claim deciding its slots, so this claim took none
+    /// of that kind: look again shortly (that claim commits within milliseconds).
+    pub contended: bool,
+}
+
 /// Claims up to `claim.max` of the tenant's ready jobs of `claim.kinds`, within each kind's pause
-/// and concurrency cap, in one transaction.
-pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::Result<Vec<Job>> {
+/// and concurrency cap, in one transaction. It never waits on a lock: a capped kind whose row
+/// another claim holds is skipped this time ([`Claimed::contended`]).
+pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::Result<Claimed> {
     if claim.max == 0 || claim.kinds.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Claimed::default());
     }
     let max = i64::try_from(claim.max).unwrap_or(i64::MAX);
     let mut tx = pool.begin().await?;
-    // The controlled kinds' rows, locked in name order (two claims never wait on each other in a
-    // circle). Only kinds that are paused or capped have a row worth locking.
+    // Only kinds that are paused or capped have a row that matters.
     let controls = sqlx::query!(
         r#"SELECT kind, paused, max_running FROM job_kinds
            WHERE tenant_id = $1 AND kind = ANY($2) AND (paused OR max_running IS NOT NULL)
-           ORDER BY kind
-           FOR UPDATE"#,
+           ORDER BY kind"#,
         claim.tenant_id,
         claim.kinds
     )
@@ -164,8 +193,25 @@ pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::R
         .filter(|row| !row.paused && row.max_running.is_some())
         .map(|row| row.kind.clone())
         .collect();
+    // The capped kinds' rows, locked so that two claims never both take the last slot; a row
+    // another claim holds is skipped rather than waited for, on a pooled connection.
+    let locked: Vec<String> = if capped.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar!(
+            r#"SELECT kind FROM job_kinds
+               WHERE tenant_id = $1 AND kind = ANY($2)
+               ORDER BY kind
+               FOR UPDATE SKIP LOCKED"#,
+            claim.tenant_id,
+            &capped
+        )
+        .fetch_all(&mut *tx)
+        .await?
+    };
+    let contended = locked.len() < capped.len();
     // A new statement, so a new snapshot: every claim that held these locks before has committed.
-    let running: HashMap<String, i64> = if capped.is_empty() {
+    let running: HashMap<String, i64> = if locked.is_empty() {
         HashMap::new()
     } else {
         sqlx::query!(
@@ -173,7 +219,7 @@ pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::R
                WHERE status = 'running' AND tenant_id = $1 AND kind = ANY($2)
                GROUP BY kind"#,
             claim.tenant_id,
-            &capped
+            &locked
         )
         .fetch_all(&mut *tx)
         .await?
@@ -184,6 +230,8 @@ pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::R
     for row in &controls {
         let limit = match (row.paused, row.max_running) {
             (true, _) => 0,
+            // Held by another claim: none of this kind now.
+            (false, Some(_)) if !locked.contains(&row.kind) => 0,
             (false, Some(cap)) => {
                 let busy = running.get(&row.kind).copied().unwrap_or(0);
                 (i64::from(cap) - busy).clamp(0, max)
@@ -199,7 +247,10 @@ pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::R
         .unzip();
     if kinds.is_empty() {
         tx.rollback().await?;
-        return Ok(Vec::new());
+        return Ok(Claimed {
+            jobs: Vec::new(),
+            contended,
+        });
     }
     let rows = sqlx::query_file!(
         "sql/claim_tenant.sql",
@@ -214,5 +265,8 @@ pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::R
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(rows.into_iter().map(|row| job_from_row!(row)).collect())
+    Ok(Claimed {
+        jobs: rows.into_iter().map(|row| job_from_row!(row)).collect(),
+        contended,
+    })
 }

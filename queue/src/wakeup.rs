@@ -4,6 +4,10 @@
 //! When the LISTEN connection drops (a restart, `pg_terminate_backend`), the listener logs it,
 //! wakes every waiter (notifications may have been missed), and reconnects with backoff. Waiters
 //! keep polling in the meantime, so the queue keeps moving.
+//!
+//! A channel whose payloads say what changed (`sentinel_worker_jobs`: which tenant and kind;
+//! `sentinel_config`: which tenant, key or source) is also read as [`Notice`]s, so a dispatcher
+//! can wake only the waiters a change concerns instead of every waiter of the channel.
 
 use std::{
     collections::HashMap,
@@ -15,11 +19,32 @@ use std::{
 };
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{broadcast, watch},
+    task::JoinHandle,
+};
 
 /// The application name of the LISTEN connection, so operators (and tests) can find it in
 /// `pg_stat_activity`.
 pub const LISTENER_APPLICATION_NAME: &str = "sentinel-listen";
+
+/// What a payload reader learns from a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// One notification's payload.
+    Payload(Arc<str>),
+    /// Notifications may have been missed (the connection was lost and is back, or this reader
+    /// fell behind): whatever depends on them must look again.
+    Resync,
+}
+
+/// Payloads a reader may fall behind by before it gets [`Notice::Resync`] instead.
+const PAYLOAD_BUFFER: usize = 4_096;
+
+struct Channel {
+    generation: watch::Sender<u64>,
+    payloads: broadcast::Sender<Notice>,
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -31,7 +56,7 @@ struct State {
 /// A handle on the process's LISTEN connection.
 #[derive(Clone)]
 pub struct Listener {
-    channels: Arc<HashMap<String, watch::Sender<u64>>>,
+    channels: Arc<HashMap<String, Channel>>,
     state: Arc<State>,
 }
 
@@ -46,7 +71,13 @@ impl Listener {
             channels: Arc::new(
                 channels
                     .iter()
-                    .map(|channel| (channel.to_string(), watch::channel(0u64).0))
+                    .map(|channel| {
+                        let channel_state = Channel {
+                            generation: watch::channel(0u64).0,
+                            payloads: broadcast::channel(PAYLOAD_BUFFER).0,
+                        };
+                        (channel.to_string(), channel_state)
+                    })
                     .collect(),
             ),
             state: Arc::default(),
@@ -58,13 +89,23 @@ impl Listener {
     /// A waiter for one channel. Panics if the listener was not spawned with that channel, which
     /// is a programming error, not an input.
     pub fn waiter(&self, channel: &str) -> Waiter {
-        let sender = self
-            .channels
-            .get(channel)
-            .unwrap_or_else(|| panic!("listener was not started with channel {channel}"));
         Waiter {
-            rx: sender.subscribe(),
+            rx: self.channel(channel).generation.subscribe(),
         }
+    }
+
+    /// A reader of one channel's payloads. Panics if the listener was not spawned with that
+    /// channel, which is a programming error, not an input.
+    pub fn notices(&self, channel: &str) -> Notices {
+        Notices {
+            rx: self.channel(channel).payloads.subscribe(),
+        }
+    }
+
+    fn channel(&self, channel: &str) -> &Channel {
+        self.channels
+            .get(channel)
+            .unwrap_or_else(|| panic!("listener was not started with channel {channel}"))
     }
 
     /// Whether the LISTEN connection is up right now.
@@ -82,15 +123,22 @@ impl Listener {
         self.state.disconnects.load(Ordering::Relaxed)
     }
 
-    fn wake(&self, channel: &str) {
-        if let Some(sender) = self.channels.get(channel) {
-            sender.send_modify(|generation| *generation += 1);
+    fn wake(&self, channel: &str, payload: &str) {
+        if let Some(channel) = self.channels.get(channel) {
+            channel
+                .generation
+                .send_modify(|generation| *generation += 1);
+            // No reader is not an error: most channels have none.
+            let _ = channel.payloads.send(Notice::Payload(Arc::from(payload)));
         }
     }
 
     fn wake_all(&self) {
-        for sender in self.channels.values() {
-            sender.send_modify(|generation| *generation += 1);
+        for channel in self.channels.values() {
+            channel
+                .generation
+                .send_modify(|generation| *generation += 1);
+            let _ = channel.payloads.send(Notice::Resync);
         }
     }
 
@@ -137,7 +185,9 @@ impl Listener {
             let lost = loop {
                 tokio::select! {
                     received = listener.try_recv() => match received {
-                        Ok(Some(notification)) => self.wake(notification.channel()),
+                        Ok(Some(notification)) => {
+                            self.wake(notification.channel(), notification.payload())
+                        }
                         Ok(None) => break "the server closed it".to_string(),
                         Err(error) => break error.to_string(),
                     },
@@ -190,6 +240,23 @@ impl Waiter {
                 }
             },
             _ = tokio::time::sleep(poll_interval) => Woke::Polled,
+        }
+    }
+}
+
+/// One task's reader of a channel's payloads (see [`Listener::notices`]).
+pub struct Notices {
+    rx: broadcast::Receiver<Notice>,
+}
+
+impl Notices {
+    /// The next notice; `None` once the listener is gone (shutting down). A reader that fell
+    /// behind gets [`Notice::Resync`] for what it missed.
+    pub async fn next(&mut self) -> Option<Notice> {
+        match self.rx.recv().await {
+            Ok(notice) => Some(notice),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Notice::Resync),
+            Err(broadcast::error::RecvError::Closed) => None,
         }
     }
 }

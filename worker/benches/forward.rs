@@ -90,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
             poll_interval: Duration::from_millis(100),
             forward_allow: "127.0.0.0/8".parse().unwrap(),
             forward_slots: 64,
+            // One tenant: its cap must not hide the source's max_in_flight being measured.
+            forward_tenant_max: Some(64),
             ..sentinel_worker::Config::new(String::new())
         };
         let started = Instant::now();

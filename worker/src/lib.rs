@@ -13,7 +13,8 @@
 //!   'agent'`), reads the conversation's history and makes their `agent.turn` or `agent.forward`
 //!   job, with `SENTINEL_DELIVERY_SLOTS` slots; it never runs the model;
 //! - the forward lane POSTs `agent.forward` jobs to the tenants' agents, `SENTINEL_FORWARD_SLOTS`
-//!   at once, and never more than a source's `max_in_flight` across all workers.
+//!   at once, tenants taking turns, and never more than a source's `max_in_flight` nor a tenant's
+//!   `SENTINEL_FORWARD_TENANT_MAX` across all workers (see [`forward_tenant_max`]).
 //!
 //! Beside them run the rescuer, which requeues jobs whose worker vanished, and retention.
 
@@ -43,7 +44,7 @@ use sqlx::{postgres::PgConnectOptions, PgPool};
 use tokio::sync::watch;
 
 use crate::{
-    deliver::ApiBases,
+    deliver::{ApiBases, Breakers, OutboxConfig},
     generate_job::fatal,
     heal_job::Lane,
     heal_lane::HealLaneConfig,
@@ -92,6 +93,14 @@ pub fn heal_share(model_slots: usize, configured: Option<usize>) -> usize {
     wanted.min(model_slots.saturating_sub(1))
 }
 
+/// The forwards one tenant may have running at once, across all workers: `configured`
+/// (`SENTINEL_FORWARD_TENANT_MAX`), else half of `forward_slots`, at least one. So a tenant whose
+/// agent is slow holds at most half of a worker's forward slots, and another tenant's forward
+/// finds one free.
+pub fn forward_tenant_max(forward_slots: usize, configured: Option<usize>) -> usize {
+    configured.unwrap_or(forward_slots / 2).max(1)
+}
+
 /// What every job handler shares.
 pub struct Services {
     pub pool: PgPool,
@@ -105,6 +114,8 @@ pub struct Services {
     pub forward_http: reqwest::Client,
     /// The operator's allowlist for forward URLs (`SENTINEL_FORWARD_ALLOW`).
     pub forward_allow: Arc<ForwardAllow>,
+    /// The outbox's settings and its circuit breakers, per platform and credential.
+    pub outbox: Breakers,
 }
 
 impl Services {
@@ -114,9 +125,10 @@ impl Services {
         max_tokens: usize,
         api_bases: ApiBases,
         delivery_timeout: Duration,
-        forward_allow: ForwardAllow,
+        forwarding: forward::ClientSettings,
+        outbox: OutboxConfig,
     ) -> anyhow::Result<Self> {
-        let forward_allow = Arc::new(forward_allow);
+        let forward_allow = Arc::new(forwarding.allow);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5).min(delivery_timeout))
             .timeout(delivery_timeout)
@@ -129,9 +141,10 @@ impl Services {
             max_tokens,
             http,
             api_bases,
-            forward_http: forward::client(forward_allow.clone())
+            forward_http: forward::client(forward_allow.clone(), forwarding.proxy.as_deref())
                 .context("building the forward client")?,
             forward_allow,
+            outbox: Breakers::new(outbox),
         })
     }
 }
@@ -182,12 +195,24 @@ pub struct Config {
     pub forward_slots: usize,
     /// Which private addresses and hosts forwards may reach (`SENTINEL_FORWARD_ALLOW`).
     pub forward_allow: ForwardAllow,
+    /// Forwards one tenant may have running at once across all workers
+    /// (`SENTINEL_FORWARD_TENANT_MAX`); `None` for half of `forward_slots` (see
+    /// [`forward_tenant_max`]).
+    pub forward_tenant_max: Option<usize>,
+    /// The proxy forwards go through (`SENTINEL_FORWARD_PROXY`, checked by
+    /// [`forward::check_proxy`]). None by default, whatever `HTTP_PROXY`, `HTTPS_PROXY` or
+    /// `ALL_PROXY` say: a proxy resolves the agents' names itself, out of the allowlist's reach.
+    pub forward_proxy: Option<String>,
     /// Healing jobs the deterministic lane claims at once (`SENTINEL_HEAL_BATCH`).
     pub heal_batch: usize,
     /// The most stored input and raw-body bytes one deterministic batch holds
     /// (`SENTINEL_HEAL_BATCH_BYTES`); a single larger job is still claimed alone.
     pub heal_batch_bytes: usize,
     pub delivery_timeout: Duration,
+    /// The outbox's breaker and backoff (`SENTINEL_BREAKER_THRESHOLD`,
+    /// `SENTINEL_BREAKER_COOLDOWN_MS`, `SENTINEL_BREAKER_MAX_COOLDOWN_MS`,
+    /// `SENTINEL_DELIVERY_BACKOFF_MAX_MS`).
+    pub outbox: OutboxConfig,
     /// The GGUF file (`SENTINEL_MODEL`).
     pub model: PathBuf,
     pub max_tokens: usize,
@@ -220,9 +245,12 @@ impl Config {
             delivery_slots: 16,
             forward_slots: 64,
             forward_allow: ForwardAllow::default(),
+            forward_tenant_max: None,
+            forward_proxy: None,
             heal_batch: 512,
             heal_batch_bytes: 64 * 1024 * 1024,
             delivery_timeout: Duration::from_secs(15),
+            outbox: OutboxConfig::default(),
             model: PathBuf::from(llm::DEFAULT_MODEL_PATH),
             max_tokens: 128,
             paged_attn_mb: None,
@@ -256,12 +284,31 @@ impl Config {
             forward_allow: config::var_or("SENTINEL_FORWARD_ALLOW", String::new())?
                 .parse()
                 .map_err(|error| anyhow::anyhow!("SENTINEL_FORWARD_ALLOW: {error}"))?,
+            forward_tenant_max: match config::var_or("SENTINEL_FORWARD_TENANT_MAX", String::new())?
+                .as_str()
+            {
+                "" => None,
+                value => Some(at_least_one(
+                    "SENTINEL_FORWARD_TENANT_MAX",
+                    value.parse().with_context(|| {
+                        format!("SENTINEL_FORWARD_TENANT_MAX={value:?} is not a number of forwards")
+                    })?,
+                )?),
+            },
+            forward_proxy: match config::var_or("SENTINEL_FORWARD_PROXY", String::new())?.as_str() {
+                "" => None,
+                value => Some(
+                    forward::check_proxy(value)
+                        .map_err(|error| anyhow::anyhow!("SENTINEL_FORWARD_PROXY: {error}"))?,
+                ),
+            },
             heal_batch: count("SENTINEL_HEAL_BATCH", d.heal_batch)?,
             heal_batch_bytes: count("SENTINEL_HEAL_BATCH_BYTES", d.heal_batch_bytes)?,
             delivery_timeout: config::secs_or(
                 "SENTINEL_DELIVERY_TIMEOUT_SECS",
                 d.delivery_timeout.as_secs(),
             )?,
+            outbox: OutboxConfig::from_env()?,
             model: config::var_or("SENTINEL_MODEL", d.model)?,
             max_tokens: count("SENTINEL_MAX_TOKENS", d.max_tokens)?,
             paged_attn_mb: match config::var_or("SENTINEL_PAGED_ATTN_MB", 0usize)? {
@@ -332,7 +379,8 @@ pub async fn run(mut config: Config, shutdown: watch::Receiver<bool>) -> anyhow:
         },
     };
     let llm = Llm::load(&model).await?;
-    let options = db::connect_options(&config.database_url)?;
+    // statement_timeout and lock_timeout on every connection (SENTINEL_DB_*_TIMEOUT_MS).
+    let options = db::DbTimeouts::from_env()?.apply(db::connect_options(&config.database_url)?);
     run_with(config, options, Some(Arc::new(llm)), shutdown).await
 }
 
@@ -358,8 +406,13 @@ pub async fn run_with(
         config.max_tokens,
         config.api_bases.clone(),
         config.delivery_timeout,
-        config.forward_allow.clone(),
+        forward::ClientSettings {
+            allow: config.forward_allow.clone(),
+            proxy: config.forward_proxy.clone(),
+        },
+        config.outbox,
     )?);
+    let tenant_max = forward_tenant_max(config.forward_slots, config.forward_tenant_max);
     let heal_slots = heal_share(config.max_slots, config.heal_slots);
     tracing::info!(
         worker.id = %config.worker_id,
@@ -368,6 +421,8 @@ pub async fn run_with(
         worker.llm_heal_slots = heal_slots,
         worker.delivery_slots = config.delivery_slots,
         worker.forward_slots = config.forward_slots,
+        worker.forward_tenant_max = tenant_max,
+        worker.forward_proxy = config.forward_proxy.is_some(),
         "worker started"
     );
     let (listener, listen_task) = Listener::spawn(options, &[JOBS_CHANNEL], shutdown.clone());
@@ -422,7 +477,7 @@ pub async fn run_with(
         agent_handler(services.clone()),
     );
     let forward_lane = lane_with(
-        Claims::Forwards,
+        Claims::Forwards { tenant_max },
         config.forward_slots,
         handler(services.clone()),
     );
@@ -458,7 +513,26 @@ pub async fn run_with(
 
 #[cfg(test)]
 mod tests {
-    use super::heal_share;
+    use super::{forward_tenant_max, heal_share};
+
+    #[test]
+    fn a_tenant_gets_half_the_forward_slots_unless_configured() {
+        // (forward slots, SENTINEL_FORWARD_TENANT_MAX) -> forwards one tenant may run.
+        for (slots, configured, max) in [
+            (64, None, 32),
+            (4, None, 2),
+            (3, None, 1),
+            (1, None, 1),
+            (64, Some(8), 8),
+            (4, Some(100), 100),
+        ] {
+            assert_eq!(
+                forward_tenant_max(slots, configured),
+                max,
+                "{slots} slots, {configured:?}"
+            );
+        }
+    }
 
     #[test]
     fn healing_keeps_a_share_and_leaves_replies_at_least_one_slot() {

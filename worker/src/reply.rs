@@ -170,6 +170,8 @@ pub async fn respond(
             "platform": platform.map(Platform::as_str),
             "text": text,
             "address": address,
+            // The conversation orders this reply among the others of its conversation.
+            "conversation_id": message.conversation_id,
             "inbound_job_id": job.id,
         }),
     )

@@ -34,15 +34,16 @@ pub type Handler = Arc<dyn Fn(Job, JobContext) -> HandlerFuture + Send + Sync>;
 pub enum Claims {
     /// These kinds at these stages, fairly across tenants (`claim_batch`).
     Kinds(Claimable),
-    /// `agent.forward` jobs, within each source's `max_in_flight` (`agent::claim_forwards`).
-    Forwards,
+    /// `agent.forward` jobs, within each source's `max_in_flight` and `tenant_max` running
+    /// forwards per tenant, across all workers (`agent::claim_forwards`).
+    Forwards { tenant_max: usize },
 }
 
 impl Claims {
     /// Whether a job's end can make another claimable when free slots found nothing: a finished
     /// forward frees a place under its source's `max_in_flight`, which no notification announces.
     fn freed_by_finishes(&self) -> bool {
-        matches!(self, Claims::Forwards)
+        matches!(self, Claims::Forwards { .. })
     }
 
     async fn claim(
@@ -54,8 +55,8 @@ impl Claims {
     ) -> sqlx::Result<Vec<Job>> {
         match self {
             Claims::Kinds(claimable) => claim_batch(pool, worker_id, claimable, n, lease).await,
-            Claims::Forwards => {
-                agent::claim_forwards(pool, worker_id, n, lease.as_secs_f64()).await
+            Claims::Forwards { tenant_max } => {
+                agent::claim_forwards(pool, worker_id, n, *tenant_max, lease.as_secs_f64()).await
             }
         }
     }

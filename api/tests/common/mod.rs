@@ -153,6 +153,28 @@ impl TestApp {
         self.get(key, path).await.json().await.unwrap()
     }
 
+    /// Submits a job through `POST /v1/jobs`; returns its id.
+    pub async fn submit(&self, key: &str, kind: &str, input: Value) -> i64 {
+        let response = self
+            .post(key, "/v1/jobs", json!({"kind": kind, "input": input}))
+            .await;
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+        response.json::<Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// `PATCH /v1/kinds/{kind}`.
+    pub async fn patch_kind(&self, key: &str, kind: &str, body: Value) -> reqwest::Response {
+        self.client
+            .patch(self.url(&format!("/v1/kinds/{kind}")))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, key: &str, path: &str, body: Value) -> reqwest::Response {
         self.client
             .post(self.url(path))

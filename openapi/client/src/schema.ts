@@ -159,7 +159,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The tenant's jobs, newest first, a page at a time. */
+        /**
+         * The tenant's jobs, newest first, a page at a time. A page holds at most `limit` jobs and
+         *     stops once their `input`, `result` and `last_error` pass 4 MiB (it always holds at least
+         *     one job), so it can hold fewer than `limit`: follow `next_cursor` until it is absent.
+         */
         get: operations["listJobs"];
         put?: never;
         /** Submit a job. With an `Idempotency-Key`, a repeated submission returns the first job. */
@@ -453,7 +457,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The tenant's own kinds: their controls and jobs in flight. */
+        /** The tenant's own kinds: their controls and jobs in flight, by name, a page at a time. */
         get: operations["listKinds"];
         put?: never;
         post?: never;
@@ -775,7 +779,10 @@ export interface components {
         /** CompleteRequest */
         CompleteRequest: {
             lease: string;
-            /** @description The job's result, kept in the job; default null. */
+            /**
+             * @description The job's result, kept in the job; default null. At most 1 MiB of JSON (413
+             *     `result_too_large`).
+             */
             result?: unknown;
             /**
              * @description For an `agent.turn`: the answer to send to the user, through the outbox (a `reply.deliver`
@@ -836,6 +843,14 @@ export interface components {
             system_prompt?: string;
             reply_policy?: components["schemas"]["ReplyPolicy"];
             agent?: components["schemas"]["AgentSetting"];
+            /**
+             * Format: int64
+             * @description How long, in seconds, a reply to this source's conversations keeps being retried through
+             *     the platform's outages (network errors, timeouts, 5xx), from when it was queued: 60 to
+             *     604800 (a week); default 3600. After it the reply's job ends `dead` with `reply_expired`,
+             *     and can be replayed.
+             */
+            reply_ttl_secs?: number;
         };
         /** CreateTenant */
         CreateTenant: {
@@ -872,7 +887,10 @@ export interface components {
         /** FailRequest */
         FailRequest: {
             lease: string;
-            /** @description What went wrong: a message, or an object (kept as `last_error`). */
+            /**
+             * @description What went wrong: a message, or an object (kept as `last_error`). At most 16 KiB of JSON
+             *     (413 `error_too_large`).
+             */
             error: unknown;
             /**
              * @description `true` (the default): try again after the queue's backoff, while attempts remain.
@@ -1042,6 +1060,8 @@ export interface components {
         KindList: {
             /** @description The tenant-defined kinds with controls, or with jobs queued or running, by name. */
             items: components["schemas"]["KindView"][];
+            /** @description More kinds follow: pass this as `cursor` for the next page. */
+            next_cursor?: string;
         };
         /** KindPatch */
         KindPatch: {
@@ -1106,7 +1126,8 @@ export interface components {
             lease: string;
             /**
              * @description Anything the job's followers should see; it is appended as a `job.progress` event, whose
-             *     data carries it as `progress`.
+             *     data carries it as `progress`. At most 64 KiB of JSON (413 `progress_too_large`); each
+             *     report spends one of the tenant's event tokens, as a submission does.
              */
             progress: unknown;
         };
@@ -1192,6 +1213,12 @@ export interface components {
              */
             previous_secrets_until?: string | null;
             agent: components["schemas"]["AgentView"];
+            /**
+             * Format: int64
+             * @description How long, in seconds, a reply keeps being retried through the platform's outages before
+             *     its job ends `dead` with `reply_expired`; 3600 unless set.
+             */
+            reply_ttl_secs: number;
             /** Format: date-time */
             created_at: string;
             /**
@@ -1335,6 +1362,12 @@ export interface components {
              *     valid; default 86400 (a day), 0 ends them at once.
              */
             secrets_overlap_secs?: number;
+            /**
+             * Format: int64
+             * @description As on creation (60 to 604800); `null` goes back to the default, 3600. Replies already
+             *     queued are held to the new value too.
+             */
+            reply_ttl_secs?: number | null;
         };
     };
     responses: never;
@@ -4954,7 +4987,12 @@ export interface operations {
     };
     listKinds: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Kinds per page; default 100. */
+                limit?: number;
+                /** @description The `next_cursor` of the page before. */
+                cursor?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;

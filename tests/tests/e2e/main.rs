@@ -8,8 +8,10 @@
 mod agents;
 mod burst;
 mod faults;
+mod forward_fairness;
 mod llm;
 mod logs;
+mod outbox;
 mod replies;
 mod scale;
 mod slow_platform;

@@ -24,7 +24,8 @@ class CompleteRequest:
     """ 
         Attributes:
             lease (str):
-            result (Any | Unset): The job's result, kept in the job; default null.
+            result (Any | Unset): The job's result, kept in the job; default null. At most 1 MiB of JSON (413
+                `result_too_large`).
             reply (str | Unset): For an `agent.turn`: the answer to send to the user, through the outbox (a `reply.deliver`
                 job, in the same transaction as the completion), at most 4096 characters. Other kinds
                 refuse it (422 `reply_not_allowed`).

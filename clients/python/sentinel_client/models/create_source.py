@@ -50,6 +50,11 @@ class CreateSource:
                 `Retry-After` waits that long; other 5xx and timeouts are retried with backoff; other 4xx end
                 the job dead. The URL must be public unless the operator's `SENTINEL_FORWARD_ALLOW` names its
                 host or address range.
+            reply_ttl_secs (int | Unset): How long, in seconds, a reply to this source's conversations keeps being retried
+                through
+                the platform's outages (network errors, timeouts, 5xx), from when it was queued: 60 to
+                604800 (a week); default 3600. After it the reply's job ends `dead` with `reply_expired`,
+                and can be replayed.
      """
 
     platform: PlatformName
@@ -59,6 +64,7 @@ class CreateSource:
     system_prompt: str | Unset = UNSET
     reply_policy: ReplyPolicy | Unset = UNSET
     agent: AgentSetting | Unset = UNSET
+    reply_ttl_secs: int | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -86,6 +92,8 @@ class CreateSource:
         if not isinstance(self.agent, Unset):
             agent = self.agent.to_dict()
 
+        reply_ttl_secs = self.reply_ttl_secs
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -103,6 +111,8 @@ class CreateSource:
             field_dict["reply_policy"] = reply_policy
         if agent is not UNSET:
             field_dict["agent"] = agent
+        if reply_ttl_secs is not UNSET:
+            field_dict["reply_ttl_secs"] = reply_ttl_secs
 
         return field_dict
 
@@ -145,6 +155,8 @@ class CreateSource:
 
 
 
+        reply_ttl_secs = d.pop("reply_ttl_secs", UNSET)
+
         create_source = cls(
             platform=platform,
             secrets=secrets,
@@ -153,6 +165,7 @@ class CreateSource:
             system_prompt=system_prompt,
             reply_policy=reply_policy,
             agent=agent,
+            reply_ttl_secs=reply_ttl_secs,
         )
 
 

@@ -24,7 +24,8 @@ class FailRequest:
     """ 
         Attributes:
             lease (str):
-            error (Any): What went wrong: a message, or an object (kept as `last_error`).
+            error (Any): What went wrong: a message, or an object (kept as `last_error`). At most 16 KiB of JSON
+                (413 `error_too_large`).
             retry (bool | Unset): `true` (the default): try again after the queue's backoff, while attempts remain.
                 `false`: fatal, the job ends `dead` at once.
             retry_after_secs (int | Unset): Snooze instead: run again after this many seconds without spending an attempt (a

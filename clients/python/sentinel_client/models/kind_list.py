@@ -8,6 +8,7 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..types import UNSET, Unset
 from typing import cast
 
 if TYPE_CHECKING:
@@ -26,9 +27,11 @@ class KindList:
     """ 
         Attributes:
             items (list[KindView]): The tenant-defined kinds with controls, or with jobs queued or running, by name.
+            next_cursor (str | Unset): More kinds follow: pass this as `cursor` for the next page.
      """
 
     items: list[KindView]
+    next_cursor: str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -44,12 +47,16 @@ class KindList:
 
 
 
+        next_cursor = self.next_cursor
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update({
             "items": items,
         })
+        if next_cursor is not UNSET:
+            field_dict["next_cursor"] = next_cursor
 
         return field_dict
 
@@ -69,8 +76,11 @@ class KindList:
             items.append(items_item)
 
 
+        next_cursor = d.pop("next_cursor", UNSET)
+
         kind_list = cls(
             items=items,
+            next_cursor=next_cursor,
         )
 
 

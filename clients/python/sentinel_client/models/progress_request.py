@@ -24,7 +24,8 @@ class ProgressRequest:
         Attributes:
             lease (str):
             progress (Any): Anything the job's followers should see; it is appended as a `job.progress` event, whose
-                data carries it as `progress`.
+                data carries it as `progress`. At most 64 KiB of JSON (413 `progress_too_large`); each
+                report spends one of the tenant's event tokens, as a submission does.
      """
 
     lease: str

@@ -35,6 +35,8 @@ class Source:
             has_reply_credentials (bool): Whether reply credentials were given (they are never returned).
             reply_policy (str): `deterministic`, `extracted`, `any` or `never`.
             agent (AgentView): A source's agent as the API shows it.
+            reply_ttl_secs (int): How long, in seconds, a reply keeps being retried through the platform's outages before
+                its job ends `dead` with `reply_expired`; 3600 unless set.
             created_at (datetime.datetime):
             name (None | str | Unset):
             system_prompt (None | str | Unset): The agent's system prompt for replies to this source's messages.
@@ -49,6 +51,7 @@ class Source:
     has_reply_credentials: bool
     reply_policy: str
     agent: AgentView
+    reply_ttl_secs: int
     created_at: datetime.datetime
     name: None | str | Unset = UNSET
     system_prompt: None | str | Unset = UNSET
@@ -73,6 +76,8 @@ class Source:
         reply_policy = self.reply_policy
 
         agent = self.agent.to_dict()
+
+        reply_ttl_secs = self.reply_ttl_secs
 
         created_at = self.created_at.isoformat()
 
@@ -114,6 +119,7 @@ class Source:
             "has_reply_credentials": has_reply_credentials,
             "reply_policy": reply_policy,
             "agent": agent,
+            "reply_ttl_secs": reply_ttl_secs,
             "created_at": created_at,
         })
         if name is not UNSET:
@@ -150,6 +156,8 @@ class Source:
 
 
 
+
+        reply_ttl_secs = d.pop("reply_ttl_secs")
 
         created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
 
@@ -223,6 +231,7 @@ class Source:
             has_reply_credentials=has_reply_credentials,
             reply_policy=reply_policy,
             agent=agent,
+            reply_ttl_secs=reply_ttl_secs,
             created_at=created_at,
             name=name,
             system_prompt=system_prompt,

@@ -50,6 +50,9 @@ class UpdateSource:
             secrets_overlap_secs (int | Unset): How long the replaced secrets (verification secrets, and the agent's signing
                 secret) stay
                 valid; default 86400 (a day), 0 ends them at once.
+            reply_ttl_secs (int | None | Unset): As on creation (60 to 604800); `null` goes back to the default, 3600.
+                Replies already
+                queued are held to the new value too.
      """
 
     name: None | str | Unset = UNSET
@@ -60,6 +63,7 @@ class UpdateSource:
     agent: AgentSetting | Unset = UNSET
     rotate_agent_secret: bool | Unset = UNSET
     secrets_overlap_secs: int | Unset = UNSET
+    reply_ttl_secs: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -97,6 +101,12 @@ class UpdateSource:
 
         secrets_overlap_secs = self.secrets_overlap_secs
 
+        reply_ttl_secs: int | None | Unset
+        if isinstance(self.reply_ttl_secs, Unset):
+            reply_ttl_secs = UNSET
+        else:
+            reply_ttl_secs = self.reply_ttl_secs
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -118,6 +128,8 @@ class UpdateSource:
             field_dict["rotate_agent_secret"] = rotate_agent_secret
         if secrets_overlap_secs is not UNSET:
             field_dict["secrets_overlap_secs"] = secrets_overlap_secs
+        if reply_ttl_secs is not UNSET:
+            field_dict["reply_ttl_secs"] = reply_ttl_secs
 
         return field_dict
 
@@ -175,6 +187,16 @@ class UpdateSource:
 
         secrets_overlap_secs = d.pop("secrets_overlap_secs", UNSET)
 
+        def _parse_reply_ttl_secs(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        reply_ttl_secs = _parse_reply_ttl_secs(d.pop("reply_ttl_secs", UNSET))
+
+
         update_source = cls(
             name=name,
             system_prompt=system_prompt,
@@ -184,6 +206,7 @@ class UpdateSource:
             agent=agent,
             rotate_agent_secret=rotate_agent_secret,
             secrets_overlap_secs=secrets_overlap_secs,
+            reply_ttl_secs=reply_ttl_secs,
         )
 
 

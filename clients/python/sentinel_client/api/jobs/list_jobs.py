@@ -162,7 +162,9 @@ def sync_detailed(
     cursor: str | Unset = UNSET,
 
 ) -> Response[ErrorBody | JobPage]:
-    """ The tenant's jobs, newest first, a page at a time.
+    """ The tenant's jobs, newest first, a page at a time. A page holds at most `limit` jobs and
+    stops once their `input`, `result` and `last_error` pass 4 MiB (it always holds at least
+    one job), so it can hold fewer than `limit`: follow `next_cursor` until it is absent.
 
     Args:
         status (str | Unset):
@@ -205,7 +207,9 @@ def sync(
     cursor: str | Unset = UNSET,
 
 ) -> ErrorBody | JobPage | None:
-    """ The tenant's jobs, newest first, a page at a time.
+    """ The tenant's jobs, newest first, a page at a time. A page holds at most `limit` jobs and
+    stops once their `input`, `result` and `last_error` pass 4 MiB (it always holds at least
+    one job), so it can hold fewer than `limit`: follow `next_cursor` until it is absent.
 
     Args:
         status (str | Unset):
@@ -243,7 +247,9 @@ async def asyncio_detailed(
     cursor: str | Unset = UNSET,
 
 ) -> Response[ErrorBody | JobPage]:
-    """ The tenant's jobs, newest first, a page at a time.
+    """ The tenant's jobs, newest first, a page at a time. A page holds at most `limit` jobs and
+    stops once their `input`, `result` and `last_error` pass 4 MiB (it always holds at least
+    one job), so it can hold fewer than `limit`: follow `next_cursor` until it is absent.
 
     Args:
         status (str | Unset):
@@ -286,7 +292,9 @@ async def asyncio(
     cursor: str | Unset = UNSET,
 
 ) -> ErrorBody | JobPage | None:
-    """ The tenant's jobs, newest first, a page at a time.
+    """ The tenant's jobs, newest first, a page at a time. A page holds at most `limit` jobs and
+    stops once their `input`, `result` and `last_error` pass 4 MiB (it always holds at least
+    one job), so it can hold fewer than `limit`: follow `next_cursor` until it is absent.
 
     Args:
         status (str | Unset):

@@ -10,22 +10,35 @@ from ... import errors
 
 from ...models.error_body import ErrorBody
 from ...models.kind_list import KindList
+from ...types import UNSET, Unset
 from typing import cast
 
 
 
 def _get_kwargs(
-    
+    *,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
+
 ) -> dict[str, Any]:
     
 
     
 
-    
+    params: dict[str, Any] = {}
+
+    params["limit"] = limit
+
+    params["cursor"] = cursor
+
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
 
     _kwargs: dict[str, Any] = {
         "method": "get",
         "url": "/v1/kinds",
+        "params": params,
     }
 
 
@@ -129,9 +142,15 @@ def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Res
 def sync_detailed(
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 
 ) -> Response[ErrorBody | KindList]:
-    """ The tenant's own kinds: their controls and jobs in flight.
+    """ The tenant's own kinds: their controls and jobs in flight, by name, a page at a time.
+
+    Args:
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -143,7 +162,9 @@ def sync_detailed(
 
 
     kwargs = _get_kwargs(
-        
+        limit=limit,
+cursor=cursor,
+
     )
 
     response = client.get_httpx_client().request(
@@ -155,9 +176,15 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 
 ) -> ErrorBody | KindList | None:
-    """ The tenant's own kinds: their controls and jobs in flight.
+    """ The tenant's own kinds: their controls and jobs in flight, by name, a page at a time.
+
+    Args:
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -170,15 +197,23 @@ def sync(
 
     return sync_detailed(
         client=client,
+limit=limit,
+cursor=cursor,
 
     ).parsed
 
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 
 ) -> Response[ErrorBody | KindList]:
-    """ The tenant's own kinds: their controls and jobs in flight.
+    """ The tenant's own kinds: their controls and jobs in flight, by name, a page at a time.
+
+    Args:
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -190,7 +225,9 @@ async def asyncio_detailed(
 
 
     kwargs = _get_kwargs(
-        
+        limit=limit,
+cursor=cursor,
+
     )
 
     response = await client.get_async_httpx_client().request(
@@ -202,9 +239,15 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
+    limit: int | Unset = UNSET,
+    cursor: str | Unset = UNSET,
 
 ) -> ErrorBody | KindList | None:
-    """ The tenant's own kinds: their controls and jobs in flight.
+    """ The tenant's own kinds: their controls and jobs in flight, by name, a page at a time.
+
+    Args:
+        limit (int | Unset):
+        cursor (str | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -217,5 +260,7 @@ async def asyncio(
 
     return (await asyncio_detailed(
         client=client,
+limit=limit,
+cursor=cursor,
 
     )).parsed
