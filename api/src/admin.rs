@@ -9,11 +9,11 @@ use poem_openapi::{
     payload::Json,
     ApiResponse, Enum, Object, OpenApi,
 };
+use sentinel_queue::tables::{api_keys, tenants};
 use uuid::Uuid;
 
 use crate::{
     auth::{generate_api_key, AdminAuth},
-    directory::CONFIG_CHANNEL,
     error::ApiError,
     ApiTags, AppState,
 };
@@ -132,42 +132,35 @@ async fn tenant_summaries(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<TenantSummary>, ApiError> {
-    let (after_at, after_id) = after.unzip();
-    let rows = sqlx::query!(
-        r#"SELECT t.id, t.name, t.status, t.rate_limit_per_sec, t.burst, t.max_queued_jobs,
-                  t.created_at, t.updated_at,
-                  (SELECT count(*) FROM sources s WHERE s.tenant_id = t.id AND s.deleted_at IS NULL) AS "sources!",
-                  (SELECT count(*) FROM api_keys k WHERE k.tenant_id = t.id AND k.revoked_at IS NULL) AS "keys!"
-           FROM tenants t
-           WHERE ($1::uuid IS NULL OR t.id = $1)
-             AND ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3::uuid))
-           ORDER BY t.created_at DESC, t.id DESC
-           LIMIT $4"#,
-        id,
-        after_at,
-        after_id,
-        limit
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let page = tenants::SummaryPage { id, after, limit };
+    let rows = tenants::summaries(&state.pool, page).await?;
     Ok(rows
         .into_iter()
-        .map(|row| TenantSummary {
-            queued_jobs: state.queue_counts.queued(row.id),
-            sources: row.sources,
-            active_api_keys: row.keys,
-            tenant: Tenant {
-                id: row.id,
-                name: row.name,
-                status: row.status,
-                rate_limit_per_sec: row.rate_limit_per_sec,
-                burst: row.burst,
-                max_queued_jobs: row.max_queued_jobs,
-                created_at: row.created_at,
-                updated_at: row.updated_at,
-            },
+        .map(|row| {
+            let (tenant, sources, active_api_keys) = row.into_parts();
+            TenantSummary {
+                queued_jobs: state.queue_counts.queued(tenant.id),
+                sources,
+                active_api_keys,
+                tenant: tenant.into(),
+            }
         })
         .collect())
+}
+
+impl From<tenants::TenantRow> for Tenant {
+    fn from(row: tenants::TenantRow) -> Self {
+        Tenant {
+            id: row.id,
+            name: row.name,
+            status: row.status,
+            rate_limit_per_sec: row.rate_limit_per_sec,
+            burst: row.burst,
+            max_queued_jobs: row.max_queued_jobs,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
 }
 
 #[OpenApi(prefix_path = "/v1/admin", tag = "ApiTags::Admin")]
@@ -182,25 +175,14 @@ impl AdminApi {
     ) -> Result<CreatedTenant, ApiError> {
         let key = generate_api_key();
         let mut tx = state.pool.begin().await?;
-        let tenant = sqlx::query!(
-            "INSERT INTO tenants (name, rate_limit_per_sec, burst, max_queued_jobs)
-             VALUES ($1, coalesce($2, 100), coalesce($3, 200), coalesce($4, 100000))
-             RETURNING id, name, status, rate_limit_per_sec, burst, max_queued_jobs",
-            body.name,
-            body.rate_limit_per_sec,
-            body.burst,
-            body.max_queued_jobs
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "INSERT INTO api_keys (tenant_id, prefix, secret_sha256) VALUES ($1, $2, $3)",
-            tenant.id,
-            key.prefix,
-            key.secret_sha256
-        )
-        .execute(&mut *tx)
-        .await?;
+        let new_tenant = tenants::NewTenant {
+            name: &body.name,
+            rate_limit_per_sec: body.rate_limit_per_sec,
+            burst: body.burst,
+            max_queued_jobs: body.max_queued_jobs,
+        };
+        let tenant = tenants::insert(&mut *tx, new_tenant).await?;
+        api_keys::insert(&mut *tx, tenant.id, &key.prefix, &key.secret_sha256).await?;
         tx.commit().await?;
         tracing::info!(tenant.id = %tenant.id, "tenant created");
         Ok(CreatedTenant::Created(Json(TenantCreated {
@@ -284,39 +266,16 @@ impl AdminApi {
             TenantStatus::Active => "active",
             TenantStatus::Suspended => "suspended",
         });
-        let row = sqlx::query!(
-            r#"WITH changed AS (
-                   UPDATE tenants SET status = coalesce($2, status),
-                                      rate_limit_per_sec = coalesce($3, rate_limit_per_sec),
-                                      burst = coalesce($4, burst),
-                                      max_queued_jobs = coalesce($6, max_queued_jobs),
-                                      updated_at = now()
-                   WHERE id = $1
-                   RETURNING id, name, status, rate_limit_per_sec, burst, max_queued_jobs, created_at, updated_at
-               )
-               SELECT id, name, status, rate_limit_per_sec, burst, max_queued_jobs, created_at, updated_at,
-                      (SELECT count(pg_notify($5, 'tenant:' || c.id::text)) FROM changed c) AS "notified!"
-               FROM changed"#,
-            id.0,
+        let change = tenants::TenantChange {
             status,
-            body.rate_limit_per_sec,
-            body.burst,
-            CONFIG_CHANNEL,
-            body.max_queued_jobs
-        )
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {}", id.0)))?;
-        let tenant = Tenant {
-            id: row.id,
-            name: row.name,
-            status: row.status,
-            rate_limit_per_sec: row.rate_limit_per_sec,
-            burst: row.burst,
-            max_queued_jobs: row.max_queued_jobs,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
+            rate_limit_per_sec: body.rate_limit_per_sec,
+            burst: body.burst,
+            max_queued_jobs: body.max_queued_jobs,
         };
+        let tenant: Tenant = tenants::update(&state.pool, id.0, change)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {}", id.0)))?
+            .into();
         // At once on this gateway; the notification does the same on every other.
         state
             .directory
@@ -338,16 +297,11 @@ impl AdminApi {
         id: Path<Uuid>,
     ) -> Result<CreatedKey, ApiError> {
         let key = generate_api_key();
-        let key_id = sqlx::query_scalar!(
-            "INSERT INTO api_keys (tenant_id, prefix, secret_sha256)
-             SELECT id, $2, $3 FROM tenants WHERE id = $1 RETURNING id",
-            id.0,
-            key.prefix,
-            key.secret_sha256
-        )
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant_not_found", format!("no tenant {}", id.0)))?;
+        let key_id = api_keys::insert_if_tenant(&state.pool, id.0, &key.prefix, &key.secret_sha256)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found("tenant_not_found", format!("no tenant {}", id.0))
+            })?;
         Ok(CreatedKey::Created(Json(ApiKeyCreated {
             id: key_id,
             api_key: key.key,
@@ -366,18 +320,7 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
-        let revoked = sqlx::query!(
-            r#"WITH revoked AS (
-                   UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING prefix
-               )
-               SELECT (SELECT count(pg_notify($2, 'api_key:' || prefix)) FROM revoked) AS "n!",
-                      (SELECT min(prefix) FROM revoked) AS prefix"#,
-            id.0,
-            CONFIG_CHANNEL
-        )
-        .fetch_one(&state.pool)
-        .await?;
-        let Some(prefix) = revoked.prefix.filter(|_| revoked.n > 0) else {
+        let Some(prefix) = api_keys::revoke(&state.pool, id.0).await? else {
             return Err(ApiError::not_found(
                 "api_key_not_found",
                 format!("no API key {}", id.0),

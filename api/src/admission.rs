@@ -19,6 +19,7 @@ use std::{
 
 use governor::clock::{Clock, DefaultClock};
 use poem::http::StatusCode;
+use sentinel_queue::tables::jobs;
 use sqlx::PgPool;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
@@ -245,26 +246,21 @@ pub async fn refresh_counts(
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
-        match sqlx::query!(
-            r#"SELECT tenant_id, count(*) AS "n!" FROM jobs WHERE status = 'queued' GROUP BY tenant_id"#
-        )
-        .fetch_all(&pool)
-        .await
-        {
+        match jobs::queued_by_tenant(&pool).await {
             Ok(rows) => {
                 let total = rows.iter().map(|row| row.n).sum();
-                metrics.queue_depth.with_label_values(&["queued"]).set(total);
+                metrics
+                    .queue_depth
+                    .with_label_values(&["queued"])
+                    .set(total);
                 counts.replace(rows.into_iter().map(|row| (row.tenant_id, row.n)).collect());
             }
-            Err(error) => tracing::warn!(%error, "could not count queued jobs; keeping the last counts"),
+            Err(error) => {
+                tracing::warn!(%error, "could not count queued jobs; keeping the last counts")
+            }
         }
         if tick % every == 0 {
-            match sqlx::query!(
-                r#"SELECT status AS "status!", count(*) AS "n!" FROM jobs GROUP BY status"#
-            )
-            .fetch_all(&pool)
-            .await
-            {
+            match jobs::count_by_status(&pool).await {
                 Ok(rows) => {
                     for status in sentinel_queue::JobStatus::ALL {
                         let n = rows

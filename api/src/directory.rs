@@ -8,15 +8,18 @@ use std::{num::NonZeroU32, sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::future::Cache;
-use sentinel_queue::platform::{Accepted, Platform, Rejected, Verifier};
+use sentinel_queue::{
+    platform::{Accepted, Platform, Rejected, Verifier},
+    tables::{api_keys, sources, tenants},
+};
 use serde_json::Value as JsonValue;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{admission::RequestBudget, error::ApiError};
 
-/// The NOTIFY channel that tells gateways to drop their caches.
-pub const CONFIG_CHANNEL: &str = "sentinel_config";
+// The NOTIFY channel that tells gateways to drop their caches; the queue crate names it.
+pub use sentinel_queue::CONFIG_CHANNEL;
 
 const TTL: Duration = Duration::from_secs(60);
 
@@ -221,12 +224,7 @@ impl Directory {
             .tenants
             .try_get_with(id, async move {
                 Self::budget_lookup(&lookups)?;
-                let row = sqlx::query!(
-                    "SELECT id, name, status, rate_limit_per_sec, burst, max_queued_jobs FROM tenants WHERE id = $1",
-                    id
-                )
-                .fetch_optional(&pool)
-                .await?;
+                let row = tenants::limits(&pool, id).await?;
                 Ok::<_, sqlx::Error>(row.map(|row| {
                     let per_sec = NonZeroU32::new(row.rate_limit_per_sec.max(1) as u32)
                         .unwrap_or(NonZeroU32::MIN);
@@ -264,12 +262,7 @@ impl Directory {
         self.keys
             .try_get_with(owned.clone(), async move {
                 Self::budget_lookup(&lookups)?;
-                let row = sqlx::query!(
-                    "SELECT tenant_id, secret_sha256 FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
-                    owned
-                )
-                .fetch_optional(&pool)
-                .await?;
+                let row = api_keys::active(&pool, &owned).await?;
                 Ok::<_, sqlx::Error>(row.map(|row| {
                     Arc::new(KeyRecord {
                         tenant_id: row.tenant_id,
@@ -287,13 +280,7 @@ impl Directory {
         self.sources
             .try_get_with(id, async move {
                 Self::budget_lookup(&lookups)?;
-                let row = sqlx::query!(
-                    "SELECT id, tenant_id, platform, secrets, previous_secrets, previous_secrets_until
-                     FROM sources WHERE id = $1 AND deleted_at IS NULL",
-                    id
-                )
-                .fetch_optional(&pool)
-                .await?;
+                let row = sources::for_ingress(&pool, id).await?;
                 Ok::<_, sqlx::Error>(row.and_then(|row| {
                     let platform: Platform = row.platform.parse().ok()?;
                     Some(Arc::new(SourceRecord {

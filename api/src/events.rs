@@ -47,6 +47,7 @@ use poem_openapi::{
     payload::EventStream,
     Object, OpenApi,
 };
+use sentinel_queue::tables::events;
 use serde_json::Value as JsonValue;
 use tokio::sync::{
     broadcast::{self, error::RecvError},
@@ -57,7 +58,7 @@ use uuid::Uuid;
 use crate::{
     auth::{Principal, TenantAuth},
     error::ApiError,
-    hub::{self, StoredEvent, INLINE_DATA_BYTES},
+    hub::{StoredEvent, INLINE_DATA_BYTES},
     server::ConnectionControl,
     ApiTags, AppState,
 };
@@ -206,6 +207,21 @@ struct Filter {
 }
 
 impl Filter {
+    /// The tenant's events, of `job_id` and of the comma-separated `types` when given.
+    fn new(tenant_id: Uuid, job_id: Option<i64>, types: Option<&str>) -> Self {
+        Filter {
+            tenant_id,
+            job_id,
+            types: types.map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
+        }
+    }
+
     fn accepts(&self, event: &StoredEvent) -> bool {
         event.tenant_id == self.tenant_id
             && self
@@ -249,33 +265,19 @@ async fn read_page(
         .types
         .as_ref()
         .map(|types| types.iter().cloned().collect());
-    let rows = sqlx::query!(
-        r#"SELECT seq AS "seq!", tenant_id AS "tenant_id!", job_id, type AS "type!",
-                  CASE WHEN bytes <= $7 THEN data::text END AS data,
-                  bytes AS "bytes!", carried AS "carried!"
-           FROM (SELECT seq, tenant_id, job_id, type, data, bytes,
-                        sum(CASE WHEN bytes <= $7 THEN bytes ELSE 0 END)
-                            OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS carried
-                 FROM (SELECT seq, tenant_id, job_id, type, data, octet_length(data::text) AS bytes
-                       FROM events
-                       WHERE tenant_id = $1 AND seq > $2 AND seq <= $3
-                         AND ($4::bigint IS NULL OR job_id = $4)
-                         AND ($6::text[] IS NULL OR type = ANY($6))
-                       ORDER BY seq LIMIT $5) AS page
-                ) AS page
-           WHERE carried - CASE WHEN bytes <= $7 THEN bytes ELSE 0 END < $8
-           ORDER BY seq"#,
-        filter.tenant_id,
+    let range = events::TenantRange {
+        tenant_id: filter.tenant_id,
         after,
         up_to,
-        filter.job_id,
-        CATCH_UP_PAGE,
-        types.as_deref(),
-        INLINE_DATA_BYTES,
-        CATCH_UP_PAGE_BYTES
-    )
-    .fetch_all(&state.pool)
-    .await?;
+        job_id: filter.job_id,
+        types: types.as_deref(),
+    };
+    let bounds = events::PageBounds {
+        rows: CATCH_UP_PAGE,
+        inline_data_bytes: INLINE_DATA_BYTES,
+        carried_bytes: CATCH_UP_PAGE_BYTES,
+    };
+    let rows = events::tenant_page(&state.pool, range, bounds).await?;
     // A page cut by rows or by bytes may have more behind it.
     let next = match rows.last() {
         Some(last) if rows.len() as i64 == CATCH_UP_PAGE || last.carried >= CATCH_UP_PAGE_BYTES => {
@@ -340,7 +342,6 @@ impl Subscribers {
 impl EventsApi {
     /// Stream job events (SSE). Reconnect with `Last-Event-ID` to resume without a gap.
     #[oai(path = "/v1/events", method = "get", operation_id = "streamEvents")]
-    #[allow(clippy::too_many_arguments)]
     async fn events(
         &self,
         auth: TenantAuth,
@@ -351,26 +352,8 @@ impl EventsApi {
         types: Query<Option<String>>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> Result<EventStream<BoxStream<'static, JobEventData>>, ApiError> {
-        let filter = Filter {
-            tenant_id: auth.0.tenant_id(),
-            job_id: job_id.0,
-            types: types.0.as_deref().map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }),
-        };
-        let resume_after: Option<i64> = match last_event_id.0.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(text) => Some(text.parse().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_last_event_id",
-                    "Last-Event-ID must be the id of an earlier event",
-                )
-            })?),
-        };
+        let filter = Filter::new(auth.0.tenant_id(), job_id.0, types.0.as_deref());
+        let resume_after = resume_after(last_event_id.0.as_deref())?;
         // The caller, checked again while the stream lasts. An open stream is not one of the
         // tenant's requests in flight (it has its own caps), so its place there is given back.
         let principal = Principal {
@@ -385,18 +368,10 @@ impl EventsApi {
             state.metrics.sse_subscribers.clone(),
         )?;
         let (live, delivered) = state.hub.subscribe();
-        let limit = state
-            .config
-            .sse_max_buffer_bytes
-            .clamp(1, u32::MAX as usize);
-        let (frames, mut taken_frames) = mpsc::unbounded_channel();
-        let outbox = Outbox {
-            frames,
-            room: Arc::new(Semaphore::new(limit)),
-            limit,
-            progress: Progress::new(),
-            connection: request.extensions().get::<ConnectionControl>().cloned(),
-        };
+        let (outbox, mut taken_frames) = Outbox::new(
+            state.config.sse_max_buffer_bytes,
+            request.extensions().get::<ConnectionControl>().cloned(),
+        );
         let progress = outbox.progress.clone();
         let feed = Feed {
             state: state.clone(),
@@ -429,6 +404,19 @@ impl EventsApi {
                     .id(event.frame.seq.to_string())
                     .event_type(event.frame.name)
             }))
+    }
+}
+
+/// The seq a resumed stream starts after: its `Last-Event-ID`, when given.
+fn resume_after(last_event_id: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match last_event_id.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_last_event_id",
+                "Last-Event-ID must be the id of an earlier event",
+            )
+        }),
     }
 }
 
@@ -470,6 +458,26 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// An outbox of at most `limit` bytes (within 1 and `u32::MAX`), and the body's end of it.
+    fn new(
+        limit: usize,
+        connection: Option<ConnectionControl>,
+    ) -> (
+        Self,
+        mpsc::UnboundedReceiver<(JobEventData, OwnedSemaphorePermit)>,
+    ) {
+        let limit = limit.clamp(1, u32::MAX as usize);
+        let (frames, taken_frames) = mpsc::unbounded_channel();
+        let outbox = Outbox {
+            frames,
+            room: Arc::new(Semaphore::new(limit)),
+            limit,
+            progress: Progress::new(),
+            connection,
+        };
+        (outbox, taken_frames)
+    }
+
     fn buffered_bytes(&self) -> usize {
         self.limit.saturating_sub(self.room.available_permits())
     }
@@ -577,7 +585,7 @@ async fn pump(feed: &mut Feed, outbox: &Outbox) -> Ended {
         };
         let data = match &event.data {
             Some(data) => Cow::Borrowed(data.as_str()),
-            None => match hub::read_data(&feed.state.pool, event.seq).await {
+            None => match events::read_data(&feed.state.pool, event.seq).await {
                 Ok(Some(data)) => Cow::Owned(data),
                 // Deleted by retention since it was read: nothing left to send.
                 Ok(None) => continue,

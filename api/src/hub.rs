@@ -8,7 +8,7 @@
 //!
 //! Memory is bounded in bytes, not only in rows (a row's data may hold megabytes):
 //! - an event whose data is over [`INLINE_DATA_BYTES`] goes over the broadcast ring as a stub,
-//!   without its data, which a subscriber reads by `seq` ([`read_data`], a primary-key lookup)
+//!   without its data, which a subscriber reads by `seq` ([`events::read_data`], a primary-key lookup)
 //!   when it is its turn to send it. The ring holds at most [`RING_LEN`] events of at most
 //!   [`INLINE_DATA_BYTES`] each: 16,384 × 8 KiB = 128 MiB of data (plus about 200 bytes of row
 //!   per event, 3 MiB) in the worst case, when a subscriber lags a whole ring of large events;
@@ -24,8 +24,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sentinel_queue::Waiter;
-use sqlx::{PgExecutor, PgPool};
+use sentinel_queue::{tables::events, Waiter};
+use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
@@ -48,20 +48,10 @@ pub struct StoredEvent {
     pub job_id: Option<i64>,
     pub event_type: String,
     /// The `data` column as text, serialised once for every subscriber; `None` when it is over
-    /// [`INLINE_DATA_BYTES`] (read it with [`read_data`]).
+    /// [`INLINE_DATA_BYTES`] (read it with [`events::read_data`]).
     pub data: Option<String>,
     /// The length of the `data` column as text, in bytes, carried or not.
     pub data_bytes: usize,
-}
-
-/// The data of the event `seq` as text; `None` when the row is gone (retention deleted it).
-pub async fn read_data(executor: impl PgExecutor<'_>, seq: i64) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!(
-        r#"SELECT data::text AS "data!" FROM events WHERE seq = $1"#,
-        seq
-    )
-    .fetch_optional(executor)
-    .await
 }
 
 #[derive(Clone)]
@@ -78,9 +68,7 @@ impl Hub {
         waiter: Waiter,
         shutdown: watch::Receiver<bool>,
     ) -> sqlx::Result<Hub> {
-        let start = sqlx::query_scalar!(r#"SELECT coalesce(max(seq), 0) AS "seq!" FROM events"#)
-            .fetch_one(&pool)
-            .await?;
+        let start = events::last_seq(&pool).await?;
         let (tx, _) = broadcast::channel(RING_LEN);
         let hub = Hub {
             tx,
@@ -106,27 +94,12 @@ impl Hub {
                 let cursor = self.delivered.load(Ordering::Acquire);
                 // The page is the rows after the cursor up to BATCH, cut where the data it
                 // carries passes PAGE_BYTES; data over INLINE_DATA_BYTES is not carried.
-                let rows = match sqlx::query!(
-                    r#"SELECT seq AS "seq!", tenant_id AS "tenant_id!", job_id, type AS "type!",
-                              CASE WHEN bytes <= $3 THEN data::text END AS data,
-                              bytes AS "bytes!", carried AS "carried!"
-                       FROM (SELECT seq, tenant_id, job_id, type, data, bytes,
-                                    sum(CASE WHEN bytes <= $3 THEN bytes ELSE 0 END)
-                                        OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS carried
-                             FROM (SELECT seq, tenant_id, job_id, type, data,
-                                          octet_length(data::text) AS bytes
-                                   FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) AS page
-                            ) AS page
-                       WHERE carried - CASE WHEN bytes <= $3 THEN bytes ELSE 0 END < $4
-                       ORDER BY seq"#,
-                    cursor,
-                    BATCH,
-                    INLINE_DATA_BYTES,
-                    PAGE_BYTES
-                )
-                .fetch_all(&pool)
-                .await
-                {
+                let bounds = events::PageBounds {
+                    rows: BATCH,
+                    inline_data_bytes: INLINE_DATA_BYTES,
+                    carried_bytes: PAGE_BYTES,
+                };
+                let rows = match events::page_after(&pool, cursor, bounds).await {
                     Ok(rows) => rows,
                     Err(error) => {
                         tracing::warn!(%error, "reading events failed; retrying");

@@ -10,6 +10,8 @@
 
 use std::{sync::Arc, time::Instant};
 
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use poem::{http::StatusCode, web::Data, Body, IntoResponse, Request, Response};
 use poem_openapi::{
     param::{Path, Query},
@@ -21,17 +23,19 @@ use poem_openapi::{
     ApiResponse, OpenApi,
 };
 use sentinel_queue::{
-    kinds,
-    platform::{secure_eq, whatsapp, Accepted, Platform, Rejected, INGEST_TOKEN_FIELD},
+    kinds::webhook_inbound,
+    platform::{
+        secure_eq, whatsapp, Accepted, Ack, InboundEvent, Platform, Rejected, INGEST_TOKEN_FIELD,
+    },
+    tables::ingress_drops,
     IngestError, NewJob,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
     admission::{self, Refusal},
     body_error_response,
-    directory::SourceRecord,
+    directory::{SourceRecord, TenantRecord},
     error::{error_response, ErrorBody},
     server::{declares_more_than, read_body, BodyError},
     ApiTags, AppState,
@@ -255,35 +259,74 @@ async fn receive(
         Ok(source) => source,
         Err(response) => return (None, "not_found", response),
     };
-    let platform = Some(source.platform);
-    if let Some(refused) = refuse_without_ingest_token(&source, req) {
-        return (platform, "unauthenticated", refused);
+    let (outcome, response) = match ingest(state, req, &source, body).await {
+        Ok(ack) => ("acked", ack),
+        Err(Stop(outcome, response)) => (outcome, response),
+    };
+    (Some(source.platform), outcome, response)
+}
+
+/// How a webhook was answered before its events were committed (refused, dropped, a handshake):
+/// the outcome label for metrics, and the answer.
+struct Stop(&'static str, IngressResponse);
+
+/// The steps of a webhook to a known source, each of which may answer it early: its credentials
+/// and body, the platform's check of it, the tenant's admission, then the commit of its events;
+/// the platform's ack once they are committed.
+async fn ingest(
+    state: &AppState,
+    req: &Request,
+    source: &Arc<SourceRecord>,
+    body: Body,
+) -> Result<IngressResponse, Stop> {
+    if let Some(refused) = refuse_without_ingest_token(source, req) {
+        return Err(Stop("unauthenticated", refused));
     }
+    let body = read_limited(state, req, body).await?;
+    let now = Utc::now();
+    let (events, ack) = match accept(source, req, &body, now).await? {
+        Accepted::Handshake(ack) => return Err(Stop("handshake", ack_response(ack))),
+        Accepted::Events { events, ack } => (events, ack),
+    };
+    let tenant = admit(state, source, &events, &ack).await?;
+    let jobs = inbound_jobs(req, source, &tenant, events, &body, now);
+    commit_in_time(state, source, jobs).await?;
+    Ok(ack_response(ack))
+}
+
+/// The platform's success answer.
+fn ack_response(ack: Ack) -> IngressResponse {
+    IngressResponse(ack.body.with_content_type(ack.content_type).into_response())
+}
+
+/// The body, refused when it says or turns out to be over the limit, or is not read in time.
+async fn read_limited(state: &AppState, req: &Request, body: Body) -> Result<Bytes, Stop> {
     let limit = state.config.max_body_bytes;
     if declares_more_than(req.headers(), limit) {
-        return (
-            platform,
+        return Err(Stop(
             "too_large",
             IngressResponse(body_error_response(BodyError::TooLarge, limit)),
-        );
+        ));
     }
-    let body = match read_body(body, limit, state.config.http.body_read_timeout).await {
-        Ok(bytes) => bytes,
-        Err(error) => {
+    read_body(body, limit, state.config.http.body_read_timeout)
+        .await
+        .map_err(|error| {
             let outcome = match error {
                 BodyError::TooLarge => "too_large",
                 BodyError::TimedOut => "body_timeout",
                 BodyError::Unreadable(_) => "bad_body",
             };
-            return (
-                platform,
-                outcome,
-                IngressResponse(body_error_response(error, limit)),
-            );
-        }
-    };
+            Stop(outcome, IngressResponse(body_error_response(error, limit)))
+        })
+}
 
-    let now = chrono::Utc::now();
+/// The platform's check of the webhook (signature, timestamp, shape) and its events.
+async fn accept(
+    source: &Arc<SourceRecord>,
+    req: &Request,
+    body: &Bytes,
+    now: DateTime<Utc>,
+) -> Result<Accepted, Stop> {
     let accepted = if body.len() > BLOCKING_BODY_BYTES {
         // A large body's signature check and parse run on the blocking pool, so a slow request
         // never delays the async executor (and /healthz with it).
@@ -296,91 +339,54 @@ async fn receive(
                 )))
             })
     } else {
-        source.accept(req.headers(), &body, now)
+        source.accept(req.headers(), body, now)
     };
-    let accepted = match accepted {
-        Ok(accepted) => accepted,
-        Err(rejected) => {
-            let (status, code, outcome) = match &rejected {
-                Rejected::Unauthenticated(_) => (
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_signature",
-                    "unauthenticated",
-                ),
-                Rejected::Stale(_) => (StatusCode::UNAUTHORIZED, "stale_timestamp", "stale"),
-                Rejected::Forbidden(_) => {
-                    (StatusCode::FORBIDDEN, "wrong_organization", "forbidden")
-                }
-                Rejected::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_body", "malformed"),
-                Rejected::Misconfigured(_) => {
-                    tracing::error!(source.id = %source.id, error = %rejected, "source misconfigured");
-                    (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "source_misconfigured",
-                        "misconfigured",
-                    )
-                }
-            };
-            return (
-                platform,
-                outcome,
-                answer(status, code, &rejected.to_string()),
-            );
-        }
-    };
-    let (events, ack) = match accepted {
-        Accepted::Handshake(ack) => {
-            return (
-                platform,
-                "handshake",
-                IngressResponse(ack.body.with_content_type(ack.content_type).into_response()),
-            )
-        }
-        Accepted::Events { events, ack } => (events, ack),
-    };
+    accepted.map_err(|rejected| {
+        let (status, code, outcome) = match &rejected {
+            Rejected::Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "unauthenticated",
+            ),
+            Rejected::Stale(_) => (StatusCode::UNAUTHORIZED, "stale_timestamp", "stale"),
+            Rejected::Forbidden(_) => (StatusCode::FORBIDDEN, "wrong_organization", "forbidden"),
+            Rejected::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_body", "malformed"),
+            Rejected::Misconfigured(_) => {
+                tracing::error!(source.id = %source.id, error = %rejected, "source misconfigured");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "source_misconfigured",
+                    "misconfigured",
+                )
+            }
+        };
+        Stop(outcome, answer(status, code, &rejected.to_string()))
+    })
+}
 
+/// The source's tenant, once it takes `events`: a suspended tenant's webhook is acknowledged and
+/// dropped (and the drop recorded); too many events, the tenant's rate or its queue cap refuse it.
+async fn admit(
+    state: &AppState,
+    source: &SourceRecord,
+    events: &[InboundEvent],
+    ack: &Ack,
+) -> Result<Arc<TenantRecord>, Stop> {
     let tenant = match state.directory.tenant(source.tenant_id).await {
         Ok(Some(tenant)) => tenant,
         Ok(None) => {
-            return (
-                platform,
+            return Err(Stop(
                 "not_found",
                 answer(StatusCode::NOT_FOUND, "source_not_found", "no such source"),
-            )
+            ))
         }
-        Err(error) => {
-            return (
-                platform,
-                "unavailable",
-                IngressResponse(error.into_response()),
-            )
-        }
+        Err(error) => return Err(Stop("unavailable", IngressResponse(error.into_response()))),
     };
     if !tenant.active {
-        let first_key = events.first().map(|event| event.dedupe_key.clone());
-        if let Err(error) = sqlx::query!(
-            "INSERT INTO ingress_drops (tenant_id, source_id, platform, reason, dedupe_key)
-             VALUES ($1, $2, $3, 'tenant_suspended', $4)",
-            tenant.id,
-            source.id,
-            source.platform.as_str(),
-            first_key
-        )
-        .execute(&state.ingest_pool)
-        .await
-        {
-            tracing::warn!(%error, tenant.id = %tenant.id, "could not record an ingress drop");
-        }
-        let mut response = ack.body.with_content_type(ack.content_type).into_response();
-        response.headers_mut().insert(
-            DROPPED_HEADER,
-            poem::http::HeaderValue::from_static("tenant_suspended"),
-        );
-        return (platform, "dropped", IngressResponse(response));
+        return Err(drop_suspended(state, source, &tenant, events, ack).await);
     }
     if events.len() > state.config.max_events_per_request {
-        return (
-            platform,
+        return Err(Stop(
             "too_many_events",
             answer(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -391,7 +397,7 @@ async fn receive(
                     state.config.max_events_per_request
                 ),
             ),
-        );
+        ));
     }
     if let Err(refusal) = admission::admit(&state.queue_counts, &tenant, events.len()) {
         let mut response = answer(refusal.status(), refusal.code(), &refusal.message());
@@ -403,49 +409,98 @@ async fn receive(
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::QueueFull { .. } => "queue_full",
         };
-        return (platform, outcome, response);
+        return Err(Stop(outcome, response));
     }
+    Ok(tenant)
+}
 
+/// A suspended tenant's webhook: recorded in `ingress_drops` and acknowledged, so the platform
+/// does not retry it, with the header that says it was dropped.
+async fn drop_suspended(
+    state: &AppState,
+    source: &SourceRecord,
+    tenant: &TenantRecord,
+    events: &[InboundEvent],
+    ack: &Ack,
+) -> Stop {
+    let first_key = events.first().map(|event| event.dedupe_key.clone());
+    if let Err(error) = ingress_drops::record_suspended(
+        &state.ingest_pool,
+        tenant.id,
+        source.id,
+        source.platform.as_str(),
+        first_key.as_deref(),
+    )
+    .await
+    {
+        tracing::warn!(%error, tenant.id = %tenant.id, "could not record an ingress drop");
+    }
+    let mut response = ack
+        .body
+        .clone()
+        .with_content_type(ack.content_type)
+        .into_response();
+    response.headers_mut().insert(
+        DROPPED_HEADER,
+        poem::http::HeaderValue::from_static("tenant_suspended"),
+    );
+    Stop("dropped", IngressResponse(response))
+}
+
+/// One `webhook.inbound` job per event, each with the kept headers; the raw body goes with the
+/// first job, and with every job when it is small.
+fn inbound_jobs(
+    req: &Request,
+    source: &SourceRecord,
+    tenant: &TenantRecord,
+    events: Vec<InboundEvent>,
+    body: &Bytes,
+    now: DateTime<Utc>,
+) -> Vec<NewJob> {
     let headers = kept_headers(req);
     let n_events = events.len();
-    let jobs: Vec<NewJob> = events
+    events
         .into_iter()
         .enumerate()
         .map(|(i, event)| {
-            let mut job = NewJob::new(
-                tenant.id,
-                kinds::WEBHOOK_INBOUND,
-                json!({
-                    "platform": source.platform.as_str(),
-                    "payload": event.payload,
-                    "received_at": now.to_rfc3339(),
-                    "batch": (n_events > 1).then(|| json!({"index": i, "size": n_events})),
+            let mut job = webhook_inbound::job(webhook_inbound::Event {
+                tenant_id: tenant.id,
+                source_id: source.id,
+                platform: source.platform.as_str(),
+                payload: event.payload,
+                received_at: now,
+                batch: (n_events > 1).then_some(webhook_inbound::Batch {
+                    index: i,
+                    size: n_events,
                 }),
-            )
-            .with_source(source.id)
-            .with_dedupe_key(event.dedupe_key);
+                dedupe_key: event.dedupe_key,
+            });
             if i == 0 || body.len() <= RAW_BODY_PER_JOB_LIMIT {
                 job.raw_body = Some(body.to_vec());
             }
             job.headers = Some(headers.clone());
             job
         })
-        .collect();
+        .collect()
+}
+
+/// Commits the jobs before the ack deadline, or answers 503.
+async fn commit_in_time(
+    state: &AppState,
+    source: &SourceRecord,
+    jobs: Vec<NewJob>,
+) -> Result<(), Stop> {
     let submitted = tokio::time::timeout(state.config.ack_deadline, commit(state, jobs)).await;
     match submitted {
-        Ok(Ok(_)) => (
-            platform,
-            "acked",
-            IngressResponse(ack.body.with_content_type(ack.content_type).into_response()),
-        ),
+        Ok(Ok(())) => Ok(()),
         Ok(Err(IngestError::Database(error))) => {
             tracing::warn!(%error, source.id = %source.id, "ingest failed; answering 503");
-            (platform, "unavailable", unavailable())
+            Err(Stop("unavailable", unavailable()))
         }
-        Ok(Err(IngestError::Closed)) => (platform, "unavailable", unavailable()),
+        Ok(Err(IngestError::Closed)) => Err(Stop("unavailable", unavailable())),
         Err(_elapsed) => {
             tracing::warn!(source.id = %source.id, "ingest did not commit before the deadline; answering 503");
-            (platform, "unavailable", unavailable())
+            Err(Stop("unavailable", unavailable()))
         }
     }
 }

@@ -11,7 +11,11 @@ use poem_openapi::{
     payload::Json,
     ApiResponse, Object, OpenApi,
 };
-use sentinel_queue::{cancel, enqueue, kinds, replay, CancelOutcome, Job, JobStatus, NewJob};
+use sentinel_queue::{
+    cancel, enqueue, kinds, replay,
+    tables::{self, job_attempts},
+    CancelOutcome, Job, JobStatus, NewJob,
+};
 use serde_json::Value as JsonValue;
 use uuid::Uuid;
 
@@ -70,12 +74,12 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<Job> for JobView {
-    fn from(job: Job) -> Self {
+impl From<tables::jobs::JobSummary> for JobView {
+    fn from(job: tables::jobs::JobSummary) -> Self {
         JobView {
             id: job.id,
             kind: job.kind,
-            status: job.status.as_str().to_owned(),
+            status: job.status,
             attempt: job.attempt,
             max_attempts: job.max_attempts,
             priority: job.priority,
@@ -88,6 +92,12 @@ impl From<Job> for JobView {
             started_at: job.started_at,
             finished_at: job.finished_at,
         }
+    }
+}
+
+impl From<Job> for JobView {
+    fn from(job: Job) -> Self {
+        tables::jobs::JobSummary::from(job).into()
     }
 }
 
@@ -484,17 +494,7 @@ impl JobsApi {
         state: Data<&Arc<AppState>>,
         id: Path<i64>,
     ) -> Result<Json<AttemptList>, ApiError> {
-        let rows = sqlx::query!(
-            r#"SELECT a.attempt AS "attempt?", a.worker_id AS "worker_id?", a.started_at AS "started_at?",
-                      a.finished_at AS "finished_at?", a.outcome AS "outcome?", a.error
-               FROM jobs j LEFT JOIN job_attempts a ON a.job_id = j.id
-               WHERE j.id = $1 AND j.tenant_id = $2
-               ORDER BY a.id"#,
-            id.0,
-            auth.0.tenant_id()
-        )
-        .fetch_all(&state.pool)
-        .await?;
+        let rows = job_attempts::for_job(&state.pool, id.0, auth.0.tenant_id()).await?;
         if rows.is_empty() {
             return Err(ApiError::not_found(
                 "job_not_found",
@@ -561,31 +561,14 @@ impl JobsApi {
         let limit = limit.0.unwrap_or(50);
         // One more than the limit, to say whether more match, each with the bytes of the page up
         // to and including it.
-        let rows = sqlx::query!(
-            r#"SELECT id AS "id!",
-                      (sum(bytes) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING))::bigint AS "bytes_through!"
-               FROM (SELECT id,
-                            octet_length(input::text)::bigint
-                              + coalesce(octet_length(result::text), 0)
-                              + coalesce(octet_length(last_error::text), 0) AS bytes
-                     FROM jobs
-                     WHERE tenant_id = $1
-                       AND ($2::text IS NULL OR status = $2)
-                       AND ($3::text IS NULL OR kind = $3)
-                       AND ($4::uuid IS NULL OR source_id = $4)
-                       AND ($5::bigint IS NULL OR id < $5)
-                     ORDER BY id DESC
-                     LIMIT $6) AS page
-               ORDER BY id DESC"#,
-            auth.0.tenant_id(),
-            status.0,
-            kind.0,
-            source_id.0,
+        let filter = tables::jobs::ListFilter {
+            tenant_id: auth.0.tenant_id(),
+            status: status.0.as_deref(),
+            kind: kind.0.as_deref(),
+            source_id: source_id.0,
             before,
-            limit + 1
-        )
-        .fetch_all(&state.pool)
-        .await?;
+        };
+        let rows = tables::jobs::page_bytes(&state.pool, filter, limit + 1).await?;
         let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
         for row in &rows {
             let over_bytes = !ids.is_empty() && row.bytes_through > PAGE_BYTES;
@@ -596,16 +579,11 @@ impl JobsApi {
         }
         let has_more = ids.len() < rows.len();
         // Only what a JobView shows: never `raw_body` or `headers`, which can be as large again.
-        let items = sqlx::query_as!(
-            JobView,
-            r#"SELECT id, kind, status, attempt, max_attempts, priority, source_id, input, result,
-                      last_error, replay_of, created_at, started_at, finished_at
-               FROM jobs WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id DESC"#,
-            auth.0.tenant_id(),
-            &ids
-        )
-        .fetch_all(&state.pool)
-        .await?;
+        let items = tables::jobs::summaries(&state.pool, auth.0.tenant_id(), &ids)
+            .await?
+            .into_iter()
+            .map(JobView::from)
+            .collect();
         // The cursor is the last id the page covered, even if that job was deleted meanwhile.
         let next_cursor = has_more
             .then(|| ids.last().map(|id| id.to_string()))
@@ -678,31 +656,22 @@ impl JobsApi {
         let mut tx = state.pool.begin().await?;
         // One bulk replay of a tenant at a time, so two at once never replay the same jobs; a
         // second one is refused rather than left waiting on a pooled connection.
-        if !sqlx::query_scalar!(
-            r#"SELECT pg_try_advisory_xact_lock(hashtextextended('replay_jobs:' || $1::text, 0)) AS "locked!""#,
-            tenant_id.to_string()
-        )
-        .fetch_one(&mut *tx)
-        .await?
-        {
+        if !tables::jobs::try_lock_bulk_replay(&mut *tx, tenant_id).await? {
             return Err(ApiError::conflict(
                 "replay_in_progress",
                 "another bulk replay of this tenant is running; retry when it has answered",
             ));
         }
         // One more than the limit, to say whether more match.
-        let matched = sqlx::query_scalar!(
-            r#"SELECT job_id AS "id!" FROM replay_jobs($1, $2, $3, $4, $5, $6, $7, true)"#,
+        let matches = tables::jobs::BulkReplayFilter {
             tenant_id,
             status,
-            filter.kind,
-            filter.source_id,
-            filter.since,
-            filter.until,
-            limit + 1
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+            kind: filter.kind.as_deref(),
+            source_id: filter.source_id,
+            since: filter.since,
+            until: filter.until,
+        };
+        let matched = tables::jobs::bulk_replay_matches(&mut *tx, matches, limit + 1).await?;
         let more = matched.len() > limit as usize;
         let ids: Vec<i64> = matched.into_iter().take(limit as usize).collect();
         let items = if dry_run || ids.is_empty() {
@@ -721,13 +690,7 @@ impl JobsApi {
                 tx.rollback().await?;
                 return Err(refusal.into());
             }
-            let replayed = sqlx::query!(
-                r#"SELECT id AS "id!", replay_job(id) AS "replay_id!"
-                   FROM unnest($1::bigint[]) WITH ORDINALITY AS m (id, ord) ORDER BY ord"#,
-                &ids
-            )
-            .fetch_all(&mut *tx)
-            .await?;
+            let replayed = tables::jobs::replay_each(&mut *tx, &ids).await?;
             tx.commit().await?;
             replayed
                 .into_iter()
@@ -764,17 +727,9 @@ impl JobsApi {
         admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
         let mut tx = state.pool.begin().await?;
         // The job's row, locked: two approvals at once make one reply.
-        let job = sqlx::query!(
-            r#"SELECT kind, status, result -> 'reply_skipped' AS reply_skipped,
-                      EXISTS (SELECT 1 FROM jobs r WHERE r.replay_of = j.id AND r.input ? 'reply_approved')
-                          AS "approved!"
-               FROM jobs j WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
-            id.0,
-            auth.0.tenant_id()
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;
+        let job = tables::jobs::lock_for_reply_approval(&mut *tx, id.0, auth.0.tenant_id())
+            .await?
+            .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;
         let skipped = job.reply_skipped.is_some_and(|skipped| !skipped.is_null());
         if job.kind != kinds::WEBHOOK_INBOUND || job.status != "succeeded" || !skipped {
             return Err(ApiError::conflict(
@@ -791,16 +746,9 @@ impl JobsApi {
                 format!("the reply to job {} was already approved", id.0),
             ));
         }
-        let new_id = sqlx::query_scalar!(r#"SELECT replay_job($1) AS "id!""#, id.0)
-            .fetch_one(&mut *tx)
-            .await?;
+        let new_id = tables::jobs::replay_job(&mut *tx, id.0).await?;
         // Before the commit, so no worker claims the replay without its approval.
-        sqlx::query!(
-            "UPDATE jobs SET input = input || jsonb_build_object('reply_approved', true) WHERE id = $1",
-            new_id
-        )
-        .execute(&mut *tx)
-        .await?;
+        tables::jobs::mark_reply_approved(&mut *tx, new_id).await?;
         tx.commit().await?;
         Ok(ReplayAccepted::of(new_id, id.0))
     }
@@ -817,41 +765,17 @@ impl JobsApi {
         auth: TenantAuth,
         state: Data<&Arc<AppState>>,
     ) -> Result<Json<Stats>, ApiError> {
-        let row = sqlx::query!(
-            r#"SELECT count(*) FILTER (WHERE status = 'queued') AS "queued!",
-                      count(*) FILTER (WHERE status = 'running') AS "running!",
-                      count(*) FILTER (WHERE status = 'succeeded') AS "succeeded!",
-                      count(*) FILTER (WHERE status = 'dead') AS "dead!",
-                      count(*) FILTER (WHERE status = 'canceled') AS "canceled!",
-                      (extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'queued' AND run_at <= now())) * 1000)::bigint
-                          AS oldest_queued_age_ms
-               FROM jobs WHERE tenant_id = $1"#,
-            auth.0.tenant_id()
-        )
-        .fetch_one(&state.pool)
-        .await?;
-        let per_minute = sqlx::query!(
-            r#"SELECT minute AS "minute!",
-                      count(j.id) FILTER (WHERE j.status = 'succeeded') AS "succeeded!",
-                      count(j.id) FILTER (WHERE j.status = 'dead') AS "dead!",
-                      count(j.id) FILTER (WHERE j.status = 'canceled') AS "canceled!"
-               FROM generate_series(date_trunc('minute', now()) - interval '14 minutes',
-                                    date_trunc('minute', now()), interval '1 minute') AS minute
-               LEFT JOIN jobs j ON j.tenant_id = $1
-                               AND j.finished_at >= minute AND j.finished_at < minute + interval '1 minute'
-               GROUP BY minute ORDER BY minute"#,
-            auth.0.tenant_id()
-        )
-        .fetch_all(&state.pool)
-        .await?
-        .into_iter()
-        .map(|row| MinuteCounts {
-            minute: row.minute,
-            succeeded: row.succeeded,
-            dead: row.dead,
-            canceled: row.canceled,
-        })
-        .collect();
+        let row = tables::jobs::tenant_totals(&state.pool, auth.0.tenant_id()).await?;
+        let per_minute = tables::jobs::finished_per_minute(&state.pool, auth.0.tenant_id())
+            .await?
+            .into_iter()
+            .map(|row| MinuteCounts {
+                minute: row.minute,
+                succeeded: row.succeeded,
+                dead: row.dead,
+                canceled: row.canceled,
+            })
+            .collect();
         Ok(Json(Stats {
             per_minute,
             counts: StatusCounts {

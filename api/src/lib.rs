@@ -158,6 +158,247 @@ impl std::fmt::Debug for Config {
     }
 }
 
+/// The gateway's pools: the API's, ingress's and the worker API's claims', each of its configured
+/// size, so none of the three can starve another; the schema migrated first when the config asks.
+async fn open_pools(
+    config: &Config,
+    options: &sqlx::postgres::PgConnectOptions,
+) -> anyhow::Result<(PgPool, PgPool, PgPool)> {
+    let pool_of = |size: u32| db::pool(options.clone(), size, config.db_acquire_timeout);
+    let pool = pool_of(config.db_max_connections);
+    if config.auto_migrate {
+        db::migrate(&pool).await?;
+    }
+    Ok((
+        pool,
+        pool_of(config.db_ingest_connections),
+        pool_of(config.db_claim_connections),
+    ))
+}
+
+/// A variable that is set and not blank.
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+/// A duration in milliseconds, at least 1.
+fn millis(name: &str, default: Duration) -> anyhow::Result<Duration> {
+    let ms: u64 = config::var_or(name, default.as_millis() as u64)?;
+    if ms == 0 {
+        anyhow::bail!("{name} must be at least 1 (milliseconds)");
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// `value` of `name`, refused when it is 0.
+fn at_least_one(name: &str, value: usize) -> anyhow::Result<usize> {
+    if value == 0 {
+        anyhow::bail!("{name} must be at least 1");
+    }
+    Ok(value)
+}
+
+/// A pool's size, at least 1.
+fn pool_size(name: &str, default: u32) -> anyhow::Result<u32> {
+    let n: u32 = config::var_or(name, default)?;
+    if n == 0 {
+        anyhow::bail!("{name} must be at least 1");
+    }
+    Ok(n)
+}
+
+/// `SENTINEL_LISTEN`, and `SENTINEL_PUBLIC_URL` (an http:// or https:// URL, by default the
+/// listen address) without a trailing slash.
+fn listen_from_env() -> anyhow::Result<(SocketAddr, String)> {
+    let listen: SocketAddr =
+        config::var_or("SENTINEL_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+    let public_url: String = config::var_or("SENTINEL_PUBLIC_URL", format!("http://{listen}"))?;
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        anyhow::bail!(
+            "SENTINEL_PUBLIC_URL={public_url:?} is invalid: it must start with http:// or https://"
+        );
+    }
+    Ok((listen, public_url.trim_end_matches('/').to_owned()))
+}
+
+/// The HTTP server's timeouts and connection limits (`SENTINEL_HTTP_*`).
+fn http_limits_from_env() -> anyhow::Result<HttpLimits> {
+    let defaults = HttpLimits::default();
+    let http = HttpLimits {
+        header_read_timeout: millis(
+            "SENTINEL_HTTP_HEADER_TIMEOUT_MS",
+            defaults.header_read_timeout,
+        )?,
+        idle_timeout: millis("SENTINEL_HTTP_IDLE_TIMEOUT_MS", defaults.idle_timeout)?,
+        body_read_timeout: millis("SENTINEL_HTTP_BODY_TIMEOUT_MS", defaults.body_read_timeout)?,
+        http2_max_streams: config::var_or(
+            "SENTINEL_HTTP2_MAX_STREAMS",
+            defaults.http2_max_streams,
+        )?,
+        max_connections: config::var_or("SENTINEL_HTTP_MAX_CONNECTIONS", defaults.max_connections)?,
+    };
+    if http.http2_max_streams == 0 || http.max_connections == 0 {
+        anyhow::bail!(
+            "SENTINEL_HTTP2_MAX_STREAMS and SENTINEL_HTTP_MAX_CONNECTIONS must be at least 1"
+        );
+    }
+    Ok(http)
+}
+
+/// The events one webhook may carry, and the event streams' caps.
+struct StreamLimits {
+    max_events_per_request: usize,
+    sse_max_per_tenant: usize,
+    sse_max_total: usize,
+    sse_max_buffer_bytes: usize,
+}
+
+impl StreamLimits {
+    fn from_env() -> anyhow::Result<Self> {
+        let max_events_per_request: usize = config::var_or(
+            "SENTINEL_MAX_EVENTS_PER_REQUEST",
+            DEFAULT_MAX_EVENTS_PER_REQUEST,
+        )?;
+        let sse_max_per_tenant: usize = config::var_or("SENTINEL_SSE_MAX_PER_TENANT", 64)?;
+        let sse_max_total: usize = config::var_or("SENTINEL_SSE_MAX_TOTAL", 4_096)?;
+        let sse_max_buffer_bytes: usize = config::var_or(
+            "SENTINEL_SSE_MAX_BUFFER_BYTES",
+            events::DEFAULT_MAX_BUFFER_BYTES,
+        )?;
+        if !(1..=u32::MAX as usize).contains(&sse_max_buffer_bytes) {
+            anyhow::bail!("SENTINEL_SSE_MAX_BUFFER_BYTES must be from 1 to 4294967295 (bytes)");
+        }
+        if max_events_per_request == 0 || sse_max_per_tenant == 0 || sse_max_total == 0 {
+            anyhow::bail!("SENTINEL_MAX_EVENTS_PER_REQUEST, SENTINEL_SSE_MAX_PER_TENANT and SENTINEL_SSE_MAX_TOTAL must be at least 1");
+        }
+        Ok(Self {
+            max_events_per_request,
+            sse_max_per_tenant,
+            sse_max_total,
+            sse_max_buffer_bytes,
+        })
+    }
+}
+
+/// Each tenant's API requests budget (`SENTINEL_TENANT_REQUESTS_PER_SEC`,
+/// `SENTINEL_TENANT_REQUEST_BURST`).
+fn request_budget_from_env() -> anyhow::Result<RequestBudget> {
+    Ok(RequestBudget {
+        per_sec: at_least_one(
+            "SENTINEL_TENANT_REQUESTS_PER_SEC",
+            config::var_or(
+                "SENTINEL_TENANT_REQUESTS_PER_SEC",
+                RequestBudget::default().per_sec,
+            )?,
+        )?,
+        burst: at_least_one(
+            "SENTINEL_TENANT_REQUEST_BURST",
+            config::var_or(
+                "SENTINEL_TENANT_REQUEST_BURST",
+                RequestBudget::default().burst,
+            )?,
+        )?,
+    })
+}
+
+/// The caps on waiting long polls (`SENTINEL_CLAIM_MAX_POLLS_PER_TENANT`, `SENTINEL_CLAIM_MAX_POLLS`).
+fn poll_limits_from_env() -> anyhow::Result<PollLimits> {
+    Ok(PollLimits {
+        per_tenant: at_least_one(
+            "SENTINEL_CLAIM_MAX_POLLS_PER_TENANT",
+            config::var_or("SENTINEL_CLAIM_MAX_POLLS_PER_TENANT", 1_000)?,
+        )?,
+        total: at_least_one(
+            "SENTINEL_CLAIM_MAX_POLLS",
+            config::var_or("SENTINEL_CLAIM_MAX_POLLS", 8_000)?,
+        )?,
+    })
+}
+
+/// The group-commit ingestor's batch size, wait and commits in flight (`SENTINEL_INGEST_*`).
+fn ingestor_from_env() -> anyhow::Result<IngestorConfig> {
+    Ok(IngestorConfig {
+        max_batch_rows: config::var_or(
+            "SENTINEL_INGEST_MAX_BATCH",
+            IngestorConfig::default().max_batch_rows,
+        )?,
+        max_wait: Duration::from_micros(config::var_or(
+            "SENTINEL_INGEST_MAX_WAIT_US",
+            IngestorConfig::default().max_wait.as_micros() as u64,
+        )?),
+        max_in_flight: config::var_or(
+            "SENTINEL_INGEST_IN_FLIGHT",
+            IngestorConfig::default().max_in_flight,
+        )?,
+        ..IngestorConfig::default()
+    })
+}
+
+/// Readies a request for its handler: ingress reads raw bytes whatever their type (and applies
+/// the body limit itself, after finding the source); every other request is refused for U+0000
+/// in its URI, and its body is read under the body limit and deadline.
+fn prepare_request(
+    mut req: poem::Request,
+    max_body_bytes: usize,
+    body_deadline: Duration,
+) -> poem::Result<poem::Request> {
+    if req.uri().path().starts_with("/hooks/") {
+        // Some senders omit Content-Type; ingress reads raw bytes whatever the type
+        // (and applies the body limit itself, after finding the source).
+        if !req.headers().contains_key("content-type") {
+            req.headers_mut().insert(
+                "content-type",
+                poem::http::HeaderValue::from_static("application/octet-stream"),
+            );
+        }
+    } else {
+        // U+0000 in the path or a query value can never be stored or matched.
+        if let Some(message) = nul_in_uri(req.uri()) {
+            return Err(poem::Error::from_response(error_response(
+                poem::http::StatusCode::BAD_REQUEST,
+                error::INVALID_TEXT,
+                &message,
+            )));
+        }
+        // Every other body is read under the same limit and deadline, whether or not
+        // it declared its length, and only when the handler reads it: after the
+        // caller is authenticated, so an anonymous request never costs a body read.
+        if server::declares_more_than(req.headers(), max_body_bytes) {
+            return Err(poem::Error::from_response(body_error_response(
+                BodyError::TooLarge,
+                max_body_bytes,
+            )));
+        }
+        let body = req.take_body();
+        req.set_body(server::limited_body(body, max_body_bytes, body_deadline));
+    }
+    Ok(req)
+}
+
+/// The JSON error answer of an error no handler answered itself.
+fn error_answer(error: poem::Error, max_body_bytes: usize) -> poem::Response {
+    let status = error.status();
+    // Our own errors (ApiError, ingress answers) already have their JSON body.
+    if error.is_from_response() {
+        return error.into_response();
+    }
+    // A body that broke its limit or deadline while a handler read it.
+    if let Some(body_error) = server::BodyError::from_read_error(&error.to_string()) {
+        return body_error_response(body_error, max_body_bytes);
+    }
+    let message = if status == poem::http::StatusCode::UNAUTHORIZED {
+        "missing or malformed Authorization header: expected `Bearer <api key or JWT>`".to_owned()
+    } else if status.is_server_error() {
+        tracing::error!(%error, "unhandled error");
+        "internal error; see the gateway log".to_owned()
+    } else {
+        error.to_string()
+    };
+    error_response(status, code_for_status(status), &message)
+}
+
 /// Where `npm run build` puts the dashboard, relative to the repository root.
 pub const DEFAULT_DASHBOARD_DIR: &str = "dashboard/dist";
 /// Meta batches up to 1,000 changes in one WhatsApp webhook; no platform sends more.
@@ -208,66 +449,16 @@ impl Config {
 
     /// The defaults, overridden by the environment.
     pub fn from_env() -> anyhow::Result<Self> {
-        let listen: SocketAddr =
-            config::var_or("SENTINEL_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
-        let public_url: String = config::var_or("SENTINEL_PUBLIC_URL", format!("http://{listen}"))?;
-        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            anyhow::bail!("SENTINEL_PUBLIC_URL={public_url:?} is invalid: it must start with http:// or https://");
-        }
-        let optional = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.trim().is_empty())
-        };
-        let max_body_bytes: usize = config::var_or("SENTINEL_MAX_BODY_BYTES", 4 * 1024 * 1024)?;
-        if max_body_bytes == 0 {
-            anyhow::bail!("SENTINEL_MAX_BODY_BYTES must be at least 1");
-        }
-        let defaults = HttpLimits::default();
-        let millis = |name: &str, default: Duration| -> anyhow::Result<Duration> {
-            let ms: u64 = config::var_or(name, default.as_millis() as u64)?;
-            if ms == 0 {
-                anyhow::bail!("{name} must be at least 1 (milliseconds)");
-            }
-            Ok(Duration::from_millis(ms))
-        };
-        let http = HttpLimits {
-            header_read_timeout: millis(
-                "SENTINEL_HTTP_HEADER_TIMEOUT_MS",
-                defaults.header_read_timeout,
-            )?,
-            idle_timeout: millis("SENTINEL_HTTP_IDLE_TIMEOUT_MS", defaults.idle_timeout)?,
-            body_read_timeout: millis("SENTINEL_HTTP_BODY_TIMEOUT_MS", defaults.body_read_timeout)?,
-            http2_max_streams: config::var_or(
-                "SENTINEL_HTTP2_MAX_STREAMS",
-                defaults.http2_max_streams,
-            )?,
-            max_connections: config::var_or(
-                "SENTINEL_HTTP_MAX_CONNECTIONS",
-                defaults.max_connections,
-            )?,
-        };
-        if http.http2_max_streams == 0 || http.max_connections == 0 {
-            anyhow::bail!(
-                "SENTINEL_HTTP2_MAX_STREAMS and SENTINEL_HTTP_MAX_CONNECTIONS must be at least 1"
-            );
-        }
-        let max_events_per_request: usize = config::var_or(
-            "SENTINEL_MAX_EVENTS_PER_REQUEST",
-            DEFAULT_MAX_EVENTS_PER_REQUEST,
+        // Checked now, so that a bad SENTINEL_RETRY_<KIND> (the worker API's `fail` and every
+        // enqueue read it) stops the gateway at start-up.
+        sentinel_queue::outcome::RetryPolicies::from_env()?;
+        let (listen, public_url) = listen_from_env()?;
+        let max_body_bytes = at_least_one(
+            "SENTINEL_MAX_BODY_BYTES",
+            config::var_or("SENTINEL_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
         )?;
-        let sse_max_per_tenant: usize = config::var_or("SENTINEL_SSE_MAX_PER_TENANT", 64)?;
-        let sse_max_total: usize = config::var_or("SENTINEL_SSE_MAX_TOTAL", 4_096)?;
-        let sse_max_buffer_bytes: usize = config::var_or(
-            "SENTINEL_SSE_MAX_BUFFER_BYTES",
-            events::DEFAULT_MAX_BUFFER_BYTES,
-        )?;
-        if !(1..=u32::MAX as usize).contains(&sse_max_buffer_bytes) {
-            anyhow::bail!("SENTINEL_SSE_MAX_BUFFER_BYTES must be from 1 to 4294967295 (bytes)");
-        }
-        if max_events_per_request == 0 || sse_max_per_tenant == 0 || sse_max_total == 0 {
-            anyhow::bail!("SENTINEL_MAX_EVENTS_PER_REQUEST, SENTINEL_SSE_MAX_PER_TENANT and SENTINEL_SSE_MAX_TOTAL must be at least 1");
-        }
+        let http = http_limits_from_env()?;
+        let streams = StreamLimits::from_env()?;
         let directory_lookups_per_sec: u32 = config::var_or(
             "SENTINEL_DIRECTORY_LOOKUPS_PER_SEC",
             directory::DEFAULT_LOOKUPS_PER_SEC,
@@ -275,45 +466,8 @@ impl Config {
         if directory_lookups_per_sec == 0 {
             anyhow::bail!("SENTINEL_DIRECTORY_LOOKUPS_PER_SEC must be at least 1");
         }
-        let at_least_one = |name: &str, value: usize| -> anyhow::Result<usize> {
-            if value == 0 {
-                anyhow::bail!("{name} must be at least 1");
-            }
-            Ok(value)
-        };
-        let tenant_requests = RequestBudget {
-            per_sec: at_least_one(
-                "SENTINEL_TENANT_REQUESTS_PER_SEC",
-                config::var_or(
-                    "SENTINEL_TENANT_REQUESTS_PER_SEC",
-                    RequestBudget::default().per_sec,
-                )?,
-            )?,
-            burst: at_least_one(
-                "SENTINEL_TENANT_REQUEST_BURST",
-                config::var_or(
-                    "SENTINEL_TENANT_REQUEST_BURST",
-                    RequestBudget::default().burst,
-                )?,
-            )?,
-        };
-        let claim_polls = PollLimits {
-            per_tenant: at_least_one(
-                "SENTINEL_CLAIM_MAX_POLLS_PER_TENANT",
-                config::var_or("SENTINEL_CLAIM_MAX_POLLS_PER_TENANT", 1_000)?,
-            )?,
-            total: at_least_one(
-                "SENTINEL_CLAIM_MAX_POLLS",
-                config::var_or("SENTINEL_CLAIM_MAX_POLLS", 8_000)?,
-            )?,
-        };
-        let pool_size = |name: &str, default: u32| -> anyhow::Result<u32> {
-            let n: u32 = config::var_or(name, default)?;
-            if n == 0 {
-                anyhow::bail!("{name} must be at least 1");
-            }
-            Ok(n)
-        };
+        let tenant_requests = request_budget_from_env()?;
+        let claim_polls = poll_limits_from_env()?;
         let config = Self {
             db_ingest_connections: pool_size("SENTINEL_DB_INGEST_CONNECTIONS", 8)?,
             db_claim_connections: pool_size("SENTINEL_DB_CLAIM_CONNECTIONS", 4)?,
@@ -332,18 +486,18 @@ impl Config {
                 .map_err(|error| anyhow::anyhow!("SENTINEL_FORWARD_ALLOW: {error}"))?,
             directory_lookups_per_sec,
             http,
-            max_events_per_request,
+            max_events_per_request: streams.max_events_per_request,
             metrics_token: optional("SENTINEL_METRICS_TOKEN"),
-            sse_max_per_tenant,
-            sse_max_total,
-            sse_max_buffer_bytes,
+            sse_max_per_tenant: streams.sse_max_per_tenant,
+            sse_max_total: streams.sse_max_total,
+            sse_max_buffer_bytes: streams.sse_max_buffer_bytes,
             dashboard_dir: config::var_or(
                 "SENTINEL_DASHBOARD_DIR",
                 PathBuf::from(DEFAULT_DASHBOARD_DIR),
             )?,
             database_url: config::required("DATABASE_URL")?,
             listen,
-            public_url: public_url.trim_end_matches('/').to_owned(),
+            public_url,
             admin_token: optional("SENTINEL_ADMIN_TOKEN"),
             jwt_secret: optional("SENTINEL_JWT_SECRET"),
             jwt_public_key: optional("SENTINEL_JWT_PUBLIC_KEY"),
@@ -353,39 +507,31 @@ impl Config {
             auto_migrate: config::flag("SENTINEL_AUTO_MIGRATE")?,
             ack_deadline: Duration::from_millis(config::var_or("SENTINEL_ACK_DEADLINE_MS", 2_000)?),
             ingest_batching: config::var_or("SENTINEL_INGEST_BATCHING", 1u8)? != 0,
-            ingestor: IngestorConfig {
-                max_batch_rows: config::var_or(
-                    "SENTINEL_INGEST_MAX_BATCH",
-                    IngestorConfig::default().max_batch_rows,
-                )?,
-                max_wait: Duration::from_micros(config::var_or(
-                    "SENTINEL_INGEST_MAX_WAIT_US",
-                    IngestorConfig::default().max_wait.as_micros() as u64,
-                )?),
-                max_in_flight: config::var_or(
-                    "SENTINEL_INGEST_IN_FLIGHT",
-                    IngestorConfig::default().max_in_flight,
-                )?,
-                ..IngestorConfig::default()
-            },
+            ingestor: ingestor_from_env()?,
             db_max_connections: pool_size("SENTINEL_DB_MAX_CONNECTIONS", 16)?,
             db_acquire_timeout: Duration::from_millis(config::var_or(
                 "SENTINEL_DB_ACQUIRE_TIMEOUT_MS",
                 1_000,
             )?),
         };
-        if let Some(token) = &config.admin_token {
+        config.check_tokens()?;
+        config.jwt_verifier()?;
+        Ok(config)
+    }
+
+    /// The admin and metrics tokens, when set, are long enough to guess at no cost.
+    fn check_tokens(&self) -> anyhow::Result<()> {
+        if let Some(token) = &self.admin_token {
             if token.len() < 16 {
                 anyhow::bail!("SENTINEL_ADMIN_TOKEN is too short: use at least 16 characters");
             }
         }
-        if let Some(token) = &config.metrics_token {
+        if let Some(token) = &self.metrics_token {
             if token.len() < 16 {
                 anyhow::bail!("SENTINEL_METRICS_TOKEN is too short: use at least 16 characters");
             }
         }
-        config.jwt_verifier()?;
-        Ok(config)
+        Ok(())
     }
 
     fn jwt_verifier(&self) -> anyhow::Result<Option<JwtVerifier>> {
@@ -516,13 +662,7 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Gateway> {
         let options = config.db_timeouts.apply(options);
-        let pool_of = |size: u32| db::pool(options.clone(), size, config.db_acquire_timeout);
-        let pool = pool_of(config.db_max_connections);
-        let ingest_pool = pool_of(config.db_ingest_connections);
-        let claim_pool = pool_of(config.db_claim_connections);
-        if config.auto_migrate {
-            db::migrate(&pool).await?;
-        }
+        let (pool, ingest_pool, claim_pool) = open_pools(&config, &options).await?;
         let (listener, listen_task) = Listener::spawn(
             options,
             &[EVENTS_CHANNEL, CONFIG_CHANNEL, WORKER_JOBS_CHANNEL],
@@ -541,6 +681,7 @@ impl Gateway {
         )
         .await
         .context("reading the event log (is the database up and migrated?)")?;
+        db::check_schema(&pool).await?;
         let (ingestor, ingest_task) = Ingestor::spawn(ingest_pool.clone(), config.ingestor.clone());
         let directory = Directory::new(
             ingest_pool.clone(),
@@ -610,60 +751,12 @@ impl Gateway {
             )
             .nest("/docs", ui)
             .nest("/dashboard", dashboard(&self.state.config.dashboard_dir))
-            .before(move |mut req: poem::Request| async move {
-                if req.uri().path().starts_with("/hooks/") {
-                    // Some senders omit Content-Type; ingress reads raw bytes whatever the type
-                    // (and applies the body limit itself, after finding the source).
-                    if !req.headers().contains_key("content-type") {
-                        req.headers_mut().insert(
-                            "content-type",
-                            poem::http::HeaderValue::from_static("application/octet-stream"),
-                        );
-                    }
-                } else {
-                    // U+0000 in the path or a query value can never be stored or matched.
-                    if let Some(message) = nul_in_uri(req.uri()) {
-                        return Err(poem::Error::from_response(error_response(
-                            poem::http::StatusCode::BAD_REQUEST,
-                            error::INVALID_TEXT,
-                            &message,
-                        )));
-                    }
-                    // Every other body is read under the same limit and deadline, whether or not
-                    // it declared its length, and only when the handler reads it: after the
-                    // caller is authenticated, so an anonymous request never costs a body read.
-                    if server::declares_more_than(req.headers(), max_body_bytes) {
-                        return Err(poem::Error::from_response(body_error_response(
-                            BodyError::TooLarge,
-                            max_body_bytes,
-                        )));
-                    }
-                    let body = req.take_body();
-                    req.set_body(server::limited_body(body, max_body_bytes, body_deadline));
-                }
-                Ok(req)
+            .before(move |req: poem::Request| async move {
+                prepare_request(req, max_body_bytes, body_deadline)
             })
             .data(self.state.clone())
             .catch_all_error(move |error: poem::Error| async move {
-                let status = error.status();
-                // Our own errors (ApiError, ingress answers) already have their JSON body.
-                if error.is_from_response() {
-                    return error.into_response();
-                }
-                // A body that broke its limit or deadline while a handler read it.
-                if let Some(body_error) = server::BodyError::from_read_error(&error.to_string()) {
-                    return body_error_response(body_error, max_body_bytes);
-                }
-                let message = if status == poem::http::StatusCode::UNAUTHORIZED {
-                    "missing or malformed Authorization header: expected `Bearer <api key or JWT>`"
-                        .to_owned()
-                } else if status.is_server_error() {
-                    tracing::error!(%error, "unhandled error");
-                    "internal error; see the gateway log".to_owned()
-                } else {
-                    error.to_string()
-                };
-                error_response(status, code_for_status(status), &message)
+                error_answer(error, max_body_bytes)
             })
             .around(|endpoint, req| async move {
                 // The query string never reaches the log: it can carry secrets (WhatsApp's

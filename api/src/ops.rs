@@ -37,10 +37,7 @@ impl OpsApi {
     /// The database is reachable.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> Readiness {
-        match sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
-            .fetch_one(&state.pool)
-            .await
-        {
+        match sentinel_queue::tables::ping(&state.pool).await {
             Ok(_) => Readiness::Ready(PlainText("ready".into())),
             Err(error) => Readiness::NotReady(PlainText(format!("database unreachable: {error}"))),
         }

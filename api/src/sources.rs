@@ -11,9 +11,9 @@ use poem_openapi::{
 };
 use sentinel_queue::{
     agent::{self, AgentMode, AgentSettings},
-    kinds,
+    kinds::reply_deliver,
     platform::{self, Platform, INGEST_TOKEN_FIELD},
-    NewJob,
+    tables::sources,
 };
 use serde_json::Value as JsonValue;
 use uuid::Uuid;
@@ -22,7 +22,6 @@ use crate::{
     admin::Deleted,
     admission,
     auth::TenantAuth,
-    directory::CONFIG_CHANNEL,
     error::ApiError,
     jobs::{self, JobCreated},
     ApiTags, AppState,
@@ -360,27 +359,112 @@ fn check_reply_ttl(reply_ttl_secs: Option<i64>) -> Result<Option<i32>, ApiError>
         .map_err(|_| ApiError::unprocessable("invalid_source", "reply_ttl_secs is too large"))
 }
 
+/// A `MaybeUndefined` field as a column change: absent keeps the column, `null` clears it.
+fn set<T>(field: &MaybeUndefined<T>) -> sources::Set<&T> {
+    (!field.is_undefined()).then(|| field.value())
+}
+
+/// The agent part of a source's change, checked.
+struct AgentChange {
+    /// New agent settings, if the change sets them.
+    settings: Option<AgentSettings>,
+    /// The source forwards after the change.
+    forwarding: bool,
+    /// The change rotates the signing secret.
+    rotate: bool,
+}
+
+impl AgentChange {
+    /// Checks the new agent settings against the operator's allowlist, and refuses a rotation of
+    /// the signing secret of a source that does not forward (after the change).
+    fn checked(
+        state: &AppState,
+        body: &UpdateSource,
+        current_agent: &JsonValue,
+    ) -> Result<Self, ApiError> {
+        let settings = body
+            .agent
+            .as_ref()
+            .map(|agent| agent.checked(state))
+            .transpose()?;
+        let forwarding = settings
+            .as_ref()
+            .map_or(AgentSettings::from_json(current_agent).mode, |agent| {
+                agent.mode
+            })
+            == AgentMode::Forward;
+        let rotate = body.rotate_agent_secret == Some(true);
+        if rotate && !forwarding {
+            return Err(ApiError::unprocessable(
+                "invalid_agent",
+                "rotate_agent_secret is for a source whose agent is forward",
+            ));
+        }
+        Ok(Self {
+            settings,
+            forwarding,
+            rotate,
+        })
+    }
+}
+
+/// Checks a change's texts, secrets, reply credentials and reply ttl, as on creation: the reply
+/// ttl as the column stores it.
+fn check_update(platform: Platform, body: &UpdateSource) -> Result<Option<i32>, ApiError> {
+    check_texts(&[
+        ("name", body.name.value().map(String::as_str)),
+        (
+            "system_prompt",
+            body.system_prompt.value().map(String::as_str),
+        ),
+    ])?;
+    if let Some(secrets) = &body.secrets {
+        check_secrets(platform, secrets)?;
+    }
+    if let MaybeUndefined::Value(reply) = &body.reply {
+        check_reply(platform, reply)?;
+    }
+    check_reply_ttl(body.reply_ttl_secs.value().copied())
+}
+
+/// The source as changed, read back; as on creation, the one answer that shows a new ingest
+/// token: the URL to give the platform.
+async fn updated_source(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: Uuid,
+    body: &UpdateSource,
+) -> Result<Source, ApiError> {
+    let mut source = tenant_sources(state, tenant_id, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found("source_not_found", format!("no source {id}")))?;
+    if let Some(token) = body
+        .secrets
+        .as_ref()
+        .and_then(|secrets| secrets.get(INGEST_TOKEN_FIELD))
+        .and_then(JsonValue::as_str)
+    {
+        source.ingest_url = format!("{}?token={token}", state.ingest_url(id));
+    }
+    Ok(source)
+}
+
+/// The one answer that shows a new signing secret.
+fn shown_once(mut source: Source, new_secret: Option<String>) -> Source {
+    if new_secret.is_some() {
+        source.agent.secret = new_secret;
+    }
+    source
+}
+
 /// The tenant's sources (or only `id`), newest first, as the API shows them.
 async fn tenant_sources(
     state: &AppState,
     tenant_id: Uuid,
     id: Option<Uuid>,
 ) -> Result<Vec<Source>, ApiError> {
-    let rows = sqlx::query!(
-        r#"SELECT id, platform, name, reply IS NOT NULL AS "has_reply!", reply_policy, system_prompt,
-                  CASE WHEN previous_secrets_until > now() THEN previous_secrets_until END AS previous_secrets_until,
-                  agent,
-                  CASE WHEN previous_agent_secret_until > now() THEN previous_agent_secret_until END AS previous_agent_secret_until,
-                  coalesce(reply_ttl, $3::int4) AS "reply_ttl!", created_at, updated_at
-           FROM sources
-           WHERE tenant_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id = $2)
-           ORDER BY created_at DESC"#,
-        tenant_id,
-        id,
-        agent::DEFAULT_REPLY_TTL_SECS
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = sources::list(&state.pool, tenant_id, id).await?;
     Ok(rows
         .into_iter()
         .map(|row| Source {
@@ -426,22 +510,23 @@ impl SourcesApi {
         };
         let reply_ttl = check_reply_ttl(body.reply_ttl_secs)?;
         let agent_secret = (agent.mode == AgentMode::Forward).then(new_agent_secret);
-        let row = sqlx::query!(
-            "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt, reply_policy, agent, agent_secret, reply_ttl)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id, created_at, reply_policy, agent",
-            auth.0.tenant_id(),
-            platform.as_str(),
-            body.name,
-            body.secrets,
-            body.reply,
-            body.system_prompt,
-            body.reply_policy.unwrap_or(ReplyPolicy::Deterministic).as_str(),
-            agent.to_json(),
-            agent_secret,
-            reply_ttl
-        )
-        .fetch_one(&state.pool)
-        .await?;
+        let agent_json = agent.to_json();
+        let new_source = sources::NewSource {
+            tenant_id: auth.0.tenant_id(),
+            platform: platform.as_str(),
+            name: body.name.as_deref(),
+            secrets: &body.secrets,
+            reply: body.reply.as_ref(),
+            system_prompt: body.system_prompt.as_deref(),
+            reply_policy: body
+                .reply_policy
+                .unwrap_or(ReplyPolicy::Deterministic)
+                .as_str(),
+            agent: &agent_json,
+            agent_secret: agent_secret.as_deref(),
+            reply_ttl,
+        };
+        let row = sources::insert(&state.pool, new_source).await?;
         let mut agent = AgentView::of(&row.agent, None);
         // The one answer that shows the signing secret.
         agent.secret = agent_secret;
@@ -507,127 +592,44 @@ impl SourcesApi {
     ) -> Result<Json<Source>, ApiError> {
         admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
         let tenant_id = auth.0.tenant_id();
-        let current = sqlx::query!(
-            "SELECT platform, agent FROM sources WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
-            id.0,
-            tenant_id
-        )
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("source_not_found", format!("no source {}", id.0)))?;
+        let current = sources::platform_and_agent(&state.pool, id.0, tenant_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found("source_not_found", format!("no source {}", id.0))
+            })?;
         let platform: Platform = current.platform.parse().map_err(ApiError::internal)?;
-        let agent = body
-            .agent
-            .as_ref()
-            .map(|agent| agent.checked(&state))
-            .transpose()?;
-        let forwarding = agent
-            .as_ref()
-            .map_or(AgentSettings::from_json(&current.agent).mode, |agent| {
-                agent.mode
-            })
-            == AgentMode::Forward;
-        let rotate = body.rotate_agent_secret == Some(true);
-        if rotate && !forwarding {
-            return Err(ApiError::unprocessable(
-                "invalid_agent",
-                "rotate_agent_secret is for a source whose agent is forward",
-            ));
-        }
+        let agent = AgentChange::checked(&state, &body, &current.agent)?;
         let new_secret = new_agent_secret();
-        check_texts(&[
-            ("name", body.name.value().map(String::as_str)),
-            (
-                "system_prompt",
-                body.system_prompt.value().map(String::as_str),
-            ),
-        ])?;
-        if let Some(secrets) = &body.secrets {
-            check_secrets(platform, secrets)?;
-        }
-        if let MaybeUndefined::Value(reply) = &body.reply {
-            check_reply(platform, reply)?;
-        }
-        let reply_ttl = check_reply_ttl(body.reply_ttl_secs.value().copied())?;
-        let overlap = f64::from(body.secrets_overlap_secs.unwrap_or(86_400));
-        let changed = sqlx::query!(
-            r#"WITH changed AS (
-                   UPDATE sources SET
-                       name = CASE WHEN $3 THEN $4 ELSE name END,
-                       system_prompt = CASE WHEN $5 THEN $6 ELSE system_prompt END,
-                       reply_policy = coalesce($7, reply_policy),
-                       reply = CASE WHEN $8 THEN $9 ELSE reply END,
-                       previous_secrets = CASE WHEN $10::jsonb IS NULL THEN previous_secrets ELSE secrets END,
-                       previous_secrets_until = CASE WHEN $10::jsonb IS NULL THEN previous_secrets_until
-                                                     ELSE now() + make_interval(secs => $11) END,
-                       secrets = coalesce($10, secrets),
-                       agent = coalesce($13, agent),
-                       previous_agent_secret = CASE WHEN $14 AND agent_secret IS NOT NULL THEN agent_secret
-                                                    ELSE previous_agent_secret END,
-                       previous_agent_secret_until = CASE WHEN $14 AND agent_secret IS NOT NULL
-                                                          THEN now() + make_interval(secs => $11)
-                                                          ELSE previous_agent_secret_until END,
-                       agent_secret = CASE WHEN $14 OR ($15 AND agent_secret IS NULL) THEN $16
-                                           ELSE agent_secret END,
-                       reply_ttl = CASE WHEN $17 THEN $18 ELSE reply_ttl END,
-                       updated_at = now()
-                   WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
-                   RETURNING id, agent_secret = $16 AS shown
-               )
-               SELECT count(pg_notify($12, 'source:' || id::text)) AS "n!", bool_or(shown) AS "secret_shown"
-               FROM changed"#,
-            id.0,
-            tenant_id,
-            !body.name.is_undefined(),
-            body.name.value(),
-            !body.system_prompt.is_undefined(),
-            body.system_prompt.value(),
-            body.reply_policy.map(ReplyPolicy::as_str),
-            !body.reply.is_undefined(),
-            body.reply.value(),
-            body.secrets.as_ref(),
-            overlap,
-            CONFIG_CHANNEL,
-            agent.as_ref().map(AgentSettings::to_json),
-            rotate,
-            forwarding,
-            new_secret,
-            !body.reply_ttl_secs.is_undefined(),
-            reply_ttl
-        )
-        .fetch_one(&state.pool)
-        .await?;
-        if changed.n == 0 {
+        let reply_ttl = check_update(platform, &body)?;
+        let agent_json = agent.settings.as_ref().map(AgentSettings::to_json);
+        let change = sources::SourceChange {
+            name: set(&body.name).map(|name| name.map(String::as_str)),
+            system_prompt: set(&body.system_prompt).map(|prompt| prompt.map(String::as_str)),
+            reply_policy: body.reply_policy.map(ReplyPolicy::as_str),
+            reply: set(&body.reply),
+            secrets: body.secrets.as_ref(),
+            overlap_secs: f64::from(body.secrets_overlap_secs.unwrap_or(86_400)),
+            agent: agent_json.as_ref(),
+            rotate_agent_secret: agent.rotate,
+            forwarding: agent.forwarding,
+            new_agent_secret: &new_secret,
+            reply_ttl: set(&body.reply_ttl_secs).map(|_| reply_ttl),
+        };
+        let sources::SourceChanged::Changed { secret_shown } =
+            sources::update(&state.pool, id.0, tenant_id, change).await?
+        else {
             return Err(ApiError::not_found(
                 "source_not_found",
                 format!("no source {}", id.0),
             ));
-        }
+        };
         // At once on this gateway; the notification does the same on every other.
         state
             .directory
             .invalidate(&format!("source:{}", id.0))
             .await;
-        let mut source = tenant_sources(&state, tenant_id, Some(id.0))
-            .await?
-            .pop()
-            .ok_or_else(|| {
-                ApiError::not_found("source_not_found", format!("no source {}", id.0))
-            })?;
-        // As on creation, the one answer that shows a new ingest token: the URL to give the platform.
-        if let Some(token) = body
-            .secrets
-            .as_ref()
-            .and_then(|secrets| secrets.get(INGEST_TOKEN_FIELD))
-            .and_then(JsonValue::as_str)
-        {
-            source.ingest_url = format!("{}?token={token}", state.ingest_url(id.0));
-        }
-        // The one answer that shows a new signing secret.
-        if changed.secret_shown == Some(true) {
-            source.agent.secret = Some(new_secret);
-        }
-        Ok(Json(source))
+        let source = updated_source(&state, tenant_id, id.0, &body).await?;
+        Ok(Json(shown_once(source, secret_shown.then_some(new_secret))))
     }
 
     /// Send a message through the source's platform with its reply credentials: a `reply.deliver`
@@ -645,15 +647,11 @@ impl SourcesApi {
         body: Json<SendMessage>,
     ) -> Result<JobCreated, ApiError> {
         let tenant_id = auth.0.tenant_id();
-        let source = sqlx::query!(
-            r#"SELECT platform, reply IS NOT NULL AS "has_reply!" FROM sources
-               WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"#,
-            id.0,
-            tenant_id
-        )
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("source_not_found", format!("no source {}", id.0)))?;
+        let source = sources::sending(&state.pool, id.0, tenant_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found("source_not_found", format!("no source {}", id.0))
+            })?;
         let platform: Platform = source.platform.parse().map_err(ApiError::internal)?;
         agent::check_reply_text(&body.text)
             .map_err(|message| ApiError::unprocessable("invalid_message", message))?;
@@ -681,18 +679,18 @@ impl SourcesApi {
             ));
         }
         admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
-        let job = NewJob::new(
+        let job = reply_deliver::job(
             tenant_id,
-            kinds::REPLY_DELIVER,
-            serde_json::json!({
-                "platform": platform.as_str(),
-                "text": body.text,
-                "address": address,
-                "conversation_id": body.conversation_id,
-            }),
-        )
-        .with_source(id.0)
-        .with_max_attempts(agent::DELIVERY_ATTEMPTS);
+            id.0,
+            reply_deliver::Input {
+                platform: Some(platform.as_str().to_owned()),
+                text: body.text.clone(),
+                address,
+                conversation_id: Some(body.conversation_id.clone()),
+                inbound_job_id: None,
+                agent_job_id: None,
+            },
+        );
         jobs::submit(&state, job, idempotency_key.0.as_deref()).await
     }
 
@@ -705,19 +703,7 @@ impl SourcesApi {
         id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
         admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
-        let deleted = sqlx::query_scalar!(
-            r#"WITH deleted AS (
-                   UPDATE sources SET deleted_at = now()
-                   WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL RETURNING id
-               )
-               SELECT count(pg_notify($3, 'source:' || id::text)) AS "n!" FROM deleted"#,
-            id.0,
-            auth.0.tenant_id(),
-            CONFIG_CHANNEL
-        )
-        .fetch_one(&state.pool)
-        .await?;
-        if deleted == 0 {
+        if !sources::delete(&state.pool, id.0, auth.0.tenant_id()).await? {
             return Err(ApiError::not_found(
                 "source_not_found",
                 format!("no source {}", id.0),

@@ -25,14 +25,24 @@ use poem_openapi::{
 use sentinel_queue::{
     agent,
     claim::FinishError,
-    enqueue, kinds, storable,
+    enqueue,
+    kinds::{self, reply_deliver},
+    storable,
     tenant_kinds::{self, ControlsChange, KindState, TenantClaim},
-    FailKind, Heartbeat, Job, Lease, Outcome, RetryPolicy,
+    Heartbeat, Job, JobError, Lease, RetryPolicy,
 };
 use serde_json::Value as JsonValue;
 use uuid::Uuid;
 
-use crate::{admission, auth::TenantAuth, error::ApiError, ApiTags, AppState};
+use tokio::sync::watch;
+
+use crate::{
+    admission,
+    auth::{Principal, TenantAuth},
+    claims::Registration,
+    error::ApiError,
+    ApiTags, AppState,
+};
 
 /// How often a waiting long poll checks its credential again, so a revoked key or a suspended
 /// tenant ends it within seconds (from the caches; no database read unless they were dropped).
@@ -296,15 +306,9 @@ async fn held(
     token: &str,
 ) -> Result<Held, ApiError> {
     let lease = parse_lease(job_id, token)?;
-    let job = sqlx::query!(
-        r#"SELECT kind, cancel_requested_at IS NOT NULL AS "cancel_requested!"
-           FROM jobs WHERE id = $1 AND tenant_id = $2"#,
-        job_id,
-        tenant_id
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {job_id}")))?;
+    let job = sentinel_queue::tables::jobs::kind_and_cancel(&state.pool, job_id, tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {job_id}")))?;
     if !kinds::worker_api_claims(&job.kind) {
         return Err(lease_lost(job_id));
     }
@@ -385,6 +389,119 @@ fn ended(finished: sentinel_queue::Finished) -> AttemptEnded {
     }
 }
 
+/// Claims; with `wait` over zero and nothing claimed, waits for jobs (woken by the queue's
+/// notifications, looking again at the poll interval) and claims again, until some are claimed,
+/// the wait is over or the gateway stops.
+async fn claim_or_wait(
+    state: &AppState,
+    principal: &mut Principal,
+    claim: &TenantClaim<'_>,
+    wait: Duration,
+) -> Result<Vec<Job>, ApiError> {
+    let mut pause = Pause {
+        deadline: Instant::now() + wait,
+        shutdown: state.shutdown.clone(),
+        checked_at: Instant::now(),
+        may_retry_contended: true,
+    };
+    // Listed before the first look, so a job queued while it runs wakes this claim.
+    let waiting = if wait.is_zero() {
+        None
+    } else {
+        Some(state.claims.register(claim.tenant_id, claim.kinds)?)
+    };
+    loop {
+        state.claims.record_claim();
+        let claimed = tenant_kinds::claim_for_tenant(&state.claim_pool, claim).await?;
+        if !claimed.jobs.is_empty() {
+            // More may be ready: the next waiting claim of these kinds looks too.
+            if let Some(waiting) = &waiting {
+                waiting.pass_on();
+            }
+            return Ok(claimed.jobs);
+        }
+        let Some(waiting) = &waiting else {
+            return Ok(Vec::new());
+        };
+        // Waiting holds no database connection and none of the tenant's places in flight.
+        principal.in_flight = None;
+        if !pause
+            .until_woken(state, principal, waiting, claimed.contended)
+            .await?
+        {
+            return Ok(Vec::new());
+        }
+    }
+}
+
+/// A waiting claim between two looks.
+struct Pause {
+    deadline: Instant,
+    shutdown: watch::Receiver<bool>,
+    /// When the credential was last checked again.
+    checked_at: Instant,
+    /// A claim that found a capped kind's row held looks once more, shortly; after that the
+    /// holder's turn passing on, or the poll interval, brings it back (a crowd of claims retrying
+    /// on their own would keep colliding on the row).
+    may_retry_contended: bool,
+}
+
+impl Pause {
+    /// Waits until the claim is woken or should look again (true), or the wait is over or the
+    /// gateway stops (false), checking the credential again every [`RECHECK_INTERVAL`].
+    async fn until_woken(
+        &mut self,
+        state: &AppState,
+        principal: &Principal,
+        waiting: &Registration,
+        contended: bool,
+    ) -> Result<bool, ApiError> {
+        let retry_soon = contended && std::mem::take(&mut self.may_retry_contended);
+        loop {
+            let now = Instant::now();
+            if now >= self.deadline || *self.shutdown.borrow() {
+                return Ok(false);
+            }
+            let nap = if retry_soon {
+                CONTENDED_RETRY.mul_f64(rand::random_range(0.5..=1.5))
+            } else {
+                RECHECK_INTERVAL
+            };
+            let woke = tokio::select! {
+                woke = waiting.wait(nap.min(self.deadline - now)) => woke,
+                _ = self.shutdown.wait_for(|stop| *stop) => false,
+            };
+            if self.checked_at.elapsed() >= RECHECK_INTERVAL {
+                state.reauthenticate(principal).await?;
+                self.checked_at = Instant::now();
+            }
+            if woke || retry_soon {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// A claimed job as the worker API answers it (`None` for a job without a lease, which a claim
+/// never returns).
+fn claimed_job(job: Job) -> Option<ClaimedJob> {
+    let message = (job.kind == kinds::AGENT_TURN)
+        .then(|| job.input.get("message").cloned())
+        .flatten();
+    Some(ClaimedJob {
+        lease: lease_token(&job)?,
+        lease_expires_at: job.lease_expires_at?,
+        id: job.id,
+        kind: job.kind,
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        priority: job.priority,
+        message,
+        input: job.input,
+        created_at: job.created_at,
+    })
+}
+
 pub struct WorkerApi;
 
 #[OpenApi(tag = "ApiTags::Worker")]
@@ -420,80 +537,10 @@ impl WorkerApi {
         };
         let wait = Duration::from_millis(u64::from(body.wait_ms.unwrap_or(0)))
             .min(state.config.claim_max_wait);
-        let deadline = Instant::now() + wait;
-        // Listed before the first look, so a job queued while it runs wakes this claim.
-        let waiting = if wait.is_zero() {
-            None
-        } else {
-            Some(state.claims.register(tenant_id, &kinds)?)
-        };
-        let mut shutdown = state.shutdown.clone();
-        let mut checked_at = Instant::now();
-        // A claim that found a capped kind's row held looks once more, shortly; after that the
-        // holder's turn passing on, or the poll interval, brings it back (a crowd of claims
-        // retrying on their own would keep colliding on the row).
-        let mut may_retry_contended = true;
-        let jobs = loop {
-            state.claims.record_claim();
-            let claimed = tenant_kinds::claim_for_tenant(&state.claim_pool, &claim).await?;
-            if !claimed.jobs.is_empty() {
-                // More may be ready: the next waiting claim of these kinds looks too.
-                if let Some(waiting) = &waiting {
-                    waiting.pass_on();
-                }
-                break claimed.jobs;
-            }
-            let Some(waiting) = &waiting else {
-                break Vec::new();
-            };
-            // Waiting holds no database connection and none of the tenant's places in flight.
-            principal.in_flight = None;
-            let retry_soon = claimed.contended && std::mem::take(&mut may_retry_contended);
-            let woke = loop {
-                let now = Instant::now();
-                if now >= deadline || *shutdown.borrow() {
-                    break false;
-                }
-                let nap = if retry_soon {
-                    CONTENDED_RETRY.mul_f64(rand::random_range(0.5..=1.5))
-                } else {
-                    RECHECK_INTERVAL
-                };
-                let woke = tokio::select! {
-                    woke = waiting.wait(nap.min(deadline - now)) => woke,
-                    _ = shutdown.wait_for(|stop| *stop) => false,
-                };
-                if checked_at.elapsed() >= RECHECK_INTERVAL {
-                    state.reauthenticate(&principal).await?;
-                    checked_at = Instant::now();
-                }
-                if woke || retry_soon {
-                    break true;
-                }
-            };
-            if !woke {
-                break Vec::new();
-            }
-        };
-        let jobs = jobs
+        let jobs = claim_or_wait(&state, &mut principal, &claim, wait)
+            .await?
             .into_iter()
-            .filter_map(|job| {
-                let message = (job.kind == kinds::AGENT_TURN)
-                    .then(|| job.input.get("message").cloned())
-                    .flatten();
-                Some(ClaimedJob {
-                    lease: lease_token(&job)?,
-                    lease_expires_at: job.lease_expires_at?,
-                    id: job.id,
-                    kind: job.kind,
-                    attempt: job.attempt,
-                    max_attempts: job.max_attempts,
-                    priority: job.priority,
-                    message,
-                    input: job.input,
-                    created_at: job.created_at,
-                })
-            })
+            .filter_map(claimed_job)
             .collect();
         Ok(Json(ClaimResponse { jobs }))
     }
@@ -589,7 +636,7 @@ impl WorkerApi {
         let job = Job::fetch(&state.pool, id.0)
             .await?
             .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;
-        let deliver = agent::reply_job(&job, &text)
+        let deliver = reply_deliver::answer(&job, &text)
             .map_err(|message| ApiError::unprocessable("invalid_reply", message))?;
         // The reply is queued only if the completion holds: one transaction.
         let mut tx = state.pool.begin().await?;
@@ -637,24 +684,16 @@ impl WorkerApi {
             other => other,
         };
         let held = held(&state, auth.0.tenant_id(), id.0, &lease).await?;
-        let outcome = if held.cancel_requested {
-            Outcome::Canceled
+        let failure = if held.cancel_requested {
+            JobError::Canceled
         } else if let Some(secs) = retry_after_secs {
-            Outcome::Snoozed {
-                delay: Duration::from_secs(u64::from(secs)),
-                error: Some(error),
-            }
+            JobError::snooze(Duration::from_secs(u64::from(secs)), error)
         } else if retry == Some(false) {
-            Outcome::Failed {
-                kind: FailKind::Fatal,
-                error,
-            }
+            JobError::Fatal(error)
         } else {
-            Outcome::Failed {
-                kind: RetryPolicy::default().retryable(held.lease.attempt),
-                error,
-            }
+            JobError::retry_with(error)
         };
+        let outcome = RetryPolicy::for_kind(&held.kind).decide(held.lease.attempt, Err(failure));
         let finished = sentinel_queue::finish_one(&state.pool, &held.lease, outcome).await?;
         Ok(Json(ended(finished)))
     }

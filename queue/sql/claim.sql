@@ -8,6 +8,9 @@
 -- and the shares are interleaved, so one tenant's 100k queued jobs, or its long jobs, cannot starve
 -- another's 10. Within a tenant, jobs go by priority, then run_at, then id. Rows locked by another
 -- claimer are skipped, never waited for.
+-- The picked jobs are started by start_jobs() (migrations/…_start_jobs.sql), the one statement all
+-- three claims share: marked running with the lease, one job.running event each, one NOTIFY. It is
+-- not called when nothing was picked.
 WITH RECURSIVE ready_tenants AS (
     -- A loose index scan over jobs_claim: one probe per tenant that has ready work.
     (
@@ -71,29 +74,12 @@ picked AS (
     WHERE n = 1 OR $6::bigint IS NULL OR bytes_so_far <= $6::bigint
     ORDER BY n
     LIMIT $3
-),
-claimed AS (
-    UPDATE jobs
-    SET status = 'running',
-        attempt = attempt + 1,
-        lease_owner = $1,
-        lease_expires_at = clock_timestamp() + make_interval(secs => $4::float8),
-        started_at = clock_timestamp()
-    FROM picked
-    WHERE jobs.id = picked.id
-    RETURNING jobs.*
-),
-appended AS (
-    INSERT INTO events (tenant_id, job_id, type, data)
-    SELECT tenant_id, id, 'job.running', job_event_data(id, kind, 'running', attempt, jsonb_build_object('worker_id', $1::text))
-    FROM claimed
-    RETURNING 1
 )
 SELECT id AS "id!", tenant_id AS "tenant_id!", source_id, kind AS "kind!", status AS "status!: JobStatus",
        priority AS "priority!", run_at AS "run_at!", attempt AS "attempt!", max_attempts AS "max_attempts!",
        lease_owner, lease_expires_at, cancel_requested_at, dedupe_key, input AS "input!", raw_body, headers,
-       result, last_error, replay_of, created_at AS "created_at!", started_at, finished_at,
-       (SELECT count(*) FROM (SELECT pg_notify('sentinel_events', '') WHERE EXISTS (SELECT 1 FROM appended)) n)
-           AS "notified!"
-FROM claimed
+       result, last_error, replay_of, created_at AS "created_at!", started_at, finished_at
+FROM (SELECT ARRAY(SELECT id FROM picked) AS ids) chosen
+CROSS JOIN LATERAL start_jobs(chosen.ids, $1, $4::float8)
+WHERE cardinality(chosen.ids) > 0
 ORDER BY priority, run_at, id

@@ -10,6 +10,9 @@
 -- takes these tenants' jobs while the caller holds their locks) and only the picked rows are
 -- locked; a row locked by anything else is skipped, never waited for. The predicate is
 -- jobs_forward_claim's.
+-- The picked jobs are started by start_jobs() (migrations/…_start_jobs.sql), the one statement all
+-- three claims share: marked running with the lease, one job.running event each, one NOTIFY. It is
+-- not called when nothing was picked.
 WITH wanted AS (
     SELECT source_id, n, turn FROM unnest($2::uuid[], $3::int8[], $4::int8[]) AS w (source_id, n, turn)
     WHERE n > 0
@@ -39,29 +42,12 @@ locked AS (
     SELECT id FROM jobs
     WHERE id IN (SELECT id FROM picked) AND status = 'queued' AND kind = 'agent.forward'
     FOR UPDATE SKIP LOCKED
-),
-claimed AS (
-    UPDATE jobs
-    SET status = 'running',
-        attempt = attempt + 1,
-        lease_owner = $1,
-        lease_expires_at = clock_timestamp() + make_interval(secs => $7::float8),
-        started_at = clock_timestamp()
-    FROM locked
-    WHERE jobs.id = locked.id
-    RETURNING jobs.*
-),
-appended AS (
-    INSERT INTO events (tenant_id, job_id, type, data)
-    SELECT tenant_id, id, 'job.running', job_event_data(id, kind, 'running', attempt, jsonb_build_object('worker_id', $1::text))
-    FROM claimed
-    RETURNING 1
 )
 SELECT id AS "id!", tenant_id AS "tenant_id!", source_id, kind AS "kind!", status AS "status!: JobStatus",
        priority AS "priority!", run_at AS "run_at!", attempt AS "attempt!", max_attempts AS "max_attempts!",
        lease_owner, lease_expires_at, cancel_requested_at, dedupe_key, input AS "input!", raw_body, headers,
-       result, last_error, replay_of, created_at AS "created_at!", started_at, finished_at,
-       (SELECT count(*) FROM (SELECT pg_notify('sentinel_events', '') WHERE EXISTS (SELECT 1 FROM appended)) n)
-           AS "notified!"
-FROM claimed
+       result, last_error, replay_of, created_at AS "created_at!", started_at, finished_at
+FROM (SELECT ARRAY(SELECT id FROM locked) AS ids) chosen
+CROSS JOIN LATERAL start_jobs(chosen.ids, $1, $7::float8)
+WHERE cardinality(chosen.ids) > 0
 ORDER BY priority, run_at, id

@@ -4,8 +4,12 @@
 -- taken each kind's pause and concurrency cap into $4 (queue/src/claim.rs, claim_for_tenant).
 --
 -- Jobs go by priority, then run_at, then id, across the kinds. Rows locked by another claimer are
--- skipped, never waited for. The built-in kinds are excluded word for word as in the partial index
--- jobs_worker_claim, which is what lets the planner use it.
+-- skipped, never waited for. The built-in kinds (sentinel_builtin_kinds(), checked against
+-- sentinel_queue::kinds::WORKER_KINDS at start-up) are excluded word for word as in the partial
+-- index jobs_worker_claim, which is what lets the planner use it.
+-- The picked jobs are started by start_jobs() (migrations/…_start_jobs.sql), the one statement all
+-- three claims share: marked running with the lease, one job.running event each, one NOTIFY. It is
+-- not called when nothing was picked.
 WITH wanted AS (
     SELECT kind, n FROM unnest($3::text[], $4::int8[]) AS w (kind, n) WHERE n > 0
 ),
@@ -16,7 +20,7 @@ candidates AS (
         SELECT id, priority, run_at, octet_length(input::text)::bigint AS bytes
         FROM jobs
         WHERE tenant_id = $2 AND kind = w.kind AND status = 'queued' AND run_at <= now()
-          AND kind <> ALL (ARRAY['webhook.inbound', 'payload.heal', 'llm.generate', 'reply.deliver', 'agent.forward'])
+          AND kind <> ALL (sentinel_builtin_kinds())
         ORDER BY priority, run_at, id
         LIMIT w.n
         FOR UPDATE SKIP LOCKED
@@ -31,29 +35,12 @@ picked AS (
     WHERE n = 1 OR bytes_so_far <= $7::bigint
     ORDER BY n
     LIMIT $6
-),
-claimed AS (
-    UPDATE jobs
-    SET status = 'running',
-        attempt = attempt + 1,
-        lease_owner = $1,
-        lease_expires_at = clock_timestamp() + make_interval(secs => $5::float8),
-        started_at = clock_timestamp()
-    FROM picked
-    WHERE jobs.id = picked.id
-    RETURNING jobs.*
-),
-appended AS (
-    INSERT INTO events (tenant_id, job_id, type, data)
-    SELECT tenant_id, id, 'job.running', job_event_data(id, kind, 'running', attempt, jsonb_build_object('worker_id', $1::text))
-    FROM claimed
-    RETURNING 1
 )
 SELECT id AS "id!", tenant_id AS "tenant_id!", source_id, kind AS "kind!", status AS "status!: JobStatus",
        priority AS "priority!", run_at AS "run_at!", attempt AS "attempt!", max_attempts AS "max_attempts!",
        lease_owner, lease_expires_at, cancel_requested_at, dedupe_key, input AS "input!", raw_body, headers,
-       result, last_error, replay_of, created_at AS "created_at!", started_at, finished_at,
-       (SELECT count(*) FROM (SELECT pg_notify('sentinel_events', '') WHERE EXISTS (SELECT 1 FROM appended)) n)
-           AS "notified!"
-FROM claimed
+       result, last_error, replay_of, created_at AS "created_at!", started_at, finished_at
+FROM (SELECT ARRAY(SELECT id FROM picked) AS ids) chosen
+CROSS JOIN LATERAL start_jobs(chosen.ids, $1, $5::float8)
+WHERE cardinality(chosen.ids) > 0
 ORDER BY priority, run_at, id

@@ -7,8 +7,8 @@
 //! | `external` | an `agent.turn` job, claimed by the tenant's workers through the worker API; `complete` with `reply` answers |
 //! | `forward` | an `agent.forward` job: the built-in worker POSTs it, signed as a Standard Webhook, to the tenant's URL; a 2xx `{reply}` answers |
 //!
-//! Both agent kinds carry the same input ([`turn_input`]): the source, the platform, the canonical
-//! message, the conversation's recent [`history`], the inbound job and the reply's address. A reply
+//! Both agent kinds carry the same input ([`crate::kinds::agent_turn::Input`]): the source, the
+//! platform, the canonical message, the conversation's recent [`history`], the inbound job and the reply's address. A reply
 //! goes out through the outbox as a `reply.deliver` job whose dedupe key is the inbound job's
 //! (`reply:<id>`), so an inbound message is answered once, whoever answers it.
 //!
@@ -25,11 +25,16 @@ use std::{
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as JsonValue};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    claim::job_from_row, job::JobStatus, kinds, platform::standard, storable, Job, NewJob,
+    caps,
+    claim::job_from_row,
+    job::JobStatus,
+    kinds::{self, agent_turn::Turn},
+    platform::standard,
+    storable, Job,
 };
 
 /// The forward requests one source may have outstanding by default, across all workers.
@@ -49,18 +54,11 @@ pub const HISTORY_MESSAGES: usize = 10;
 pub const HISTORY_TEXT_BYTES: usize = 4_000;
 /// The longest reply an agent may send (Telegram's and WhatsApp's limit for one text message).
 pub const MAX_REPLY_CHARS: usize = 4_096;
-/// Attempts a reply delivery gets (429s and other snoozes do not count). Large on purpose: a reply
-/// ends by its source's `reply_ttl` ([`DEFAULT_REPLY_TTL_SECS`]), never by its count of attempts,
-/// so a platform outage shorter than the ttl loses no reply (worker/src/deliver.rs). With the
-/// delivery backoff's cap (60 s by default) and the breaker, a week's ttl spends far fewer.
-pub const DELIVERY_ATTEMPTS: i32 = 1_000_000;
 /// How long a reply keeps being retried, from its job's `created_at`, when its source sets no
 /// `reply_ttl`: an hour.
 pub const DEFAULT_REPLY_TTL_SECS: i32 = 3_600;
 /// The `reply_ttl` a source may set, in seconds: a minute to a week (the column's CHECK too).
 pub const REPLY_TTL_SECS_RANGE: std::ops::RangeInclusive<i64> = 60..=604_800;
-/// Attempts a forward gets (429 and 503 with `Retry-After` do not count).
-pub const FORWARD_ATTEMPTS: i32 = 8;
 
 /// Who answers a source's inbound messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -313,14 +311,6 @@ pub fn signature_header(secrets: &[&str], id: &str, timestamp: &str, body: &[u8]
         .join(" ")
 }
 
-/// One message of a conversation's history, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Turn {
-    /// `user` (an inbound message) or `agent` (a reply, whoever sent it).
-    pub role: String,
-    pub text: String,
-}
-
 /// The text of a reply an agent sent, checked: not empty, at most [`MAX_REPLY_CHARS`], no U+0000.
 pub fn check_reply_text(text: &str) -> Result<(), String> {
     if text.trim().is_empty() {
@@ -383,41 +373,6 @@ pub async fn history(
     Ok(turns.split_off(keep_from))
 }
 
-/// The agent job (`kind`: `agent.turn` or `agent.forward`) for an inbound message: the message
-/// and what the agent needs to answer it. `address` is where the reply goes (the platform's own
-/// form: a chat id, a thread), read back when one is sent. Its dedupe key is the inbound job's,
-/// so a retried inbound job makes one turn.
-pub fn turn_job(
-    kind: &str,
-    inbound: &Job,
-    source_id: Uuid,
-    platform: &str,
-    message: &JsonValue,
-    history: &[Turn],
-    address: &JsonValue,
-) -> NewJob {
-    let attempts = if kind == kinds::AGENT_FORWARD {
-        FORWARD_ATTEMPTS
-    } else {
-        NewJob::DEFAULT_MAX_ATTEMPTS
-    };
-    NewJob::new(
-        inbound.tenant_id,
-        kind,
-        json!({
-            "source_id": source_id,
-            "platform": platform,
-            "inbound_job_id": inbound.id,
-            "message": message,
-            "history": history,
-            "address": address,
-        }),
-    )
-    .with_source(source_id)
-    .with_dedupe_key(format!("agent:{}", inbound.id))
-    .with_max_attempts(attempts)
-}
-
 /// The agent settings of `sources` (deleted ones included), by id.
 pub async fn settings_of(
     executor: impl PgExecutor<'_>,
@@ -431,36 +386,6 @@ pub async fn settings_of(
             .map(|row| (row.id, AgentSettings::from_json(&row.agent)))
             .collect(),
     )
-}
-
-/// The outbox job that sends `text` as the answer to an agent job (`agent.turn` or
-/// `agent.forward`), to the address its input names. Its dedupe key is the inbound message's,
-/// so the message is answered once.
-pub fn reply_job(agent_job: &Job, text: &str) -> Result<NewJob, String> {
-    let input = &agent_job.input;
-    let source_id = agent_job
-        .source_id
-        .ok_or("the job's source was deleted, so there is no one to send a reply through")?;
-    let inbound = input
-        .get("inbound_job_id")
-        .and_then(JsonValue::as_i64)
-        .ok_or("the job's input names no inbound_job_id")?;
-    Ok(NewJob::new(
-        agent_job.tenant_id,
-        kinds::REPLY_DELIVER,
-        json!({
-            "platform": input.get("platform"),
-            "text": text,
-            "address": input.get("address"),
-            // The conversation orders this reply among the others of its conversation.
-            "conversation_id": input.pointer("/message/conversation_id"),
-            "inbound_job_id": inbound,
-            "agent_job_id": agent_job.id,
-        }),
-    )
-    .with_source(source_id)
-    .with_dedupe_key(format!("reply:{inbound}"))
-    .with_max_attempts(DELIVERY_ATTEMPTS))
 }
 
 /// Claims up to `max` ready `agent.forward` jobs for `worker_id`, with a lease of `lease_secs`,
@@ -492,10 +417,50 @@ pub async fn claim_forwards(
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     let tenant_max = i64::try_from(tenant_max).unwrap_or(i64::MAX).max(1);
     let mut tx = pool.begin().await?;
-    // The sources with ready forwards and room under their max_in_flight, by a first, unlocked
-    // count, grouped by the turn of their tenant; the tenants with room under tenant_max are
-    // locked, at most one per free slot.
-    let ready: Vec<ReadySource> = sqlx::query!(
+    let ready = ready_sources(&mut tx, max, tenant_max).await?;
+    if ready.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let mut tenants: Vec<Uuid> = ready.iter().map(|source| source.tenant_id).collect();
+    tenants.dedup();
+    // A new statement, so a new snapshot: every claim that held these locks before committed.
+    let running =
+        caps::Running::count(&mut tx, &tenants, &[kinds::AGENT_FORWARD.to_owned()]).await?;
+    let running_now = RunningForwards {
+        by_tenant: running.by_tenant(),
+        by_source: running.by_source(),
+    };
+    let plan = ForwardPlan::new(&ready, &running_now, max, tenant_max);
+    if plan.sources.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query_file!(
+        "sql/claim_forward.sql",
+        worker_id,
+        &plan.sources,
+        &plan.limits,
+        &plan.turns,
+        &plan.shares,
+        max,
+        lease_secs
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|row| job_from_row!(row)).collect())
+}
+
+/// The forward claim's first statement, the lock of [`crate::caps`]: the sources with ready
+/// forwards and room under their max_in_flight, by a first, unlocked count, grouped by the turn of
+/// their tenant; the tenants with room under `tenant_max` are locked, at most one per free slot.
+async fn ready_sources(
+    conn: &mut PgConnection,
+    max: i64,
+    tenant_max: i64,
+) -> sqlx::Result<Vec<ReadySource>> {
+    let ready = sqlx::query!(
         r#"WITH RECURSIVE ready AS (
                (SELECT source_id FROM jobs
                 WHERE status = 'queued' AND kind = 'agent.forward' AND run_at <= now() AND source_id IS NOT NULL
@@ -543,7 +508,7 @@ pub async fn claim_forwards(
         tenant_max,
         max
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(conn)
     .await?
     .into_iter()
     .map(|row| {
@@ -558,47 +523,7 @@ pub async fn claim_forwards(
         }
     })
     .collect();
-    if ready.is_empty() {
-        tx.commit().await?;
-        return Ok(Vec::new());
-    }
-    let mut tenants: Vec<Uuid> = ready.iter().map(|source| source.tenant_id).collect();
-    tenants.dedup();
-    // A new statement, so a new snapshot: every claim that held these locks before committed.
-    let running = sqlx::query!(
-        r#"SELECT tenant_id AS "tenant_id!", source_id, count(*) AS "running!" FROM jobs
-           WHERE status = 'running' AND kind = 'agent.forward' AND tenant_id = ANY($1)
-           GROUP BY tenant_id, source_id"#,
-        &tenants
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut running_now = RunningForwards::default();
-    for row in running {
-        *running_now.by_tenant.entry(row.tenant_id).or_default() += row.running;
-        if let Some(source_id) = row.source_id {
-            running_now.by_source.insert(source_id, row.running);
-        }
-    }
-    let plan = ForwardPlan::new(&ready, &running_now, max, tenant_max);
-    if plan.sources.is_empty() {
-        tx.commit().await?;
-        return Ok(Vec::new());
-    }
-    let rows = sqlx::query_file!(
-        "sql/claim_forward.sql",
-        worker_id,
-        &plan.sources,
-        &plan.limits,
-        &plan.turns,
-        &plan.shares,
-        max,
-        lease_secs
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(rows.into_iter().map(|row| job_from_row!(row)).collect())
+    Ok(ready)
 }
 
 /// A source with ready forwards, as the forward claim's first statement found it, in its
@@ -653,8 +578,7 @@ impl ForwardPlan {
             let busy = running.by_source.get(&source.source_id).copied();
             let free = source
                 .max_in_flight
-                .map_or(max, |cap| cap - busy.unwrap_or(0))
-                .clamp(0, max);
+                .map_or(max, |cap| caps::free_places(cap, busy.unwrap_or(0), max));
             if let Some(turn) = tenants.last_mut().filter(|_| free > 0) {
                 turn.sources.push((source.source_id, free));
             }

@@ -9,7 +9,8 @@ use sqlx::{PgExecutor, PgPool};
 
 use crate::{
     ingest::caused_by_a_row,
-    job::{FailKind, Job, JobStatus, Lease},
+    job::{Job, JobStatus, Lease},
+    outcome::FailKind,
     storable,
 };
 

@@ -5,8 +5,10 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
-    PgPool,
+    PgExecutor, PgPool,
 };
+
+use crate::kinds;
 
 /// Parses `DATABASE_URL`, naming the variable in the error.
 ///
@@ -103,8 +105,59 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .run(&migrations)
         .await
         .context("running the migrations in migrations/");
+    let checked = match applied {
+        Ok(()) => sync_builtin_kinds(&migrations).await,
+        Err(error) => Err(error),
+    };
     migrations.close().await;
-    applied
+    checked
+}
+
+/// Makes the schema's list of the kinds Sentinel's own worker runs (`sentinel_builtin_kinds()`)
+/// this build's [`kinds::WORKER_KINDS`], rebuilding the partial index that reads it when it
+/// changed (`sync_sentinel_builtin_kinds()`, migrations/…_start_jobs.sql), then checks the result.
+/// Part of every migration run, so a built-in kind is added in Rust alone.
+pub async fn sync_builtin_kinds(pool: &PgPool) -> anyhow::Result<()> {
+    let build: Vec<String> = kinds::WORKER_KINDS
+        .iter()
+        .map(|&kind| kind.to_owned())
+        .collect();
+    let changed = sqlx::query_scalar!(
+        r#"SELECT sync_sentinel_builtin_kinds($1) AS "changed!""#,
+        &build
+    )
+    .fetch_one(pool)
+    .await
+    .context("setting sentinel_builtin_kinds() to this build's WORKER_KINDS")?;
+    if changed {
+        tracing::info!(kinds = ?build, "the schema's built-in job kinds are now this build's");
+    }
+    check_schema(pool).await
+}
+
+/// Checks, at start-up, that the database agrees with this build on what the code and the schema
+/// must both know: the kinds Sentinel's own worker runs. The schema reads them from
+/// `sentinel_builtin_kinds()` (`builtin_job_kind()`, the partial index `jobs_worker_claim` and
+/// the queries that must match it); this build from [`kinds::WORKER_KINDS`]. A process whose list
+/// differs would send the worker API's kinds to the built-in worker, or the reverse, so it refuses
+/// to start, saying both lists. Migrating with this build ([`migrate`]) makes them agree.
+pub async fn check_schema(executor: impl PgExecutor<'_>) -> anyhow::Result<()> {
+    let in_database: Vec<String> =
+        sqlx::query_scalar!(r#"SELECT sentinel_builtin_kinds() AS "kinds!""#)
+            .fetch_one(executor)
+            .await
+            .context("reading sentinel_builtin_kinds() (is the database migrated?)")?;
+    let mut database: Vec<&str> = in_database.iter().map(String::as_str).collect();
+    database.sort_unstable();
+    let mut build = kinds::WORKER_KINDS.to_vec();
+    build.sort_unstable();
+    anyhow::ensure!(
+        database == build,
+        "the database's built-in job kinds, sentinel_builtin_kinds() = {database:?}, are not this \
+         build's sentinel_queue::kinds::WORKER_KINDS = {build:?}: migrate the database with this \
+         build (its `migrate` command), or run the build the database was migrated with"
+    );
+    Ok(())
 }
 
 /// The `migrate` subcommand of every binary: applies the migrations to `DATABASE_URL`.

@@ -1,7 +1,7 @@
 //! The job model: statuses, the row, what a caller enqueues, the lease that fences a worker's
 //! writes, and the operations on a job as a whole (cancel, replay).
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, str::FromStr};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -231,48 +231,6 @@ pub struct Lease {
     pub worker_id: String,
 }
 
-/// How a failed attempt ends.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FailKind {
-    /// Try again after `retry_in`, unless the attempts are spent, in which case the job is dead.
-    Retryable { retry_in: Duration },
-    /// Dead at once: retrying cannot help (a 4xx from a platform, a payload nothing can heal).
-    Fatal,
-}
-
-/// Exponential backoff with jitter for retryable failures.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(3600),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay before the attempt after `attempt` (1-based): `base * 2^(attempt-1)`, capped at
-    /// `max`, then scaled by a random factor in [0.5, 1.0] so that a crowd of failures spreads out.
-    pub fn delay(&self, attempt: i32) -> Duration {
-        let exponent = attempt.saturating_sub(1).clamp(0, 30) as u32;
-        let uncapped = self.base.saturating_mul(1u32 << exponent);
-        let capped = uncapped.min(self.max);
-        capped.mul_f64(rand::random_range(0.5..=1.0))
-    }
-
-    pub fn retryable(&self, attempt: i32) -> FailKind {
-        FailKind::Retryable {
-            retry_in: self.delay(attempt),
-        }
-    }
-}
-
 /// What [`cancel`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -329,22 +287,6 @@ pub async fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_delay_doubles_is_capped_and_jittered_downwards() {
-        let policy = RetryPolicy {
-            base: Duration::from_secs(2),
-            max: Duration::from_secs(60),
-        };
-        for _ in 0..100 {
-            let first = policy.delay(1);
-            assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(2));
-            let third = policy.delay(3);
-            assert!(third >= Duration::from_secs(4) && third <= Duration::from_secs(8));
-            let late = policy.delay(40);
-            assert!(late >= Duration::from_secs(30) && late <= Duration::from_secs(60));
-        }
-    }
 
     #[test]
     fn statuses_round_trip_and_unknown_ones_are_named() {

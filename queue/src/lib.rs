@@ -8,6 +8,8 @@
 pub mod agent;
 pub mod canonical;
 #[cfg(feature = "db")]
+pub mod caps;
+#[cfg(feature = "db")]
 pub mod claim;
 #[cfg(feature = "db")]
 pub mod config;
@@ -23,6 +25,8 @@ pub mod ingest;
 #[cfg(feature = "db")]
 pub mod job;
 pub mod kinds;
+#[cfg(feature = "db")]
+pub mod outcome;
 pub mod platform;
 #[cfg(feature = "db")]
 pub mod rescue;
@@ -31,6 +35,8 @@ pub mod retention;
 #[cfg(feature = "db")]
 pub mod shutdown;
 pub mod storable;
+#[cfg(feature = "db")]
+pub mod tables;
 #[cfg(feature = "db")]
 pub mod telemetry;
 #[cfg(feature = "db")]
@@ -51,9 +57,9 @@ pub use enqueue::{enqueue, enqueue_many, Enqueued};
 #[cfg(feature = "db")]
 pub use ingest::{IngestError, Ingestor, IngestorConfig};
 #[cfg(feature = "db")]
-pub use job::{
-    cancel, replay, CancelOutcome, FailKind, Job, JobStatus, Lease, NewJob, RetryPolicy,
-};
+pub use job::{cancel, replay, CancelOutcome, Job, JobStatus, Lease, NewJob};
+#[cfg(feature = "db")]
+pub use outcome::{FailKind, JobError, JobResult, Retry, RetryPolicies, RetryPolicy};
 #[cfg(feature = "db")]
 pub use rescue::{rescue_expired, Rescued};
 #[cfg(feature = "db")]
@@ -70,6 +76,10 @@ pub const JOBS_CHANNEL: &str = "sentinel_jobs";
 /// kind is queued (new, replayed or rescued). The payload is empty.
 #[cfg(feature = "db")]
 pub const WORKER_JOBS_CHANNEL: &str = "sentinel_worker_jobs";
+/// NOTIFY channel that tells gateways to drop a cached entry: the payload names it
+/// (`tenant:<id>`, `api_key:<prefix>`, `source:<id>`).
+#[cfg(feature = "db")]
+pub const CONFIG_CHANNEL: &str = "sentinel_config";
 /// NOTIFY channel that tells gateways new rows were appended to `events`. The payload is empty.
 #[cfg(feature = "db")]
 pub const EVENTS_CHANNEL: &str = "sentinel_events";

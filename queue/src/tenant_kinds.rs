@@ -11,12 +11,14 @@
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::{
+    caps,
     claim::job_from_row,
     job::{Job, JobStatus},
+    tables::jobs,
 };
 
 /// One kind's controls.
@@ -101,7 +103,7 @@ pub async fn list(
         r#"WITH queued AS (
                SELECT kind, count(*) AS n FROM jobs
                WHERE tenant_id = $1 AND status = 'queued' AND ($2::text IS NULL OR kind = $2)
-                 AND kind <> ALL (ARRAY['webhook.inbound', 'payload.heal', 'llm.generate', 'reply.deliver', 'agent.forward'])
+                 AND kind <> ALL (sentinel_builtin_kinds())
                GROUP BY kind
            ),
            running AS (
@@ -175,76 +177,18 @@ pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::R
     if claim.max == 0 || claim.kinds.is_empty() {
         return Ok(Claimed::default());
     }
+    // Nothing ready (a waiting claim looking again, most often): one index read, no transaction
+    // and no lock another claim could find held.
+    if !jobs::any_ready_for_worker_api(pool, claim.tenant_id, claim.kinds).await? {
+        return Ok(Claimed::default());
+    }
     let max = i64::try_from(claim.max).unwrap_or(i64::MAX);
     let mut tx = pool.begin().await?;
-    // Only kinds that are paused or capped have a row that matters.
-    let controls = sqlx::query!(
-        r#"SELECT kind, paused, max_running FROM job_kinds
-           WHERE tenant_id = $1 AND kind = ANY($2) AND (paused OR max_running IS NOT NULL)
-           ORDER BY kind"#,
-        claim.tenant_id,
-        claim.kinds
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut limits: HashMap<&str, i64> = claim.kinds.iter().map(|k| (k.as_str(), max)).collect();
-    let capped: Vec<String> = controls
-        .iter()
-        .filter(|row| !row.paused && row.max_running.is_some())
-        .map(|row| row.kind.clone())
-        .collect();
-    // The capped kinds' rows, locked so that two claims never both take the last slot; a row
-    // another claim holds is skipped rather than waited for, on a pooled connection.
-    let locked: Vec<String> = if capped.is_empty() {
-        Vec::new()
-    } else {
-        sqlx::query_scalar!(
-            r#"SELECT kind FROM job_kinds
-               WHERE tenant_id = $1 AND kind = ANY($2)
-               ORDER BY kind
-               FOR UPDATE SKIP LOCKED"#,
-            claim.tenant_id,
-            &capped
-        )
-        .fetch_all(&mut *tx)
-        .await?
-    };
-    let contended = locked.len() < capped.len();
-    // A new statement, so a new snapshot: every claim that held these locks before has committed.
-    let running: HashMap<String, i64> = if locked.is_empty() {
-        HashMap::new()
-    } else {
-        sqlx::query!(
-            r#"SELECT kind, count(*) AS "running!" FROM jobs
-               WHERE status = 'running' AND tenant_id = $1 AND kind = ANY($2)
-               GROUP BY kind"#,
-            claim.tenant_id,
-            &locked
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|row| (row.kind, row.running))
-        .collect()
-    };
-    for row in &controls {
-        let limit = match (row.paused, row.max_running) {
-            (true, _) => 0,
-            // Held by another claim: none of this kind now.
-            (false, Some(_)) if !locked.contains(&row.kind) => 0,
-            (false, Some(cap)) => {
-                let busy = running.get(&row.kind).copied().unwrap_or(0);
-                (i64::from(cap) - busy).clamp(0, max)
-            }
-            (false, None) => max,
-        };
-        limits.insert(row.kind.as_str(), limit);
-    }
-    let (kinds, limits): (Vec<String>, Vec<i64>) = limits
-        .into_iter()
-        .filter(|&(_, limit)| limit > 0)
-        .map(|(kind, limit)| (kind.to_owned(), limit))
-        .unzip();
+    let KindLimits {
+        kinds,
+        limits,
+        contended,
+    } = kind_limits(&mut tx, claim, max).await?;
     if kinds.is_empty() {
         tx.rollback().await?;
         return Ok(Claimed {
@@ -267,6 +211,82 @@ pub async fn claim_for_tenant(pool: &PgPool, claim: &TenantClaim<'_>) -> sqlx::R
     tx.commit().await?;
     Ok(Claimed {
         jobs: rows.into_iter().map(|row| job_from_row!(row)).collect(),
+        contended,
+    })
+}
+
+/// How many jobs of each kind a claim may take: the kinds with free places and their places, and
+/// whether a capped kind was left out because another claim held its row.
+struct KindLimits {
+    kinds: Vec<String>,
+    limits: Vec<i64>,
+    contended: bool,
+}
+
+/// Each kind's places for a claim of at most `max` jobs: none for a paused kind or a capped kind
+/// whose row another claim holds, the free places under a capped kind's cap, `max` otherwise. The
+/// lock and count of [`crate::caps`]: the capped kinds' rows are locked first, so that two claims
+/// never both take the last slot, and their running jobs counted after.
+async fn kind_limits(
+    conn: &mut PgConnection,
+    claim: &TenantClaim<'_>,
+    max: i64,
+) -> sqlx::Result<KindLimits> {
+    // Only kinds that are paused or capped have a row that matters.
+    let controls = sqlx::query!(
+        r#"SELECT kind, paused, max_running FROM job_kinds
+           WHERE tenant_id = $1 AND kind = ANY($2) AND (paused OR max_running IS NOT NULL)
+           ORDER BY kind"#,
+        claim.tenant_id,
+        claim.kinds
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut limits: HashMap<&str, i64> = claim.kinds.iter().map(|k| (k.as_str(), max)).collect();
+    let capped: Vec<String> = controls
+        .iter()
+        .filter(|row| !row.paused && row.max_running.is_some())
+        .map(|row| row.kind.clone())
+        .collect();
+    // The capped kinds' rows, locked so that two claims never both take the last slot; a row
+    // another claim holds is skipped rather than waited for, on a pooled connection.
+    let locked: Vec<String> = if capped.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar!(
+            r#"SELECT kind FROM job_kinds
+               WHERE tenant_id = $1 AND kind = ANY($2)
+               ORDER BY kind
+               FOR UPDATE SKIP LOCKED"#,
+            claim.tenant_id,
+            &capped
+        )
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    let contended = locked.len() < capped.len();
+    // A new statement, so a new snapshot: every claim that held these locks before has committed.
+    let running = caps::Running::count(conn, &[claim.tenant_id], &locked).await?;
+    for row in &controls {
+        let limit = match (row.paused, row.max_running) {
+            (true, _) => 0,
+            // Held by another claim: none of this kind now.
+            (false, Some(_)) if !locked.contains(&row.kind) => 0,
+            (false, Some(cap)) => {
+                caps::free_places(i64::from(cap), running.of_kind(&row.kind), max)
+            }
+            (false, None) => max,
+        };
+        limits.insert(row.kind.as_str(), limit);
+    }
+    let (kinds, limits): (Vec<String>, Vec<i64>) = limits
+        .into_iter()
+        .filter(|&(_, limit)| limit > 0)
+        .map(|(kind, limit)| (kind.to_owned(), limit))
+        .unzip();
+    Ok(KindLimits {
+        kinds,
+        limits,
         contended,
     })
 }

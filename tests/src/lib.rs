@@ -22,8 +22,8 @@ use sentinel_queue::{
     Job,
 };
 use sentinel_worker::{
-    deliver::ApiBases,
-    llm::{Llm, ModelConfig},
+    model::llm::{Llm, ModelConfig},
+    outbox::ApiBases,
 };
 use serde_json::{json, Value};
 use sqlx::{postgres::PgConnectOptions, PgPool};
@@ -52,7 +52,7 @@ pub async fn shared() -> RwLockReadGuard<'static, ()> {
 
 /// The model the tests run: `SENTINEL_MODEL`, else the fetched default model.
 pub fn model_path() -> PathBuf {
-    sentinel_worker::llm::model_path_or_default(
+    sentinel_worker::model::llm::model_path_or_default(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
     )
 }

@@ -45,7 +45,7 @@ use std::{
 
 use anyhow::Context;
 use sentinel_queue::{db, enqueue_many, kinds, tenant::create_tenant, NewJob};
-use sentinel_worker::llm::{Llm, ModelConfig};
+use sentinel_worker::model::llm::{Llm, ModelConfig};
 use serde_json::json;
 use sqlx::{postgres::PgConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::watch;
@@ -375,7 +375,7 @@ async fn drop_database(admin: &mut PgConnection, pool: PgPool, name: &str) -> an
 
 /// The model (`SENTINEL_MODEL`, else the fetched default) with `slots` sequence slots.
 async fn load_model(slots: usize) -> anyhow::Result<Arc<Llm>> {
-    let path = sentinel_worker::llm::model_path_or_default(
+    let path = sentinel_worker::model::llm::model_path_or_default(
         &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
     );
     Ok(Arc::new(
@@ -561,8 +561,8 @@ async fn whitespace() -> anyhow::Result<()> {
         "Read this webhook payload and answer with its canonical message as JSON.\n\n{}",
         whatsapp_body()
     );
-    let messages = [sentinel_worker::llm::ChatMessage {
-        role: sentinel_worker::llm::Role::User,
+    let messages = [sentinel_worker::model::llm::ChatMessage {
+        role: sentinel_worker::model::llm::Role::User,
         content: prompt,
     }];
     println!("| grammar | generations at once | seconds (all four) | first token (s, mean) | tokens per answer (mean) | whitespace outside strings per answer (mean characters) | answers cut by the budget | ms per token per sequence |");

@@ -24,7 +24,7 @@ fn now_unix() -> u64 {
 /// Writes the proof to `path` every [`BEAT`] while the database answers, until shutdown.
 pub async fn beat(pool: PgPool, path: PathBuf, mut shutdown: watch::Receiver<bool>) {
     loop {
-        let alive = tokio::time::timeout(BEAT, sqlx::query("SELECT 1").execute(&pool)).await;
+        let alive = tokio::time::timeout(BEAT, sentinel_queue::tables::ping(&pool)).await;
         match alive {
             Ok(Ok(_)) => {
                 let written = tokio::fs::write(&path, now_unix().to_string()).await;

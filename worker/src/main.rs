@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use sentinel_queue::{config, db, shutdown, telemetry};
-use sentinel_worker::{llm, Config};
+use sentinel_worker::{model::llm, Config};
 
 fn main() -> anyhow::Result<()> {
     // The model loads from a local file; never reach for the model hub. Set before any thread
@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
                             .context("--seqs takes numbers like 1,2,4")
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                let config = sentinel_worker::bench::BenchConfig {
+                let config = sentinel_worker::model::bench::BenchConfig {
                     model: llm::model_path_or_default(std::path::Path::new(".")),
                     seqs,
                     max_tokens: arg("--tokens")
@@ -47,14 +47,14 @@ fn main() -> anyhow::Result<()> {
                         .context("--rounds")?,
                     budget: sentinel_worker::vram_budget_from_env()?,
                 };
-                sentinel_worker::bench::run(config).await
+                sentinel_worker::model::bench::run(config).await
             }
             Some("plan") => {
                 let model = llm::model_path_or_default(std::path::Path::new("."));
                 let budget = sentinel_worker::vram_budget_from_env()?.context(
                     "set SENTINEL_VRAM_BUDGET_MB (and SENTINEL_MODEL) to plan the GPU admission",
                 )?;
-                let plan = sentinel_worker::admission::admit(&model, budget)?;
+                let plan = sentinel_worker::model::admission::admit(&model, budget)?;
                 println!("{}: {plan}", model.display());
                 Ok(())
             }

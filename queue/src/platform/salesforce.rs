@@ -130,14 +130,7 @@ fn parse_for(body: &[u8], expected: Option<&str>) -> Result<OutboundMessage, Rej
         match event {
             Event::Start(start) | Event::Empty(start) => {
                 elements += 1;
-                if elements > MAX_ELEMENTS {
-                    return Err(malformed(format!("more than {MAX_ELEMENTS} elements")));
-                }
-                if path.len() >= MAX_NESTING {
-                    return Err(malformed(format!(
-                        "elements nested more than {MAX_NESTING} deep"
-                    )));
-                }
+                check_size(elements, path.len())?;
                 let mut attributes = start.attributes();
                 attributes.with_checks(false);
                 let mut sobject_type = None;
@@ -155,17 +148,7 @@ fn parse_for(body: &[u8], expected: Option<&str>) -> Result<OutboundMessage, Rej
                 }
                 let name = start.local_name().as_ref().to_owned();
                 if name == "Notification" {
-                    if message.organization_id.is_empty() {
-                        return Err(malformed(
-                            "a Notification comes before notifications/OrganizationId".into(),
-                        ));
-                    }
-                    if message.notifications.len() >= MAX_NOTIFICATIONS {
-                        return Err(malformed(format!(
-                            "more than {MAX_NOTIFICATIONS} Notification elements"
-                        )));
-                    }
-                    current = Some(Notification::default());
+                    current = Some(open_notification(&message)?);
                 } else if name == "sObject" {
                     if let Some(notification) = current.as_mut() {
                         notification.sobject_type = sobject_type;
@@ -185,20 +168,7 @@ fn parse_for(body: &[u8], expected: Option<&str>) -> Result<OutboundMessage, Rej
             }
             Event::Text(text) => content.push_str(&text.xml10_content()),
             Event::CData(cdata) => content.push_str(&cdata.xml10_content()),
-            Event::GeneralRef(reference) => {
-                let resolved = match reference.resolve_char_ref() {
-                    Ok(Some(ch)) => Some(ch.to_string()),
-                    Ok(None) => {
-                        quick_xml::escape::resolve_predefined_entity(&reference).map(str::to_owned)
-                    }
-                    Err(error) => {
-                        return Err(malformed(format!("a bad character reference: {error}")))
-                    }
-                };
-                let resolved = resolved
-                    .ok_or_else(|| malformed(format!("an unknown entity &{};", &*reference)))?;
-                content.push_str(&resolved);
-            }
+            Event::GeneralRef(reference) => content.push_str(&resolve(&reference)?),
             Event::End(_) => close(
                 &mut path,
                 &mut content,
@@ -216,6 +186,51 @@ fn parse_for(body: &[u8], expected: Option<&str>) -> Result<OutboundMessage, Rej
         ));
     }
     Ok(message)
+}
+
+/// Refuses a body past the element count or nesting caps, at its `elements`-th element opened at
+/// `depth`.
+fn check_size(elements: usize, depth: usize) -> Result<(), Rejected> {
+    if elements > MAX_ELEMENTS {
+        return Err(Rejected::Malformed(format!(
+            "more than {MAX_ELEMENTS} elements"
+        )));
+    }
+    if depth >= MAX_NESTING {
+        return Err(Rejected::Malformed(format!(
+            "elements nested more than {MAX_NESTING} deep"
+        )));
+    }
+    Ok(())
+}
+
+/// A new notification, once the organisation is known and under the cap on notifications.
+fn open_notification(message: &OutboundMessage) -> Result<Notification, Rejected> {
+    if message.organization_id.is_empty() {
+        return Err(Rejected::Malformed(
+            "a Notification comes before notifications/OrganizationId".into(),
+        ));
+    }
+    if message.notifications.len() >= MAX_NOTIFICATIONS {
+        return Err(Rejected::Malformed(format!(
+            "more than {MAX_NOTIFICATIONS} Notification elements"
+        )));
+    }
+    Ok(Notification::default())
+}
+
+/// The text of a character reference or one of XML's predefined entities.
+fn resolve(reference: &quick_xml::events::BytesRef<'_>) -> Result<String, Rejected> {
+    let resolved = match reference.resolve_char_ref() {
+        Ok(Some(ch)) => Some(ch.to_string()),
+        Ok(None) => quick_xml::escape::resolve_predefined_entity(reference).map(str::to_owned),
+        Err(error) => {
+            return Err(Rejected::Malformed(format!(
+                "a bad character reference: {error}"
+            )))
+        }
+    };
+    resolved.ok_or_else(|| Rejected::Malformed(format!("an unknown entity &{};", &**reference)))
 }
 
 /// Closes the innermost element: its text lands where the envelope says.

@@ -133,7 +133,7 @@ pub fn to_canonical(
     update: &JsonValue,
 ) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
     use super::{text_at, AdaptError};
-    use crate::canonical::{unix_to_rfc3339, Attachment, CanonicalMessage};
+    use crate::canonical::{unix_to_rfc3339, CanonicalMessage};
 
     let update_id = update
         .get("update_id")
@@ -172,32 +172,45 @@ pub fn to_canonical(
     // A channel post has no `from`; the channel (or an anonymous group admin) is `sender_chat`.
     canonical.sender_id =
         text_at(message, "/from/id").or_else(|| text_at(message, "/sender_chat/id"));
-    canonical.sender_name = {
-        let first = message
-            .pointer("/from/first_name")
-            .and_then(JsonValue::as_str);
-        let last = message
-            .pointer("/from/last_name")
-            .and_then(JsonValue::as_str);
-        match (first, last) {
-            (Some(first), Some(last)) => Some(format!("{first} {last}")),
-            (Some(first), None) => Some(first.to_owned()),
-            _ => ["/from/username", "/sender_chat/title"]
-                .iter()
-                .find_map(|pointer| message.pointer(pointer).and_then(JsonValue::as_str))
-                .map(str::to_owned),
-        }
-    };
+    canonical.sender_name = sender_name(message);
     canonical.text = text;
     canonical.sent_at = message.get("date").and_then(unix_to_rfc3339);
     canonical.reply_to = text_at(message, "/reply_to_message/message_id");
+    canonical.attachments = attachments(message);
+    Ok(canonical)
+}
+
+/// The sender's name: first and last name, else the username or the channel's title.
+fn sender_name(message: &JsonValue) -> Option<String> {
+    let first = message
+        .pointer("/from/first_name")
+        .and_then(JsonValue::as_str);
+    let last = message
+        .pointer("/from/last_name")
+        .and_then(JsonValue::as_str);
+    match (first, last) {
+        (Some(first), Some(last)) => Some(format!("{first} {last}")),
+        (Some(first), None) => Some(first.to_owned()),
+        _ => ["/from/username", "/sender_chat/title"]
+            .iter()
+            .find_map(|pointer| message.pointer(pointer).and_then(JsonValue::as_str))
+            .map(str::to_owned),
+    }
+}
+
+/// The message's attachments: the largest photo, then a document, voice, audio, video or sticker.
+fn attachments(message: &JsonValue) -> Vec<crate::canonical::Attachment> {
+    use super::text_at;
+    use crate::canonical::Attachment;
+
+    let mut attachments = Vec::new();
     if let Some(largest) = message
         .get("photo")
         .and_then(JsonValue::as_array)
         .and_then(|sizes| sizes.last())
     {
         if let Some(id) = text_at(largest, "/file_id") {
-            canonical.attachments.push(Attachment {
+            attachments.push(Attachment {
                 kind: "image".into(),
                 id,
                 url: None,
@@ -214,7 +227,7 @@ pub fn to_canonical(
     ] {
         if let Some(item) = message.get(field) {
             if let Some(id) = text_at(item, "/file_id") {
-                canonical.attachments.push(Attachment {
+                attachments.push(Attachment {
                     kind: kind.into(),
                     id,
                     url: None,
@@ -223,7 +236,7 @@ pub fn to_canonical(
             }
         }
     }
-    Ok(canonical)
+    attachments
 }
 
 #[cfg(test)]

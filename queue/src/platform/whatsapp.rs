@@ -205,7 +205,7 @@ pub fn to_canonical(
     event: &JsonValue,
 ) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
     use super::{text_at, AdaptError};
-    use crate::canonical::{unix_to_rfc3339, Attachment, CanonicalMessage};
+    use crate::canonical::{unix_to_rfc3339, CanonicalMessage};
 
     // The whole webhook body as Meta sends it: its first message or status, with its context.
     if event.get("message").is_none()
@@ -219,13 +219,7 @@ pub fn to_canonical(
         return to_canonical(&first);
     }
     if let Some(status) = event.get("status").filter(|value| value.is_object()) {
-        let mut canonical = CanonicalMessage::new("whatsapp", "status");
-        canonical.event_id =
-            Some(text_at(status, "/id").ok_or_else(|| AdaptError("status.id is missing".into()))?);
-        canonical.conversation_id = text_at(status, "/recipient_id");
-        canonical.text = text_at(status, "/status");
-        canonical.sent_at = status.get("timestamp").and_then(unix_to_rfc3339);
-        return Ok(canonical);
+        return status_to_canonical(status);
     }
     let message = event
         .get("message")
@@ -259,12 +253,47 @@ pub fn to_canonical(
         canonical.text = text_at(reaction, "/emoji");
         canonical.reply_to = text_at(reaction, "/message_id");
     }
+    canonical.attachments = attachments(message);
+    if canonical.text.is_none() {
+        canonical.text = MEDIA
+            .iter()
+            .filter_map(|kind| message.get(kind))
+            .find_map(|media| text_at(media, "/caption"));
+    }
+    Ok(canonical)
+}
+
+/// The media a message may carry, in the order their captions are read.
+const MEDIA: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
+
+/// A status update (sent, delivered, read, failed) as a canonical `status` event.
+fn status_to_canonical(
+    status: &JsonValue,
+) -> Result<crate::canonical::CanonicalMessage, super::AdaptError> {
+    use super::{text_at, AdaptError};
+    use crate::canonical::{unix_to_rfc3339, CanonicalMessage};
+
+    let mut canonical = CanonicalMessage::new("whatsapp", "status");
+    canonical.event_id =
+        Some(text_at(status, "/id").ok_or_else(|| AdaptError("status.id is missing".into()))?);
+    canonical.conversation_id = text_at(status, "/recipient_id");
+    canonical.text = text_at(status, "/status");
+    canonical.sent_at = status.get("timestamp").and_then(unix_to_rfc3339);
+    Ok(canonical)
+}
+
+/// A message's attachments: its location, then its media by id.
+fn attachments(message: &JsonValue) -> Vec<crate::canonical::Attachment> {
+    use super::text_at;
+    use crate::canonical::Attachment;
+
+    let mut attachments = Vec::new();
     if let Some(location) = message.get("location") {
         if let (Some(latitude), Some(longitude)) = (
             location.get("latitude").and_then(JsonValue::as_f64),
             location.get("longitude").and_then(JsonValue::as_f64),
         ) {
-            canonical.attachments.push(Attachment {
+            attachments.push(Attachment {
                 kind: "location".into(),
                 id: format!("{latitude},{longitude}"),
                 url: text_at(location, "/url"),
@@ -272,26 +301,24 @@ pub fn to_canonical(
             });
         }
     }
-    for kind in ["image", "audio", "video", "document", "sticker"] {
-        if let Some(media) = message.get(kind) {
-            if let Some(id) = text_at(media, "/id") {
-                canonical.attachments.push(Attachment {
-                    kind: if kind == "document" {
-                        "file".into()
-                    } else {
-                        kind.into()
-                    },
-                    id,
-                    url: None,
-                    mime_type: text_at(media, "/mime_type"),
-                });
-            }
-            if canonical.text.is_none() {
-                canonical.text = text_at(media, "/caption");
-            }
-        }
+    for kind in MEDIA {
+        let Some(id) = message.get(kind).and_then(|media| text_at(media, "/id")) else {
+            continue;
+        };
+        attachments.push(Attachment {
+            kind: if kind == "document" {
+                "file".into()
+            } else {
+                kind.into()
+            },
+            id,
+            url: None,
+            mime_type: message
+                .get(kind)
+                .and_then(|media| text_at(media, "/mime_type")),
+        });
     }
-    Ok(canonical)
+    attachments
 }
 
 #[cfg(test)]

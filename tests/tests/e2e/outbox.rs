@@ -14,7 +14,7 @@ use sentinel_queue::{
     platform::{self, Platform},
     Job, JobStatus,
 };
-use sentinel_worker::deliver::OutboxConfig;
+use sentinel_worker::outbox::OutboxConfig;
 use serde_json::{json, Value};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},

@@ -282,7 +282,10 @@ async fn a_429_is_honoured_without_spending_an_attempt(
     // reply ends by its source's reply_ttl, not by a count), and 2 used.
     assert_eq!(
         (delivery.attempt, delivery.max_attempts),
-        (2, sentinel_queue::agent::DELIVERY_ATTEMPTS + 1)
+        (
+            2,
+            sentinel_queue::kinds::reply_deliver::DELIVERY_ATTEMPTS + 1
+        )
     );
     let outcomes: Vec<String> =
         sqlx::query_scalar("SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt")

@@ -179,7 +179,7 @@ async fn a_handler_that_panics_spends_its_attempts_and_ends_dead(pool: PgPool) {
     use std::sync::Arc;
 
     use sentinel_queue::{Claimable, Listener, JOBS_CHANNEL};
-    use sentinel_worker::runner::{self, Claims, Handler, RunnerConfig};
+    use sentinel_worker::lanes::runner::{self, Claims, Handler, RunnerConfig};
 
     let tenant_id = create_tenant(&pool, "acme", 100, 100).await.unwrap();
     let mut job = NewJob::new(tenant_id, "test.panics", json!({}));

@@ -15,7 +15,7 @@ use sqlx::{
 };
 
 fn model_path() -> PathBuf {
-    sentinel_worker::llm::model_path_or_default(
+    sentinel_worker::model::llm::model_path_or_default(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
     )
 }
@@ -264,7 +264,7 @@ fn plan_prints_the_admission_arithmetic_for_the_default_model() {
 
 #[tokio::test]
 async fn a_prompt_longer_than_the_context_is_refused_and_an_answer_is_cut_to_what_is_left() {
-    use sentinel_worker::llm::{ChatMessage, Llm, LlmError, ModelConfig, Role};
+    use sentinel_worker::model::llm::{ChatMessage, Llm, LlmError, ModelConfig, Role};
     let llm = Llm::load(&ModelConfig {
         path: model_path(),
         max_seqs: 1,

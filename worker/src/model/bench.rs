@@ -8,7 +8,7 @@ use std::{path::PathBuf, sync::Arc, time::Instant};
 
 use futures::future::join_all;
 
-use crate::{
+use super::{
     admission::{self, Budget},
     gpu_memory::{GpuMemory, PeakSampler},
     llm::{ChatMessage, Llm, ModelConfig, Role},
@@ -39,6 +39,55 @@ fn prompt(variant: usize) -> Vec<ChatMessage> {
             ),
         ),
     ]
+}
+
+/// One round's sums over its sequences.
+struct Round {
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    prompt_rate: f64,
+    decode_rate: f64,
+    wall: f64,
+    peak_mb: Option<u64>,
+}
+
+/// Runs `seqs` generations of `max_tokens` at once, each with its own prompt (`variant` counts
+/// them), sampling the GPU's memory meanwhile when there is one.
+async fn round(
+    llm: &Arc<Llm>,
+    gpu: &Result<Arc<GpuMemory>, String>,
+    seqs: usize,
+    max_tokens: usize,
+    variant: &mut usize,
+) -> anyhow::Result<Round> {
+    let sampler = gpu.as_ref().ok().cloned().map(PeakSampler::start);
+    let started = Instant::now();
+    let runs = join_all((0..seqs).map(|_| {
+        *variant += 1;
+        let (llm, messages) = (llm.clone(), prompt(*variant));
+        async move { llm.generate(&messages, max_tokens, None, None, None).await }
+    }))
+    .await;
+    let wall = started.elapsed().as_secs_f64();
+    let peak_mb = sampler.map(PeakSampler::finish);
+    let mut row = Round {
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        prompt_rate: 0.0,
+        decode_rate: 0.0,
+        wall,
+        peak_mb,
+    };
+    for run in runs {
+        let generation = run?;
+        row.prompt_tokens += generation.usage.prompt_tokens;
+        row.completion_tokens += generation.usage.completion_tokens;
+        row.prompt_rate +=
+            generation.usage.prompt_tokens as f64 / generation.first_token_seconds.max(1e-9);
+        row.decode_rate += generation.usage.completion_tokens.saturating_sub(1) as f64
+            / (generation.seconds - generation.first_token_seconds).max(1e-9);
+    }
+    Ok(row)
 }
 
 pub async fn run(config: BenchConfig) -> anyhow::Result<()> {
@@ -81,43 +130,21 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<()> {
     let mut variant = 1;
     for &seqs in &config.seqs {
         for _ in 0..config.rounds {
-            let sampler = gpu.as_ref().ok().cloned().map(PeakSampler::start);
-            let started = Instant::now();
-            let runs = join_all((0..seqs).map(|_| {
-                variant += 1;
-                let (llm, messages) = (llm.clone(), prompt(variant));
-                let max_tokens = config.max_tokens;
-                async move { llm.generate(&messages, max_tokens, None, None, None).await }
-            }))
-            .await;
-            let wall = started.elapsed().as_secs_f64();
-            let peak_mb = sampler.map(PeakSampler::finish);
-            let mut prompt_tokens = 0;
-            let mut prompt_rate = 0.0;
-            let mut decode_rate = 0.0;
-            let mut completion_tokens = 0;
-            for run in runs {
-                let generation = run?;
-                prompt_tokens += generation.usage.prompt_tokens;
-                completion_tokens += generation.usage.completion_tokens;
-                prompt_rate += generation.usage.prompt_tokens as f64
-                    / generation.first_token_seconds.max(1e-9);
-                decode_rate += generation.usage.completion_tokens.saturating_sub(1) as f64
-                    / (generation.seconds - generation.first_token_seconds).max(1e-9);
-            }
-            let n = seqs as f64;
+            let row = round(&llm, &gpu, seqs, config.max_tokens, &mut variant).await?;
             let label = match &plan {
                 Some(plan) if plan.slots == seqs => format!("{seqs} (admission default)"),
                 _ => seqs.to_string(),
             };
+            let n = seqs as f64;
             println!(
-                "| {label} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {wall:.2} |",
-                prompt_tokens / seqs,
-                prompt_rate / n,
-                decode_rate / n,
-                completion_tokens as f64 / wall,
-                peak_mb.map_or("n/a".into(), |mb| mb.to_string()),
-                budget_held(peak_mb, config.budget),
+                "| {label} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.2} |",
+                row.prompt_tokens / seqs,
+                row.prompt_rate / n,
+                row.decode_rate / n,
+                row.completion_tokens as f64 / row.wall,
+                row.peak_mb.map_or("n/a".into(), |mb| mb.to_string()),
+                budget_held(row.peak_mb, config.budget),
+                row.wall,
             );
         }
     }

@@ -1,26 +1,5 @@
-//! `reply.deliver`, the outbox: sends the agent's reply through the platform's API with the
-//! source's reply credentials (read at delivery time, so a rotated token is used at once), and
-//! holds it through platform outages.
-//!
-//! Before a reply is sent, in this order:
-//!
-//! | check | outcome |
-//! |---|---|
-//! | past `created_at + reply_ttl` (the source's, default an hour) | dead, `reply_expired` (replayable) |
-//! | an older reply of the same source and conversation is still queued or running | snoozed behind it (Postgres decides, so this holds across workers) |
-//! | the breaker of the platform and credential is open, probing, or held by a 429 | snoozed until its next probe; no attempt spent, no slot held |
-//!
-//! Then the answer:
-//!
-//! | answer | outcome | breaker |
-//! |---|---|---|
-//! | 2xx (Slack: and `ok: true`) | succeeded, with the platform's message id | closes |
-//! | 429, Slack `ratelimited` | snoozed for `Retry-After` (seconds or an HTTP date; Telegram: `parameters.retry_after`); no attempt spent | held until then |
-//! | 5xx, a network error, a timeout, Slack's transient errors | retried: at the breaker's next probe when it is open, else with backoff (capped by `SENTINEL_DELIVERY_BACKOFF_MAX_MS`) | counts a failure |
-//! | other 4xx, Slack `ok: false`, Telegram `ok: false` | dead at once, with the platform's error body | closes (the platform answers) |
-//!
-//! Every delay stops at the reply's ttl, so a reply ends when its ttl does, not later. A reply's
-//! attempts are many ([`agent::DELIVERY_ATTEMPTS`]): the ttl ends it, not a count.
+//! The outbox's circuit breakers and settings, and where each platform's reply API lives: what
+//! [`crate::jobs::reply_deliver`] consults before and after each send.
 //!
 //! The breaker ([`Breakers`]) is per process and per platform and credential (a hash of the base
 //! URL and the reply credentials; logs name only that hash): after
@@ -36,17 +15,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use reqwest::{header::RETRY_AFTER, RequestBuilder, StatusCode};
 use sentinel_queue::{
-    agent,
-    platform::{Outgoing, Platform, ReplyApi},
-    FailKind, Job, Outcome, RetryPolicy,
+    kinds,
+    outcome::default_policy,
+    platform::{Platform, ReplyApi},
+    RetryPolicy,
 };
 use serde_json::{json, Value as JsonValue};
 use sha2::{Digest, Sha256};
-
-use crate::{generate_job::fatal, Services};
 
 /// Where each platform's reply API lives: its [`ReplyApi::default_base`] unless set; tests point
 /// these at loopback.
@@ -73,7 +49,8 @@ impl ApiBases {
         Ok(self)
     }
 
-    fn base(&self, platform: Platform, api: &ReplyApi) -> String {
+    /// `platform`'s API base, without a trailing `/`.
+    pub fn base(&self, platform: Platform, api: &ReplyApi) -> String {
         self.0
             .get(&platform)
             .map_or(api.default_base, String::as_str)
@@ -102,15 +79,20 @@ impl Default for OutboxConfig {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(1),
             breaker_max_cooldown: Duration::from_secs(30),
-            backoff_max: Duration::from_secs(60),
+            backoff_max: default_policy(kinds::REPLY_DELIVER).cap,
         }
     }
 }
 
 impl OutboxConfig {
-    /// The defaults, overridden by the environment; each bad value is named.
+    /// The defaults, overridden by the environment; each bad value is named. The backoff's cap is
+    /// `reply.deliver`'s retry policy's (`SENTINEL_RETRY_REPLY_DELIVER`) unless
+    /// `SENTINEL_DELIVERY_BACKOFF_MAX_MS` sets it.
     pub fn from_env() -> anyhow::Result<Self> {
-        let d = Self::default();
+        let d = Self {
+            backoff_max: RetryPolicy::for_kind(kinds::REPLY_DELIVER).cap,
+            ..Self::default()
+        };
         let ms = |name: &str, default: Duration| -> anyhow::Result<Duration> {
             let ms: u64 = sentinel_queue::config::var_or(name, default.as_millis() as u64)?;
             if ms == 0 {
@@ -149,365 +131,11 @@ impl OutboxConfig {
         Ok(())
     }
 
-    /// The backoff between attempts: from a second, doubling, capped at [`Self::backoff_max`].
+    /// The backoff between attempts: `reply.deliver`'s policy (from a second, doubling), capped
+    /// at [`Self::backoff_max`].
     pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            base: Duration::from_secs(1).min(self.backoff_max),
-            max: self.backoff_max,
-        }
+        RetryPolicy::for_kind(kinds::REPLY_DELIVER).capped(self.backoff_max)
     }
-}
-
-/// The longest snooze a `Retry-After` may ask for.
-const MAX_SNOOZE: Duration = Duration::from_secs(3600);
-/// The snooze for a 429 that names no delay.
-const DEFAULT_SNOOZE: Duration = Duration::from_secs(1);
-/// The most of a platform's error body kept in the job's error.
-const ERROR_BODY_BYTES: usize = 4096;
-/// How long a reply waits behind each older undelivered reply of its conversation (beyond the
-/// time the oldest one may next run), before it looks again.
-const ORDER_WAIT: Duration = Duration::from_millis(100);
-/// The longest such wait.
-const MAX_ORDER_WAIT: Duration = Duration::from_secs(30);
-
-pub async fn handle(services: &Services, job: &Job) -> Outcome {
-    match deliver(services, job).await {
-        Ok(outcome) | Err(outcome) => outcome,
-    }
-}
-
-/// What a `reply.deliver` job's input says.
-struct Reply<'a> {
-    platform: Platform,
-    api: &'static ReplyApi,
-    text: &'a str,
-    address: JsonValue,
-}
-
-impl<'a> Reply<'a> {
-    fn read(job: &'a Job) -> Result<Self, Outcome> {
-        let input = &job.input;
-        let text = input.get("text").and_then(JsonValue::as_str).unwrap_or("");
-        let platform = match input
-            .get("platform")
-            .and_then(JsonValue::as_str)
-            .map(str::parse::<Platform>)
-        {
-            Some(Ok(platform)) => platform,
-            _ => {
-                return Err(fatal(
-                    "invalid_input",
-                    "input.platform is missing or unknown".into(),
-                ))
-            }
-        };
-        if text.is_empty() {
-            return Err(fatal("invalid_input", "input.text is empty".into()));
-        }
-        let Some(api) = &platform.spec().reply else {
-            return Err(fatal(
-                "no_reply_api",
-                format!("{platform} has no reply API"),
-            ));
-        };
-        Ok(Self {
-            platform,
-            api,
-            text,
-            address: input.get("address").cloned().unwrap_or(JsonValue::Null),
-        })
-    }
-}
-
-/// What the database says about a reply before it is sent.
-struct Standing {
-    credentials: JsonValue,
-    /// How long the reply may still be retried; zero once its ttl is over.
-    remaining: Duration,
-    ttl_secs: i32,
-    /// How long since the reply was queued.
-    elapsed: Duration,
-    /// Older replies of the same source and conversation that are not final yet.
-    older: i64,
-    /// The oldest of them, and how long until the earliest of them may run.
-    oldest: Option<i64>,
-    older_due_in: Duration,
-}
-
-impl Standing {
-    async fn read(services: &Services, job: &Job) -> Result<Self, Outcome> {
-        let Some(source_id) = job.source_id else {
-            return Err(no_credentials());
-        };
-        // One statement: the source's credentials and ttl, the database's clock (the one
-        // created_at was written with), and the older undelivered replies of the conversation
-        // (through the partial index jobs_reply_order).
-        let row = sqlx::query!(
-            r#"SELECT s.reply AS "reply?", coalesce(s.reply_ttl, $3::int4) AS "reply_ttl!",
-                      now() AS "now!", older.n AS "older!", older.first_id, older.next_run_at
-               FROM (SELECT 1) one
-               LEFT JOIN sources s ON s.id = $1 AND s.deleted_at IS NULL
-               CROSS JOIN LATERAL (
-                   SELECT count(*) AS n, min(o.id) AS first_id, min(o.run_at) AS next_run_at
-                   FROM jobs o
-                   WHERE o.kind = 'reply.deliver' AND o.status IN ('queued', 'running')
-                     AND o.source_id = $1
-                     AND reply_conversation(o.input) = (SELECT reply_conversation(input) FROM jobs WHERE id = $2)
-                     AND o.id < $2
-               ) older"#,
-            source_id,
-            job.id,
-            agent::DEFAULT_REPLY_TTL_SECS,
-        )
-        .fetch_one(&services.pool)
-        .await
-        .map_err(|error| {
-            Outcome::Failed {
-                kind: services.outbox.config.retry_policy().retryable(job.attempt),
-                error: json!({"code": "database", "message": error.to_string()}),
-            }
-        })?;
-        let Some(credentials) = row.reply else {
-            return Err(no_credentials());
-        };
-        let elapsed = (row.now - job.created_at)
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        let ttl = Duration::from_secs(u64::try_from(row.reply_ttl).unwrap_or(0));
-        let older_due_in = row
-            .next_run_at
-            .and_then(|at| (at - row.now).to_std().ok())
-            .unwrap_or(Duration::ZERO);
-        Ok(Self {
-            credentials,
-            remaining: ttl.saturating_sub(elapsed),
-            ttl_secs: row.reply_ttl,
-            elapsed,
-            older: row.older,
-            oldest: row.first_id,
-            older_due_in,
-        })
-    }
-
-    /// Dead with `reply_expired` once the ttl is over.
-    fn check_ttl(&self, job: &Job) -> Result<(), Outcome> {
-        if !self.remaining.is_zero() {
-            return Ok(());
-        }
-        Err(Outcome::Failed {
-            kind: FailKind::Fatal,
-            error: json!({
-                "code": "reply_expired",
-                "message": format!(
-                    "the reply was not delivered within its source's reply_ttl of {} s: it was tried for {} s; replay the job to send it again",
-                    self.ttl_secs,
-                    self.elapsed.as_secs()
-                ),
-                "reply_ttl_secs": self.ttl_secs,
-                "tried_secs": self.elapsed.as_secs(),
-                "last_error": job.last_error,
-            }),
-        })
-    }
-
-    /// Snoozed while an older reply of the conversation is undelivered: until the earliest of
-    /// them may run, and a little more for each of them, so the queue drains in order.
-    fn check_order(&self) -> Result<(), Outcome> {
-        if self.older == 0 {
-            return Ok(());
-        }
-        let behind = u32::try_from(self.older).unwrap_or(u32::MAX);
-        let delay = (self.older_due_in + ORDER_WAIT.saturating_mul(behind)).min(MAX_ORDER_WAIT);
-        Err(self.snooze(
-            delay,
-            json!({
-                "code": "waiting_for_earlier_reply",
-                "message": format!(
-                    "{} older repl{} of this conversation (job {}) not delivered yet; replies of a conversation go out in order",
-                    self.older,
-                    if self.older == 1 { "y is" } else { "ies are" },
-                    self.oldest.unwrap_or_default()
-                ),
-            }),
-        ))
-    }
-
-    /// Snoozed for `delay`, but never past the ttl: the next run then ends the reply.
-    fn snooze(&self, delay: Duration, error: JsonValue) -> Outcome {
-        Outcome::Snoozed {
-            delay: delay.min(self.remaining),
-            error: Some(error),
-        }
-    }
-}
-
-fn no_credentials() -> Outcome {
-    fatal(
-        "no_credentials",
-        "the source has no reply credentials (or was deleted)".into(),
-    )
-}
-
-async fn deliver(services: &Services, job: &Job) -> Result<Outcome, Outcome> {
-    let reply = Reply::read(job)?;
-    let standing = Standing::read(services, job).await?;
-    standing.check_ttl(job)?;
-    standing.check_order()?;
-    let base = services.api_bases.base(reply.platform, reply.api);
-    let outbox = &services.outbox;
-    let key = BreakerKey::new(reply.platform, &base, &standing.credentials);
-    let ticket = match outbox.admit(key, Instant::now()) {
-        Admission::Send(ticket) => ticket,
-        Admission::Wait { delay, error } => return Err(standing.snooze(delay, error)),
-    };
-    let outgoing = (reply.api.request)(&Outgoing {
-        base: &base,
-        credentials: &standing.credentials,
-        address: &reply.address,
-        text: reply.text,
-    });
-    let mut request = services.http.post(outgoing.url).json(&outgoing.body);
-    if let Some(token) = outgoing.bearer {
-        request = request.bearer_auth(token);
-    }
-    let delivery = send(request, reply.platform, reply.api).await;
-    Ok(match delivery {
-        Delivery::Delivered(result) => {
-            outbox.record(ticket, Signal::Reachable, Instant::now());
-            Outcome::Succeeded { result }
-        }
-        Delivery::Rejected(error) => {
-            outbox.record(ticket, Signal::Reachable, Instant::now());
-            Outcome::Failed {
-                kind: FailKind::Fatal,
-                error,
-            }
-        }
-        Delivery::RateLimited { delay, error } => {
-            outbox.record(ticket, Signal::Throttled(delay), Instant::now());
-            standing.snooze(delay, error)
-        }
-        Delivery::Transient(error) => {
-            let next_probe = outbox.record(ticket, Signal::Failed(error.clone()), Instant::now());
-            let retry_in = next_probe
-                .unwrap_or_else(|| outbox.config.retry_policy().delay(job.attempt))
-                .min(standing.remaining);
-            Outcome::Failed {
-                kind: FailKind::Retryable { retry_in },
-                error,
-            }
-        }
-    })
-}
-
-/// How the platform answered one send.
-enum Delivery {
-    Delivered(JsonValue),
-    /// A final refusal: the platform answered, and retrying cannot help.
-    Rejected(JsonValue),
-    /// A 429 or Slack's `ratelimited`: wait `delay`.
-    RateLimited {
-        delay: Duration,
-        error: JsonValue,
-    },
-    /// A network error, a timeout, a 5xx, or a transient error in the body.
-    Transient(JsonValue),
-}
-
-async fn send(request: RequestBuilder, platform: Platform, api: &ReplyApi) -> Delivery {
-    let unreachable = |error: reqwest::Error| {
-        // Without the URL: a Telegram URL carries the bot token.
-        Delivery::Transient(json!({
-            "code": "platform_unreachable",
-            "platform": platform.as_str(),
-            "message": error.without_url().to_string(),
-        }))
-    };
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(error) => return unreachable(error),
-    };
-    let status = response.status();
-    let retry_after_header = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| retry_after(value, Utc::now()));
-    let body = match response.bytes().await {
-        Ok(body) => body,
-        Err(error) => return unreachable(error),
-    };
-    let parsed: JsonValue = serde_json::from_slice(&body).unwrap_or(JsonValue::Null);
-    let kept = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_BYTES)]).into_owned();
-    let error = |code: &str| {
-        json!({
-            "code": code,
-            "platform": platform.as_str(),
-            "status": status.as_u16(),
-            "body": kept,
-        })
-    };
-    let slack_error = parsed.get("error").and_then(JsonValue::as_str);
-    if status == StatusCode::TOO_MANY_REQUESTS || slack_error == Some("ratelimited") {
-        let delay = retry_after_header
-            .or_else(|| {
-                parsed
-                    .pointer("/parameters/retry_after")
-                    .and_then(JsonValue::as_u64)
-                    .map(Duration::from_secs)
-            })
-            .unwrap_or(DEFAULT_SNOOZE)
-            .min(MAX_SNOOZE);
-        let mut error = error("rate_limited");
-        error["retry_after_secs"] = json!(delay.as_secs_f64());
-        return Delivery::RateLimited { delay, error };
-    }
-    if status.is_server_error() {
-        return Delivery::Transient(error("platform_error"));
-    }
-    if !status.is_success() {
-        return Delivery::Rejected(error("platform_rejected"));
-    }
-    // 2xx: Slack and Telegram still say `ok: false` in the body for most errors.
-    if parsed.get("ok") == Some(&JsonValue::Bool(false)) {
-        let transient = matches!(
-            slack_error,
-            Some("internal_error" | "fatal_error" | "service_unavailable" | "request_timeout")
-        );
-        return if transient {
-            Delivery::Transient(error("platform_error"))
-        } else {
-            Delivery::Rejected(error("platform_rejected"))
-        };
-    }
-    let message_id = parsed.pointer(api.sent_id).cloned();
-    Delivery::Delivered(json!({
-        "delivered": true,
-        "platform": platform.as_str(),
-        "status": status.as_u16(),
-        "platform_message_id": message_id,
-    }))
-}
-
-/// `Retry-After` (RFC 9110): a number of seconds, or an HTTP date (IMF-fixdate, or the obsolete
-/// RFC 850 and asctime forms), as the wait from `now`; a date already past waits nothing. `None`
-/// for anything else.
-pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
-        // Beyond u64 seconds is "a very long time": the caller's cap applies.
-        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
-    }
-    let at = DateTime::parse_from_rfc2822(value)
-        .map(|at| at.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"]
-                .iter()
-                .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
-                .map(|naive| naive.and_utc())
-        })?;
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// A platform and one of its credentials: what a breaker is for. Shown as the platform and the
@@ -809,62 +437,7 @@ impl Breakers {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap()
-    }
-
-    #[test]
-    fn retry_after_reads_seconds() {
-        assert_eq!(retry_after("7", now()), Some(Duration::from_secs(7)));
-        assert_eq!(retry_after(" 0 ", now()), Some(Duration::ZERO));
-        assert_eq!(
-            retry_after("99999999999999999999999", now()),
-            Some(Duration::from_secs(u64::MAX))
-        );
-    }
-
-    #[test]
-    fn retry_after_reads_each_http_date_form() {
-        // IMF-fixdate, RFC 850 and asctime, 90 s after now().
-        for date in [
-            "Sat, 05 Dec 2026 12:01:30 GMT",
-            "Saturday, 05-Dec-26 12:01:30 GMT",
-            "Sat Dec  5 12:01:30 2026",
-        ] {
-            assert_eq!(
-                retry_after(date, now()),
-                Some(Duration::from_secs(90)),
-                "{date}"
-            );
-        }
-        // A date already past waits nothing.
-        assert_eq!(
-            retry_after("Sat, 05 Dec 2026 11:00:00 GMT", now()),
-            Some(Duration::ZERO)
-        );
-    }
-
-    #[test]
-    fn retry_after_refuses_garbage() {
-        let huge = "a".repeat(10_000);
-        for garbage in [
-            "",
-            "soon",
-            "-5",
-            "1.5",
-            "+3",
-            "Sat, 99 Dec 2026 12:01:30 GMT",
-            "Sat, 05 Dec 2026",
-            "\u{0}",
-            huge.as_str(),
-        ] {
-            assert_eq!(retry_after(garbage, now()), None, "{garbage:?}");
-        }
-    }
 
     fn breakers(threshold: u32) -> Breakers {
         Breakers::new(OutboxConfig {

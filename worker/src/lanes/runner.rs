@@ -8,7 +8,8 @@ use futures::FutureExt;
 
 use sentinel_queue::{
     acknowledge_cancel, agent, claim::FinishError, claim_batch, finish_many_isolated, heartbeat,
-    Claimable, FailKind, Finish, Heartbeat, Job, Lease, Outcome, RetryPolicy, Waiter,
+    Claimable, FailKind, Finish, Heartbeat, Job, JobError, JobResult, Lease, Outcome, RetryPolicy,
+    Waiter,
 };
 use sqlx::PgPool;
 use tokio::{
@@ -16,17 +17,12 @@ use tokio::{
     task::JoinSet,
 };
 
-/// What a handler gets besides the job: its lease (for progress events) and a flag that turns
-/// true when cancellation is requested.
-#[derive(Clone)]
-pub struct JobContext {
-    pub lease: Lease,
-    pub canceled: watch::Receiver<bool>,
-}
+pub use crate::attempt::JobContext;
 
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = JobResult> + Send>>;
 
-/// Runs one job to an outcome. Errors are outcomes (`Outcome::Failed`), never panics.
+/// Runs one job to its result, or says how it failed ([`JobError`]); the runner decides what
+/// that means for the job ([`RetryPolicy::decide`], with the kind's policy).
 pub type Handler = Arc<dyn Fn(Job, JobContext) -> HandlerFuture + Send + Sync>;
 
 /// What a lane claims.
@@ -82,52 +78,20 @@ pub async fn run(
     handler: Handler,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(config.max_slots.max(1)));
-    let slot_freed = Arc::new(Notify::new());
-    let mut running = JoinSet::new();
+    let mut in_flight = InFlight::new(config.max_slots);
     loop {
         if *shutdown.borrow() {
             break;
         }
         waiter.mark_seen();
-        let free = slots.available_permits();
-        let mut claimed_all_free = false;
-        if free > 0 {
-            match config
-                .claims
-                .claim(&pool, &config.worker_id, free, config.lease)
-                .await
-            {
-                Ok(jobs) => {
-                    claimed_all_free = jobs.len() == free;
-                    for job in jobs {
-                        let Ok(permit) = slots.clone().try_acquire_owned() else {
-                            break;
-                        };
-                        let (pool, handler, freed, lease) = (
-                            pool.clone(),
-                            handler.clone(),
-                            slot_freed.clone(),
-                            config.lease,
-                        );
-                        running.spawn(async move {
-                            run_job(pool, job, handler, lease).await;
-                            drop(permit);
-                            freed.notify_one();
-                        });
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "claim failed; retrying after the poll interval")
-                }
-            }
-        }
-        while running.try_join_next().is_some() {}
+        let claimed_all_free = in_flight.claim_and_start(&pool, &config, &handler).await;
+        while in_flight.running.try_join_next().is_some() {}
+        let full = in_flight.slots.available_permits() == 0;
         if claimed_all_free {
             // More work may be waiting: claim again as soon as a slot frees up.
-            if slots.available_permits() == 0 {
+            if full {
                 tokio::select! {
-                    _ = slot_freed.notified() => {}
+                    _ = in_flight.freed.notified() => {}
                     _ = shutdown.wait_for(|stop| *stop) => break,
                 }
             }
@@ -135,25 +99,90 @@ pub async fn run(
         }
         tokio::select! {
             _ = waiter.wait(config.poll_interval) => {}
-            _ = slot_freed.notified(), if slots.available_permits() == 0
-                || config.claims.freed_by_finishes() => {}
+            _ = in_flight.freed.notified(), if full || config.claims.freed_by_finishes() => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
-    let in_flight = running.len();
-    if in_flight > 0 {
-        tracing::info!(
-            jobs.in_flight = in_flight,
-            "draining: waiting for in-flight jobs"
-        );
+    in_flight.drain(config.lease).await;
+}
+
+/// The jobs a runner has in flight, at most one per slot.
+struct InFlight {
+    slots: Arc<Semaphore>,
+    /// Notified each time a job ends and frees its slot.
+    freed: Arc<Notify>,
+    running: JoinSet<()>,
+}
+
+impl InFlight {
+    fn new(max_slots: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_slots.max(1))),
+            freed: Arc::new(Notify::new()),
+            running: JoinSet::new(),
+        }
     }
-    let drained = tokio::time::timeout(config.lease, async {
-        while running.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        // run_job releases its job when aborted mid-way (see ReleaseOnDrop).
-        running.shutdown().await;
+
+    /// Claims as many jobs as there are free slots and starts each; true when the claim filled
+    /// every free slot.
+    async fn claim_and_start(
+        &mut self,
+        pool: &PgPool,
+        config: &RunnerConfig,
+        handler: &Handler,
+    ) -> bool {
+        let free = self.slots.available_permits();
+        if free == 0 {
+            return false;
+        }
+        let jobs = match config
+            .claims
+            .claim(pool, &config.worker_id, free, config.lease)
+            .await
+        {
+            Ok(jobs) => jobs,
+            Err(error) => {
+                tracing::warn!(%error, "claim failed; retrying after the poll interval");
+                return false;
+            }
+        };
+        let claimed_all_free = jobs.len() == free;
+        for job in jobs {
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let (pool, handler, freed, lease) = (
+                pool.clone(),
+                handler.clone(),
+                self.freed.clone(),
+                config.lease,
+            );
+            self.running.spawn(async move {
+                run_job(pool, job, handler, lease).await;
+                drop(permit);
+                freed.notify_one();
+            });
+        }
+        claimed_all_free
+    }
+
+    /// Gives the jobs in flight until the end of their lease to finish, then releases the rest.
+    async fn drain(mut self, lease: Duration) {
+        let in_flight = self.running.len();
+        if in_flight > 0 {
+            tracing::info!(
+                jobs.in_flight = in_flight,
+                "draining: waiting for in-flight jobs"
+            );
+        }
+        let drained = tokio::time::timeout(lease, async {
+            while self.running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            // run_job releases its job when aborted mid-way (see ReleaseOnDrop).
+            self.running.shutdown().await;
+        }
     }
 }
 
@@ -168,16 +197,16 @@ async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duratio
     };
     // A panic is a failed attempt like any other: caught here, it spends an attempt and retries
     // with backoff, so a job that always panics ends dead instead of being requeued forever.
-    let attempt = lease.attempt;
+    let policy = RetryPolicy::for_kind(&job.kind);
     let work = AssertUnwindSafe(handler(job, context))
         .catch_unwind()
-        .map(move |caught| caught.unwrap_or_else(|panic| panicked(attempt, &*panic)));
+        .map(move |caught| caught.unwrap_or_else(|panic| Err(panicked(&*panic))));
     tokio::pin!(work);
     let mut ticker = tokio::time::interval((lease_length / 3).max(Duration::from_millis(100)));
     ticker.tick().await;
-    let outcome = loop {
+    let ended = loop {
         tokio::select! {
-            outcome = &mut work => break Some(outcome),
+            result = &mut work => break Some(result),
             _ = ticker.tick() => match heartbeat(&pool, &lease, lease_length).await {
                 Ok(Heartbeat::Extended) => {}
                 Ok(Heartbeat::CancelRequested) => { let _ = cancel_tx.send(true); }
@@ -190,7 +219,8 @@ async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duratio
         }
     };
     release.disarm();
-    let Some(outcome) = outcome else { return };
+    let Some(result) = ended else { return };
+    let outcome = policy.decide(lease.attempt, result);
     log_failure(&lease, &outcome);
     let result = if *cancel_tx.borrow() && !matches!(outcome, Outcome::Succeeded { .. }) {
         acknowledge_cancel(&pool, &lease).await.map(|_| ())
@@ -220,17 +250,14 @@ async fn run_job(pool: PgPool, job: Job, handler: Handler, lease_length: Duratio
     }
 }
 
-/// The outcome of an attempt whose handler panicked: retried with backoff, spending the attempt.
-pub fn panicked(attempt: i32, panic: &(dyn std::any::Any + Send)) -> Outcome {
+/// The failure of an attempt whose handler panicked: retried with backoff, spending the attempt.
+pub fn panicked(panic: &(dyn std::any::Any + Send)) -> JobError {
     let message = panic
         .downcast_ref::<&str>()
         .map(|text| text.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into());
-    Outcome::Failed {
-        kind: RetryPolicy::default().retryable(attempt),
-        error: serde_json::json!({"code": "handler_panicked", "message": message}),
-    }
+    JobError::retry("handler_panicked", message)
 }
 
 /// Logs a failed attempt with its error (errors never carry secrets: see `deliver`).

@@ -19,7 +19,7 @@ use mistralrs::{
     Constraint, MemoryGpuConfig, Model, PagedAttentionMetaBuilder, RequestBuilder, Response,
     TextMessageRole, TextMessages, TokenSource,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value as JsonValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -57,7 +57,7 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// The model sized by GPU admission when there is a plan: its paged KV pool (a cuda build
     /// only; the CPU has no paged attention) and its context budget per sequence.
-    pub fn admitted(path: PathBuf, max_seqs: usize, plan: Option<&crate::admission::Plan>) -> Self {
+    pub fn admitted(path: PathBuf, max_seqs: usize, plan: Option<&super::admission::Plan>) -> Self {
         Self {
             path,
             max_seqs,
@@ -69,29 +69,8 @@ impl ModelConfig {
     }
 }
 
-/// One chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub role: Role,
-    pub content: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl ChatMessage {
-    pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
-        }
-    }
-}
+/// One chat message: `llm.generate`'s input type, which the other prompts use too.
+pub use sentinel_queue::kinds::llm_generate::{Message as ChatMessage, Role};
 
 /// Token counts of one generation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -168,7 +147,7 @@ impl Llm {
             path.clone()
         } else {
             let source = path.clone();
-            tokio::task::spawn_blocking(move || crate::requant::for_cpu(&source))
+            tokio::task::spawn_blocking(move || super::requant::for_cpu(&source))
                 .await
                 .map_err(|panic| anyhow::anyhow!("the converter crashed: {panic}"))
                 .and_then(|converted| converted)
@@ -242,22 +221,7 @@ impl Llm {
     ) -> Result<Generation, LlmError> {
         let _in_flight = InFlight::enter(self);
         let started = Instant::now();
-        // With a context budget the prompt is counted up front; the count is kept for the usage
-        // of an answer that stops before the engine reports it.
-        let mut prompt_tokens = None;
-        let max_tokens = match self.context_tokens {
-            Some(context) => {
-                let prompt = self.count_prompt_tokens(messages).await.unwrap_or(0);
-                prompt_tokens = Some(prompt);
-                if prompt >= context {
-                    return Err(LlmError::Invalid(format!(
-                        "the prompt is {prompt} tokens; this worker's context per sequence is {context} tokens (SENTINEL_CONTEXT_TOKENS)"
-                    )));
-                }
-                max_tokens.min(context - prompt)
-            }
-            None => max_tokens,
-        };
+        let (max_tokens, prompt_tokens) = self.answer_budget(messages, max_tokens).await?;
         let mut request = RequestBuilder::new()
             .set_deterministic_sampler()
             .set_sampler_max_len(max_tokens.max(1));
@@ -272,73 +236,24 @@ impl Llm {
             .stream_chat_request(request)
             .await
             .map_err(|error| LlmError::Engine(error.to_string()))?;
-        let mut text = String::new();
-        let mut tokens = 0usize;
-        let mut json_end = schema.map(|_| JsonEnd::default());
-        let mut usage = None;
-        let mut finish_reason = String::from("length");
-        let mut first_token_seconds = None;
+        let mut answer = Answer::new(started, schema.is_some());
         loop {
             let response = tokio::select! {
                 response = stream.next() => response,
                 _ = wait_canceled(&mut canceled) => return Err(LlmError::Canceled),
             };
             let Some(response) = response else { break };
-            match response {
-                Response::Chunk(chunk) => {
-                    if let Some(reported) = chunk.usage {
-                        usage = Some(reported);
-                    }
-                    let Some(choice) = chunk.choices.into_iter().next() else {
-                        continue;
-                    };
-                    if let Some(delta) = choice.delta.content {
-                        tokens += 1;
-                        first_token_seconds.get_or_insert_with(|| started.elapsed().as_secs_f64());
-                        let keep = match json_end.as_mut() {
-                            Some(scanner) => scanner.feed(&delta),
-                            None => None,
-                        };
-                        text.push_str(&delta[..keep.unwrap_or(delta.len())]);
-                        if let Some(progress) = progress {
-                            progress.send_replace(Progress {
-                                tokens,
-                                text: text.clone(),
-                            });
-                        }
-                        if keep.is_some() {
-                            // The JSON value closed: dropping the stream cancels the sequence.
-                            finish_reason = "stop".into();
-                            break;
-                        }
-                    }
-                    if let Some(reason) = choice.finish_reason {
-                        finish_reason = reason;
-                        if usage.is_some() {
-                            break;
-                        }
-                    }
-                }
-                Response::Done(done) => {
-                    usage = Some(done.usage);
-                    break;
-                }
-                Response::ModelError(message, _) | Response::CompletionModelError(message, _) => {
-                    return Err(LlmError::Engine(message))
-                }
-                Response::ValidationError(error) => {
-                    return Err(LlmError::Invalid(error.to_string()))
-                }
-                Response::InternalError(error) => return Err(LlmError::Engine(error.to_string())),
-                _ => {}
+            if answer.take(response, progress)? {
+                break;
             }
         }
         drop(stream);
-        let usage = match usage {
+        let usage = match answer.usage.take() {
             Some(reported) => Usage {
                 prompt_tokens: reported.prompt_tokens,
-                completion_tokens: reported.completion_tokens.max(tokens),
-                total_tokens: reported.prompt_tokens + reported.completion_tokens.max(tokens),
+                completion_tokens: reported.completion_tokens.max(answer.tokens),
+                total_tokens: reported.prompt_tokens
+                    + reported.completion_tokens.max(answer.tokens),
             },
             None => {
                 // Stopped early: the engine sent no usage, so count the prompt here.
@@ -348,18 +263,38 @@ impl Llm {
                 };
                 Usage {
                     prompt_tokens,
-                    completion_tokens: tokens,
-                    total_tokens: prompt_tokens + tokens,
+                    completion_tokens: answer.tokens,
+                    total_tokens: prompt_tokens + answer.tokens,
                 }
             }
         };
         Ok(Generation {
-            text,
+            text: answer.text,
             usage,
-            finish_reason,
+            finish_reason: answer.finish_reason,
             seconds: started.elapsed().as_secs_f64(),
-            first_token_seconds: first_token_seconds.unwrap_or(0.0),
+            first_token_seconds: answer.first_token_seconds.unwrap_or(0.0),
         })
+    }
+
+    /// The answer's token budget: `max_tokens`, or less when a context budget leaves less after
+    /// the prompt. With a context budget the prompt is counted up front, and the count returned
+    /// for the usage of an answer that stops before the engine reports it.
+    async fn answer_budget(
+        &self,
+        messages: &[ChatMessage],
+        max_tokens: usize,
+    ) -> Result<(usize, Option<usize>), LlmError> {
+        let Some(context) = self.context_tokens else {
+            return Ok((max_tokens, None));
+        };
+        let prompt = self.count_prompt_tokens(messages).await.unwrap_or(0);
+        if prompt >= context {
+            return Err(LlmError::Invalid(format!(
+                "the prompt is {prompt} tokens; this worker's context per sequence is {context} tokens (SENTINEL_CONTEXT_TOKENS)"
+            )));
+        }
+        Ok((max_tokens.min(context - prompt), Some(prompt)))
     }
 
     async fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Option<usize> {
@@ -372,6 +307,92 @@ impl Llm {
             .await
             .ok()
             .map(|tokens| tokens.len())
+    }
+}
+
+/// An answer as the engine streams it.
+struct Answer {
+    started: Instant,
+    text: String,
+    tokens: usize,
+    /// Finds where a constrained answer's JSON value closes.
+    json_end: Option<JsonEnd>,
+    usage: Option<mistralrs::Usage>,
+    finish_reason: String,
+    first_token_seconds: Option<f64>,
+}
+
+impl Answer {
+    fn new(started: Instant, constrained: bool) -> Self {
+        Self {
+            started,
+            text: String::new(),
+            tokens: 0,
+            json_end: constrained.then(JsonEnd::default),
+            usage: None,
+            finish_reason: String::from("length"),
+            first_token_seconds: None,
+        }
+    }
+
+    /// Takes one response from the engine; true when the answer is complete.
+    fn take(
+        &mut self,
+        response: Response,
+        progress: Option<&watch::Sender<Progress>>,
+    ) -> Result<bool, LlmError> {
+        match response {
+            Response::Chunk(chunk) => {
+                if let Some(reported) = chunk.usage {
+                    self.usage = Some(reported);
+                }
+                let Some(choice) = chunk.choices.into_iter().next() else {
+                    return Ok(false);
+                };
+                if let Some(delta) = choice.delta.content {
+                    if self.push(&delta, progress) {
+                        // The JSON value closed: dropping the stream cancels the sequence.
+                        self.finish_reason = "stop".into();
+                        return Ok(true);
+                    }
+                }
+                if let Some(reason) = choice.finish_reason {
+                    self.finish_reason = reason;
+                    return Ok(self.usage.is_some());
+                }
+                Ok(false)
+            }
+            Response::Done(done) => {
+                self.usage = Some(done.usage);
+                Ok(true)
+            }
+            Response::ModelError(message, _) | Response::CompletionModelError(message, _) => {
+                Err(LlmError::Engine(message))
+            }
+            Response::ValidationError(error) => Err(LlmError::Invalid(error.to_string())),
+            Response::InternalError(error) => Err(LlmError::Engine(error.to_string())),
+            _ => Ok(false),
+        }
+    }
+
+    /// Adds one token's text, up to the end of the JSON value; true when that closed it.
+    fn push(&mut self, delta: &str, progress: Option<&watch::Sender<Progress>>) -> bool {
+        self.tokens += 1;
+        let started = self.started;
+        self.first_token_seconds
+            .get_or_insert_with(|| started.elapsed().as_secs_f64());
+        let keep = self
+            .json_end
+            .as_mut()
+            .and_then(|scanner| scanner.feed(delta));
+        self.text.push_str(&delta[..keep.unwrap_or(delta.len())]);
+        if let Some(progress) = progress {
+            progress.send_replace(Progress {
+                tokens: self.tokens,
+                text: self.text.clone(),
+            });
+        }
+        keep.is_some()
     }
 }
 

@@ -59,12 +59,40 @@ pub fn for_cpu(path: &Path) -> anyhow::Result<PathBuf> {
         }
     }
     let started = Instant::now();
+    let tensors = converted_tensors(&content, &mut reader, target)?;
+    let mut last_error = None;
+    for candidate in &candidates {
+        match write_copy(&content, &tensors, candidate, source_modified) {
+            Ok(()) => {
+                tracing::info!(
+                    model.source = %path.display(),
+                    model.cached = %candidate.display(),
+                    model.tensors_converted = slow,
+                    model.convert_ms = started.elapsed().as_millis() as u64,
+                    "converted Q5_0/Q5_1 tensors for the CPU kernels"
+                );
+                return Ok(candidate.clone());
+            }
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow::anyhow!("no place to write"))
+        .context("writing the requantized copy of the model"))
+}
+
+/// Every tensor of `content`, in file order, the slow ones requantized to `target`.
+fn converted_tensors(
+    content: &gguf_file::Content,
+    reader: &mut BufReader<File>,
+    target: GgmlDType,
+) -> anyhow::Result<Vec<(String, QTensor)>> {
     let mut infos: Vec<(&String, &gguf_file::TensorInfo)> = content.tensor_infos.iter().collect();
     infos.sort_by_key(|(_, info)| info.offset);
     let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(infos.len());
     for (tensor_name, info) in infos {
         let tensor = content
-            .tensor(&mut reader, tensor_name, &Device::Cpu)
+            .tensor(reader, tensor_name, &Device::Cpu)
             .map_err(|error| anyhow::anyhow!("reading tensor {tensor_name}: {error}"))?;
         let tensor = if is_slow(info.ggml_dtype) {
             let weights = tensor.dequantize(&Device::Cpu)?;
@@ -74,6 +102,18 @@ pub fn for_cpu(path: &Path) -> anyhow::Result<PathBuf> {
         };
         tensors.push((tensor_name.clone(), tensor));
     }
+    Ok(tensors)
+}
+
+/// Writes the copy with `content`'s metadata and `tensors` to `candidate`: to a partial file
+/// first, published in place once complete (see [`publish`]); the partial file is removed on
+/// failure.
+fn write_copy(
+    content: &gguf_file::Content,
+    tensors: &[(String, QTensor)],
+    candidate: &Path,
+    source_modified: SystemTime,
+) -> anyhow::Result<()> {
     // The copy is written with candle's default 32-byte alignment, and in a fixed order so that
     // two processes converting at once write the same bytes.
     let mut metadata: Vec<(&str, &gguf_file::Value)> = content
@@ -87,41 +127,23 @@ pub fn for_cpu(path: &Path) -> anyhow::Result<PathBuf> {
         .iter()
         .map(|(name, tensor)| (name.as_str(), tensor))
         .collect();
-    let mut last_error = None;
-    for candidate in &candidates {
-        let partial = candidate.with_extension(format!("partial-{}", std::process::id()));
-        let written = File::create(&partial)
-            .map_err(anyhow::Error::from)
-            .and_then(|file| {
-                let mut writer = BufWriter::new(file);
-                gguf_file::write(&mut writer, &metadata, &tensor_refs)?;
-                writer
-                    .into_inner()
-                    .map_err(|error| error.into_error())?
-                    .sync_all()?;
-                Ok(())
-            })
-            .and_then(|()| publish(&partial, candidate, source_modified));
-        match written {
-            Ok(()) => {
-                tracing::info!(
-                    model.source = %path.display(),
-                    model.cached = %candidate.display(),
-                    model.tensors_converted = slow,
-                    model.convert_ms = started.elapsed().as_millis() as u64,
-                    "converted Q5_0/Q5_1 tensors for the CPU kernels"
-                );
-                return Ok(candidate.clone());
-            }
-            Err(error) => {
-                let _ = std::fs::remove_file(&partial);
-                last_error = Some(error);
-            }
-        }
+    let partial = candidate.with_extension(format!("partial-{}", std::process::id()));
+    let written = File::create(&partial)
+        .map_err(anyhow::Error::from)
+        .and_then(|file| {
+            let mut writer = BufWriter::new(file);
+            gguf_file::write(&mut writer, &metadata, &tensor_refs)?;
+            writer
+                .into_inner()
+                .map_err(|error| error.into_error())?
+                .sync_all()?;
+            Ok(())
+        })
+        .and_then(|()| publish(&partial, candidate, source_modified));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
     }
-    Err(last_error
-        .unwrap_or_else(|| anyhow::anyhow!("no place to write"))
-        .context("writing the requantized copy of the model"))
+    written
 }
 
 /// Puts a finished copy in place without ever replacing a file another process may be reading:

@@ -1,18 +1,20 @@
 //! The deterministic lane: claims healing jobs at stage `new` hundreds at a time, heals each by
 //! adapter or repair on the blocking pool, and ends the whole batch in one statement. Jobs that
-//! need the model (the LLM step, or an agent reply) are handed off to stage `model` in that same
-//! statement, so model-lane slots are spent only on work that needs the model.
+//! need the model (the LLM step, or the built-in agent's reply) or the agent lane are handed off
+//! to their stage (`llm_heal`, `model`, `agent`) in that same statement, so model-lane slots are
+//! spent only on work that needs the model.
 
 use std::{panic::AssertUnwindSafe, time::Duration};
 
 use sentinel_queue::{
     agent::{self, AgentMode},
-    claim_batch_within, finish_many_isolated, Claimable, Finish, Job, Waiter,
+    claim_batch_within, finish_many_isolated, Claimable, Finish, Job, RetryPolicy, Waiter,
 };
 use sqlx::{types::Uuid, PgPool};
 use tokio::sync::watch;
 
-use crate::heal_job::heal_without_model;
+use super::runner::{log_failure, panicked};
+use crate::jobs::heal::heal_without_model;
 
 /// How often a failed batch finish is retried before its jobs are left to the rescuer.
 const FINISH_TRIES: u32 = 3;
@@ -101,9 +103,10 @@ async fn finish_batch(pool: &PgPool, jobs: Vec<Job>) {
                     .and_then(|id| agents.get(&id))
                     .map_or(AgentMode::Builtin, |agent| agent.mode);
                 // One job's panic fails that job alone, not the batch in hand.
-                let outcome =
+                let result =
                     std::panic::catch_unwind(AssertUnwindSafe(|| heal_without_model(job, mode)))
-                        .unwrap_or_else(|panic| crate::runner::panicked(lease.attempt, &*panic));
+                        .unwrap_or_else(|panic| Err(panicked(&*panic)));
+                let outcome = RetryPolicy::for_kind(&job.kind).decide(lease.attempt, result);
                 Some(Finish { lease, outcome })
             })
             .collect::<Vec<_>>()
@@ -112,7 +115,7 @@ async fn finish_batch(pool: &PgPool, jobs: Vec<Job>) {
     let finishes = match healed {
         Ok(finishes) => {
             for finish in &finishes {
-                crate::runner::log_failure(&finish.lease, &finish.outcome);
+                log_failure(&finish.lease, &finish.outcome);
             }
             finishes
         }

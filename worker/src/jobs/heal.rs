@@ -1,11 +1,12 @@
 //! `payload.heal` and `webhook.inbound`: a payload becomes the canonical message by its
 //! platform's adapter, then by repair and aliasing, and only when both fail by the LLM under a
 //! JSON-schema constraint. Every result is checked against the canonical schema before it is
-//! written. For an inbound message with text, the agent's reply follows (see [`crate::reply`]).
+//! written. For an inbound message with text, the agent's answer follows (see [`super::answer`]).
 //!
-//! The work is split between two lanes: [`heal_without_model`] runs in the deterministic lane
-//! ([`crate::heal_lane`]), which finishes what needs no model and hands the rest to the model
-//! lane, where [`handle`] runs the whole pipeline.
+//! The work is split between lanes: [`heal_without_model`] runs in the deterministic lane
+//! (`crate::lanes::deterministic`), which finishes what needs no model and hands the rest on: to
+//! the model lane, where [`handle`] runs the whole pipeline, or to the agent lane, where
+//! [`handle_in`] runs it without the model.
 
 use sentinel_queue::{
     agent::AgentMode,
@@ -14,16 +15,19 @@ use sentinel_queue::{
     heal::{self, HealedBy},
     kinds,
     platform::Platform,
-    storable, FailKind, Job, Outcome, Stage,
+    storable, Job, JobError, JobResult, Retry, Stage,
 };
 use serde_json::{json, Value as JsonValue};
 
+use super::{answer, Lane};
 use crate::{
-    generate_job::{fatal, generate},
-    llm::{ChatMessage, Role},
-    reply,
-    runner::JobContext,
-    Services,
+    attempt::JobContext,
+    model::{
+        self,
+        llm::{ChatMessage, Generation, Role},
+        Purpose, Request,
+    },
+    services::Services,
 };
 
 /// The most payload text the LLM step reads: every prompt token costs time before the first answer
@@ -50,7 +54,7 @@ struct Payload {
 }
 
 impl Payload {
-    fn of(job: &Job) -> Result<Self, Outcome> {
+    fn of(job: &Job) -> Result<Self, JobError> {
         let platform = job
             .input
             .get("platform")
@@ -62,9 +66,9 @@ impl Payload {
                 .get("payload")
                 .and_then(heal::job_payload)
                 .ok_or_else(|| {
-                    fatal(
+                    JobError::fatal(
                         "invalid_input",
-                        "input.payload must be a string, an object or an array".into(),
+                        "input.payload must be a string, an object or an array",
                     )
                 })?,
             _ => (
@@ -80,7 +84,7 @@ impl Payload {
         // Nesting deeper than any step reads is refused at once: another attempt, or the model,
         // would read it no better.
         heal::check_depth(parsed.as_ref(), raw.as_deref())
-            .map_err(|too_deep| fatal("payload_too_deep", too_deep.to_string()))?;
+            .map_err(|too_deep| JobError::fatal("payload_too_deep", too_deep.to_string()))?;
         Ok(Self {
             platform,
             parsed,
@@ -107,21 +111,13 @@ impl Payload {
 /// built-in agent's reply, or to the agent lane ([`Stage::Agent`]) for an external or forwarded
 /// agent. `agent` is who answers the job's source. Never touches the model, and takes
 /// microseconds.
-pub fn heal_without_model(job: &Job, agent: AgentMode) -> Outcome {
-    let payload = match Payload::of(job) {
-        Ok(payload) => payload,
-        Err(outcome) => return outcome,
-    };
-    let Ok(healed) = payload.heal() else {
-        return Outcome::HandedOff {
-            stage: Stage::LlmHeal,
-        };
-    };
+pub fn heal_without_model(job: &Job, agent: AgentMode) -> JobResult {
+    let payload = Payload::of(job)?;
+    let healed = payload
+        .heal()
+        .map_err(|_| JobError::HandOff(Stage::LlmHeal))?;
     let message = healed.message.clone();
-    let mut result = match healed_result(&healed) {
-        Ok(result) => result,
-        Err(outcome) => return outcome,
-    };
+    let mut result = healed_result(&healed)?;
     if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
         // A reply needs the model or the tenant's agent, unless there is nowhere to send one.
         let next = match agent {
@@ -131,32 +127,22 @@ pub fn heal_without_model(job: &Job, agent: AgentMode) -> Outcome {
         };
         let skipped = match next {
             Some(stage) => {
-                match reply::addressee(job, payload.platform, &message, payload.parsed.as_ref()) {
-                    Ok(_) => return Outcome::HandedOff { stage },
+                match answer::addressee(job, payload.platform, &message, payload.parsed.as_ref()) {
+                    Ok(_) => return Err(JobError::HandOff(stage)),
                     Err(skipped) => skipped,
                 }
             }
-            None => reply::skipped(reply::AGENT_NONE),
+            None => answer::skipped(answer::AGENT_NONE),
         };
         for (key, value) in skipped {
             result[key] = value;
         }
     }
-    Outcome::Succeeded { result }
-}
-
-/// The lane a healing job runs in after the deterministic one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lane {
-    /// The model's slots: the LLM step and the built-in agent's reply.
-    Model,
-    /// The agent lane: a message an external or forwarded agent answers. It never runs the model:
-    /// a job that turns out to need it is handed to the model's stages.
-    Agent,
+    Ok(result)
 }
 
 /// The model lane's step: the whole pipeline, the LLM step and the agent's reply included.
-pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> Outcome {
+pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> JobResult {
     handle_in(services, job, context, Lane::Model).await
 }
 
@@ -166,18 +152,11 @@ pub async fn handle_in(
     job: &Job,
     context: &JobContext,
     lane: Lane,
-) -> Outcome {
-    let payload = match Payload::of(job) {
-        Ok(payload) => payload,
-        Err(outcome) => return outcome,
-    };
+) -> JobResult {
+    let payload = Payload::of(job)?;
     let (healed, heal_notes) = match payload.heal() {
         Ok(healed) => (healed, None),
-        Err(_) if lane == Lane::Agent => {
-            return Outcome::HandedOff {
-                stage: Stage::LlmHeal,
-            }
-        }
+        Err(_) if lane == Lane::Agent => return Err(JobError::HandOff(Stage::LlmHeal)),
         Err(not_healed) => {
             let text = payload
                 .raw
@@ -194,15 +173,12 @@ pub async fn handle_in(
                     },
                     Some(notes),
                 ),
-                Err(outcome) => return with_reason(outcome, &not_healed.0),
+                Err(error) => return Err(with_reason(error, &not_healed.0)),
             }
         }
     };
     let (message, healed_by) = (healed.message.clone(), healed.healed_by);
-    let mut result = match healed_result(&healed) {
-        Ok(result) => result,
-        Err(outcome) => return outcome,
-    };
+    let mut result = healed_result(&healed)?;
     for (key, value) in heal_notes.into_iter().flatten() {
         result[key] = value;
     }
@@ -224,45 +200,36 @@ pub async fn handle_in(
         });
     }
     if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
-        match reply::respond(
-            services,
+        let inbound = answer::Inbound {
             job,
-            context,
-            payload.platform,
-            &message,
-            payload.parsed.as_ref(),
+            platform: payload.platform,
+            message: &message,
+            payload: payload.parsed.as_ref(),
             healed_by,
-            lane,
-        )
-        .await
-        {
-            Ok(reply) => {
-                for (key, value) in reply {
-                    result[key] = value;
-                }
-            }
-            Err(outcome) => return outcome,
+        };
+        let reply = answer::respond(services, context, &inbound, lane).await?;
+        for (key, value) in reply {
+            result[key] = value;
         }
     }
-    Outcome::Succeeded { result }
+    Ok(result)
 }
 
 /// `{message, healed_by, heal_confidence, heal_trace?}` once the message validates against the
 /// canonical schema; a failed attempt naming the violations otherwise. `heal_trace.unwrapped` names
 /// the envelopes taken off the payload (see `sentinel_queue::envelope`).
-fn healed_result(healed: &heal::Healed) -> Result<JsonValue, Outcome> {
+fn healed_result(healed: &heal::Healed) -> Result<JsonValue, JobError> {
     let message = &healed.message;
     let healed_by = healed.healed_by;
-    let message_json =
-        serde_json::to_value(message).map_err(|error| fatal("not_healed", error.to_string()))?;
+    let message_json = serde_json::to_value(message)
+        .map_err(|error| JobError::fatal("not_healed", error.to_string()))?;
     if let Err(violations) = canonical::validate(&message_json) {
         // Healing is deterministic (the adapters, and the model under a deterministic sampler):
         // another attempt on the same payload gives the same message, so the job is dead at once
         // and a replay after a fix is the way back.
-        return Err(Outcome::Failed {
-            kind: FailKind::Fatal,
-            error: json!({"code": "invalid_message", "healed_by": healed_by.as_str(), "message": violations}),
-        });
+        return Err(JobError::Fatal(
+            json!({"code": "invalid_message", "healed_by": healed_by.as_str(), "message": violations}),
+        ));
     }
     // The adapter and repair read fields where the platform puts them; the extractor by scores
     // it found unambiguous.
@@ -317,14 +284,14 @@ async fn heal_with_llm(
     context: &JobContext,
     platform: Option<Platform>,
     text: &str,
-) -> Result<(CanonicalMessage, Vec<(&'static str, JsonValue)>), Outcome> {
+) -> Result<(CanonicalMessage, Vec<(&'static str, JsonValue)>), JobError> {
     // Whatever the repairer can read goes in compact (no indentation, fewer prompt tokens).
     let compact = heal::repair(text)
         .filter(|value| value.is_object() || value.is_array())
         .map(|value| value.to_string());
     let excerpt = storable::clip(compact.as_deref().unwrap_or(text).trim(), LLM_PAYLOAD_BYTES);
     if excerpt.is_empty() {
-        return Err(fatal("not_healed", "the payload is empty".into()));
+        return Err(JobError::fatal("not_healed", "the payload is empty"));
     }
     let platform_name = platform.map_or("unknown", Platform::as_str);
     let messages = [
@@ -338,26 +305,40 @@ async fn heal_with_llm(
         ),
     ];
     let grounding = Grounding::new(excerpt);
-    let generation = generate(
-        services,
-        job,
+    let generation = model::generate(
+        services.llm.as_deref(),
+        &services.pool,
         context,
-        &messages,
-        grounding.answer_budget(),
-        Some(&grounding.schema()),
-        "heal",
+        Request {
+            purpose: Purpose::Heal {
+                deadline: LLM_HEAL_DEADLINE,
+            },
+            messages: &messages,
+            max_tokens: grounding.answer_budget(),
+            schema: Some(&grounding.schema()),
+        },
     )
     .await?;
-    // An answer the budget cut off mid-string is closed by the repairer: the fields before the
-    // cut are kept and the missing ones are null, which the schema allows.
-    let extracted: JsonValue = serde_json::from_str(&generation.text)
+    let extracted = model_answer(&generation)?;
+    let (message, ungrounded) = grounding.message(&extracted, platform_name, job);
+    let mut notes = vec![("heal_usage", json!(generation.usage))];
+    if !ungrounded.is_empty() {
+        notes.push(("heal_ungrounded", json!(ungrounded)));
+    }
+    Ok((message, notes))
+}
+
+/// The model's answer as a JSON object. An answer the budget cut off mid-string is closed by the
+/// repairer: the fields before the cut are kept and the missing ones are null, which the schema
+/// allows.
+fn model_answer(generation: &Generation) -> Result<JsonValue, JobError> {
+    serde_json::from_str(&generation.text)
         .ok()
         .or_else(|| heal::repair(&generation.text))
         .filter(JsonValue::is_object)
-        .ok_or_else(|| Outcome::Failed {
+        .ok_or_else(|| {
             // Deterministic sampling: a retry would produce the same answer.
-            kind: FailKind::Fatal,
-            error: json!({
+            JobError::Fatal(json!({
                 "code": "invalid_message",
                 "healed_by": "llm",
                 "message": format!(
@@ -365,50 +346,8 @@ async fn heal_with_llm(
                     generation.usage.completion_tokens,
                     storable::clip(&generation.text, 200)
                 ),
-            }),
-        })?;
-    let field = |name: &str| {
-        extracted
-            .get(name)
-            .and_then(JsonValue::as_str)
-            .map(str::trim)
-            .filter(|value| !value.is_empty())
-            .map(str::to_owned)
-    };
-    let event_type = field("event_type")
-        .filter(|kind| EVENT_TYPES.contains(&kind.as_str()))
-        .unwrap_or_else(|| "other".into());
-    let mut ungrounded = Vec::new();
-    let mut grounded = |name: &'static str, check: fn(&Grounding, &str) -> bool| {
-        let value = field(name)?;
-        if check(&grounding, &value) {
-            Some(value)
-        } else {
-            ungrounded.push(name);
-            None
-        }
-    };
-    let mut message = CanonicalMessage::new(platform_name, &event_type);
-    message.event_id = job
-        .dedupe_key
-        .clone()
-        .filter(|key| !key.starts_with("sha256:"));
-    message.conversation_id = grounded("conversation_id", Grounding::is_id);
-    message.sender_id = grounded("sender_id", Grounding::is_id);
-    message.sender_name = grounded("sender_name", Grounding::is_name);
-    message.text = grounded("text", Grounding::is_text);
-    // A command is text that starts with `/`, as every adapter reads one (Telegram `/start`, a
-    // Slack slash command); the model's `command` for anything else is a message.
-    if message.event_type == "command"
-        && !message.text.as_deref().is_some_and(|t| t.starts_with('/'))
-    {
-        message.event_type = "message".into();
-    }
-    let mut notes = vec![("heal_usage", json!(generation.usage))];
-    if !ungrounded.is_empty() {
-        notes.push(("heal_ungrounded", json!(ungrounded)));
-    }
-    Ok((message, notes))
+            }))
+        })
 }
 
 /// The most candidates the constraint offers the model for one field.
@@ -543,6 +482,54 @@ impl Grounding {
     fn is_name(&self, value: &str) -> bool {
         self.names.iter().any(|name| name == value)
     }
+
+    /// The canonical message the model's answer (`extracted`) describes, with every field it
+    /// chose checked against the candidates; the names of the fields dropped as ungrounded.
+    fn message(
+        &self,
+        extracted: &JsonValue,
+        platform_name: &str,
+        job: &Job,
+    ) -> (CanonicalMessage, Vec<&'static str>) {
+        let field = |name: &str| {
+            extracted
+                .get(name)
+                .and_then(JsonValue::as_str)
+                .map(str::trim)
+                .filter(|value| !value.is_empty())
+                .map(str::to_owned)
+        };
+        let event_type = field("event_type")
+            .filter(|kind| EVENT_TYPES.contains(&kind.as_str()))
+            .unwrap_or_else(|| "other".into());
+        let mut ungrounded = Vec::new();
+        let mut grounded = |name: &'static str, check: fn(&Grounding, &str) -> bool| {
+            let value = field(name)?;
+            if check(self, &value) {
+                Some(value)
+            } else {
+                ungrounded.push(name);
+                None
+            }
+        };
+        let mut message = CanonicalMessage::new(platform_name, &event_type);
+        message.event_id = job
+            .dedupe_key
+            .clone()
+            .filter(|key| !key.starts_with("sha256:"));
+        message.conversation_id = grounded("conversation_id", Grounding::is_id);
+        message.sender_id = grounded("sender_id", Grounding::is_id);
+        message.sender_name = grounded("sender_name", Grounding::is_name);
+        message.text = grounded("text", Grounding::is_text);
+        // A command is text that starts with `/`, as every adapter reads one (Telegram `/start`, a
+        // Slack slash command); the model's `command` for anything else is a message.
+        if message.event_type == "command"
+            && !message.text.as_deref().is_some_and(|t| t.starts_with('/'))
+        {
+            message.event_type = "message".into();
+        }
+        (message, ungrounded)
+    }
 }
 
 /// Offers a run of capitalised words as a name, and each of its words alone.
@@ -566,14 +553,11 @@ fn push_candidate(candidates: &mut Vec<String>, candidate: &str) {
 }
 
 /// Adds why the deterministic steps failed to a failure of the LLM step.
-fn with_reason(outcome: Outcome, deterministic: &str) -> Outcome {
-    match outcome {
-        Outcome::Failed { kind, mut error } => {
-            error["deterministic"] = json!(deterministic);
-            Outcome::Failed { kind, error }
-        }
-        other => other,
+fn with_reason(mut failure: JobError, deterministic: &str) -> JobError {
+    if let JobError::Retry(Retry { error, .. }) | JobError::Fatal(error) = &mut failure {
+        error["deterministic"] = json!(deterministic);
     }
+    failure
 }
 
 #[cfg(test)]

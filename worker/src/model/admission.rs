@@ -22,7 +22,7 @@ use std::{fmt, fs::File, io::BufReader, path::Path};
 use anyhow::Context;
 use candle_core::quantized::gguf_file;
 
-use crate::gpu_memory::GpuMemory;
+use super::gpu_memory::GpuMemory;
 
 /// One MB as mistral.rs counts its KV pool.
 const MB: u64 = 1 << 20;
@@ -555,11 +555,11 @@ mod tests {
     #[test]
     fn the_shape_is_read_from_the_default_models_header() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let path = root.join(crate::llm::DEFAULT_MODEL_PATH);
+        let path = root.join(crate::model::llm::DEFAULT_MODEL_PATH);
         let shape = ModelShape::read(&path).unwrap_or_else(|error| {
             panic!(
                 "{error}: fetch the default model with `{}`",
-                crate::llm::FETCH_COMMAND
+                crate::model::llm::FETCH_COMMAND
             )
         });
         // SmolLM2-135M: 30 layers, 9 heads, 3 KV heads, hidden 576 (head dimension 64).

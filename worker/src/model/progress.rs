@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::llm::Progress;
+use super::llm::Progress;
 
 /// The shortest gap between two progress events of one job.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
