@@ -24,6 +24,7 @@ pub mod heal;
 pub mod ingest;
 #[cfg(feature = "db")]
 pub mod job;
+#[cfg(feature = "db")]
 pub mod kinds;
 #[cfg(feature = "db")]
 pub mod outcome;
