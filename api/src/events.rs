@@ -80,6 +80,13 @@ pub enum JobEventType {
     Dead,
     #[oai(rename = "job.canceled")]
     Canceled,
+    /// A conversation's turn was made: it holds the conversation's lane; `job_id` is its job.
+    #[oai(rename = "turn.started")]
+    TurnStarted,
+    /// A conversation's turn ended (`status`: answered, unanswered, failed, canceled or
+    /// interrupted) and freed the lane.
+    #[oai(rename = "turn.ended")]
+    TurnEnded,
 }
 
 /// The `data` of every event, which names its own `type` (the SSE `event` name).
@@ -116,6 +123,17 @@ pub struct JobEventData {
     /// `job.progress`: the text generated so far.
     #[oai(nullable)]
     pub text: Option<String>,
+    /// `turn.*`: the turn's conversation.
+    #[oai(nullable)]
+    pub source_id: Option<Uuid>,
+    #[oai(nullable)]
+    pub conversation_id: Option<String>,
+    /// `turn.*`: how many messages the turn answers.
+    #[oai(nullable)]
+    pub messages: Option<i64>,
+    /// `turn.ended`: the `reply.deliver` job of the reply the turn queued.
+    #[oai(nullable)]
+    pub reply_job_id: Option<i64>,
     #[oai(skip)]
     pub frame: SseFrame,
 }
@@ -130,6 +148,8 @@ impl JobEventType {
             "job.retrying" => Self::Retrying,
             "job.dead" => Self::Dead,
             "job.canceled" => Self::Canceled,
+            "turn.started" => Self::TurnStarted,
+            "turn.ended" => Self::TurnEnded,
             _ => return None,
         })
     }
@@ -193,6 +213,10 @@ impl JobEventData {
             tokens: None,
             max_tokens: None,
             text: None,
+            source_id: None,
+            conversation_id: None,
+            messages: None,
+            reply_job_id: None,
             frame,
         }
     }

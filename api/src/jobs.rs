@@ -12,7 +12,7 @@ use poem_openapi::{
     ApiResponse, Object, OpenApi,
 };
 use sentinel_queue::{
-    cancel, enqueue, kinds, replay,
+    cancel, conversations, enqueue, kinds, replay,
     tables::{self, job_attempts},
     CancelOutcome, Job, JobStatus, NewJob,
 };
@@ -183,7 +183,8 @@ pub struct HealedMessage {
     pub message: CanonicalMessageView,
     // Documented on `HealedBy` (a doc comment here would make the field an `allOf`).
     pub healed_by: HealedBy,
-    /// The agent's reply (inbound messages with text).
+    /// The agent's reply (inbound messages with text): the reply of the conversation's turn that
+    /// answered it (a burst of messages gets one reply), null until that turn has answered.
     #[serde(default)]
     #[oai(nullable)]
     pub reply: Option<String>,
@@ -430,21 +431,31 @@ impl JobsApi {
         state: Data<&Arc<AppState>>,
         id: Path<i64>,
     ) -> Result<Json<HealedMessage>, ApiError> {
-        let job = tenant_job(&state, auth.0.tenant_id(), id.0).await?;
-        job.result
-            .and_then(|result| serde_json::from_value::<HealedMessage>(result).ok())
-            .map(Json)
-            .ok_or_else(|| {
-                ApiError::not_found(
-                    "not_healed",
-                    format!(
-                        "job {} ({}, {}) has no healed message",
-                        job.id,
-                        job.kind,
-                        job.status.as_str()
-                    ),
-                )
-            })
+        let tenant_id = auth.0.tenant_id();
+        let job = tenant_job(&state, tenant_id, id.0).await?;
+        let mut healed = job
+            .result
+            .and_then(|result| serde_json::from_value::<HealedMessage>(result).ok());
+        if let Some(healed) = healed.as_mut().filter(|healed| healed.reply.is_none()) {
+            // A message its conversation's turn answers: the turn's reply.
+            if let Some((reply, delivery)) =
+                conversations::reply_to(&state.pool, tenant_id, job.id).await?
+            {
+                healed.reply = reply;
+                healed.delivery = delivery.or(healed.delivery.take());
+            }
+        }
+        healed.map(Json).ok_or_else(|| {
+            ApiError::not_found(
+                "not_healed",
+                format!(
+                    "job {} ({}, {}) has no healed message",
+                    job.id,
+                    job.kind,
+                    job.status.as_str()
+                ),
+            )
+        })
     }
 
     /// The request a `webhook.inbound` job was made from: its body and kept headers.

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod claims;
+pub mod conversations;
 pub mod directory;
 pub mod error;
 pub mod events;
@@ -28,8 +29,8 @@ use anyhow::Context;
 use poem::{Endpoint, EndpointExt, IntoResponse, Route};
 use poem_openapi::{OpenApiService, Tags};
 use sentinel_queue::{
-    agent::ForwardAllow, config, db, rescue::run_rescuer, Ingestor, IngestorConfig, Listener,
-    Notice, EVENTS_CHANNEL, WORKER_JOBS_CHANNEL,
+    agent::ForwardAllow, config, conversations as lanes, db, rescue::run_rescuer, Ingestor,
+    IngestorConfig, Listener, Notice, EVENTS_CHANNEL, WORKER_JOBS_CHANNEL,
 };
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch};
@@ -57,6 +58,8 @@ pub enum ApiTags {
     Ingress,
     /// The async job API.
     Jobs,
+    /// Conversations: one turn at a time per chat, their transcripts and turns.
+    Conversations,
     /// Job events over Server-Sent Events.
     Events,
     /// Your own workers: claim jobs of your own kinds, heartbeat, report progress, complete or
@@ -586,6 +589,7 @@ type Apis = (
     sources::SourcesApi,
     ingress::IngressApi,
     jobs::JobsApi,
+    conversations::ConversationsApi,
     worker_api::WorkerApi,
     events::EventsApi,
     ops::OpsApi,
@@ -598,6 +602,7 @@ pub fn api_service(public_url: &str) -> OpenApiService<Apis, ()> {
         sources::SourcesApi,
         ingress::IngressApi,
         jobs::JobsApi,
+        conversations::ConversationsApi,
         worker_api::WorkerApi,
         events::EventsApi,
         ops::OpsApi,
@@ -665,7 +670,12 @@ impl Gateway {
         let (pool, ingest_pool, claim_pool) = open_pools(&config, &options).await?;
         let (listener, listen_task) = Listener::spawn(
             options,
-            &[EVENTS_CHANNEL, CONFIG_CHANNEL, WORKER_JOBS_CHANNEL],
+            &[
+                EVENTS_CHANNEL,
+                CONFIG_CHANNEL,
+                WORKER_JOBS_CHANNEL,
+                lanes::TURNS_CHANNEL,
+            ],
             shutdown.clone(),
         );
         let claims = Dispatcher::new(config.claim_polls);
@@ -709,6 +719,14 @@ impl Gateway {
             config.rescue_interval,
             shutdown.clone(),
         ));
+        // Conversations' turns start from gateways too, so the turns of an external agent move on
+        // when no built-in worker runs. Starters split the due lanes between them.
+        let starter = tokio::spawn(lanes::run_starter(
+            pool.clone(),
+            listener.waiter(lanes::TURNS_CHANNEL),
+            config.claim_poll_interval,
+            shutdown.clone(),
+        ));
         let config_in_flight = config.tenant_max_in_flight;
         let state = Arc::new(AppState {
             listener,
@@ -729,7 +747,14 @@ impl Gateway {
         });
         Ok(Gateway {
             state,
-            tasks: vec![listen_task, invalidator, counter, rescuer, dispatcher],
+            tasks: vec![
+                listen_task,
+                invalidator,
+                counter,
+                rescuer,
+                dispatcher,
+                starter,
+            ],
             ingest_task,
         })
     }

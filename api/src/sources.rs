@@ -11,6 +11,7 @@ use poem_openapi::{
 };
 use sentinel_queue::{
     agent::{self, AgentMode, AgentSettings},
+    conversations::{OnNewMessage, TurnSettings},
     kinds::reply_deliver,
     platform::{self, Platform, INGEST_TOKEN_FIELD},
     tables::sources,
@@ -170,6 +171,106 @@ impl AgentView {
     }
 }
 
+/// When a conversation's next turn starts: once the conversation has been quiet for `quiet_ms`
+/// (0 to 60000; default 1500), or `max_wait_ms` after its first unanswered message (0 to 600000,
+/// at least `quiet_ms`; default 8000), whichever comes first. The turn carries every unanswered
+/// message, so a burst ("hi" / "I need help" / "with my order 1234") is answered once. Whatever
+/// the setting, one turn runs per conversation at a time; `on_new_message` says what a message
+/// arriving while it runs does (default `wait`). On a change, what is absent stays.
+#[derive(Debug, Clone, Copy, Object)]
+pub struct TurnsSetting {
+    #[oai(validator(maximum(value = "60000")))]
+    pub quiet_ms: Option<u32>,
+    #[oai(validator(maximum(value = "600000")))]
+    pub max_wait_ms: Option<u32>,
+    pub on_new_message: Option<OnNewMessageName>,
+    /// Whether the platform shows "typing…" while a turn runs (Telegram `sendChatAction`, the
+    /// WhatsApp Cloud API's typing indicator; Slack and Salesforce have none). Default: on while
+    /// the built-in agent answers, off for your own agents until you turn it on.
+    pub typing: Option<bool>,
+}
+
+/// What a message arriving while a turn of its conversation runs does. `wait`: it is answered by
+/// the next turn, once this one has ended. `interrupt`: the running turn is canceled (a queued
+/// turn at once; a running one when its worker next heartbeats, and a forward is abandoned) and
+/// the next turn answers the interrupted turn's messages together with the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum OnNewMessageName {
+    Wait,
+    Interrupt,
+}
+
+impl OnNewMessageName {
+    fn of(value: OnNewMessage) -> Self {
+        match value {
+            OnNewMessage::Wait => Self::Wait,
+            OnNewMessage::Interrupt => Self::Interrupt,
+        }
+    }
+
+    fn setting(self) -> OnNewMessage {
+        match self {
+            Self::Wait => OnNewMessage::Wait,
+            Self::Interrupt => OnNewMessage::Interrupt,
+        }
+    }
+}
+
+impl TurnsSetting {
+    /// The setting over `current`, checked.
+    fn over(self, current: TurnSettings) -> Result<TurnSettings, ApiError> {
+        TurnSettings {
+            quiet_ms: self.quiet_ms.unwrap_or(current.quiet_ms),
+            max_wait_ms: self.max_wait_ms.unwrap_or(current.max_wait_ms),
+            on_new_message: self
+                .on_new_message
+                .map_or(current.on_new_message, OnNewMessageName::setting),
+            typing: self.typing.or(current.typing),
+        }
+        .checked()
+        .map_err(|message| ApiError::unprocessable("invalid_turns", message))
+    }
+}
+
+/// A source's turn setting as the API shows it (see `TurnsSetting`).
+#[derive(Debug, Clone, Copy, Object)]
+pub struct TurnsView {
+    pub quiet_ms: u32,
+    pub max_wait_ms: u32,
+    pub on_new_message: OnNewMessageName,
+    /// Whether "typing…" shows while its turns run, with the default for its agent applied.
+    pub typing: bool,
+}
+
+impl TurnsView {
+    fn of(settings: TurnSettings, agent: AgentMode) -> Self {
+        Self {
+            quiet_ms: settings.quiet_ms,
+            max_wait_ms: settings.max_wait_ms,
+            on_new_message: OnNewMessageName::of(settings.on_new_message),
+            typing: settings
+                .typing
+                .unwrap_or(matches!(agent, AgentMode::Builtin)),
+        }
+    }
+}
+
+/// A source's turn settings as its columns store them.
+fn stored_turns(
+    quiet_ms: i32,
+    max_wait_ms: i32,
+    on_new_message: &str,
+    typing: Option<bool>,
+) -> TurnSettings {
+    TurnSettings {
+        quiet_ms: u32::try_from(quiet_ms).unwrap_or(0),
+        max_wait_ms: u32::try_from(max_wait_ms).unwrap_or(0),
+        on_new_message: OnNewMessage::from_column(on_new_message),
+        typing,
+    }
+}
+
 /// A new agent secret: 32 random bytes, as Standard Webhooks writes a secret.
 fn new_agent_secret() -> String {
     let bytes: [u8; 32] = rand::random();
@@ -207,6 +308,8 @@ pub struct CreateSource {
     /// 604800 (a week); default 3600. After it the reply's job ends `dead` with `reply_expired`,
     /// and can be replayed.
     pub reply_ttl_secs: Option<i64>,
+    // Documented on `TurnsSetting`.
+    pub turns: Option<TurnsSetting>,
 }
 
 #[derive(Debug, Object)]
@@ -233,6 +336,8 @@ pub struct Source {
     /// How long, in seconds, a reply keeps being retried through the platform's outages before
     /// its job ends `dead` with `reply_expired`; 3600 unless set.
     pub reply_ttl_secs: i64,
+    // Documented on `TurnsView`.
+    pub turns: TurnsView,
     pub created_at: DateTime<Utc>,
     /// When the source was last changed; null when never.
     #[oai(nullable)]
@@ -269,6 +374,8 @@ pub struct UpdateSource {
     /// queued are held to the new value too.
     #[oai(nullable)]
     pub reply_ttl_secs: MaybeUndefined<i64>,
+    // Documented on `TurnsSetting`: what is absent stays as it is.
+    pub turns: Option<TurnsSetting>,
 }
 
 /// A message to send through the source's platform, with its reply credentials.
@@ -478,6 +585,15 @@ async fn tenant_sources(
             previous_secrets_until: row.previous_secrets_until,
             agent: AgentView::of(&row.agent, row.previous_agent_secret_until),
             reply_ttl_secs: i64::from(row.reply_ttl),
+            turns: TurnsView::of(
+                stored_turns(
+                    row.turn_quiet_ms,
+                    row.turn_max_wait_ms,
+                    &row.turn_on_new_message,
+                    row.turn_typing,
+                ),
+                AgentSettings::from_json(&row.agent).mode,
+            ),
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -509,6 +625,10 @@ impl SourcesApi {
             None => AgentSettings::default(),
         };
         let reply_ttl = check_reply_ttl(body.reply_ttl_secs)?;
+        let turns = match body.turns {
+            Some(turns) => turns.over(TurnSettings::default())?,
+            None => TurnSettings::default(),
+        };
         let agent_secret = (agent.mode == AgentMode::Forward).then(new_agent_secret);
         let agent_json = agent.to_json();
         let new_source = sources::NewSource {
@@ -525,6 +645,7 @@ impl SourcesApi {
             agent: &agent_json,
             agent_secret: agent_secret.as_deref(),
             reply_ttl,
+            turns,
         };
         let row = sources::insert(&state.pool, new_source).await?;
         let mut agent = AgentView::of(&row.agent, None);
@@ -549,6 +670,7 @@ impl SourcesApi {
             previous_secrets_until: None,
             agent,
             reply_ttl_secs: i64::from(reply_ttl.unwrap_or(agent::DEFAULT_REPLY_TTL_SECS)),
+            turns: TurnsView::of(turns, AgentSettings::from_json(&row.agent).mode),
             created_at: row.created_at,
             updated_at: None,
         })))
@@ -601,6 +723,16 @@ impl SourcesApi {
         let agent = AgentChange::checked(&state, &body, &current.agent)?;
         let new_secret = new_agent_secret();
         let reply_ttl = check_update(platform, &body)?;
+        let current_turns = stored_turns(
+            current.turn_quiet_ms,
+            current.turn_max_wait_ms,
+            &current.turn_on_new_message,
+            current.turn_typing,
+        );
+        let turns = body
+            .turns
+            .map(|turns| turns.over(current_turns))
+            .transpose()?;
         let agent_json = agent.settings.as_ref().map(AgentSettings::to_json);
         let change = sources::SourceChange {
             name: set(&body.name).map(|name| name.map(String::as_str)),
@@ -614,6 +746,7 @@ impl SourcesApi {
             forwarding: agent.forwarding,
             new_agent_secret: &new_secret,
             reply_ttl: set(&body.reply_ttl_secs).map(|_| reply_ttl),
+            turns,
         };
         let sources::SourceChanged::Changed { secret_shown } =
             sources::update(&state.pool, id.0, tenant_id, change).await?

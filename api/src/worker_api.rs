@@ -25,7 +25,7 @@ use poem_openapi::{
 use sentinel_queue::{
     agent,
     claim::FinishError,
-    enqueue,
+    conversations, enqueue,
     kinds::{self, reply_deliver},
     storable,
     tenant_kinds::{self, ControlsChange, KindState, TenantClaim},
@@ -97,13 +97,19 @@ pub struct ClaimedJob {
     /// The fencing token every later call about this job must carry.
     pub lease: String,
     pub lease_expires_at: DateTime<Utc>,
-    /// An `agent.turn`'s input is `{source_id, platform, inbound_job_id, message, history,
-    /// address}`: `history` is the conversation's last messages (`{role: user | agent, text}`,
-    /// oldest first), and `address` where the reply goes.
+    /// An `agent.turn`'s input is `{source_id, platform, inbound_job_id, message, messages,
+    /// history, address}`: `history` is the conversation's last messages before the turn's own
+    /// (`{role: user | agent, text}`, oldest first, read when the job is claimed, so it holds the
+    /// reply of the turn before), and `address` where the reply goes.
     pub input: JsonValue,
-    /// For an `agent.turn`: the canonical message to answer. Answer it with `complete`'s `reply`.
+    /// For an `agent.turn`: the canonical message to answer, the last of `messages`. Answer the
+    /// turn with `complete`'s `reply`.
     #[oai(skip_serializing_if_is_none)]
     pub message: Option<JsonValue>,
+    /// For an `agent.turn`: every message the turn answers, oldest first (a burst of messages is
+    /// one turn).
+    #[oai(skip_serializing_if_is_none)]
+    pub messages: Option<Vec<JsonValue>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -482,11 +488,43 @@ impl Pause {
     }
 }
 
+/// Writes each claimed turn's history into its input, read now that the turn has started: every
+/// earlier message of its conversation and the reply each got, the turn before's included. A
+/// turn made before conversations were lanes keeps the history it was made with.
+async fn with_history(state: &AppState, jobs: &mut [Job]) -> Result<(), ApiError> {
+    let turns: Vec<i64> = jobs
+        .iter()
+        .filter(|job| job.kind == kinds::AGENT_TURN)
+        .map(|job| job.id)
+        .collect();
+    if turns.is_empty() {
+        return Ok(());
+    }
+    let mut histories = conversations::history(&state.pool, &turns).await?;
+    for job in jobs.iter_mut() {
+        let Some(history) = histories.remove(&job.id) else {
+            continue;
+        };
+        if let Some(input) = job.input.as_object_mut() {
+            input.insert(
+                "history".into(),
+                serde_json::to_value(history).unwrap_or_default(),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A claimed job as the worker API answers it (`None` for a job without a lease, which a claim
 /// never returns).
 fn claimed_job(job: Job) -> Option<ClaimedJob> {
-    let message = (job.kind == kinds::AGENT_TURN)
-        .then(|| job.input.get("message").cloned())
+    let turn = job.kind == kinds::AGENT_TURN;
+    let message = turn.then(|| job.input.get("message").cloned()).flatten();
+    let messages = turn
+        .then(|| match job.input.get("messages") {
+            Some(JsonValue::Array(messages)) if !messages.is_empty() => Some(messages.clone()),
+            _ => message.clone().map(|message| vec![message]),
+        })
         .flatten();
     Some(ClaimedJob {
         lease: lease_token(&job)?,
@@ -497,6 +535,7 @@ fn claimed_job(job: Job) -> Option<ClaimedJob> {
         max_attempts: job.max_attempts,
         priority: job.priority,
         message,
+        messages,
         input: job.input,
         created_at: job.created_at,
     })
@@ -537,11 +576,9 @@ impl WorkerApi {
         };
         let wait = Duration::from_millis(u64::from(body.wait_ms.unwrap_or(0)))
             .min(state.config.claim_max_wait);
-        let jobs = claim_or_wait(&state, &mut principal, &claim, wait)
-            .await?
-            .into_iter()
-            .filter_map(claimed_job)
-            .collect();
+        let mut jobs = claim_or_wait(&state, &mut principal, &claim, wait).await?;
+        with_history(&state, &mut jobs).await?;
+        let jobs = jobs.into_iter().filter_map(claimed_job).collect();
         Ok(Json(ClaimResponse { jobs }))
     }
 
@@ -640,8 +677,11 @@ impl WorkerApi {
             .map_err(|message| ApiError::unprocessable("invalid_reply", message))?;
         // The reply is queued only if the completion holds: one transaction.
         let mut tx = state.pool.begin().await?;
-        let finished = sentinel_queue::complete(&mut *tx, &held.lease, result).await?;
+        // Recorded on the turn before it ends, so the turn ends answered and the next turn's
+        // history holds the reply.
         let enqueued = enqueue(&mut *tx, &deliver).await?;
+        conversations::record_reply(&mut *tx, job.id, &text, enqueued.id).await?;
+        let finished = sentinel_queue::complete(&mut *tx, &held.lease, result).await?;
         tx.commit().await?;
         Ok(Json(AttemptEnded {
             reply_job_id: Some(enqueued.id),

@@ -127,6 +127,27 @@ describe("the dashboard", () => {
     await snap("05-job-detail");
   });
 
+  it("shows the chat as a transcript, its turn linked to its job", async () => {
+    await page.click("nav >> text=Conversations");
+    const row = page.locator('#conversations tr[data-conversation-id="9009"]');
+    await row.waitFor();
+    await snap("05b-conversations");
+    await row.locator("a").click();
+    await page.waitForSelector("#transcript li.from-user");
+    expect(await page.textContent("#transcript li.from-user")).toContain("Hello, is my order on its way?");
+    // The built-in agent's turn ends (this source has no reply credentials: nothing is sent).
+    const turn = page.locator("#transcript li.from-agent:not([data-status=open])");
+    await turn.waitFor({ timeout: 150_000 });
+    expect(await turn.textContent()).toContain("agent.reply #");
+    await snap("05c-transcript");
+    await turn.locator('a[href^="#/jobs/"]').first().click();
+    await page.waitForSelector("#job-detail dd >> text=agent.reply");
+    // Back to the message's job, which the next test replays.
+    await page.goto(`${baseUrl}/dashboard/#/jobs/${webhookJobId}`);
+    await page.waitForSelector(`#job-detail h1:has-text("Job #${webhookJobId}")`);
+    await page.waitForSelector("#healed-by");
+  });
+
   it("replays it, and the replay runs to succeeded", async () => {
     await page.click("#replay");
     await page.waitForFunction((original) => /#\/jobs\/\d+$/.test(location.hash) && !location.hash.endsWith(`/${original}`), webhookJobId);

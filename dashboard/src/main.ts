@@ -1,6 +1,7 @@
 // The dashboard: hash routes, one page at a time. Each page gets an AbortSignal that fires when
 // the user navigates away, which closes its event stream and stops its timers.
 import "./style.css";
+import { conversationPage, conversationsPage } from "./pages/conversations";
 import { jobDetailPage, jobsPage } from "./pages/jobs";
 import { livePage } from "./pages/live";
 import { processPage } from "./pages/process";
@@ -15,6 +16,7 @@ let current: AbortController | undefined;
 const NAV = [
   ["#/live", "Live"],
   ["#/jobs", "Jobs"],
+  ["#/conversations", "Conversations"],
   ["#/process", "Process a document"],
   ["#/sources", "Sources"],
 ] as const;
@@ -43,9 +45,12 @@ async function route() {
 
   try {
     const jobMatch = /^\/jobs\/(\d+)$/.exec(path);
+    const conversationMatch = /^\/conversations\/([0-9a-f-]{36})\/(.+)$/.exec(path);
     if (path === "/sign-in") await signInPage(main);
     else if (jobMatch) await jobDetailPage(main, Number(jobMatch[1]), controller.signal);
     else if (path === "/jobs") await jobsPage(main, params, controller.signal);
+    else if (conversationMatch) await conversationPage(main, conversationMatch[1], decodeURIComponent(conversationMatch[2]), controller.signal);
+    else if (path === "/conversations") await conversationsPage(main, params, controller.signal);
     else if (path === "/process") await processPage(main, controller.signal);
     else if (path === "/sources") await sourcesPage(main, controller.signal);
     else if (path === "/live" || path === "") await livePage(main, controller.signal);

@@ -1,16 +1,17 @@
 //! Agents per source (`sources.agent`): who answers a source's inbound messages.
 //!
-//! | mode | what an inbound message with text becomes |
+//! | mode | what a conversation's turn ([`crate::conversations`]) becomes |
 //! |---|---|
-//! | `builtin` (default) | the built-in worker's reply, from the source's system prompt |
+//! | `builtin` (default) | an `agent.reply` job: the built-in worker's reply, from the source's system prompt |
 //! | `none` | nothing: the message is healed and kept, no one answers |
 //! | `external` | an `agent.turn` job, claimed by the tenant's workers through the worker API; `complete` with `reply` answers |
 //! | `forward` | an `agent.forward` job: the built-in worker POSTs it, signed as a Standard Webhook, to the tenant's URL; a 2xx `{reply}` answers |
 //!
-//! Both agent kinds carry the same input ([`crate::kinds::agent_turn::Input`]): the source, the
-//! platform, the canonical message, the conversation's recent [`history`], the inbound job and the reply's address. A reply
-//! goes out through the outbox as a `reply.deliver` job whose dedupe key is the inbound job's
-//! (`reply:<id>`), so an inbound message is answered once, whoever answers it.
+//! The three kinds carry the same input ([`crate::kinds::agent_turn::Input`]): the source, the
+//! platform, the turn's messages (the last as `message`), the inbound job of the last and the
+//! reply's address; the conversation's history is read when the turn runs. A reply goes out
+//! through the outbox as a `reply.deliver` job whose dedupe key is the inbound job's
+//! (`reply:<id>`), so a turn is answered once, whoever answers it.
 //!
 //! Forward URLs are checked against the operator's allowlist ([`ForwardAllow`],
 //! `SENTINEL_FORWARD_ALLOW`): an address that is not public (loopback, private, link-local, …) is
@@ -28,14 +29,7 @@ use serde_json::{json, Value as JsonValue};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::{
-    caps,
-    claim::job_from_row,
-    job::JobStatus,
-    kinds::{self, agent_turn::Turn},
-    platform::standard,
-    storable, Job,
-};
+use crate::{caps, claim::job_from_row, job::JobStatus, kinds, platform::standard, Job};
 
 /// The forward requests one source may have outstanding by default, across all workers.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
@@ -326,51 +320,6 @@ pub fn check_reply_text(text: &str) -> Result<(), String> {
         return Err("the reply must not contain U+0000".into());
     }
     Ok(())
-}
-
-/// The last [`HISTORY_MESSAGES`] messages of a conversation, oldest first: the texts of the
-/// source's healed inbound messages in it (other than `except_job`), each followed by the reply
-/// it got, from the built-in agent, an external or forwarded agent, or the outbox.
-pub async fn history(
-    executor: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    source_id: Uuid,
-    conversation_id: &str,
-    except_job: i64,
-) -> sqlx::Result<Vec<Turn>> {
-    let rows = sqlx::query!(
-        r#"SELECT j.result #>> '{message,text}' AS text,
-                  coalesce(j.result ->> 'reply',
-                           (SELECT d.input ->> 'text' FROM jobs d
-                            WHERE d.tenant_id = j.tenant_id
-                              AND coalesce(d.source_id, '00000000-0000-0000-0000-000000000000'::uuid) = j.source_id
-                              AND d.dedupe_key = 'reply:' || j.id::text)) AS reply
-           FROM jobs j
-           WHERE j.tenant_id = $1 AND j.source_id = $2 AND j.kind = 'webhook.inbound'
-             AND j.status = 'succeeded' AND j.result #>> '{message,conversation_id}' = $3 AND j.id <> $4
-           ORDER BY j.finished_at DESC
-           LIMIT $5"#,
-        tenant_id,
-        source_id,
-        conversation_id,
-        except_job,
-        HISTORY_MESSAGES as i64
-    )
-    .fetch_all(executor)
-    .await?;
-    let mut turns = Vec::new();
-    for row in rows.into_iter().rev() {
-        for (role, text) in [("user", row.text), ("agent", row.reply)] {
-            if let Some(text) = text.filter(|text| !text.is_empty()) {
-                turns.push(Turn {
-                    role: role.to_owned(),
-                    text: storable::clip(&text, HISTORY_TEXT_BYTES).to_owned(),
-                });
-            }
-        }
-    }
-    let keep_from = turns.len().saturating_sub(HISTORY_MESSAGES);
-    Ok(turns.split_off(keep_from))
 }
 
 /// The agent settings of `sources` (deleted ones included), by id.

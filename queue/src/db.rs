@@ -142,15 +142,23 @@ pub async fn sync_builtin_kinds(pool: &PgPool) -> anyhow::Result<()> {
 /// differs would send the worker API's kinds to the built-in worker, or the reverse, so it refuses
 /// to start, saying both lists. Migrating with this build ([`migrate`]) makes them agree.
 pub async fn check_schema(executor: impl PgExecutor<'_>) -> anyhow::Result<()> {
-    let in_database: Vec<String> =
-        sqlx::query_scalar!(r#"SELECT sentinel_builtin_kinds() AS "kinds!""#)
-            .fetch_one(executor)
-            .await
-            .context("reading sentinel_builtin_kinds() (is the database migrated?)")?;
+    let lists = sqlx::query!(
+        r#"SELECT sentinel_builtin_kinds() AS "builtin!", sentinel_turn_kinds() AS "turns!""#
+    )
+    .fetch_one(executor)
+    .await
+    .context("reading sentinel_builtin_kinds() (is the database migrated?)")?;
+    let (in_database, turn_kinds) = (lists.builtin, lists.turns);
     let mut database: Vec<&str> = in_database.iter().map(String::as_str).collect();
     database.sort_unstable();
     let mut build = kinds::WORKER_KINDS.to_vec();
     build.sort_unstable();
+    anyhow::ensure!(
+        turn_kinds == kinds::TURN_KINDS,
+        "the database's turn kinds, sentinel_turn_kinds() = {turn_kinds:?}, are not this build's \
+         sentinel_queue::kinds::TURN_KINDS = {:?}: migrate the database with this build",
+        kinds::TURN_KINDS
+    );
     anyhow::ensure!(
         database == build,
         "the database's built-in job kinds, sentinel_builtin_kinds() = {database:?}, are not this \

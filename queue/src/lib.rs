@@ -14,6 +14,8 @@ pub mod claim;
 #[cfg(feature = "db")]
 pub mod config;
 #[cfg(feature = "db")]
+pub mod conversations;
+#[cfg(feature = "db")]
 pub mod db;
 #[cfg(feature = "db")]
 pub mod enqueue;

@@ -12,9 +12,13 @@ pub struct Purged {
     pub jobs: u64,
     pub events: u64,
     pub ingress_drops: u64,
+    /// Conversations idle longer than the retention, with no turn open and nothing unanswered:
+    /// their messages and turns go with them.
+    pub conversations: u64,
 }
 
-/// Deletes finished jobs (with their attempts), events and ingress drops older than `retention`,
+/// Deletes finished jobs (with their attempts), events, ingress drops and idle conversations older
+/// than `retention`,
 /// `batch` rows per statement, until nothing older remains.
 pub async fn purge(pool: &PgPool, retention: Duration, batch: i64) -> sqlx::Result<Purged> {
     let secs = retention.as_secs_f64();
@@ -57,10 +61,25 @@ pub async fn purge(pool: &PgPool, retention: Duration, batch: i64) -> sqlx::Resu
         .execute(pool)
     })
     .await?;
+    let conversations = drain(batch, || {
+        sqlx::query!(
+            r#"DELETE FROM conversations WHERE (source_id, conversation_id) IN (
+                   SELECT source_id, conversation_id FROM conversations
+                   WHERE updated_at < now() - make_interval(secs => $1::float8)
+                     AND turn_job_id IS NULL AND next_start_at IS NULL
+                   LIMIT $2
+                   FOR UPDATE SKIP LOCKED)"#,
+            secs,
+            batch
+        )
+        .execute(pool)
+    })
+    .await?;
     Ok(Purged {
         jobs,
         events,
         ingress_drops,
+        conversations,
     })
 }
 

@@ -314,6 +314,9 @@ pub struct Scripted {
 pub struct FakePlatform {
     addr: SocketAddr,
     recorded: Arc<Mutex<Vec<Recorded>>>,
+    /// Typing indicators (Telegram `sendChatAction`, WhatsApp's `typing_indicator`): kept apart
+    /// from the messages, always answered with success, never taking a scripted answer.
+    typing: Arc<Mutex<Vec<Recorded>>>,
     script: Arc<Mutex<VecDeque<Scripted>>>,
     delay: Arc<Mutex<Duration>>,
 }
@@ -321,6 +324,7 @@ pub struct FakePlatform {
 impl FakePlatform {
     pub async fn start() -> Self {
         let recorded = Arc::new(Mutex::new(Vec::new()));
+        let typing = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::<Scripted>::new()));
         let acceptor = TcpListener::bind("127.0.0.1:0")
             .into_acceptor()
@@ -329,19 +333,30 @@ impl FakePlatform {
         let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
         let delay = Arc::new(Mutex::new(Duration::ZERO));
         let (log, answers, slowness) = (recorded.clone(), script.clone(), delay.clone());
+        let typed = typing.clone();
         let endpoint = poem::endpoint::make(move |request: Request| {
             let (log, answers, slowness) = (log.clone(), answers.clone(), slowness.clone());
+            let typed = typed.clone();
             async move {
                 let path = request.uri().path().to_owned();
                 let authorization = request.header("authorization").map(str::to_owned);
                 let bytes = request.into_body().into_vec().await.unwrap_or_default();
-                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                log.lock().unwrap().push(Recorded {
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let is_typing =
+                    path.ends_with("/sendChatAction") || body.get("typing_indicator").is_some();
+                let recorded = Recorded {
                     path: path.clone(),
                     authorization,
                     body,
                     at: Instant::now(),
-                });
+                };
+                if is_typing {
+                    typed.lock().unwrap().push(recorded);
+                    return Response::builder().content_type("application/json").body(
+                        Body::from_string(r#"{"ok":true,"success":true}"#.to_owned()),
+                    );
+                }
+                log.lock().unwrap().push(recorded);
                 let scripted = answers.lock().unwrap().pop_front();
                 if scripted.is_none() {
                     let delay = *slowness.lock().unwrap();
@@ -365,9 +380,15 @@ impl FakePlatform {
         Self {
             addr,
             recorded,
+            typing,
             script,
             delay,
         }
+    }
+
+    /// The typing indicators received so far.
+    pub fn typing(&self) -> Vec<Recorded> {
+        self.typing.lock().unwrap().clone()
     }
 
     /// Makes every unscripted answer from now on wait `delay` first (a slow platform).

@@ -14,13 +14,16 @@
 //! - the delivery lane (`reply.deliver`) holds at most `SENTINEL_DELIVERY_SLOTS` jobs, so a slow
 //!   platform API never takes a sequence slot;
 //! - the agent lane takes the messages of sources whose agent is external or forward (`jobs.stage =
-//!   'agent'`), reads the conversation's history and makes their `agent.turn` or `agent.forward`
-//!   job, with `SENTINEL_DELIVERY_SLOTS` slots; it never runs the model;
+//!   'agent'`) and appends them to their conversations, with `SENTINEL_DELIVERY_SLOTS` slots; it
+//!   never runs the model;
 //! - the forward lane POSTs `agent.forward` jobs to the tenants' agents, `SENTINEL_FORWARD_SLOTS`
 //!   at once, tenants taking turns, and never more than a source's `max_in_flight` nor a tenant's
 //!   `SENTINEL_FORWARD_TENANT_MAX` across all workers (see [`lanes::forward_tenant_max`]).
 //!
-//! Beside them run the rescuer, which requeues jobs whose worker vanished, and retention.
+//! Beside them run the rescuer, which requeues jobs whose worker vanished, retention, the turn
+//! starter (`sentinel_queue::conversations::run_starter`: one turn at a time per conversation,
+//! `agent.reply`, `agent.turn` or `agent.forward` by the source's agent) and the typing indicator
+//! ([`typing`]).
 //!
 //! The modules depend on each other in one direction: [`lanes`] run the handlers in [`jobs`] (one
 //! module per job kind), which use [`model`] (the LLM and its generations), [`services`] (what
@@ -37,11 +40,14 @@ pub mod lanes;
 pub mod model;
 pub mod outbox;
 pub mod services;
+pub mod typing;
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use sentinel_queue::{db, rescue::run_rescuer, retention::run_retention, Listener, JOBS_CHANNEL};
+use sentinel_queue::{
+    conversations, db, rescue::run_rescuer, retention::run_retention, Listener, JOBS_CHANNEL,
+};
 use sqlx::postgres::PgConnectOptions;
 use tokio::sync::watch;
 
@@ -108,11 +114,25 @@ pub async fn run_with(
         worker.forward_proxy = config.forward_proxy.is_some(),
         "worker started"
     );
-    let (listener, listen_task) = Listener::spawn(options, &[JOBS_CHANNEL], shutdown.clone());
+    let (listener, listen_task) = Listener::spawn(
+        options,
+        &[JOBS_CHANNEL, conversations::TURNS_CHANNEL],
+        shutdown.clone(),
+    );
     let mut tasks = lanes::spawn(&pool, &config, &services, &listener, &shutdown);
     tasks.push(tokio::spawn(run_rescuer(
         pool.clone(),
         lanes::rescue_interval(config.lease),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(conversations::run_starter(
+        pool.clone(),
+        listener.waiter(conversations::TURNS_CHANNEL),
+        config.poll_interval,
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(typing::run(
+        services.clone(),
         shutdown.clone(),
     )));
     if let Some(path) = config.health_file.clone() {

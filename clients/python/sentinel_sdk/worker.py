@@ -121,11 +121,19 @@ class Job:
         self.priority: int = claimed.priority
         self.input: Any = claimed.input_
         self.lease: str = claimed.lease
-        # An agent turn's message and the conversation before it (oldest first).
+        # An agent turn's message and the conversation before it (oldest first), read when the
+        # turn was claimed.
         message = getattr(claimed, "message", None)
         self.message: Any = None if message is None or isinstance(message, Unset) else message
         self.history: list[Any] = (
             self.input.get("history", []) if self.kind == "agent.turn" else []
+        )
+        # Every message of the turn, oldest first (a burst is one turn); the last is `message`.
+        messages = getattr(claimed, "messages", None)
+        self.messages: list[Any] = (
+            list(messages)
+            if messages is not None and not isinstance(messages, Unset)
+            else ([self.message] if self.message is not None else [])
         )
         self._cancel = threading.Event()
         self._lost = threading.Event()

@@ -15,6 +15,8 @@ export type JobEventType = Schemas["JobEventType"];
 export type HealedMessage = Schemas["HealedMessage"];
 export type CanonicalMessage = Schemas["CanonicalMessage"];
 export type Source = Schemas["Source"];
+export type Conversation = Schemas["Conversation"];
+export type ConversationSummary = Schemas["ConversationSummary"];
 export type ErrorBody = Schemas["ErrorBody"];
 
 /** A credential: a tenant API key (`sk_…`), a JWT, or the admin token; or a function giving one. */

@@ -355,6 +355,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's conversations (of `source_id` when given), most recent message first, a page
+         *     at a time: follow `next_cursor` until it is absent.
+         */
+        get: operations["listConversations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/conversations/{source_id}/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One conversation: where it stands, its messages and its turns with their jobs and
+         *     replies. `limit` answered messages (default 50) before `before` (a history position, from
+         *     `next_before`), with every unanswered one.
+         */
+        get: operations["getConversation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/worker/claim": {
         parameters: {
             query?: never;
@@ -766,13 +807,22 @@ export interface components {
             /** Format: date-time */
             lease_expires_at: string;
             /**
-             * @description An `agent.turn`'s input is `{source_id, platform, inbound_job_id, message, history,
-             *     address}`: `history` is the conversation's last messages (`{role: user | agent, text}`,
-             *     oldest first), and `address` where the reply goes.
+             * @description An `agent.turn`'s input is `{source_id, platform, inbound_job_id, message, messages,
+             *     history, address}`: `history` is the conversation's last messages before the turn's own
+             *     (`{role: user | agent, text}`, oldest first, read when the job is claimed, so it holds the
+             *     reply of the turn before), and `address` where the reply goes.
              */
             input: unknown;
-            /** @description For an `agent.turn`: the canonical message to answer. Answer it with `complete`'s `reply`. */
+            /**
+             * @description For an `agent.turn`: the canonical message to answer, the last of `messages`. Answer the
+             *     turn with `complete`'s `reply`.
+             */
             message?: unknown;
+            /**
+             * @description For an `agent.turn`: every message the turn answers, oldest first (a burst of messages is
+             *     one turn).
+             */
+            messages?: unknown[];
             /** Format: date-time */
             created_at: string;
         };
@@ -790,6 +840,157 @@ export interface components {
              *     refuse it (422 `reply_not_allowed`).
              */
             reply?: string;
+        };
+        /**
+         * Conversation
+         * @description A conversation and a window of its transcript: the unanswered messages and the last `limit`
+         *     answered ones (oldest first), with the turns that answered them.
+         */
+        Conversation: {
+            /** Format: uuid */
+            source_id: string;
+            conversation_id: string;
+            platform: string;
+            state: components["schemas"]["ConversationState"];
+            /**
+             * Format: int64
+             * @description The job of the turn holding the lane (`agent.reply`, `agent.turn` or `agent.forward`).
+             */
+            turn_job_id?: number;
+            /**
+             * Format: date-time
+             * @description When the next turn may start (`waiting`).
+             */
+            next_start_at?: string;
+            /** Format: date-time */
+            last_message_at: string;
+            /** @description Oldest first. */
+            turns: components["schemas"]["ConversationTurn"][];
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * @description Oldest first: answered messages by position, then the unanswered ones in the order the
+             *     next turn takes them.
+             */
+            messages: components["schemas"]["ConversationMessage"][];
+            /**
+             * Format: int64
+             * @description Pass as `before` for the older part of the transcript; absent when there is none.
+             */
+            next_before?: number;
+        };
+        /**
+         * ConversationMessage
+         * @description A user's message in a transcript.
+         */
+        ConversationMessage: {
+            /**
+             * Format: int64
+             * @description Its place in the history the agent sees; absent while no turn has taken it.
+             */
+            position?: number;
+            /**
+             * Format: int64
+             * @description The `webhook.inbound` job that carried it (`GET /v1/jobs/{id}/message`: its healed
+             *     message and raw payload).
+             */
+            inbound_job_id: number;
+            text: string;
+            /**
+             * Format: date-time
+             * @description When the gateway acknowledged it.
+             */
+            arrived_at: string;
+            /**
+             * @description The platform's order (Telegram's `update_id`, WhatsApp's timestamp, Slack's `ts`), as a
+             *     decimal; absent: the order of arrival.
+             */
+            order_key?: string;
+            /**
+             * Format: int64
+             * @description The turn that answers it.
+             */
+            turn_job_id?: number;
+            /** @description Why no turn answers it (the reply policy refused it, the source's agent is `none`). */
+            dropped?: string;
+        };
+        /** ConversationPage */
+        ConversationPage: {
+            items: components["schemas"]["ConversationSummary"][];
+            /** @description Pass as `cursor` for the next (less recent) page; absent on the last page. */
+            next_cursor?: string;
+        };
+        /**
+         * @description Where a conversation stands.
+         * @enum {string}
+         */
+        ConversationState: "idle" | "waiting" | "running";
+        /**
+         * ConversationSummary
+         * @description A conversation: one chat, channel or record of a source, answered one turn at a time.
+         */
+        ConversationSummary: {
+            /** Format: uuid */
+            source_id: string;
+            conversation_id: string;
+            platform: string;
+            state: components["schemas"]["ConversationState"];
+            /**
+             * Format: int64
+             * @description The job of the turn holding the lane (`agent.reply`, `agent.turn` or `agent.forward`).
+             */
+            turn_job_id?: number;
+            /**
+             * Format: date-time
+             * @description When the next turn may start (`waiting`).
+             */
+            next_start_at?: string;
+            /** Format: date-time */
+            last_message_at: string;
+            /**
+             * Format: int64
+             * @description How many turns it has had.
+             */
+            turns: number;
+            /** Format: date-time */
+            created_at: string;
+        };
+        /**
+         * ConversationTurn
+         * @description One turn: the messages it answered (history positions `first_position` to `last_position`)
+         *     and its reply.
+         */
+        ConversationTurn: {
+            /**
+             * Format: int64
+             * @description Its job (`GET /v1/jobs/{id}`).
+             */
+            job_id: number;
+            /** @description `agent.reply` (the built-in agent), `agent.turn` (your workers) or `agent.forward`. */
+            kind: string;
+            /**
+             * @description `open` (it holds the lane), `answered`, `unanswered` (it ended without a reply),
+             *     `failed` (its job is dead), `canceled`, or `interrupted` (a newer message canceled it;
+             *     its messages went to the next turn).
+             */
+            status: string;
+            /** @description Its job's status; absent once retention deleted the job. */
+            job_status?: string;
+            /** Format: int64 */
+            first_position: number;
+            /** Format: int64 */
+            last_position: number;
+            reply?: string;
+            /**
+             * Format: int64
+             * @description The `reply.deliver` job sending the reply, and its status.
+             */
+            reply_job_id?: number;
+            reply_status?: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            ended_at?: string;
         };
         /** CreateJob */
         CreateJob: {
@@ -851,6 +1052,7 @@ export interface components {
              *     and can be replayed.
              */
             reply_ttl_secs?: number;
+            turns?: components["schemas"]["TurnsSetting"];
         };
         /** CreateTenant */
         CreateTenant: {
@@ -916,7 +1118,10 @@ export interface components {
         HealedMessage: {
             message: components["schemas"]["CanonicalMessage"];
             healed_by: components["schemas"]["HealedBy"];
-            /** @description The agent's reply (inbound messages with text). */
+            /**
+             * @description The agent's reply (inbound messages with text): the reply of the conversation's turn that
+             *     answered it (a burst of messages gets one reply), null until that turn has answered.
+             */
             reply?: string | null;
             /** @description `{job_id}` of the `reply.deliver` job, or `{skipped}` with the reason. */
             delivery?: unknown;
@@ -1005,12 +1210,28 @@ export interface components {
             max_tokens?: number | null;
             /** @description `job.progress`: the text generated so far. */
             text?: string | null;
+            /**
+             * Format: uuid
+             * @description `turn.*`: the turn's conversation.
+             */
+            source_id?: string | null;
+            conversation_id?: string | null;
+            /**
+             * Format: int64
+             * @description `turn.*`: how many messages the turn answers.
+             */
+            messages?: number | null;
+            /**
+             * Format: int64
+             * @description `turn.ended`: the `reply.deliver` job of the reply the turn queued.
+             */
+            reply_job_id?: number | null;
         };
         /**
          * @description The SSE `event` name of an event, also its `type` field.
          * @enum {string}
          */
-        JobEventType: "job.queued" | "job.running" | "job.progress" | "job.succeeded" | "job.retrying" | "job.dead" | "job.canceled";
+        JobEventType: "job.queued" | "job.running" | "job.progress" | "job.succeeded" | "job.retrying" | "job.dead" | "job.canceled" | "turn.started" | "turn.ended";
         /** JobPage */
         JobPage: {
             items: components["schemas"]["JobView"][];
@@ -1107,6 +1328,14 @@ export interface components {
             /** Format: int64 */
             canceled: number;
         };
+        /**
+         * @description What a message arriving while a turn of its conversation runs does. `wait`: it is answered by
+         *     the next turn, once this one has ended. `interrupt`: the running turn is canceled (a queued
+         *     turn at once; a running one when its worker next heartbeats, and a forward is abandoned) and
+         *     the next turn answers the interrupted turn's messages together with the new one.
+         * @enum {string}
+         */
+        OnNewMessageName: "wait" | "interrupt";
         /** PatchTenant */
         PatchTenant: {
             status?: components["schemas"]["TenantStatus"];
@@ -1219,6 +1448,7 @@ export interface components {
              *     its job ends `dead` with `reply_expired`; 3600 unless set.
              */
             reply_ttl_secs: number;
+            turns: components["schemas"]["TurnsView"];
             /** Format: date-time */
             created_at: string;
             /**
@@ -1335,6 +1565,41 @@ export interface components {
             active_api_keys: number;
         };
         /**
+         * TurnsSetting
+         * @description When a conversation's next turn starts: once the conversation has been quiet for `quiet_ms`
+         *     (0 to 60000; default 1500), or `max_wait_ms` after its first unanswered message (0 to 600000,
+         *     at least `quiet_ms`; default 8000), whichever comes first. The turn carries every unanswered
+         *     message, so a burst ("hi" / "I need help" / "with my order 1234") is answered once. Whatever
+         *     the setting, one turn runs per conversation at a time; `on_new_message` says what a message
+         *     arriving while it runs does (default `wait`). On a change, what is absent stays.
+         */
+        TurnsSetting: {
+            /** Format: uint32 */
+            quiet_ms?: number;
+            /** Format: uint32 */
+            max_wait_ms?: number;
+            on_new_message?: components["schemas"]["OnNewMessageName"];
+            /**
+             * @description Whether the platform shows "typing…" while a turn runs (Telegram `sendChatAction`, the
+             *     WhatsApp Cloud API's typing indicator; Slack and Salesforce have none). Default: on while
+             *     the built-in agent answers, off for your own agents until you turn it on.
+             */
+            typing?: boolean;
+        };
+        /**
+         * TurnsView
+         * @description A source's turn setting as the API shows it (see `TurnsSetting`).
+         */
+        TurnsView: {
+            /** Format: uint32 */
+            quiet_ms: number;
+            /** Format: uint32 */
+            max_wait_ms: number;
+            on_new_message: components["schemas"]["OnNewMessageName"];
+            /** @description Whether "typing…" shows while its turns run, with the default for its agent applied. */
+            typing: boolean;
+        };
+        /**
          * UpdateSource
          * @description A change to a source; what is absent stays as it is. The ingest URL never changes.
          */
@@ -1368,6 +1633,7 @@ export interface components {
              *     queued are held to the new value too.
              */
             reply_ttl_secs?: number | null;
+            turns?: components["schemas"]["TurnsSetting"];
         };
     };
     responses: never;
@@ -4271,6 +4537,250 @@ export interface operations {
                 };
                 content: {
                     "application/json; charset=utf-8": components["schemas"]["Stats"];
+                };
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated, but not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+             *     whose reply was already sent after review).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is well-formed but its content is not acceptable. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+             *     many open event streams (`too_many_streams`); retry after the given seconds.
+             */
+            429: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Something failed on our side; the details are in the gateway's log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable or saturated; retry after the given seconds. */
+            503: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listConversations: {
+        parameters: {
+            query?: {
+                source_id?: string;
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ConversationPage"];
+                };
+            };
+            /** @description The request is malformed. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated, but not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such resource for this tenant. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description The resource is not in a state that allows this (a job whose reply was not skipped, or
+             *     whose reply was already sent after review).
+             */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request carries more than a limit allows (events per request, the tenant's burst). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is well-formed but its content is not acceptable. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description Over the tenant's rate limit (`rate_limited`) or queued-job cap (`queue_full`), or too
+             *     many open event streams (`too_many_streams`); retry after the given seconds.
+             */
+            429: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Something failed on our side; the details are in the gateway's log. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unreachable or saturated; retry after the given seconds. */
+            503: {
+                headers: {
+                    "RETRY-AFTER": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getConversation: {
+        parameters: {
+            query?: {
+                limit?: number;
+                before?: number;
+            };
+            header?: never;
+            path: {
+                source_id: string;
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["Conversation"];
                 };
             };
             /** @description The request is malformed. */

@@ -32,8 +32,12 @@ pub struct Input {
     pub source_id: Uuid,
     pub platform: String,
     pub inbound_job_id: i64,
-    /// The canonical message.
+    /// The canonical message: the last of [`Input::messages`] for a turn of a conversation.
     pub message: JsonValue,
+    /// Every message the turn answers, oldest first (a burst answered as one turn); empty for a
+    /// turn made before conversations were lanes, which answers `message` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<JsonValue>,
     #[serde(default)]
     pub history: Vec<Turn>,
     /// Where the reply goes (the platform's own form: a chat id, a thread), read back when one is
@@ -63,6 +67,7 @@ impl Input {
             platform: platform.to_owned(),
             inbound_job_id: inbound.id,
             message: message.clone(),
+            messages: Vec::new(),
             history,
             address: address.clone(),
         }

@@ -9,6 +9,7 @@
 //! migration run and checked against it at start-up (`crate::db`).
 
 pub mod agent_forward;
+pub mod agent_reply;
 pub mod agent_turn;
 pub mod llm_generate;
 pub mod payload_heal;
@@ -66,11 +67,12 @@ pub struct BuiltinKind {
 
 /// Every kind that is Sentinel's own: tenants cannot define these. The one list: everything else
 /// (the constants below, the SQL's list, the name rule) is derived from it or checked against it.
-pub const BUILTIN: [BuiltinKind; 6] = [
+pub const BUILTIN: [BuiltinKind; 7] = [
     webhook_inbound::KIND,
     payload_heal::KIND,
     llm_generate::KIND,
     reply_deliver::KIND,
+    agent_reply::KIND,
     agent_turn::KIND,
     agent_forward::KIND,
 ];
@@ -83,12 +85,19 @@ pub const PAYLOAD_HEAL: &str = payload_heal::KIND.name;
 pub const LLM_GENERATE: &str = llm_generate::KIND.name;
 /// Deliver a reply to its platform (the outbox).
 pub const REPLY_DELIVER: &str = reply_deliver::KIND.name;
+/// A turn of the built-in agent, for a source whose agent is `builtin` (run by the model lane).
+pub const AGENT_REPLY: &str = agent_reply::KIND.name;
 /// A turn of a tenant's own agent, for a source whose agent is `external`: the canonical message
 /// and the conversation's history, claimed through the worker API (see `crate::agent`).
 pub const AGENT_TURN: &str = agent_turn::KIND.name;
 /// A healed message POSTed to the tenant's agent, for a source whose agent is `forward` (sent by
 /// the built-in worker, at most the source's `max_in_flight` at once).
 pub const AGENT_FORWARD: &str = agent_forward::KIND.name;
+
+/// The kinds of a conversation's turn, one per kind of agent (`crate::conversations`): at most
+/// one job of these runs per conversation at a time. The schema's `sentinel_turn_kinds()` is
+/// checked against it at start-up.
+pub const TURN_KINDS: [&str; 3] = [AGENT_REPLY, AGENT_TURN, AGENT_FORWARD];
 
 /// The names of [`BUILTIN`].
 pub const BUILTIN_KINDS: [&str; BUILTIN.len()] = {
@@ -187,8 +196,8 @@ pub const MAX_KIND_LEN: usize = 64;
 /// The rule for a tenant-defined kind's name, as the API documents it.
 pub const KIND_NAME_RULE: &str = "1 to 64 characters: lowercase ASCII letters, digits, '_' and '-', \
 in segments separated by single dots, starting with a letter (for example doc.summarise); not one of \
-Sentinel's kinds (webhook.inbound, payload.heal, llm.generate, reply.deliver, agent.turn, \
-agent.forward) and not starting with 'sentinel.'";
+Sentinel's kinds (webhook.inbound, payload.heal, llm.generate, reply.deliver, agent.reply, \
+agent.turn, agent.forward) and not starting with 'sentinel.'";
 
 pub fn is_builtin(kind: &str) -> bool {
     builtin(kind).is_some()
@@ -280,7 +289,7 @@ mod tests {
     #[test]
     fn every_lane_claims_the_kinds_listed_for_it() {
         assert_eq!(kinds_in(Lane::Heal), [WEBHOOK_INBOUND, PAYLOAD_HEAL]);
-        assert_eq!(kinds_in(Lane::Model), [LLM_GENERATE]);
+        assert_eq!(kinds_in(Lane::Model), [LLM_GENERATE, AGENT_REPLY]);
         assert_eq!(kinds_in(Lane::Delivery), [REPLY_DELIVER]);
         // The forward lane's claim is agent.forward's own (held to each source's max_in_flight).
         assert_eq!(kinds_in(Lane::Forward), [AGENT_FORWARD]);

@@ -106,6 +106,9 @@ pub struct ReplyApi {
     pub request: fn(&Outgoing<'_>) -> OutgoingRequest,
     /// Where the platform's answer carries the sent message's id (a JSON pointer).
     pub sent_id: &'static str,
+    /// The request that shows "typing…" in the conversation while a turn runs, for platforms
+    /// that have one (the `text` of its [`Outgoing`] is empty); `None`: the platform has none.
+    pub typing: Option<fn(&Outgoing<'_>) -> Option<OutgoingRequest>>,
 }
 
 /// A reply to send: what [`ReplyApi::request`] reads.

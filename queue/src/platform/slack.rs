@@ -38,6 +38,8 @@ pub(super) const SPEC: super::Spec = super::Spec {
         send_address,
         request: reply_request,
         sent_id: "/ts",
+        // A bot has no typing indicator in the Web API (only the retired RTM API had one).
+        typing: None,
     }),
 };
 

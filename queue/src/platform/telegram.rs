@@ -35,6 +35,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
         send_address,
         request: reply_request,
         sent_id: "/result/message_id",
+        typing: Some(typing_request),
     }),
 };
 
@@ -55,19 +56,32 @@ fn reply_address(
     }))
 }
 
-/// `sendMessage`, as a reply to the message when its id is known.
-fn reply_request(reply: &super::Outgoing<'_>) -> super::OutgoingRequest {
-    // Telegram's chat ids are integers; a username (`@channel`) stays a string.
-    let chat_id = reply
-        .address
-        .get("chat_id")
-        .cloned()
-        .unwrap_or(JsonValue::Null);
-    let chat_id = chat_id
+/// `sendChatAction` with `typing`: Telegram shows it for 5 s, or until the bot's next message.
+fn typing_request(typing: &super::Outgoing<'_>) -> Option<super::OutgoingRequest> {
+    Some(super::OutgoingRequest {
+        url: format!(
+            "{}/bot{}/sendChatAction",
+            typing.base,
+            typing.credential("bot_token")
+        ),
+        bearer: None,
+        body: serde_json::json!({"chat_id": chat_id(typing.address), "action": "typing"}),
+    })
+}
+
+/// The address's `chat_id`: Telegram's chat ids are integers; a username (`@channel`) stays a
+/// string.
+fn chat_id(address: &JsonValue) -> JsonValue {
+    let chat_id = address.get("chat_id").cloned().unwrap_or(JsonValue::Null);
+    chat_id
         .as_str()
         .and_then(|id| id.parse::<i64>().ok())
-        .map_or(chat_id, JsonValue::from);
-    let mut body = serde_json::json!({"chat_id": chat_id, "text": reply.text});
+        .map_or(chat_id, JsonValue::from)
+}
+
+/// `sendMessage`, as a reply to the message when its id is known.
+fn reply_request(reply: &super::Outgoing<'_>) -> super::OutgoingRequest {
+    let mut body = serde_json::json!({"chat_id": chat_id(reply.address), "text": reply.text});
     if let Some(message_id) = reply
         .address
         .get("reply_to_message_id")

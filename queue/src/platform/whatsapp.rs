@@ -32,6 +32,7 @@ pub(super) const SPEC: super::Spec = super::Spec {
         send_address,
         request: reply_request,
         sent_id: "/messages/0/id",
+        typing: Some(typing_request),
     }),
 };
 
@@ -57,16 +58,7 @@ fn reply_address(
 /// A text message from the source's number (its credentials', else the one the webhook came to),
 /// in context of the message it answers.
 fn reply_request(reply: &super::Outgoing<'_>) -> super::OutgoingRequest {
-    let phone_number_id = Some(reply.credential("phone_number_id"))
-        .filter(|id| !id.is_empty())
-        .or_else(|| {
-            reply
-                .address
-                .get("phone_number_id")
-                .and_then(JsonValue::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
+    let phone_number_id = phone_number_id(reply);
     let mut body = json!({
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
@@ -86,6 +78,41 @@ fn reply_request(reply: &super::Outgoing<'_>) -> super::OutgoingRequest {
         bearer: Some(reply.credential("access_token")),
         body,
     }
+}
+
+/// The number a reply is sent from: the source's credentials', else the one the webhook came to.
+fn phone_number_id(reply: &super::Outgoing<'_>) -> String {
+    Some(reply.credential("phone_number_id"))
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            reply
+                .address
+                .get("phone_number_id")
+                .and_then(JsonValue::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
+/// The Cloud API's typing indicator: the message answered is marked read and "typing…" shows
+/// for up to 25 s, or until the reply. It needs that message's id (`context_message_id`): a
+/// message sent through the API, which answers none, has no indicator.
+fn typing_request(typing: &super::Outgoing<'_>) -> Option<super::OutgoingRequest> {
+    let message_id = typing
+        .address
+        .get("context_message_id")
+        .and_then(JsonValue::as_str)
+        .filter(|id| !id.is_empty())?;
+    Some(super::OutgoingRequest {
+        url: format!("{}/{}/messages", typing.base, phone_number_id(typing)),
+        bearer: Some(typing.credential("access_token")),
+        body: json!({
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": message_id,
+            "typing_indicator": {"type": "text"},
+        }),
+    })
 }
 
 /// The `X-Hub-Signature-256` value for `body`.

@@ -6,6 +6,7 @@
 //! modules and in `queue/sql/`.
 
 pub mod api_keys;
+pub mod conversations;
 pub mod events;
 pub mod ingress_drops;
 pub mod job_attempts;

@@ -5,7 +5,7 @@ use serde_json::Value as JsonValue;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::{agent::DEFAULT_REPLY_TTL_SECS, CONFIG_CHANNEL};
+use crate::{agent::DEFAULT_REPLY_TTL_SECS, conversations::TurnSettings, CONFIG_CHANNEL};
 
 /// A source as the API shows it: no secrets, whether it has reply credentials, and the end of
 /// the overlaps still running (`None` once they are over).
@@ -22,6 +22,11 @@ pub struct SourceRow {
     pub previous_agent_secret_until: Option<DateTime<Utc>>,
     /// Seconds; the default when the source sets none.
     pub reply_ttl: i32,
+    /// When its conversations' turns start (`crate::conversations::TurnSettings`).
+    pub turn_quiet_ms: i32,
+    pub turn_max_wait_ms: i32,
+    pub turn_on_new_message: String,
+    pub turn_typing: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -38,7 +43,8 @@ pub async fn list(
                   CASE WHEN previous_secrets_until > now() THEN previous_secrets_until END AS previous_secrets_until,
                   agent,
                   CASE WHEN previous_agent_secret_until > now() THEN previous_agent_secret_until END AS previous_agent_secret_until,
-                  coalesce(reply_ttl, $3::int4) AS "reply_ttl!", created_at, updated_at
+                  coalesce(reply_ttl, $3::int4) AS "reply_ttl!", turn_quiet_ms, turn_max_wait_ms,
+                  turn_on_new_message, turn_typing, created_at, updated_at
            FROM sources
            WHERE tenant_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR id = $2)
            ORDER BY created_at DESC"#,
@@ -63,6 +69,7 @@ pub struct NewSource<'a> {
     pub agent: &'a JsonValue,
     pub agent_secret: Option<&'a str>,
     pub reply_ttl: Option<i32>,
+    pub turns: TurnSettings,
 }
 
 /// What the database chose for a source just made.
@@ -81,8 +88,10 @@ pub async fn insert(
 ) -> sqlx::Result<InsertedSource> {
     sqlx::query_as!(
         InsertedSource,
-        "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt, reply_policy, agent, agent_secret, reply_ttl)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id, created_at, reply_policy, agent",
+        "INSERT INTO sources (tenant_id, platform, name, secrets, reply, system_prompt, reply_policy, agent, agent_secret,
+                              reply_ttl, turn_quiet_ms, turn_max_wait_ms, turn_on_new_message,
+                              turn_typing)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id, created_at, reply_policy, agent",
         source.tenant_id,
         source.platform,
         source.name,
@@ -92,17 +101,30 @@ pub async fn insert(
         source.reply_policy,
         source.agent,
         source.agent_secret,
-        source.reply_ttl
+        source.reply_ttl,
+        turn_ms(source.turns.quiet_ms),
+        turn_ms(source.turns.max_wait_ms),
+        source.turns.on_new_message.as_str(),
+        source.turns.typing
     )
     .fetch_one(executor)
     .await
 }
 
-/// A live source's platform and agent settings.
+/// A live source's platform, agent and turn settings.
 #[derive(Debug, Clone)]
 pub struct PlatformAndAgent {
     pub platform: String,
     pub agent: JsonValue,
+    pub turn_quiet_ms: i32,
+    pub turn_max_wait_ms: i32,
+    pub turn_on_new_message: String,
+    pub turn_typing: Option<bool>,
+}
+
+/// A turn setting as its column stores it (the setting is checked to at most ten minutes).
+fn turn_ms(ms: u32) -> i32 {
+    i32::try_from(ms).unwrap_or(i32::MAX)
 }
 
 /// The platform and agent of the tenant's live source `id`.
@@ -113,7 +135,9 @@ pub async fn platform_and_agent(
 ) -> sqlx::Result<Option<PlatformAndAgent>> {
     sqlx::query_as!(
         PlatformAndAgent,
-        "SELECT platform, agent FROM sources WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        "SELECT platform, agent, turn_quiet_ms, turn_max_wait_ms, turn_on_new_message, turn_typing
+         FROM sources
+         WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
         id,
         tenant_id
     )
@@ -142,6 +166,8 @@ pub struct SourceChange<'a> {
     /// The signing secret a rotation, or a source that starts forwarding, takes.
     pub new_agent_secret: &'a str,
     pub reply_ttl: Set<i32>,
+    /// New turn settings, checked against each other.
+    pub turns: Option<TurnSettings>,
 }
 
 /// How [`update`] went.
@@ -182,6 +208,10 @@ pub async fn update(
                        agent_secret = CASE WHEN $14 OR ($15 AND agent_secret IS NULL) THEN $16
                                            ELSE agent_secret END,
                        reply_ttl = CASE WHEN $17 THEN $18 ELSE reply_ttl END,
+                       turn_quiet_ms = coalesce($19, turn_quiet_ms),
+                       turn_max_wait_ms = coalesce($20, turn_max_wait_ms),
+                       turn_on_new_message = coalesce($21, turn_on_new_message),
+                       turn_typing = coalesce($22, turn_typing),
                        updated_at = now()
                    WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
                    RETURNING id, agent_secret = $16 AS shown
@@ -205,7 +235,11 @@ pub async fn update(
         change.forwarding,
         change.new_agent_secret,
         change.reply_ttl.is_some(),
-        change.reply_ttl.flatten()
+        change.reply_ttl.flatten(),
+        change.turns.map(|turns| turn_ms(turns.quiet_ms)),
+        change.turns.map(|turns| turn_ms(turns.max_wait_ms)),
+        change.turns.map(|turns| turns.on_new_message.as_str()),
+        change.turns.and_then(|turns| turns.typing)
     )
     .fetch_one(executor)
     .await?;

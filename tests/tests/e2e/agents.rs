@@ -100,9 +100,14 @@ impl Agents {
 
     /// A Telegram message from chat 7001.
     async fn message(&self, source: &Value, update_id: u64, text: &str) {
+        self.message_in(source, 7001, update_id, text).await;
+    }
+
+    /// A Telegram message from `chat` (each chat is a conversation of its own).
+    async fn message_in(&self, source: &Value, chat: u64, update_id: u64, text: &str) {
         let update = json!({"update_id": update_id, "message": {"message_id": update_id, "date": 1735689600,
-            "from": {"id": 7001, "is_bot": false, "first_name": "Ada"},
-            "chat": {"id": 7001, "type": "private"}, "text": text}});
+            "from": {"id": chat, "is_bot": false, "first_name": "Ada"},
+            "chat": {"id": chat, "type": "private"}, "text": text}});
         let id: Uuid = source["id"].as_str().unwrap().parse().unwrap();
         self.gateway
             .hook(
@@ -150,8 +155,8 @@ async fn an_external_agent_answers_through_the_worker_api(
     let inbound = wait_jobs(&stack.pool, kinds::WEBHOOK_INBOUND, 1, WAIT).await;
     assert_eq!(inbound[0].status, JobStatus::Succeeded);
     let result = inbound[0].result.clone().unwrap();
-    assert_eq!(result["agent"]["mode"], "external");
-    assert_eq!(result["agent"]["job_id"], turn["id"]);
+    assert_eq!(result["turn"]["mode"], "external");
+    assert_eq!(result["turn"]["conversation_id"], "7001");
     assert_eq!(turn["input"]["inbound_job_id"], json!(inbound[0].id));
 
     let id = turn["id"].as_i64().unwrap();
@@ -217,6 +222,349 @@ async fn an_external_agent_answers_through_the_worker_api(
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (422, Some("reply_not_allowed"))
+    );
+    stack.stop().await;
+}
+
+/// A burst of three messages to an external agent is one turn; a fourth message while that turn
+/// is open waits for it, and its turn's history holds the burst and the reply. Another tenant's
+/// conversation with the same chat id is a lane of its own.
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn a_burst_is_one_turn_and_the_next_turn_waits_for_the_reply(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let stack = Agents::start(pool_options, options, "", "").await;
+    let turns = json!({"quiet_ms": 400, "max_wait_ms": 3000});
+    let (status, source) = stack
+        .call(
+            "POST",
+            "/v1/sources",
+            &stack.key,
+            json!({"platform": "telegram", "secrets": {"secret_token": TG_SECRET},
+                   "reply": {"bot_token": "123456:TEST-token"}, "agent": {"mode": "external"},
+                   "turns": turns}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    assert_eq!(
+        source["turns"],
+        json!({"quiet_ms": 400, "max_wait_ms": 3000, "on_new_message": "wait", "typing": false})
+    );
+    let other = stack.gateway.tenant_with(json!({"name": "other"})).await;
+    let (status, other_source) = stack
+        .call(
+            "POST",
+            "/v1/sources",
+            &other,
+            json!({"platform": "telegram", "secrets": {"secret_token": TG_SECRET},
+                   "agent": {"mode": "external"}, "turns": {"quiet_ms": 0, "max_wait_ms": 0}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{other_source}");
+
+    for (update_id, text) in [
+        (101, "hi"),
+        (102, "I need help"),
+        (103, "with my order 1234"),
+    ] {
+        stack.message(&source, update_id, text).await;
+    }
+    stack.message(&other_source, 900, "the other tenant").await;
+    let claim = json!({"kinds": ["agent.turn"], "worker_id": "py-1", "max": 10, "wait_ms": 10000});
+    let (status, body) = stack
+        .call("POST", "/v1/worker/claim", &stack.key, claim.clone())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let jobs = body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{body}");
+    let turn = &jobs[0];
+    let texts: Vec<&str> = turn["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["hi", "I need help", "with my order 1234"]);
+    assert_eq!(turn["message"]["text"], "with my order 1234");
+    assert_eq!(turn["input"]["history"], json!([]));
+
+    // A fourth message while the turn is open starts nothing beside it.
+    stack.message(&source, 104, "are you there?").await;
+    let short = json!({"kinds": ["agent.turn"], "worker_id": "py-2", "max": 10, "wait_ms": 1500});
+    let (_, body) = stack
+        .call("POST", "/v1/worker/claim", &stack.key, short)
+        .await;
+    assert_eq!(
+        body["jobs"],
+        json!([]),
+        "a second turn ran beside the first"
+    );
+
+    let complete = format!("/v1/worker/jobs/{}/complete", turn["id"]);
+    let body = json!({"lease": turn["lease"], "reply": "Let me look at order 1234."});
+    let (status, ended) = stack.call("POST", &complete, &stack.key, body).await;
+    assert_eq!(status, 200, "{ended}");
+    let (_, body) = stack
+        .call("POST", "/v1/worker/claim", &stack.key, claim.clone())
+        .await;
+    let next = &body["jobs"][0];
+    assert_eq!(next["message"]["text"], "are you there?", "{body}");
+    assert_eq!(
+        next["input"]["history"],
+        json!([{"role": "user", "text": "hi"},
+               {"role": "user", "text": "I need help"},
+               {"role": "user", "text": "with my order 1234"},
+               {"role": "agent", "text": "Let me look at order 1234."}])
+    );
+
+    // The other tenant's conversation was its own lane, with its own message only.
+    let (_, body) = stack.call("POST", "/v1/worker/claim", &other, claim).await;
+    let theirs = &body["jobs"][0];
+    assert_eq!(theirs["message"]["text"], "the other tenant", "{body}");
+    assert_eq!(theirs["input"]["history"], json!([]));
+    stack.stop().await;
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn a_new_message_interrupts_the_running_turn_and_the_conversation_shows_it(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let _machine = sentinel_e2e::shared().await;
+    let stack = Agents::start(pool_options, options, "", "").await;
+    let turns =
+        json!({"quiet_ms": 0, "max_wait_ms": 0, "on_new_message": "interrupt", "typing": true});
+    let (status, source) = stack
+        .call(
+            "POST",
+            "/v1/sources",
+            &stack.key,
+            json!({"platform": "telegram", "secrets": {"secret_token": TG_SECRET},
+                   "reply": {"bot_token": "123456:TEST-token"}, "agent": {"mode": "external"},
+                   "turns": turns}),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    assert_eq!(source["turns"], turns);
+    let path = format!("/v1/sources/{}", source["id"].as_str().unwrap());
+    for (turns, code) in [
+        (json!({"quiet_ms": 9000}), "invalid_turns"),
+        (json!({"on_new_message": "shout"}), "invalid_request"),
+    ] {
+        let (status, body) = stack
+            .call("PATCH", &path, &stack.key, json!({"turns": turns}))
+            .await;
+        assert!(status == 422 || status == 400, "{status} {body}");
+        if code == "invalid_turns" {
+            assert_eq!(body["error"]["code"], code, "{body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("turns.max_wait_ms"),
+                "{body}"
+            );
+        }
+    }
+    // The other tenant keeps the defaults: new messages wait, no typing for its own agent.
+    let other = stack.gateway.tenant_with(json!({"name": "other"})).await;
+    let (status, other_source) = stack
+        .call(
+            "POST",
+            "/v1/sources",
+            &other,
+            json!({"platform": "telegram", "secrets": {"secret_token": TG_SECRET},
+                   "reply": {"bot_token": "123456:TEST-token"}, "agent": {"mode": "external"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{other_source}");
+    assert_eq!(
+        other_source["turns"],
+        json!({"quiet_ms": 1500, "max_wait_ms": 8000, "on_new_message": "wait", "typing": false})
+    );
+
+    stack.message(&source, 101, "what is my balance").await;
+    stack.message(&other_source, 900, "the other tenant").await;
+    let claim = json!({"kinds": ["agent.turn"], "worker_id": "py-1", "max": 10, "wait_ms": 10000});
+    let (_, body) = stack
+        .call("POST", "/v1/worker/claim", &stack.key, claim.clone())
+        .await;
+    let first = body["jobs"][0].clone();
+    assert_eq!(first["message"]["text"], "what is my balance", "{body}");
+    let first_id = first["id"].as_i64().unwrap();
+
+    // While the turn runs, the worker shows "typing…" in the chat.
+    let deadline = Instant::now() + WAIT;
+    while stack.platform.typing().is_empty() {
+        assert!(Instant::now() < deadline, "no typing indicator was sent");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let typing = stack.platform.typing();
+    assert!(typing[0]
+        .path
+        .ends_with("/bot123456:TEST-token/sendChatAction"));
+    assert_eq!(typing[0].body, json!({"chat_id": 7001, "action": "typing"}));
+
+    // The user adds to the question: the running turn's worker is asked to stop.
+    stack.message(&source, 102, "on my savings account").await;
+    let heartbeat = format!("/v1/worker/jobs/{first_id}/heartbeat");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, beat) = stack
+            .call(
+                "POST",
+                &heartbeat,
+                &stack.key,
+                json!({"lease": first["lease"]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{beat}");
+        if beat["cancel_requested"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the turn was not interrupted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fail = format!("/v1/worker/jobs/{first_id}/fail");
+    let (status, ended) = stack
+        .call(
+            "POST",
+            &fail,
+            &stack.key,
+            json!({"lease": first["lease"], "error": "stopped: a newer message"}),
+        )
+        .await;
+    assert_eq!(
+        (status, ended["status"].as_str()),
+        (200, Some("canceled")),
+        "{ended}"
+    );
+
+    // The next turn answers both messages; the interrupted turn left no reply in the history.
+    let (_, body) = stack
+        .call("POST", "/v1/worker/claim", &stack.key, claim.clone())
+        .await;
+    let next = &body["jobs"][0];
+    let texts: Vec<&str> = next["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["what is my balance", "on my savings account"],
+        "{body}"
+    );
+    assert_eq!(next["input"]["history"], json!([]));
+    let complete = format!("/v1/worker/jobs/{}/complete", next["id"]);
+    let (status, ended) = stack
+        .call(
+            "POST",
+            &complete,
+            &stack.key,
+            json!({"lease": next["lease"], "reply": "Your savings balance is 10."}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    let sent = stack.platform.wait_for(1, WAIT).await;
+    assert_eq!(sent[0].body["text"], "Your savings balance is 10.");
+    assert_eq!(sent.len(), 1, "the interrupted turn sent nothing");
+
+    // The conversation, as the API shows it.
+    let source_id = source["id"].as_str().unwrap();
+    let (status, page) = stack
+        .call(
+            "GET",
+            &format!("/v1/conversations?source_id={source_id}"),
+            &stack.key,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["conversation_id"], "7001");
+    assert_eq!(items[0]["state"], "idle");
+    assert_eq!(items[0]["turns"], 2);
+    let transcript_path = format!("/v1/conversations/{source_id}/7001");
+    let (status, transcript) = stack
+        .call("GET", &transcript_path, &stack.key, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{transcript}");
+    let messages: Vec<(i64, &str)> = transcript["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["position"].as_i64().unwrap(), m["text"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        messages,
+        [(1, "what is my balance"), (2, "on my savings account")]
+    );
+    let turns: Vec<(&str, Option<&str>)> = transcript["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["status"].as_str().unwrap(), t["reply"].as_str()))
+        .collect();
+    assert_eq!(
+        turns,
+        [
+            ("interrupted", None),
+            ("answered", Some("Your savings balance is 10."))
+        ]
+    );
+    assert_eq!(transcript["turns"][0]["job_id"], json!(first_id));
+    assert_eq!(transcript["turns"][0]["job_status"], "canceled");
+    // The other tenant sees neither the conversation nor its list.
+    let (status, body) = stack
+        .call("GET", &transcript_path, &other, Value::Null)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("conversation_not_found"))
+    );
+    let (_, theirs) = stack
+        .call("GET", "/v1/conversations", &other, Value::Null)
+        .await;
+    let ids: Vec<&str> = theirs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["source_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [other_source["id"].as_str().unwrap()]);
+    // Its turn was left alone: queued, waiting for its own workers.
+    let (status, body) = stack.call("POST", "/v1/worker/claim", &other, claim).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["jobs"][0]["message"]["text"], "the other tenant",
+        "{body}"
+    );
+
+    // The turns' events, as SSE streams them.
+    let events: Vec<(String, String)> = sqlx::query_as(
+        "SELECT type, data ->> 'status' FROM events
+         WHERE type LIKE 'turn.%' AND data ->> 'source_id' = $1 ORDER BY seq",
+    )
+    .bind(source_id)
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    let events: Vec<(&str, &str)> = events
+        .iter()
+        .map(|(t, s)| (t.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("turn.started", "open"),
+            ("turn.ended", "interrupted"),
+            ("turn.started", "open"),
+            ("turn.ended", "answered"),
+        ]
     );
     stack.stop().await;
 }
@@ -473,9 +821,10 @@ async fn forwards_hold_max_in_flight_against_a_slow_agent(
         (*stack.pool.connect_options()).clone(),
         None,
     );
+    // Eight conversations: one turn runs per conversation, so eight can be forwarded at once.
     for n in 0..8 {
         stack
-            .message(&source, 400 + n, &format!("message {n}"))
+            .message_in(&source, 7000 + n, 400 + n, &format!("message {n}"))
             .await;
     }
     let forwards = wait_jobs(&stack.pool, kinds::AGENT_FORWARD, 8, WAIT).await;
@@ -535,7 +884,8 @@ async fn a_forward_honours_retry_after_retries_5xx_and_ends_dead_on_4xx(
     agent.answer(422, Vec::new(), r#"{"error": "unknown customer"}"#);
     stack.message(&source, 502, "second").await;
     agent.answer(200, Vec::new(), r#"{"reply": {"rich": true}}"#);
-    stack.message(&source, 503, "third").await;
+    // Another chat: in the same one, "third" would join "second"'s turn.
+    stack.message_in(&source, 7002, 503, "third").await;
     let forwards = wait_jobs(&stack.pool, kinds::AGENT_FORWARD, 3, WAIT).await;
     let dead = &forwards[1];
     assert_eq!(dead.status, JobStatus::Dead);

@@ -103,15 +103,18 @@ async fn forwarding_source(gateway: &TestGateway, name: &str, agent: &Agent) -> 
             json!({"platform": "telegram", "secrets": {"secret_token": TG_SECRET},
                    "reply": {"bot_token": "123456:TEST-token"},
                    "agent": {"mode": "forward", "url": agent.url, "max_in_flight": 128,
-                             "timeout_ms": 60_000}}),
+                             "timeout_ms": 60_000},
+                   // Each turn at once: this is about the lane's fairness, not about bursts.
+                   "turns": {"quiet_ms": 0, "max_wait_ms": 0}}),
         )
         .await
 }
 
+/// A message from its own chat (a conversation of its own: one turn runs per conversation).
 async fn message(gateway: &TestGateway, source: Uuid, update_id: u64) {
     let update = json!({"update_id": update_id, "message": {"message_id": update_id, "date": 1735689600,
-        "from": {"id": 7001, "is_bot": false, "first_name": "Ada"},
-        "chat": {"id": 7001, "type": "private"}, "text": format!("message {update_id}")}});
+        "from": {"id": update_id, "is_bot": false, "first_name": "Ada"},
+        "chat": {"id": update_id, "type": "private"}, "text": format!("message {update_id}")}});
     gateway
         .hook(
             source,

@@ -14,22 +14,41 @@ async fn stack(pool_options: PgPoolOptions, options: PgConnectOptions) -> Stack 
     Stack::start(pool_options, options, 24).await
 }
 
-/// Waits for the inbound job and its delivery; returns the inbound job's result.
+/// Waits for the inbound job, the conversation's turn that answers it (`agent.reply`) and its
+/// delivery; returns the inbound job's result with the turn's `reply` and `delivery`.
 async fn replied(stack: &Stack) -> (Value, Job) {
     let inbound = wait_jobs(&stack.pool, kinds::WEBHOOK_INBOUND, 1, WAIT).await;
     assert_eq!(inbound.len(), 1);
-    let result = inbound[0].result.clone().unwrap_or(Value::Null);
     assert_eq!(
         inbound[0].status,
         JobStatus::Succeeded,
         "{:?}",
         inbound[0].last_error
     );
-    let reply = result["reply"].as_str().unwrap();
-    assert!(!reply.trim().is_empty(), "{result}");
+    let inbound_result = inbound[0].result.clone().unwrap_or(Value::Null);
+    assert_eq!(
+        inbound_result["turn"]["mode"], "builtin",
+        "{inbound_result}"
+    );
+    let turns = wait_jobs(&stack.pool, kinds::AGENT_REPLY, 1, WAIT).await;
+    assert_eq!(turns.len(), 1);
+    assert_eq!(
+        turns[0].status,
+        JobStatus::Succeeded,
+        "{:?}",
+        turns[0].last_error
+    );
+    assert_eq!(turns[0].input["inbound_job_id"], json!(inbound[0].id));
+    let answered = turns[0].result.clone().unwrap_or(Value::Null);
+    let reply = answered["reply"].as_str().unwrap();
+    assert!(!reply.trim().is_empty(), "{answered}");
     let deliveries = wait_jobs(&stack.pool, kinds::REPLY_DELIVER, 1, WAIT).await;
     assert_eq!(deliveries.len(), 1);
-    assert_eq!(result["delivery"]["job_id"], json!(deliveries[0].id));
+    assert_eq!(answered["delivery"]["job_id"], json!(deliveries[0].id));
+    // The healed message as the inbound job has it, with the reply its turn sent.
+    let mut result = inbound_result;
+    result["reply"] = answered["reply"].clone();
+    result["delivery"] = answered["delivery"].clone();
     (result, deliveries[0].clone())
 }
 

@@ -2,7 +2,8 @@
 //! with the source's agent secret, and the agent's answer.
 //!
 //! The body is `{"type": "message.received", "timestamp", "data": {"job_id", "source_id",
-//! "message", "history"}}`; `webhook-id` is the same on every attempt of a job, so the agent can
+//! "message", "messages", "history"}}` (`messages`: every message of the turn, oldest first, the
+//! last being `message`; `history`: the conversation before them, read when the forward is sent); `webhook-id` is the same on every attempt of a job, so the agent can
 //! drop a repeat.
 //!
 //! | answer | outcome |
@@ -22,7 +23,7 @@ use chrono::{SecondsFormat, Utc};
 use reqwest::{header::CONTENT_TYPE, StatusCode};
 use sentinel_queue::{
     agent::{self, AgentMode, AgentSettings},
-    enqueue,
+    conversations, enqueue,
     kinds::reply_deliver,
     outcome::retry_after_header,
     platform::standard,
@@ -31,27 +32,41 @@ use sentinel_queue::{
 use serde_json::{json, Value as JsonValue};
 use sqlx::types::Uuid;
 
-use crate::{clients::refusal, services::Services};
+use crate::{attempt::JobContext, clients::refusal, services::Services};
 
 /// The most of an agent's answer that is read; a longer one is cut, and kept cut in an error.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// The most of an agent's answer kept in a failed job's error.
 const ERROR_BODY_BYTES: usize = 4096;
 
-pub async fn handle(services: &Services, job: &Job) -> JobResult {
+pub async fn handle(services: &Services, job: &Job, context: &JobContext) -> JobResult {
     let source_id = job.source_id.ok_or_else(source_deleted)?;
     let target = Target::read(services, source_id).await?;
-    let answer = target
-        .post(services, &Delivery::new(job, source_id, &target))
-        .await?;
+    // The history as of now, when the turn runs: the turn before's reply included.
+    let history = conversations::history(&services.pool, &[job.id])
+        .await?
+        .remove(&job.id)
+        .map(|turns| json!(turns));
+    let delivery = Delivery::new(job, source_id, history.as_ref(), &target);
+    // A cancellation (a newer message interrupting the turn, an operator) abandons the call.
+    let mut canceled = context.canceled.clone();
+    let answer = tokio::select! {
+        answer = target.post(services, &delivery) => answer?,
+        _ = canceled.wait_for(|canceled| *canceled) => {
+            return Err(JobError::Canceled);
+        }
+    };
     let Some(text) = answer.reply()? else {
         return Ok(json!({"status": answer.status.as_u16(), "reply": null}));
     };
     let deliver = reply_deliver::answer(job, &text)
         .map_err(|problem| JobError::fatal("invalid_input", problem))?;
     // On a database error the agent is asked again; the same webhook-id lets it answer from its
-    // own record.
-    let enqueued = enqueue(&services.pool, &deliver).await?;
+    // own record. The reply is recorded on the turn with it, for the next turn's history.
+    let mut tx = services.pool.begin().await?;
+    let enqueued = enqueue(&mut *tx, &deliver).await?;
+    conversations::record_reply(&mut *tx, job.id, &text, enqueued.id).await?;
+    tx.commit().await?;
     Ok(json!({
         "status": answer.status.as_u16(),
         "reply": text,
@@ -177,15 +192,27 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn new(job: &Job, source_id: Uuid, target: &Target) -> Self {
+    /// The forward of `job`, with `history` (read when the turn runs) or else the one its input
+    /// was made with.
+    fn new(job: &Job, source_id: Uuid, history: Option<&JsonValue>, target: &Target) -> Self {
+        let message = job.input.get("message");
+        let messages = match job.input.get("messages") {
+            Some(JsonValue::Array(messages)) if !messages.is_empty() => json!(messages),
+            _ => json!(message.into_iter().collect::<Vec<_>>()),
+        };
+        let history = history
+            .or_else(|| job.input.get("history"))
+            .cloned()
+            .unwrap_or_else(|| json!([]));
         let body = json!({
             "type": "message.received",
             "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             "data": {
                 "job_id": job.id,
                 "source_id": source_id,
-                "message": job.input.get("message"),
-                "history": job.input.get("history").cloned().unwrap_or_else(|| json!([])),
+                "message": message,
+                "messages": messages,
+                "history": history,
             },
         });
         let body = body.to_string().into_bytes();

@@ -1,34 +1,21 @@
-//! The answer to an inbound message. The built-in agent's: the source's system prompt, the last
-//! [`agent::HISTORY_MESSAGES`] messages of the same conversation (read from the jobs that carried
-//! them), one generation, and a `reply.deliver` job in the outbox. An external or forwarded
-//! agent's: an `agent.turn` or `agent.forward` job (see `sentinel_queue::agent`).
-//!
-//! The outbox job's dedupe key is `reply:<inbound job id>`, so a retried attempt that generates
-//! again still delivers once: it finds the first attempt's job and reports that job's text.
+//! The answer to an inbound message: it joins its conversation, and the conversation's next turn
+//! answers it (`sentinel_queue::conversations`; the built-in agent's turn is
+//! [`super::agent_reply`]). Decided here: whether it gets an answer at all (a reply address, the
+//! source's agent, its reply policy).
 
 use sentinel_queue::{
-    agent::{self, AgentMode, AgentSettings},
+    agent::{AgentMode, AgentSettings},
     canonical::CanonicalMessage,
-    enqueue,
+    conversations::{self, Arrival},
     heal::HealedBy,
-    kinds::{agent_forward, agent_turn, agent_turn::Turn, reply_deliver},
     platform::{self, Platform},
     tables::sources::{self, ReplySource as Source},
-    Job, JobError, Stage,
+    Job, JobError,
 };
 use serde_json::{json, Value as JsonValue};
 use sqlx::types::Uuid;
 
-use super::Lane;
-use crate::{
-    attempt::JobContext,
-    model::{
-        self,
-        llm::{ChatMessage, Role},
-        Purpose, Request,
-    },
-    services::Services,
-};
+use crate::services::Services;
 
 /// The system prompt of a source that has none.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
@@ -55,18 +42,13 @@ pub struct Addressee {
     pub address: JsonValue,
 }
 
-/// Answers the message as the source's agent says: the built-in agent generates the reply and
-/// enqueues it; an external or forwarded agent gets an `agent.turn` or `agent.forward` job with the
-/// message and the conversation's history; `none` answers nothing. Returns the fields it adds to
-/// the job's result: `reply`, `reply_usage` and `delivery` (`{job_id}` or `{skipped}` with the
-/// reason) for the built-in agent, `agent` (`{mode, job_id}`) for the others. In the agent lane, a
-/// source whose agent is now the built-in one is handed to the model lane.
-pub async fn respond(
-    services: &Services,
-    context: &JobContext,
-    inbound: &Inbound<'_>,
-    lane: Lane,
-) -> Result<Fields, JobError> {
+/// Answers the message as the source's agent says: it joins its conversation, whose next turn
+/// (`sentinel_queue::conversations`) answers it with the messages around it: the built-in agent's
+/// `agent.reply`, an external agent's `agent.turn` or a forwarded agent's `agent.forward`. `none`
+/// answers nothing. A message the source's reply policy refuses joins the history and no turn.
+/// Returns the fields it adds to the job's result: `reply` (null: the turn answers) and `turn`
+/// (`{mode, conversation_id}`), or `delivery.skipped` with the reason.
+pub async fn respond(services: &Services, inbound: &Inbound<'_>) -> Result<Fields, JobError> {
     let job = inbound.job;
     let to = match addressee(job, inbound.platform, inbound.message, inbound.payload) {
         Ok(found) => found,
@@ -76,49 +58,51 @@ pub async fn respond(
         return Ok(skipped("the source was deleted"));
     };
     let agent = AgentSettings::from_json(&source.agent).mode;
-    match (agent, lane) {
-        (AgentMode::None, _) => return Ok(skipped(AGENT_NONE)),
-        (AgentMode::Builtin, Lane::Agent) => return Err(JobError::HandOff(Stage::Model)),
-        _ => {}
+    if agent == AgentMode::None {
+        return Ok(skipped(AGENT_NONE));
     }
-    if let Some(skip) = policy_refusal(&source, inbound) {
-        return Ok(skip);
-    }
-    let conversation = inbound.message.conversation_id.clone().unwrap_or_default();
-    let history = agent::history(
+    let Some(conversation) = inbound
+        .message
+        .conversation_id
+        .clone()
+        .filter(|id| !id.is_empty())
+    else {
+        return Ok(skipped("the message names no conversation"));
+    };
+    let refusal = policy_refusal(&source, inbound);
+    let dropped = refusal.as_ref().map(|(reason, _)| reason.as_str());
+    let message = serde_json::to_value(inbound.message).unwrap_or(JsonValue::Null);
+    conversations::append(
         &services.pool,
-        job.tenant_id,
-        to.source_id,
-        &conversation,
-        job.id,
+        &Arrival {
+            tenant_id: job.tenant_id,
+            source_id: to.source_id,
+            conversation_id: &conversation,
+            inbound_job_id: job.id,
+            order_key: conversations::order_key(inbound.message).as_deref(),
+            arrived_at: job.created_at,
+            message: &message,
+            text: inbound.message.text.as_deref().unwrap_or_default(),
+            address: &to.address,
+            dropped,
+        },
     )
     .await?;
-    if agent.job_kind().is_some() {
-        return hand_to_agent(services, inbound, agent, &to, &history).await;
+    if let Some((_, skip)) = refusal {
+        return Ok(skip);
     }
-    let (text, usage) =
-        builtin_reply(services, context, inbound, source.system_prompt, history).await?;
-    if !source.has_credentials {
-        return Ok(vec![
-            ("reply", json!(text)),
-            ("reply_usage", usage),
-            (
-                "delivery",
-                json!({"skipped": "the source has no reply credentials"}),
-            ),
-        ]);
-    }
-    let (delivery_id, text) = enqueue_delivery(services, inbound, &to, text).await?;
     Ok(vec![
-        ("reply", json!(text)),
-        ("reply_usage", usage),
-        ("delivery", json!({"job_id": delivery_id})),
+        ("reply", JsonValue::Null),
+        (
+            "turn",
+            json!({"mode": agent.as_str(), "conversation_id": conversation}),
+        ),
     ])
 }
 
-/// The fields that record why the source's `reply_policy` skips this reply, unless a person
-/// approved it (`POST /v1/jobs/{id}/reply`).
-fn policy_refusal(source: &Source, inbound: &Inbound<'_>) -> Option<Fields> {
+/// Why the source's `reply_policy` skips this reply, unless a person approved it (`POST
+/// /v1/jobs/{id}/reply`), and the result fields that record it.
+fn policy_refusal(source: &Source, inbound: &Inbound<'_>) -> Option<(String, Fields)> {
     let approved = inbound.job.input.get("reply_approved") == Some(&JsonValue::Bool(true));
     let healed_by = inbound.healed_by;
     let reason = reply_refused(&source.reply_policy, healed_by).filter(|_| !approved)?;
@@ -127,123 +111,7 @@ fn policy_refusal(source: &Source, inbound: &Inbound<'_>) -> Option<Fields> {
         "reply_skipped",
         json!({"reason": reason, "healed_by": healed_by.as_str(), "reply_policy": source.reply_policy}),
     ));
-    Some(skip)
-}
-
-/// The external or forwarded agent's job (`agent.turn` or `agent.forward`, by `agent`, its mode)
-/// for the message.
-async fn hand_to_agent(
-    services: &Services,
-    inbound: &Inbound<'_>,
-    agent: AgentMode,
-    to: &Addressee,
-    history: &[Turn],
-) -> Result<Fields, JobError> {
-    let message = serde_json::to_value(inbound.message).unwrap_or(JsonValue::Null);
-    let input = agent_turn::Input::new(
-        inbound.job,
-        to.source_id,
-        inbound.platform.map_or("", Platform::as_str),
-        &message,
-        history.to_vec(),
-        &to.address,
-    );
-    let turn = match agent {
-        AgentMode::Forward => agent_forward::job(inbound.job.tenant_id, input),
-        _ => agent_turn::job(inbound.job.tenant_id, input),
-    };
-    let enqueued = enqueue(&services.pool, &turn).await?;
-    Ok(vec![
-        ("reply", JsonValue::Null),
-        (
-            "agent",
-            json!({"mode": agent.as_str(), "job_id": enqueued.id}),
-        ),
-    ])
-}
-
-/// The built-in agent's reply: the source's system prompt, the conversation's history and the
-/// message, one generation. Returns the text and its usage; an empty reply is retried.
-async fn builtin_reply(
-    services: &Services,
-    context: &JobContext,
-    inbound: &Inbound<'_>,
-    system_prompt: Option<String>,
-    history: Vec<Turn>,
-) -> Result<(String, JsonValue), JobError> {
-    let mut prompt = vec![ChatMessage::new(
-        Role::System,
-        system_prompt
-            .filter(|prompt| !prompt.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
-    )];
-    prompt.extend(history.into_iter().map(|turn| {
-        let role = if turn.role == "user" {
-            Role::User
-        } else {
-            Role::Assistant
-        };
-        ChatMessage::new(role, turn.text)
-    }));
-    prompt.push(ChatMessage::new(
-        Role::User,
-        inbound.message.text.clone().unwrap_or_default(),
-    ));
-    let generation = model::generate(
-        services.llm.as_deref(),
-        &services.pool,
-        context,
-        Request {
-            purpose: Purpose::Reply,
-            messages: &prompt,
-            max_tokens: services.max_tokens,
-            schema: None,
-        },
-    )
-    .await?;
-    let text = generation.text.trim().to_owned();
-    if text.is_empty() {
-        return Err(JobError::retry(
-            "empty_reply",
-            "the model produced an empty reply",
-        ));
-    }
-    Ok((text, json!(generation.usage)))
-}
-
-/// Queues the reply in the outbox (`reply.deliver`). Returns its job's id, and the text it
-/// delivers: an earlier attempt's, when that one already queued a reply.
-async fn enqueue_delivery(
-    services: &Services,
-    inbound: &Inbound<'_>,
-    to: &Addressee,
-    mut text: String,
-) -> Result<(i64, String), JobError> {
-    let job = inbound.job;
-    let deliver = reply_deliver::job(
-        job.tenant_id,
-        to.source_id,
-        reply_deliver::Input {
-            platform: inbound
-                .platform
-                .map(|platform| platform.as_str().to_owned()),
-            text: text.clone(),
-            address: to.address.clone(),
-            conversation_id: inbound.message.conversation_id.clone(),
-            inbound_job_id: Some(job.id),
-            agent_job_id: None,
-        },
-    );
-    let enqueued = enqueue(&services.pool, &deliver).await?;
-    if !enqueued.inserted {
-        // An earlier attempt already queued a reply: that one is delivered, so report its text.
-        if let Ok(Some(existing)) = Job::fetch(&services.pool, enqueued.id).await {
-            if let Some(earlier) = existing.input.get("text").and_then(JsonValue::as_str) {
-                text = earlier.to_owned();
-            }
-        }
-    }
-    Ok((enqueued.id, text))
+    Some((reason, skip))
 }
 
 /// The source and the platform address a reply goes to, or, when there is none, the result

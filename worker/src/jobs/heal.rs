@@ -107,9 +107,8 @@ impl Payload {
 
 /// The deterministic lane's step: heals a job by adapter or repair and finishes it, or hands it
 /// on: to the healing share of the model's slots ([`Stage::LlmHeal`]) when no deterministic step
-/// could heal it; for a message that gets an answer, to the model lane ([`Stage::Model`]) for the
-/// built-in agent's reply, or to the agent lane ([`Stage::Agent`]) for an external or forwarded
-/// agent. `agent` is who answers the job's source. Never touches the model, and takes
+/// could heal it; for a message that gets an answer, to the agent lane ([`Stage::Agent`]), which
+/// adds it to its conversation for the conversation's next turn. `agent` is who answers the job's source. Never touches the model, and takes
 /// microseconds.
 pub fn heal_without_model(job: &Job, agent: AgentMode) -> JobResult {
     let payload = Payload::of(job)?;
@@ -121,8 +120,8 @@ pub fn heal_without_model(job: &Job, agent: AgentMode) -> JobResult {
     if job.kind == kinds::WEBHOOK_INBOUND && wants_reply(&message) {
         // A reply needs the model or the tenant's agent, unless there is nowhere to send one.
         let next = match agent {
-            AgentMode::Builtin => Some(Stage::Model),
-            AgentMode::External | AgentMode::Forward => Some(Stage::Agent),
+            // Joining the conversation needs no model: its turn runs the model, if any.
+            AgentMode::Builtin | AgentMode::External | AgentMode::Forward => Some(Stage::Agent),
             AgentMode::None => None,
         };
         let skipped = match next {
@@ -207,7 +206,7 @@ pub async fn handle_in(
             payload: payload.parsed.as_ref(),
             healed_by,
         };
-        let reply = answer::respond(services, context, &inbound, lane).await?;
+        let reply = answer::respond(services, &inbound).await?;
         for (key, value) in reply {
             result[key] = value;
         }

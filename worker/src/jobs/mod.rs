@@ -5,11 +5,13 @@
 //!   message, and for an inbound message with text, the source's agent's answer in [`answer`];
 //! - `llm.generate` in [`llm_generate`];
 //! - `reply.deliver`, the outbox, in [`reply_deliver`];
+//! - `agent.reply`, a turn of the built-in agent, in [`agent_reply`];
 //! - `agent.forward`, a message POSTed to the tenant's agent, in [`agent_forward`].
 //!
 //! `agent.turn` and tenant-defined kinds run in the tenants' own workers, through the worker API.
 
 pub mod agent_forward;
+pub mod agent_reply;
 pub mod answer;
 pub mod heal;
 pub mod llm_generate;
@@ -25,7 +27,8 @@ pub async fn run(services: &Services, job: &Job, context: &JobContext) -> JobRes
         kinds::WEBHOOK_INBOUND | kinds::PAYLOAD_HEAL => heal::handle(services, job, context).await,
         kinds::LLM_GENERATE => llm_generate::handle(services, job, context).await,
         kinds::REPLY_DELIVER => reply_deliver::handle(services, job).await,
-        kinds::AGENT_FORWARD => agent_forward::handle(services, job).await,
+        kinds::AGENT_REPLY => agent_reply::handle(services, job, context).await,
+        kinds::AGENT_FORWARD => agent_forward::handle(services, job, context).await,
         other => Err(JobError::fatal(
             "unknown_kind",
             format!("this worker does not handle {other} jobs"),

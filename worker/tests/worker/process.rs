@@ -370,3 +370,226 @@ async fn a_million_brackets_and_a_nul_result_cost_only_their_own_jobs(
         assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.last_error);
     }
 }
+
+/// A Telegram Bot API on loopback: records each `sendMessage` body, answers every method `ok`.
+async fn fake_telegram() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use poem::listener::{Acceptor, Listener};
+    let sent: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let acceptor = poem::listener::TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
+    let log = sent.clone();
+    let endpoint = poem::endpoint::make(move |request: poem::Request| {
+        let log = log.clone();
+        async move {
+            let path = request.uri().path().to_owned();
+            let body = request.into_body().into_vec().await.unwrap_or_default();
+            if path.ends_with("/sendMessage") {
+                log.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or_default());
+            }
+            poem::Response::builder()
+                .content_type("application/json")
+                .body(
+                    r#"{"ok": true, "result": {"message_id": 9001, "chat": {"id": 0}, "date": 0}}"#,
+                )
+        }
+    });
+    tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(endpoint));
+    (format!("http://{addr}"), sent)
+}
+
+/// A turn as `conversation_turns` keeps it: job, status, reply, made, ended.
+type TurnRow = (
+    i64,
+    String,
+    Option<String>,
+    chrono::DateTime<chrono::Utc>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// A message of `conversation` appended as the agent lane appends it.
+async fn append(
+    pool: &PgPool,
+    tenant_id: sqlx::types::Uuid,
+    source_id: sqlx::types::Uuid,
+    inbound: i64,
+    text: &str,
+) {
+    let message = json!({"platform": "telegram", "conversation_id": "77", "text": text});
+    sentinel_queue::conversations::append(
+        pool,
+        &sentinel_queue::conversations::Arrival {
+            tenant_id,
+            source_id,
+            conversation_id: "77",
+            inbound_job_id: inbound,
+            order_key: None,
+            arrived_at: chrono::Utc::now(),
+            message: &message,
+            text,
+            address: &json!({"chat_id": "77"}),
+            dropped: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn a_worker_killed_mid_turn_holds_the_lane_until_its_lease_ends_and_nothing_is_answered_twice(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let (telegram, sent) = fake_telegram().await;
+    let tenant_id = create_tenant(&pool, "chat", 100, 100).await.unwrap();
+    let source_id: sqlx::types::Uuid = sqlx::query_scalar(
+        "INSERT INTO sources (tenant_id, platform, reply, turn_quiet_ms, turn_max_wait_ms, turn_typing)
+         VALUES ($1, 'telegram', '{\"bot_token\": \"1:T\"}', 0, 0, false) RETURNING id",
+    )
+    .bind(tenant_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let spawn = |id: &str, max_tokens: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sentinel-worker"))
+            .arg("run")
+            .env("DATABASE_URL", database_url(&options))
+            .env("SENTINEL_MODEL", model_path())
+            .env("SENTINEL_WORKER_ID", id)
+            .env("SENTINEL_LEASE_SECS", "4")
+            .env("SENTINEL_MAX_SEQS", "1")
+            .env("SENTINEL_MAX_TOKENS", max_tokens)
+            .env("SENTINEL_POLL_INTERVAL_MS", "200")
+            .env("SENTINEL_TELEGRAM_API_BASE", &telegram)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn("doomed", "2000");
+    append(
+        &pool,
+        tenant_id,
+        source_id,
+        1,
+        "Tell me a very long story about the sea.",
+    )
+    .await;
+    let turn = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT job_id FROM conversation_turns ORDER BY job_id LIMIT 1",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+    };
+    wait_until("the first turn to start", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move { turn(pool).await.is_some() }
+    })
+    .await;
+    let first_turn = turn(pool.clone()).await.unwrap();
+    wait_until(
+        "the first worker to generate",
+        Duration::from_secs(120),
+        || {
+            let pool = pool.clone();
+            async move { progress_events(&pool, first_turn).await > 0 }
+        },
+    )
+    .await;
+    // The user writes again; then the worker answering dies.
+    append(&pool, tenant_id, source_id, 2, "And make it end well.").await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let turns: i64 = sqlx::query_scalar("SELECT count(*) FROM conversation_turns")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(turns, 1, "a second turn started beside the dead worker's");
+
+    // Another worker takes the turn when the lease ends, then the next one.
+    let mut second = spawn("survivor", "12");
+    wait_until("both turns to end", Duration::from_secs(180), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM conversation_turns WHERE status <> 'open'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+                == 2
+        }
+    })
+    .await;
+    wait_until("both replies to be sent", Duration::from_secs(60), || {
+        let sent = sent.clone();
+        async move { sent.lock().unwrap().len() >= 2 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status();
+    second.wait().unwrap();
+
+    let rows: Vec<TurnRow> =
+        sqlx::query_as(
+            "SELECT job_id, status, reply, created_at, ended_at FROM conversation_turns ORDER BY job_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, first_turn);
+    assert_eq!(
+        (rows[0].1.as_str(), rows[1].1.as_str()),
+        ("answered", "answered")
+    );
+    // One at a time: the second turn was made after the first ended.
+    assert!(rows[1].3 >= rows[0].4.unwrap(), "{rows:?}");
+    let attempts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT worker_id, outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
+    )
+    .bind(first_turn)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts,
+        [
+            ("doomed".to_owned(), "lease_expired".to_owned()),
+            ("survivor".to_owned(), "succeeded".to_owned())
+        ]
+    );
+    // Each turn's reply went out once, in turn order, and the second turn saw the first's reply.
+    let sent = sent.lock().unwrap().clone();
+    let texts: Vec<&str> = sent.iter().map(|b| b["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        [rows[0].2.as_deref().unwrap(), rows[1].2.as_deref().unwrap()]
+    );
+    let second_history: serde_json::Value = sqlx::query_scalar(
+        "SELECT jsonb_agg(jsonb_build_object('role', role, 'text', text) ORDER BY position, role DESC)
+         FROM conversation_transcript WHERE position < (SELECT first_position FROM conversation_turns WHERE job_id = $1)",
+    )
+    .bind(rows[1].0)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        second_history,
+        json!([{"role": "user", "text": "Tell me a very long story about the sea."},
+               {"role": "agent", "text": rows[0].2.as_deref().unwrap()}])
+    );
+}

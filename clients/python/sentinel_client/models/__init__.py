@@ -17,6 +17,12 @@ from .claim_request import ClaimRequest
 from .claim_response import ClaimResponse
 from .claimed_job import ClaimedJob
 from .complete_request import CompleteRequest
+from .conversation import Conversation
+from .conversation_message import ConversationMessage
+from .conversation_page import ConversationPage
+from .conversation_state import ConversationState
+from .conversation_summary import ConversationSummary
+from .conversation_turn import ConversationTurn
 from .create_job import CreateJob
 from .create_source import CreateSource
 from .create_tenant import CreateTenant
@@ -37,6 +43,7 @@ from .kind_list import KindList
 from .kind_patch import KindPatch
 from .kind_view import KindView
 from .minute_counts import MinuteCounts
+from .on_new_message_name import OnNewMessageName
 from .patch_tenant import PatchTenant
 from .payload_encoding import PayloadEncoding
 from .platform_name import PlatformName
@@ -55,6 +62,8 @@ from .tenant_created import TenantCreated
 from .tenant_page import TenantPage
 from .tenant_status import TenantStatus
 from .tenant_summary import TenantSummary
+from .turns_setting import TurnsSetting
+from .turns_view import TurnsView
 from .update_source import UpdateSource
 
 __all__ = (
@@ -75,6 +84,12 @@ __all__ = (
     "ClaimRequest",
     "ClaimResponse",
     "CompleteRequest",
+    "Conversation",
+    "ConversationMessage",
+    "ConversationPage",
+    "ConversationState",
+    "ConversationSummary",
+    "ConversationTurn",
     "CreateJob",
     "CreateSource",
     "CreateTenant",
@@ -95,6 +110,7 @@ __all__ = (
     "KindPatch",
     "KindView",
     "MinuteCounts",
+    "OnNewMessageName",
     "PatchTenant",
     "PayloadEncoding",
     "PlatformName",
@@ -113,5 +129,7 @@ __all__ = (
     "TenantPage",
     "TenantStatus",
     "TenantSummary",
+    "TurnsSetting",
+    "TurnsView",
     "UpdateSource",
 )

@@ -32,12 +32,16 @@ class ClaimedJob:
             priority (int):
             lease (str): The fencing token every later call about this job must carry.
             lease_expires_at (datetime.datetime):
-            input_ (Any): An `agent.turn`'s input is `{source_id, platform, inbound_job_id, message, history,
-                address}`: `history` is the conversation's last messages (`{role: user | agent, text}`,
-                oldest first), and `address` where the reply goes.
+            input_ (Any): An `agent.turn`'s input is `{source_id, platform, inbound_job_id, message, messages,
+                history, address}`: `history` is the conversation's last messages before the turn's own
+                (`{role: user | agent, text}`, oldest first, read when the job is claimed, so it holds the
+                reply of the turn before), and `address` where the reply goes.
             created_at (datetime.datetime):
-            message (Any | Unset): For an `agent.turn`: the canonical message to answer. Answer it with `complete`'s
-                `reply`.
+            message (Any | Unset): For an `agent.turn`: the canonical message to answer, the last of `messages`. Answer the
+                turn with `complete`'s `reply`.
+            messages (list[Any] | Unset): For an `agent.turn`: every message the turn answers, oldest first (a burst of
+                messages is
+                one turn).
      """
 
     id: int
@@ -50,6 +54,7 @@ class ClaimedJob:
     input_: Any
     created_at: datetime.datetime
     message: Any | Unset = UNSET
+    messages: list[Any] | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -77,6 +82,12 @@ class ClaimedJob:
 
         message = self.message
 
+        messages: list[Any] | Unset = UNSET
+        if not isinstance(self.messages, Unset):
+            messages = self.messages
+
+
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -93,6 +104,8 @@ class ClaimedJob:
         })
         if message is not UNSET:
             field_dict["message"] = message
+        if messages is not UNSET:
+            field_dict["messages"] = messages
 
         return field_dict
 
@@ -127,6 +140,9 @@ class ClaimedJob:
 
         message = d.pop("message", UNSET)
 
+        messages = cast(list[Any], d.pop("messages", UNSET))
+
+
         claimed_job = cls(
             id=id,
             kind=kind,
@@ -138,6 +154,7 @@ class ClaimedJob:
             input_=input_,
             created_at=created_at,
             message=message,
+            messages=messages,
         )
 
 

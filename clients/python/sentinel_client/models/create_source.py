@@ -15,6 +15,7 @@ from typing import cast
 
 if TYPE_CHECKING:
   from ..models.agent_setting import AgentSetting
+  from ..models.turns_setting import TurnsSetting
 
 
 
@@ -55,6 +56,13 @@ class CreateSource:
                 the platform's outages (network errors, timeouts, 5xx), from when it was queued: 60 to
                 604800 (a week); default 3600. After it the reply's job ends `dead` with `reply_expired`,
                 and can be replayed.
+            turns (TurnsSetting | Unset): When a conversation's next turn starts: once the conversation has been quiet for
+                `quiet_ms`
+                (0 to 60000; default 1500), or `max_wait_ms` after its first unanswered message (0 to 600000,
+                at least `quiet_ms`; default 8000), whichever comes first. The turn carries every unanswered
+                message, so a burst ("hi" / "I need help" / "with my order 1234") is answered once. Whatever
+                the setting, one turn runs per conversation at a time; `on_new_message` says what a message
+                arriving while it runs does (default `wait`). On a change, what is absent stays.
      """
 
     platform: PlatformName
@@ -65,6 +73,7 @@ class CreateSource:
     reply_policy: ReplyPolicy | Unset = UNSET
     agent: AgentSetting | Unset = UNSET
     reply_ttl_secs: int | Unset = UNSET
+    turns: TurnsSetting | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -73,6 +82,7 @@ class CreateSource:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.agent_setting import AgentSetting # noqa: PLC0415
+        from ..models.turns_setting import TurnsSetting # noqa: PLC0415
         platform = self.platform.value
 
         secrets = self.secrets
@@ -94,6 +104,10 @@ class CreateSource:
 
         reply_ttl_secs = self.reply_ttl_secs
 
+        turns: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.turns, Unset):
+            turns = self.turns.to_dict()
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -113,6 +127,8 @@ class CreateSource:
             field_dict["agent"] = agent
         if reply_ttl_secs is not UNSET:
             field_dict["reply_ttl_secs"] = reply_ttl_secs
+        if turns is not UNSET:
+            field_dict["turns"] = turns
 
         return field_dict
 
@@ -121,6 +137,7 @@ class CreateSource:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.agent_setting import AgentSetting # noqa: PLC0415
+        from ..models.turns_setting import TurnsSetting # noqa: PLC0415
         d = dict(src_dict)
         platform = PlatformName(d.pop("platform"))
 
@@ -157,6 +174,16 @@ class CreateSource:
 
         reply_ttl_secs = d.pop("reply_ttl_secs", UNSET)
 
+        _turns = d.pop("turns", UNSET)
+        turns: TurnsSetting | Unset
+        if isinstance(_turns,  Unset):
+            turns = UNSET
+        else:
+            turns = TurnsSetting.from_dict(_turns)
+
+
+
+
         create_source = cls(
             platform=platform,
             secrets=secrets,
@@ -166,6 +193,7 @@ class CreateSource:
             reply_policy=reply_policy,
             agent=agent,
             reply_ttl_secs=reply_ttl_secs,
+            turns=turns,
         )
 
 

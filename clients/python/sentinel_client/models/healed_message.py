@@ -32,7 +32,9 @@ class HealedMessage:
                 (`docs/CANONICAL.md`). The
                 same schema, as JSON Schema, is served at `/v1/schemas/canonical-message`.
             healed_by (HealedBy): Which step produced the message.
-            reply (None | str | Unset): The agent's reply (inbound messages with text).
+            reply (None | str | Unset): The agent's reply (inbound messages with text): the reply of the conversation's turn
+                that
+                answered it (a burst of messages gets one reply), null until that turn has answered.
             delivery (Any | Unset): `{job_id}` of the `reply.deliver` job, or `{skipped}` with the reason.
             heal_confidence (str | Unset): `high` for the adapter and repair, `medium` for the extractor; for the model,
                 `medium` when

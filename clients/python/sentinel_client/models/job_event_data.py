@@ -11,6 +11,7 @@ from ..types import UNSET, Unset
 from ..models.job_event_type import JobEventType
 from ..types import UNSET, Unset
 from typing import cast
+from uuid import UUID
 
 
 
@@ -42,6 +43,10 @@ class JobEventData:
             tokens (int | None | Unset): `job.progress`: tokens generated so far.
             max_tokens (int | None | Unset): `job.progress`: the token budget of the generation.
             text (None | str | Unset): `job.progress`: the text generated so far.
+            source_id (None | Unset | UUID): `turn.*`: the turn's conversation.
+            conversation_id (None | str | Unset):
+            messages (int | None | Unset): `turn.*`: how many messages the turn answers.
+            reply_job_id (int | None | Unset): `turn.ended`: the `reply.deliver` job of the reply the turn queued.
      """
 
     type_: JobEventType
@@ -58,6 +63,10 @@ class JobEventData:
     tokens: int | None | Unset = UNSET
     max_tokens: int | None | Unset = UNSET
     text: None | str | Unset = UNSET
+    source_id: None | Unset | UUID = UNSET
+    conversation_id: None | str | Unset = UNSET
+    messages: int | None | Unset = UNSET
+    reply_job_id: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -121,6 +130,32 @@ class JobEventData:
         else:
             text = self.text
 
+        source_id: None | str | Unset
+        if isinstance(self.source_id, Unset):
+            source_id = UNSET
+        elif isinstance(self.source_id, UUID):
+            source_id = str(self.source_id)
+        else:
+            source_id = self.source_id
+
+        conversation_id: None | str | Unset
+        if isinstance(self.conversation_id, Unset):
+            conversation_id = UNSET
+        else:
+            conversation_id = self.conversation_id
+
+        messages: int | None | Unset
+        if isinstance(self.messages, Unset):
+            messages = UNSET
+        else:
+            messages = self.messages
+
+        reply_job_id: int | None | Unset
+        if isinstance(self.reply_job_id, Unset):
+            reply_job_id = UNSET
+        else:
+            reply_job_id = self.reply_job_id
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -148,6 +183,14 @@ class JobEventData:
             field_dict["max_tokens"] = max_tokens
         if text is not UNSET:
             field_dict["text"] = text
+        if source_id is not UNSET:
+            field_dict["source_id"] = source_id
+        if conversation_id is not UNSET:
+            field_dict["conversation_id"] = conversation_id
+        if messages is not UNSET:
+            field_dict["messages"] = messages
+        if reply_job_id is not UNSET:
+            field_dict["reply_job_id"] = reply_job_id
 
         return field_dict
 
@@ -243,6 +286,56 @@ class JobEventData:
         text = _parse_text(d.pop("text", UNSET))
 
 
+        def _parse_source_id(data: object) -> None | Unset | UUID:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                source_id_type_0 = UUID(data)
+
+
+
+                return source_id_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | Unset | UUID, data)
+
+        source_id = _parse_source_id(d.pop("source_id", UNSET))
+
+
+        def _parse_conversation_id(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        conversation_id = _parse_conversation_id(d.pop("conversation_id", UNSET))
+
+
+        def _parse_messages(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        messages = _parse_messages(d.pop("messages", UNSET))
+
+
+        def _parse_reply_job_id(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        reply_job_id = _parse_reply_job_id(d.pop("reply_job_id", UNSET))
+
+
         job_event_data = cls(
             type_=type_,
             job_id=job_id,
@@ -258,6 +351,10 @@ class JobEventData:
             tokens=tokens,
             max_tokens=max_tokens,
             text=text,
+            source_id=source_id,
+            conversation_id=conversation_id,
+            messages=messages,
+            reply_job_id=reply_job_id,
         )
 
 

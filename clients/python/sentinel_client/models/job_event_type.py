@@ -8,6 +8,8 @@ class JobEventType(StrEnum):
     JOB_RETRYING = "job.retrying"
     JOB_RUNNING = "job.running"
     JOB_SUCCEEDED = "job.succeeded"
+    TURN_ENDED = "turn.ended"
+    TURN_STARTED = "turn.started"
 
     def __str__(self) -> str:
         return str(self.value)

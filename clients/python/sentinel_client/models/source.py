@@ -15,6 +15,7 @@ import datetime
 
 if TYPE_CHECKING:
   from ..models.agent_view import AgentView
+  from ..models.turns_view import TurnsView
 
 
 
@@ -37,6 +38,7 @@ class Source:
             agent (AgentView): A source's agent as the API shows it.
             reply_ttl_secs (int): How long, in seconds, a reply keeps being retried through the platform's outages before
                 its job ends `dead` with `reply_expired`; 3600 unless set.
+            turns (TurnsView): A source's turn setting as the API shows it (see `TurnsSetting`).
             created_at (datetime.datetime):
             name (None | str | Unset):
             system_prompt (None | str | Unset): The agent's system prompt for replies to this source's messages.
@@ -52,6 +54,7 @@ class Source:
     reply_policy: str
     agent: AgentView
     reply_ttl_secs: int
+    turns: TurnsView
     created_at: datetime.datetime
     name: None | str | Unset = UNSET
     system_prompt: None | str | Unset = UNSET
@@ -65,6 +68,7 @@ class Source:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.agent_view import AgentView # noqa: PLC0415
+        from ..models.turns_view import TurnsView # noqa: PLC0415
         id = str(self.id)
 
         platform = self.platform
@@ -78,6 +82,8 @@ class Source:
         agent = self.agent.to_dict()
 
         reply_ttl_secs = self.reply_ttl_secs
+
+        turns = self.turns.to_dict()
 
         created_at = self.created_at.isoformat()
 
@@ -120,6 +126,7 @@ class Source:
             "reply_policy": reply_policy,
             "agent": agent,
             "reply_ttl_secs": reply_ttl_secs,
+            "turns": turns,
             "created_at": created_at,
         })
         if name is not UNSET:
@@ -138,6 +145,7 @@ class Source:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.agent_view import AgentView # noqa: PLC0415
+        from ..models.turns_view import TurnsView # noqa: PLC0415
         d = dict(src_dict)
         id = UUID(d.pop("id"))
 
@@ -158,6 +166,11 @@ class Source:
 
 
         reply_ttl_secs = d.pop("reply_ttl_secs")
+
+        turns = TurnsView.from_dict(d.pop("turns"))
+
+
+
 
         created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
 
@@ -232,6 +245,7 @@ class Source:
             reply_policy=reply_policy,
             agent=agent,
             reply_ttl_secs=reply_ttl_secs,
+            turns=turns,
             created_at=created_at,
             name=name,
             system_prompt=system_prompt,

@@ -14,6 +14,7 @@ from typing import cast
 
 if TYPE_CHECKING:
   from ..models.agent_setting import AgentSetting
+  from ..models.turns_setting import TurnsSetting
 
 
 
@@ -53,6 +54,13 @@ class UpdateSource:
             reply_ttl_secs (int | None | Unset): As on creation (60 to 604800); `null` goes back to the default, 3600.
                 Replies already
                 queued are held to the new value too.
+            turns (TurnsSetting | Unset): When a conversation's next turn starts: once the conversation has been quiet for
+                `quiet_ms`
+                (0 to 60000; default 1500), or `max_wait_ms` after its first unanswered message (0 to 600000,
+                at least `quiet_ms`; default 8000), whichever comes first. The turn carries every unanswered
+                message, so a burst ("hi" / "I need help" / "with my order 1234") is answered once. Whatever
+                the setting, one turn runs per conversation at a time; `on_new_message` says what a message
+                arriving while it runs does (default `wait`). On a change, what is absent stays.
      """
 
     name: None | str | Unset = UNSET
@@ -64,6 +72,7 @@ class UpdateSource:
     rotate_agent_secret: bool | Unset = UNSET
     secrets_overlap_secs: int | Unset = UNSET
     reply_ttl_secs: int | None | Unset = UNSET
+    turns: TurnsSetting | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -72,6 +81,7 @@ class UpdateSource:
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.agent_setting import AgentSetting # noqa: PLC0415
+        from ..models.turns_setting import TurnsSetting # noqa: PLC0415
         name: None | str | Unset
         if isinstance(self.name, Unset):
             name = UNSET
@@ -107,6 +117,10 @@ class UpdateSource:
         else:
             reply_ttl_secs = self.reply_ttl_secs
 
+        turns: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.turns, Unset):
+            turns = self.turns.to_dict()
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -130,6 +144,8 @@ class UpdateSource:
             field_dict["secrets_overlap_secs"] = secrets_overlap_secs
         if reply_ttl_secs is not UNSET:
             field_dict["reply_ttl_secs"] = reply_ttl_secs
+        if turns is not UNSET:
+            field_dict["turns"] = turns
 
         return field_dict
 
@@ -138,6 +154,7 @@ class UpdateSource:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.agent_setting import AgentSetting # noqa: PLC0415
+        from ..models.turns_setting import TurnsSetting # noqa: PLC0415
         d = dict(src_dict)
         def _parse_name(data: object) -> None | str | Unset:
             if data is None:
@@ -197,6 +214,16 @@ class UpdateSource:
         reply_ttl_secs = _parse_reply_ttl_secs(d.pop("reply_ttl_secs", UNSET))
 
 
+        _turns = d.pop("turns", UNSET)
+        turns: TurnsSetting | Unset
+        if isinstance(_turns,  Unset):
+            turns = UNSET
+        else:
+            turns = TurnsSetting.from_dict(_turns)
+
+
+
+
         update_source = cls(
             name=name,
             system_prompt=system_prompt,
@@ -207,6 +234,7 @@ class UpdateSource:
             rotate_agent_secret=rotate_agent_secret,
             secrets_overlap_secs=secrets_overlap_secs,
             reply_ttl_secs=reply_ttl_secs,
+            turns=turns,
         )
 
 

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from ..models.conversation_state import ConversationState
+from ..types import UNSET, Unset
+from typing import cast
+from uuid import UUID
+import datetime
+
+
+
+
+
+
+T = TypeVar("T", bound="ConversationSummary")
+
+
+
+@_attrs_define
+class ConversationSummary:
+    """ A conversation: one chat, channel or record of a source, answered one turn at a time.
+
+        Attributes:
+            source_id (UUID):
+            conversation_id (str):
+            platform (str):
+            state (ConversationState): Where a conversation stands.
+            last_message_at (datetime.datetime):
+            turns (int): How many turns it has had.
+            created_at (datetime.datetime):
+            turn_job_id (int | Unset): The job of the turn holding the lane (`agent.reply`, `agent.turn` or
+                `agent.forward`).
+            next_start_at (datetime.datetime | Unset): When the next turn may start (`waiting`).
+     """
+
+    source_id: UUID
+    conversation_id: str
+    platform: str
+    state: ConversationState
+    last_message_at: datetime.datetime
+    turns: int
+    created_at: datetime.datetime
+    turn_job_id: int | Unset = UNSET
+    next_start_at: datetime.datetime | Unset = UNSET
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        source_id = str(self.source_id)
+
+        conversation_id = self.conversation_id
+
+        platform = self.platform
+
+        state = self.state.value
+
+        last_message_at = self.last_message_at.isoformat()
+
+        turns = self.turns
+
+        created_at = self.created_at.isoformat()
+
+        turn_job_id = self.turn_job_id
+
+        next_start_at: str | Unset = UNSET
+        if not isinstance(self.next_start_at, Unset):
+            next_start_at = self.next_start_at.isoformat()
+
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update({
+            "source_id": source_id,
+            "conversation_id": conversation_id,
+            "platform": platform,
+            "state": state,
+            "last_message_at": last_message_at,
+            "turns": turns,
+            "created_at": created_at,
+        })
+        if turn_job_id is not UNSET:
+            field_dict["turn_job_id"] = turn_job_id
+        if next_start_at is not UNSET:
+            field_dict["next_start_at"] = next_start_at
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        source_id = UUID(d.pop("source_id"))
+
+
+
+
+        conversation_id = d.pop("conversation_id")
+
+        platform = d.pop("platform")
+
+        state = ConversationState(d.pop("state"))
+
+
+
+
+        last_message_at = datetime.datetime.fromisoformat(d.pop("last_message_at"))
+
+
+
+
+        turns = d.pop("turns")
+
+        created_at = datetime.datetime.fromisoformat(d.pop("created_at"))
+
+
+
+
+        turn_job_id = d.pop("turn_job_id", UNSET)
+
+        _next_start_at = d.pop("next_start_at", UNSET)
+        next_start_at: datetime.datetime | Unset
+        if isinstance(_next_start_at,  Unset):
+            next_start_at = UNSET
+        else:
+            next_start_at = datetime.datetime.fromisoformat(_next_start_at)
+
+
+
+
+        conversation_summary = cls(
+            source_id=source_id,
+            conversation_id=conversation_id,
+            platform=platform,
+            state=state,
+            last_message_at=last_message_at,
+            turns=turns,
+            created_at=created_at,
+            turn_job_id=turn_job_id,
+            next_start_at=next_start_at,
+        )
+
+
+        conversation_summary.additional_properties = d
+        return conversation_summary
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
