@@ -31,9 +31,9 @@ use sentinel_queue::{
     complete_many,
     conversations::{self, Arrival},
     db, enqueue_many, kinds,
-    wakeup::Listener,
     tenant::create_tenant,
     tenant_kinds::{claim_for_tenant, TenantClaim},
+    wakeup::Listener,
     NewJob,
 };
 use serde_json::json;
@@ -79,7 +79,10 @@ async fn run(options: PgConnectOptions, idle_max: i64) -> anyhow::Result<Vec<Str
         let tenant =
             create_tenant(&pool, &format!("t{}", Uuid::new_v4()), 1_000_000, 1_000_000).await?;
         let source = source(&pool, tenant).await?;
-        rows.push((lanes, throughput(&options, &pool, tenant, source, lanes).await?));
+        rows.push((
+            lanes,
+            throughput(&options, &pool, tenant, source, lanes).await?,
+        ));
     }
     let mut table = String::from(
         "\n| run | messages | turns | messages answered/s | message → claim p50 | p99 |\n|---|---|---|---|---|---|\n",

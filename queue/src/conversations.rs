@@ -175,12 +175,72 @@ pub fn order_key(message: &CanonicalMessage) -> Option<String> {
 
 /// Appends `arrival` to its conversation, making the conversation if it is new, and sets when
 /// the conversation's next turn may start. False when the message was already appended (a retried
-/// attempt of its inbound job).
+/// attempt of its inbound job). Under `on_new_message: interrupt`, a message that arrives while a
+/// turn holds the lane then interrupts that turn ([`interrupt`]).
 pub async fn append(pool: &PgPool, arrival: &Arrival<'_>) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
-    if arrival.dropped.is_none() {
-        interrupt(&mut tx, arrival).await?;
+    if arrival.dropped.is_some() {
+        return append_dropped(pool, arrival).await;
     }
+    // One statement, so one round trip: the message, and the head made or moved (only when the
+    // message is new), then the starters woken. The message's foreign key is checked at the end of
+    // the statement, when the head exists.
+    let row = sqlx::query!(
+        r#"WITH settings AS (
+               SELECT turn_quiet_ms, turn_max_wait_ms, turn_on_new_message FROM sources WHERE id = $1
+           ),
+           appended AS (
+               INSERT INTO conversation_messages
+                   (source_id, conversation_id, tenant_id, inbound_job_id, order_key, arrived_at,
+                    message, text, address)
+               VALUES ($1, $2, $3, $4, $5::text::numeric, $6, $7, $8, $9)
+               ON CONFLICT (source_id, inbound_job_id) DO NOTHING
+               RETURNING id
+           ),
+           head AS (
+               INSERT INTO conversations AS c
+                   (source_id, conversation_id, tenant_id, last_message_at, first_unanswered_at,
+                    next_start_at)
+               SELECT $1, $2, $3, $6, $6,
+                      turn_start_at($6, $6, s.turn_quiet_ms, s.turn_max_wait_ms)
+               FROM settings s
+               WHERE EXISTS (SELECT 1 FROM appended)
+               ON CONFLICT (source_id, conversation_id) DO UPDATE
+               SET first_unanswered_at = least(c.first_unanswered_at, EXCLUDED.last_message_at),
+                   last_message_at = greatest(c.last_message_at, EXCLUDED.last_message_at),
+                   next_start_at = turn_start_at(
+                       least(c.first_unanswered_at, EXCLUDED.last_message_at),
+                       greatest(c.last_message_at, EXCLUDED.last_message_at),
+                       (SELECT turn_quiet_ms FROM settings), (SELECT turn_max_wait_ms FROM settings)),
+                   updated_at = now()
+               RETURNING c.turn_job_id, pg_notify('sentinel_turns', '') AS notified
+           )
+           SELECT EXISTS (SELECT 1 FROM appended) AS "appended!",
+                  (SELECT turn_job_id FROM head) AS held_by,
+                  (SELECT turn_on_new_message = 'interrupt' FROM settings) AS interrupts"#,
+        arrival.source_id,
+        arrival.conversation_id,
+        arrival.tenant_id,
+        arrival.inbound_job_id,
+        arrival.order_key,
+        arrival.arrived_at,
+        arrival.message,
+        arrival.text,
+        arrival.address
+    )
+    .fetch_one(pool)
+    .await?;
+    if !row.appended {
+        return Ok(false);
+    }
+    if let (Some(job_id), Some(true)) = (row.held_by, row.interrupts) {
+        interrupt(pool, arrival.tenant_id, job_id).await?;
+    }
+    Ok(true)
+}
+
+/// Appends a message no turn answers: in the history at its place of arrival, in no turn.
+async fn append_dropped(pool: &PgPool, arrival: &Arrival<'_>) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
     // Takes no lock on an existing head: the message's foreign key needs it to exist.
     sqlx::query!(
         "INSERT INTO conversations (source_id, conversation_id, tenant_id, last_message_at)
@@ -217,89 +277,51 @@ pub async fn append(pool: &PgPool, arrival: &Arrival<'_>) -> sqlx::Result<bool> 
         tx.rollback().await?;
         return Ok(false);
     };
-    if arrival.dropped.is_some() {
-        // In the history at its place of arrival, in no turn.
-        sqlx::query!(
-            "WITH head AS (
-                 UPDATE conversations
-                 SET next_position = next_position + 1, updated_at = now(),
-                     last_message_at = greatest(last_message_at, $4)
-                 WHERE source_id = $1 AND conversation_id = $2
-                 RETURNING next_position - 1 AS position
-             )
-             UPDATE conversation_messages SET position = head.position FROM head WHERE id = $3",
-            arrival.source_id,
-            arrival.conversation_id,
-            message_id,
-            arrival.arrived_at
-        )
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        sqlx::query!(
-            "UPDATE conversations c
-             SET first_unanswered_at = least(c.first_unanswered_at, $3),
-                 last_message_at = greatest(c.last_message_at, $3),
-                 next_start_at = turn_start_at(least(c.first_unanswered_at, $3),
-                                               greatest(c.last_message_at, $3),
-                                               s.turn_quiet_ms, s.turn_max_wait_ms),
-                 updated_at = now()
-             FROM sources s
-             WHERE c.source_id = $1 AND c.conversation_id = $2 AND s.id = c.source_id",
-            arrival.source_id,
-            arrival.conversation_id,
-            arrival.arrived_at
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query_scalar!(
-            r#"SELECT count(*) AS "notified!" FROM (SELECT pg_notify('sentinel_turns', '')) n"#
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-    }
+    sqlx::query!(
+        "WITH head AS (
+             UPDATE conversations
+             SET next_position = next_position + 1, updated_at = now(),
+                 last_message_at = greatest(last_message_at, $4)
+             WHERE source_id = $1 AND conversation_id = $2
+             RETURNING next_position - 1 AS position
+         )
+         UPDATE conversation_messages SET position = head.position FROM head WHERE id = $3",
+        arrival.source_id,
+        arrival.conversation_id,
+        message_id,
+        arrival.arrived_at
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(true)
 }
 
-/// Under `on_new_message: interrupt`, cancels the turn holding the lane of `arrival`'s
-/// conversation and marks it interrupted, so that its messages go to the next turn. Done before
-/// the head is touched: the job's row is locked first, then the turn's and the head's (in the
-/// trigger that frees the lane), the order every path that ends a job takes. A retried attempt of
-/// the inbound job, whose message is already appended, interrupts nothing.
-async fn interrupt(conn: &mut PgConnection, arrival: &Arrival<'_>) -> sqlx::Result<()> {
-    let running = sqlx::query_scalar!(
-        r#"SELECT c.turn_job_id AS "turn_job_id!" FROM conversations c JOIN sources s ON s.id = c.source_id
-           WHERE c.source_id = $1 AND c.conversation_id = $2 AND c.turn_job_id IS NOT NULL
-             AND s.turn_on_new_message = 'interrupt'
-             AND NOT EXISTS (SELECT 1 FROM conversation_messages m
-                             WHERE m.source_id = $1 AND m.inbound_job_id = $3)"#,
-        arrival.source_id,
-        arrival.conversation_id,
-        arrival.inbound_job_id
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(job_id) = running else {
-        return Ok(());
-    };
+/// Interrupts the turn `job_id`, which held the lane when a message was appended under
+/// `on_new_message: interrupt`: its job is canceled (a queued one at once, a running one at its
+/// worker's next heartbeat) and the turn marked interrupted, so that its messages go to the next
+/// turn with the new one. A turn that has ended meanwhile is left as it is. The job's row is
+/// locked first, then the turn's and the head's (in the trigger that frees the lane): the order
+/// every path that ends a job takes.
+async fn interrupt(pool: &PgPool, tenant_id: Uuid, job_id: i64) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
     // A queued turn is canceled at once, and the trigger frees its lane in this transaction:
     // this setting tells it the turn was interrupted.
     sqlx::query!(
         r#"SELECT set_config('sentinel.interrupting', $1, true) AS "set!""#,
         job_id.to_string()
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut *tx)
     .await?;
-    crate::job::cancel(&mut *conn, arrival.tenant_id, job_id).await?;
+    crate::job::cancel(&mut *tx, tenant_id, job_id).await?;
     sqlx::query!(
         "UPDATE conversation_turns SET interrupted_at = coalesce(interrupted_at, now())
          WHERE job_id = $1 AND status = 'open'",
         job_id
     )
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// A turn the starter made.

@@ -87,13 +87,21 @@ export async function conversationPage(root: HTMLElement, sourceId: string, conv
       h("section", { class: "card" }, h("h2", {}, "Transcript"), transcript(conversation)),
     );
     body.dataset.loaded = `${conversation.turns}:${conversation.state}:${conversation.messages.length}`;
+    state = conversation.state;
   };
+  let state = "idle";
 
   const loaded = await withProgress(root, "Loading the conversation…", async () => {
     await draw();
     return true;
   });
   if (!loaded) return;
+  // A turn that ends between the first draw and the stream's start sends its event before the
+  // stream is open: while a turn runs or messages wait, the page also looks again every 5 s.
+  const poll = setInterval(() => {
+    if (state !== "idle") draw().catch((error) => signal.aborted || showError(body, error));
+  }, 5000);
+  signal.addEventListener("abort", () => clearInterval(poll));
   try {
     for await (const event of api.events({ types: ["turn.started", "turn.ended"], signal })) {
       if (event.source_id === sourceId && event.conversation_id === conversationId) await draw();

@@ -184,7 +184,9 @@ export async function jobDetailPage(root: HTMLElement, id: number, signal: Abort
   });
   if (!loaded) return;
   try {
-    for await (const event of api.events({ jobId: id, signal })) {
+    // From the job's first event (`Last-Event-ID: 0`), not from now: a job that changed between the
+    // first draw and the stream's start (a quick replay that already succeeded) is redrawn too.
+    for await (const event of api.events({ jobId: id, lastEventId: "0", signal })) {
       if (event.type !== "job.progress") await redraw(event);
     }
   } catch (error) {
