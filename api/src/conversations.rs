@@ -47,8 +47,10 @@ pub struct ConversationSummary {
     pub platform: String,
     pub state: ConversationState,
     /// The job of the turn holding the lane (`agent.reply`, `agent.turn` or `agent.forward`).
+    #[oai(nullable)]
     pub turn_job_id: Option<i64>,
     /// When the next turn may start (`waiting`).
+    #[oai(nullable)]
     pub next_start_at: Option<DateTime<Utc>>,
     pub last_message_at: DateTime<Utc>,
     /// How many turns it has had.
@@ -76,6 +78,7 @@ impl From<ConversationRow> for ConversationSummary {
 pub struct ConversationPage {
     pub items: Vec<ConversationSummary>,
     /// Pass as `cursor` for the next (less recent) page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
 }
 
@@ -83,6 +86,7 @@ pub struct ConversationPage {
 #[derive(Debug, Object)]
 pub struct ConversationMessage {
     /// Its place in the history the agent sees; absent while no turn has taken it.
+    #[oai(nullable)]
     pub position: Option<i64>,
     /// The `webhook.inbound` job that carried it (`GET /v1/jobs/{id}/message`: its healed
     /// message and raw payload).
@@ -92,10 +96,13 @@ pub struct ConversationMessage {
     pub arrived_at: DateTime<Utc>,
     /// The platform's order (Telegram's `update_id`, WhatsApp's timestamp, Slack's `ts`), as a
     /// decimal; absent: the order of arrival.
+    #[oai(nullable)]
     pub order_key: Option<String>,
     /// The turn that answers it.
+    #[oai(nullable)]
     pub turn_job_id: Option<i64>,
     /// Why no turn answers it (the reply policy refused it, the source's agent is `none`).
+    #[oai(nullable)]
     pub dropped: Option<String>,
 }
 
@@ -126,14 +133,19 @@ pub struct ConversationTurn {
     /// its messages went to the next turn).
     pub status: String,
     /// Its job's status; absent once retention deleted the job.
+    #[oai(nullable)]
     pub job_status: Option<String>,
     pub first_position: i64,
     pub last_position: i64,
+    #[oai(nullable)]
     pub reply: Option<String>,
     /// The `reply.deliver` job sending the reply, and its status.
+    #[oai(nullable)]
     pub reply_job_id: Option<i64>,
+    #[oai(nullable)]
     pub reply_status: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub ended_at: Option<DateTime<Utc>>,
 }
 
@@ -167,6 +179,7 @@ pub struct Conversation {
     /// Oldest first.
     pub turns: Vec<ConversationTurn>,
     /// Pass as `before` for the older part of the transcript; absent when there is none.
+    #[oai(skip_serializing_if_is_none)]
     pub next_before: Option<i64>,
 }
 

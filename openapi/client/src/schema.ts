@@ -856,12 +856,12 @@ export interface components {
              * Format: int64
              * @description The job of the turn holding the lane (`agent.reply`, `agent.turn` or `agent.forward`).
              */
-            turn_job_id?: number;
+            turn_job_id?: number | null;
             /**
              * Format: date-time
              * @description When the next turn may start (`waiting`).
              */
-            next_start_at?: string;
+            next_start_at?: string | null;
             /** Format: date-time */
             last_message_at: string;
             /** @description Oldest first. */
@@ -888,7 +888,7 @@ export interface components {
              * Format: int64
              * @description Its place in the history the agent sees; absent while no turn has taken it.
              */
-            position?: number;
+            position?: number | null;
             /**
              * Format: int64
              * @description The `webhook.inbound` job that carried it (`GET /v1/jobs/{id}/message`: its healed
@@ -905,14 +905,14 @@ export interface components {
              * @description The platform's order (Telegram's `update_id`, WhatsApp's timestamp, Slack's `ts`), as a
              *     decimal; absent: the order of arrival.
              */
-            order_key?: string;
+            order_key?: string | null;
             /**
              * Format: int64
              * @description The turn that answers it.
              */
-            turn_job_id?: number;
+            turn_job_id?: number | null;
             /** @description Why no turn answers it (the reply policy refused it, the source's agent is `none`). */
-            dropped?: string;
+            dropped?: string | null;
         };
         /** ConversationPage */
         ConversationPage: {
@@ -939,12 +939,12 @@ export interface components {
              * Format: int64
              * @description The job of the turn holding the lane (`agent.reply`, `agent.turn` or `agent.forward`).
              */
-            turn_job_id?: number;
+            turn_job_id?: number | null;
             /**
              * Format: date-time
              * @description When the next turn may start (`waiting`).
              */
-            next_start_at?: string;
+            next_start_at?: string | null;
             /** Format: date-time */
             last_message_at: string;
             /**
@@ -975,22 +975,22 @@ export interface components {
              */
             status: string;
             /** @description Its job's status; absent once retention deleted the job. */
-            job_status?: string;
+            job_status?: string | null;
             /** Format: int64 */
             first_position: number;
             /** Format: int64 */
             last_position: number;
-            reply?: string;
+            reply?: string | null;
             /**
              * Format: int64
              * @description The `reply.deliver` job sending the reply, and its status.
              */
-            reply_job_id?: number;
-            reply_status?: string;
+            reply_job_id?: number | null;
+            reply_status?: string | null;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
-            ended_at?: string;
+            ended_at?: string | null;
         };
         /** CreateJob */
         CreateJob: {

@@ -1,6 +1,7 @@
 //! More than one machine: two gateways and two workers against one Postgres. An event
 //! acknowledged by gateway 1 streams from gateway 2; a platform retry sent to the other gateway is
-//! still one job; and no job is processed twice.
+//! still one job; and no job is processed twice. Conversations keep one turn at a time across
+//! them.
 
 use std::{
     collections::HashMap,
@@ -159,4 +160,204 @@ async fn read_until_succeeded(response: reqwest::Response, n: usize) -> HashMap<
         }
     }
     succeeded
+}
+
+/// A turn an agent answered: its tenant, chat, messages' texts and the history it was given.
+type Answered = (usize, String, Vec<String>, Value);
+
+/// A text message `text` in chat `chat`, update `id`.
+fn text_update(id: i64, chat: i64, text: &str) -> String {
+    json!({"update_id": id, "message": {"message_id": id, "date": 1735689600,
+        "from": {"id": chat, "is_bot": false, "first_name": "Ada"},
+        "chat": {"id": chat, "type": "private"}, "text": text}})
+    .to_string()
+}
+
+#[sqlx::test(migrator = "sentinel_queue::MIGRATOR")]
+async fn conversations_hold_one_turn_at_a_time_across_two_gateways_and_two_workers(
+    pool_options: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let _machine = sentinel_e2e::alone().await;
+    let pool = pool_options.connect_with(options.clone()).await.unwrap();
+    let platform = FakePlatform::start().await;
+    let gateways = [
+        TestGateway::spawn(options.clone()).await,
+        TestGateway::spawn(options.clone()).await,
+    ];
+    let workers: Vec<TestWorker> = (0..2)
+        .map(|_| TestWorker::spawn(worker_config(&platform), options.clone(), None))
+        .collect();
+    let secret = [(
+        "x-telegram-bot-api-secret-token",
+        "tg-secret-0123456789".to_string(),
+    )];
+    // Two tenants, each with its own agent behind the worker API, turns at once (no quiet time).
+    let mut tenants = Vec::new();
+    for name in ["a", "b"] {
+        let key = gateways[0].tenant_with(json!({"name": name})).await;
+        let source = gateways[0]
+            .source(
+                &key,
+                json!({"platform": "telegram", "secrets": {"secret_token": "tg-secret-0123456789"},
+                       "reply": {"bot_token": "1:T"}, "agent": {"mode": "external"},
+                       "turns": {"quiet_ms": 0, "max_wait_ms": 0}}),
+            )
+            .await;
+        tenants.push((key, source));
+    }
+    // Three chats of A and one of B, three messages each, through both gateways in turn.
+    let mut id = 0;
+    for round in 1..=3 {
+        for (tenant, chat) in [(0, 1), (0, 2), (0, 3), (1, 1)] {
+            id += 1;
+            let (_, source) = &tenants[tenant];
+            let text = format!("chat {chat} message {round}");
+            gateways[id as usize % 2]
+                .hook(*source, &secret, &text_update(id, chat, &text))
+                .await;
+        }
+    }
+
+    // Two agents per tenant claim through different gateways and answer slowly; each checks that
+    // no other turn of its conversation is open while it holds one.
+    let open: std::sync::Arc<std::sync::Mutex<HashMap<(usize, String), usize>>> =
+        Default::default();
+    let answered: std::sync::Arc<std::sync::Mutex<Vec<Answered>>> = Default::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let agents: Vec<_> = (0..4)
+        .map(|n| {
+            let tenant = n % 2;
+            let (key, _) = tenants[tenant].clone();
+            let gateway = &gateways[n / 2];
+            let (client, claim_url, base) = (
+                gateway.client.clone(),
+                gateway.url("/v1/worker/claim"),
+                gateway.url(""),
+            );
+            let (open, answered) = (open.clone(), answered.clone());
+            let expected = if tenant == 0 { 9 } else { 3 };
+            tokio::spawn(async move {
+                loop {
+                    let total = answered
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|(t, ..)| *t == tenant)
+                        .map(|(_, _, texts, _)| texts.len())
+                        .sum::<usize>();
+                    if total >= expected {
+                        return;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "tenant {tenant}: {total} of {expected} answered"
+                    );
+                    let body: Value = client
+                        .post(&claim_url)
+                        .bearer_auth(&key)
+                        .json(
+                            &json!({"kinds": ["agent.turn"], "worker_id": format!("agent-{n}"),
+                                      "max": 10, "wait_ms": 500}),
+                        )
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    for job in body["jobs"].as_array().unwrap() {
+                        let chat = job["message"]["conversation_id"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned();
+                        {
+                            let mut open = open.lock().unwrap();
+                            let holders = open.entry((tenant, chat.clone())).or_default();
+                            *holders += 1;
+                            assert_eq!(*holders, 1, "two turns of chat {chat} at once");
+                        }
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                        let texts: Vec<String> = job["messages"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|m| m["text"].as_str().unwrap().to_owned())
+                            .collect();
+                        let reply = format!("answer to {}", texts.join(" + "));
+                        // Released before the completion: once it commits, the next turn may
+                        // start and be claimed.
+                        *open
+                            .lock()
+                            .unwrap()
+                            .get_mut(&(tenant, chat.clone()))
+                            .unwrap() -= 1;
+                        let response = client
+                            .post(format!("{base}/v1/worker/jobs/{}/complete", job["id"]))
+                            .bearer_auth(&key)
+                            .json(&json!({"lease": job["lease"], "reply": reply}))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(response.status(), 200);
+                        answered.lock().unwrap().push((
+                            tenant,
+                            chat,
+                            texts,
+                            job["input"]["history"].clone(),
+                        ));
+                    }
+                }
+            })
+        })
+        .collect();
+    for agent in agents {
+        agent.await.unwrap();
+    }
+
+    // Every message was answered once, in the user's order, each turn seeing the replies before.
+    let answered = answered.lock().unwrap().clone();
+    for (tenant, chat) in [(0, "1"), (0, "2"), (0, "3"), (1, "1")] {
+        let turns: Vec<&Answered> = answered
+            .iter()
+            .filter(|(t, c, ..)| *t == tenant && c == chat)
+            .collect();
+        let texts: Vec<String> = turns.iter().flat_map(|(_, _, t, _)| t.clone()).collect();
+        let expected: Vec<String> = (1..=3)
+            .map(|r| format!("chat {chat} message {r}"))
+            .collect();
+        assert_eq!(texts, expected, "tenant {tenant} chat {chat}: {turns:?}");
+        for (n, (_, _, _, history)) in turns.iter().enumerate() {
+            let replies = history
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|entry| entry["role"] == "agent")
+                .count();
+            assert_eq!(
+                replies, n,
+                "turn {n} of chat {chat} sees every reply before it"
+            );
+        }
+    }
+    // Each turn's reply reached the platform once.
+    let turns = answered.len();
+    let sent = platform.wait_for(turns, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(platform.requests().len(), turns, "{sent:?}");
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM conversation_turns WHERE status = 'answered'"
+        )
+        .await,
+        turns as i64
+    );
+
+    for worker in workers {
+        worker.stop().await;
+    }
+    for gateway in gateways {
+        gateway.stop().await;
+    }
 }

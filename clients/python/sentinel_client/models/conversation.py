@@ -42,9 +42,9 @@ class Conversation:
             messages (list[ConversationMessage]): Oldest first: answered messages by position, then the unanswered ones in
                 the order the
                 next turn takes them.
-            turn_job_id (int | Unset): The job of the turn holding the lane (`agent.reply`, `agent.turn` or
+            turn_job_id (int | None | Unset): The job of the turn holding the lane (`agent.reply`, `agent.turn` or
                 `agent.forward`).
-            next_start_at (datetime.datetime | Unset): When the next turn may start (`waiting`).
+            next_start_at (datetime.datetime | None | Unset): When the next turn may start (`waiting`).
             next_before (int | Unset): Pass as `before` for the older part of the transcript; absent when there is none.
      """
 
@@ -56,8 +56,8 @@ class Conversation:
     turns: list[ConversationTurn]
     created_at: datetime.datetime
     messages: list[ConversationMessage]
-    turn_job_id: int | Unset = UNSET
-    next_start_at: datetime.datetime | Unset = UNSET
+    turn_job_id: int | None | Unset = UNSET
+    next_start_at: datetime.datetime | None | Unset = UNSET
     next_before: int | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -94,11 +94,19 @@ class Conversation:
 
 
 
-        turn_job_id = self.turn_job_id
+        turn_job_id: int | None | Unset
+        if isinstance(self.turn_job_id, Unset):
+            turn_job_id = UNSET
+        else:
+            turn_job_id = self.turn_job_id
 
-        next_start_at: str | Unset = UNSET
-        if not isinstance(self.next_start_at, Unset):
+        next_start_at: None | str | Unset
+        if isinstance(self.next_start_at, Unset):
+            next_start_at = UNSET
+        elif isinstance(self.next_start_at, datetime.datetime):
             next_start_at = self.next_start_at.isoformat()
+        else:
+            next_start_at = self.next_start_at
 
         next_before = self.next_before
 
@@ -175,16 +183,34 @@ class Conversation:
             messages.append(messages_item)
 
 
-        turn_job_id = d.pop("turn_job_id", UNSET)
+        def _parse_turn_job_id(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
 
-        _next_start_at = d.pop("next_start_at", UNSET)
-        next_start_at: datetime.datetime | Unset
-        if isinstance(_next_start_at,  Unset):
-            next_start_at = UNSET
-        else:
-            next_start_at = datetime.datetime.fromisoformat(_next_start_at)
+        turn_job_id = _parse_turn_job_id(d.pop("turn_job_id", UNSET))
 
 
+        def _parse_next_start_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                next_start_at_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return next_start_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        next_start_at = _parse_next_start_at(d.pop("next_start_at", UNSET))
 
 
         next_before = d.pop("next_before", UNSET)

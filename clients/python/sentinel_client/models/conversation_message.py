@@ -30,20 +30,22 @@ class ConversationMessage:
                 message and raw payload).
             text (str):
             arrived_at (datetime.datetime): When the gateway acknowledged it.
-            position (int | Unset): Its place in the history the agent sees; absent while no turn has taken it.
-            order_key (str | Unset): The platform's order (Telegram's `update_id`, WhatsApp's timestamp, Slack's `ts`), as a
+            position (int | None | Unset): Its place in the history the agent sees; absent while no turn has taken it.
+            order_key (None | str | Unset): The platform's order (Telegram's `update_id`, WhatsApp's timestamp, Slack's
+                `ts`), as a
                 decimal; absent: the order of arrival.
-            turn_job_id (int | Unset): The turn that answers it.
-            dropped (str | Unset): Why no turn answers it (the reply policy refused it, the source's agent is `none`).
+            turn_job_id (int | None | Unset): The turn that answers it.
+            dropped (None | str | Unset): Why no turn answers it (the reply policy refused it, the source's agent is
+                `none`).
      """
 
     inbound_job_id: int
     text: str
     arrived_at: datetime.datetime
-    position: int | Unset = UNSET
-    order_key: str | Unset = UNSET
-    turn_job_id: int | Unset = UNSET
-    dropped: str | Unset = UNSET
+    position: int | None | Unset = UNSET
+    order_key: None | str | Unset = UNSET
+    turn_job_id: int | None | Unset = UNSET
+    dropped: None | str | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -57,13 +59,29 @@ class ConversationMessage:
 
         arrived_at = self.arrived_at.isoformat()
 
-        position = self.position
+        position: int | None | Unset
+        if isinstance(self.position, Unset):
+            position = UNSET
+        else:
+            position = self.position
 
-        order_key = self.order_key
+        order_key: None | str | Unset
+        if isinstance(self.order_key, Unset):
+            order_key = UNSET
+        else:
+            order_key = self.order_key
 
-        turn_job_id = self.turn_job_id
+        turn_job_id: int | None | Unset
+        if isinstance(self.turn_job_id, Unset):
+            turn_job_id = UNSET
+        else:
+            turn_job_id = self.turn_job_id
 
-        dropped = self.dropped
+        dropped: None | str | Unset
+        if isinstance(self.dropped, Unset):
+            dropped = UNSET
+        else:
+            dropped = self.dropped
 
 
         field_dict: dict[str, Any] = {}
@@ -98,13 +116,45 @@ class ConversationMessage:
 
 
 
-        position = d.pop("position", UNSET)
+        def _parse_position(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
 
-        order_key = d.pop("order_key", UNSET)
+        position = _parse_position(d.pop("position", UNSET))
 
-        turn_job_id = d.pop("turn_job_id", UNSET)
 
-        dropped = d.pop("dropped", UNSET)
+        def _parse_order_key(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        order_key = _parse_order_key(d.pop("order_key", UNSET))
+
+
+        def _parse_turn_job_id(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        turn_job_id = _parse_turn_job_id(d.pop("turn_job_id", UNSET))
+
+
+        def _parse_dropped(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        dropped = _parse_dropped(d.pop("dropped", UNSET))
+
 
         conversation_message = cls(
             inbound_job_id=inbound_job_id,

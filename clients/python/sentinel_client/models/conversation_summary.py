@@ -35,9 +35,9 @@ class ConversationSummary:
             last_message_at (datetime.datetime):
             turns (int): How many turns it has had.
             created_at (datetime.datetime):
-            turn_job_id (int | Unset): The job of the turn holding the lane (`agent.reply`, `agent.turn` or
+            turn_job_id (int | None | Unset): The job of the turn holding the lane (`agent.reply`, `agent.turn` or
                 `agent.forward`).
-            next_start_at (datetime.datetime | Unset): When the next turn may start (`waiting`).
+            next_start_at (datetime.datetime | None | Unset): When the next turn may start (`waiting`).
      """
 
     source_id: UUID
@@ -47,8 +47,8 @@ class ConversationSummary:
     last_message_at: datetime.datetime
     turns: int
     created_at: datetime.datetime
-    turn_job_id: int | Unset = UNSET
-    next_start_at: datetime.datetime | Unset = UNSET
+    turn_job_id: int | None | Unset = UNSET
+    next_start_at: datetime.datetime | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -70,11 +70,19 @@ class ConversationSummary:
 
         created_at = self.created_at.isoformat()
 
-        turn_job_id = self.turn_job_id
+        turn_job_id: int | None | Unset
+        if isinstance(self.turn_job_id, Unset):
+            turn_job_id = UNSET
+        else:
+            turn_job_id = self.turn_job_id
 
-        next_start_at: str | Unset = UNSET
-        if not isinstance(self.next_start_at, Unset):
+        next_start_at: None | str | Unset
+        if isinstance(self.next_start_at, Unset):
+            next_start_at = UNSET
+        elif isinstance(self.next_start_at, datetime.datetime):
             next_start_at = self.next_start_at.isoformat()
+        else:
+            next_start_at = self.next_start_at
 
 
         field_dict: dict[str, Any] = {}
@@ -126,16 +134,34 @@ class ConversationSummary:
 
 
 
-        turn_job_id = d.pop("turn_job_id", UNSET)
+        def _parse_turn_job_id(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
 
-        _next_start_at = d.pop("next_start_at", UNSET)
-        next_start_at: datetime.datetime | Unset
-        if isinstance(_next_start_at,  Unset):
-            next_start_at = UNSET
-        else:
-            next_start_at = datetime.datetime.fromisoformat(_next_start_at)
+        turn_job_id = _parse_turn_job_id(d.pop("turn_job_id", UNSET))
 
 
+        def _parse_next_start_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                next_start_at_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return next_start_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        next_start_at = _parse_next_start_at(d.pop("next_start_at", UNSET))
 
 
         conversation_summary = cls(

@@ -35,11 +35,11 @@ class ConversationTurn:
             first_position (int):
             last_position (int):
             created_at (datetime.datetime):
-            job_status (str | Unset): Its job's status; absent once retention deleted the job.
-            reply (str | Unset):
-            reply_job_id (int | Unset): The `reply.deliver` job sending the reply, and its status.
-            reply_status (str | Unset):
-            ended_at (datetime.datetime | Unset):
+            job_status (None | str | Unset): Its job's status; absent once retention deleted the job.
+            reply (None | str | Unset):
+            reply_job_id (int | None | Unset): The `reply.deliver` job sending the reply, and its status.
+            reply_status (None | str | Unset):
+            ended_at (datetime.datetime | None | Unset):
      """
 
     job_id: int
@@ -48,11 +48,11 @@ class ConversationTurn:
     first_position: int
     last_position: int
     created_at: datetime.datetime
-    job_status: str | Unset = UNSET
-    reply: str | Unset = UNSET
-    reply_job_id: int | Unset = UNSET
-    reply_status: str | Unset = UNSET
-    ended_at: datetime.datetime | Unset = UNSET
+    job_status: None | str | Unset = UNSET
+    reply: None | str | Unset = UNSET
+    reply_job_id: int | None | Unset = UNSET
+    reply_status: None | str | Unset = UNSET
+    ended_at: datetime.datetime | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -72,17 +72,37 @@ class ConversationTurn:
 
         created_at = self.created_at.isoformat()
 
-        job_status = self.job_status
+        job_status: None | str | Unset
+        if isinstance(self.job_status, Unset):
+            job_status = UNSET
+        else:
+            job_status = self.job_status
 
-        reply = self.reply
+        reply: None | str | Unset
+        if isinstance(self.reply, Unset):
+            reply = UNSET
+        else:
+            reply = self.reply
 
-        reply_job_id = self.reply_job_id
+        reply_job_id: int | None | Unset
+        if isinstance(self.reply_job_id, Unset):
+            reply_job_id = UNSET
+        else:
+            reply_job_id = self.reply_job_id
 
-        reply_status = self.reply_status
+        reply_status: None | str | Unset
+        if isinstance(self.reply_status, Unset):
+            reply_status = UNSET
+        else:
+            reply_status = self.reply_status
 
-        ended_at: str | Unset = UNSET
-        if not isinstance(self.ended_at, Unset):
+        ended_at: None | str | Unset
+        if isinstance(self.ended_at, Unset):
+            ended_at = UNSET
+        elif isinstance(self.ended_at, datetime.datetime):
             ended_at = self.ended_at.isoformat()
+        else:
+            ended_at = self.ended_at
 
 
         field_dict: dict[str, Any] = {}
@@ -128,22 +148,64 @@ class ConversationTurn:
 
 
 
-        job_status = d.pop("job_status", UNSET)
+        def _parse_job_status(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
 
-        reply = d.pop("reply", UNSET)
-
-        reply_job_id = d.pop("reply_job_id", UNSET)
-
-        reply_status = d.pop("reply_status", UNSET)
-
-        _ended_at = d.pop("ended_at", UNSET)
-        ended_at: datetime.datetime | Unset
-        if isinstance(_ended_at,  Unset):
-            ended_at = UNSET
-        else:
-            ended_at = datetime.datetime.fromisoformat(_ended_at)
+        job_status = _parse_job_status(d.pop("job_status", UNSET))
 
 
+        def _parse_reply(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        reply = _parse_reply(d.pop("reply", UNSET))
+
+
+        def _parse_reply_job_id(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        reply_job_id = _parse_reply_job_id(d.pop("reply_job_id", UNSET))
+
+
+        def _parse_reply_status(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        reply_status = _parse_reply_status(d.pop("reply_status", UNSET))
+
+
+        def _parse_ended_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                ended_at_type_0 = datetime.datetime.fromisoformat(data)
+
+
+
+                return ended_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        ended_at = _parse_ended_at(d.pop("ended_at", UNSET))
 
 
         conversation_turn = cls(
