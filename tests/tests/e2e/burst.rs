@@ -114,9 +114,19 @@ async fn five_hundred_users_at_once_are_acked_fast_and_answered_within_the_slots
     .await;
     assert_eq!(inbound.len(), users, "one job per user");
     assert!(inbound.iter().all(|job| job.status == JobStatus::Succeeded));
+    // Each user's conversation gets one turn of the built-in agent, which generates the reply.
+    let turns = wait_jobs(
+        &stack.pool,
+        kinds::AGENT_REPLY,
+        users,
+        Duration::from_secs(1200),
+    )
+    .await;
+    assert_eq!(turns.len(), users, "one turn per user");
+    assert!(turns.iter().all(|job| job.status == JobStatus::Succeeded));
     let generated: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM job_attempts a JOIN jobs j ON j.id = a.job_id
-          WHERE j.kind = 'webhook.inbound' AND a.outcome <> 'handed_off'",
+          WHERE j.kind = 'agent.reply' AND a.outcome <> 'handed_off'",
     )
     .fetch_one(&stack.pool)
     .await
