@@ -18,6 +18,7 @@ this script, only against the corpus.
 """
 
 import base64
+import gzip
 import html
 import json
 import os
@@ -248,6 +249,80 @@ def form_field(body):
     return "payload=" + urllib.parse.quote(as_text(body), safe="")
 
 
+def pubsub_push(body):
+    return {
+        "message": {
+            "attributes": {"relay": "edge-2"},
+            "data": base64.b64encode(as_text(body).encode()).decode(),
+            "messageId": "2070443601311540",
+            "publishTime": "2026-12-01T00:00:00.000Z",
+        },
+        "subscription": "projects/relay/subscriptions/webhooks-push",
+    }
+
+
+def sns_notification(body):
+    return {
+        "Type": "Notification",
+        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "TopicArn": "arn:aws:sns:eu-west-1:111122223333:webhooks",
+        "Message": as_text(body),
+        "Timestamp": "2026-12-01T00:00:00.000Z",
+        "SignatureVersion": "1",
+    }
+
+
+def sqs_batch(body):
+    return {"Records": [{"messageId": "059f36b4-87a3-44ab-83d2-661975830a7d", "body": as_text(body),
+                         "eventSource": "aws:sqs", "awsRegion": "eu-west-1"}]}
+
+
+def gzip_field(body):
+    packed = gzip.compress(as_text(body).encode(), mtime=0)
+    return {"encoding": "gzip", "blob": base64.b64encode(packed).decode(), "received_at": "2026-12-01T00:00:00Z"}
+
+
+def jsonc(body):
+    text = json.dumps(body, ensure_ascii=False, indent=1)
+    return "// relayed by edge-2\n" + text.replace("{", "{ /* note */", 1)
+
+
+def yaml_text(value, indent=0):
+    """A block-style YAML dump (strings JSON-quoted, which YAML reads as double-quoted)."""
+    pad = "  " * indent
+    lines = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and item:
+                lines.append(f"{pad}{key}:")
+                lines.append(yaml_text(item, indent + 1))
+            else:
+                lines.append(f"{pad}{key}: {json.dumps(item, ensure_ascii=False)}")
+    else:
+        for item in value:
+            if isinstance(item, (dict, list)) and item:
+                inner = yaml_text(item, indent + 1).lstrip()
+                lines.append(f"{pad}- {inner}")
+            else:
+                lines.append(f"{pad}- {json.dumps(item, ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+def xml_cdata(body):
+    return f"<webhook><received>2026-12-01T00:00:00Z</received><payload><![CDATA[{as_text(body)}]]></payload></webhook>"
+
+
+def upper_keys(value):
+    if isinstance(value, dict):
+        return {key.upper(): upper_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [upper_keys(item) for item in value]
+    return value
+
+
+# Drift kinds for JSON bodies only (a SOAP text has no keys to rename or JSON to comment).
+JSON_ONLY = {"jsonc", "yaml_body", "upper_snake"}
+
 # Drift kinds that apply to any platform body: name -> (transform, gives raw text?).
 ENVELOPES = {
     "platform_body": (lambda body: body, False),
@@ -272,6 +347,17 @@ ENVELOPES = {
     "bom": (lambda body: "\ufeff" + as_text(body), True),
     "html_quotes": (html_quotes, True),
     "form_field_json": (form_field, True),
+    "pubsub_push": (pubsub_push, False),
+    "sns_notification": (sns_notification, False),
+    "sqs_batch": (sqs_batch, False),
+    "gzip_base64_field": (gzip_field, False),
+    "json_string_thrice": (lambda body: json.dumps(json.dumps(as_text(body))), False),
+    "percent_encoded": (lambda body: urllib.parse.quote(as_text(body), safe=""), True),
+    "numeric_entities": (lambda body: as_text(body).replace('"', "&#34;"), True),
+    "json_in_xml": (xml_cdata, True),
+    "jsonc": (jsonc, True),
+    "yaml_body": (yaml_text, True),
+    "upper_snake": (upper_keys, False),
 }
 
 
@@ -289,12 +375,20 @@ def retyped(platform, text):
         body["message"]["from"]["id"] = "418800213"
         cases.append(("string_ids", body, False))
         cases.append(("float_ids_text", json.dumps(telegram_update(text)).replace("418800213", "418800213.0"), True))
+        cases.append(("exponent_ids", json.dumps(telegram_update(text)).replace("418800213", "4.18800213e8"), True))
+        body = telegram_update(text)
+        cases.append(("prefixed_keys", {"tg_update_id": body["update_id"], "tg_message": body["message"]}, False))
     if platform == "whatsapp":
         body = whatsapp_body(text)
         message = body["entry"][0]["changes"][0]["value"]["messages"][0]
         message["from"] = 16315551181
         body["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = 16315551181
         cases.append(("number_ids", body, False))
+        body = whatsapp_body(text)
+        value = body["entry"][0]["changes"][0]["value"]
+        value["messages"][0]["from"] = "+1 631-555-1181"
+        value["contacts"][0]["wa_id"] = "+1 (631) 555-1181"
+        cases.append(("formatted_phone_ids", body, False))
     return cases
 
 
@@ -309,6 +403,8 @@ def unknown_shapes(text, index):
         "kebab_case": {"chat-id": conv, "sender-id": sender, "message": text},
         "thread_author": {"thread": {"id": conv}, "author": {"id": sender}, "body": text},
         "channel_user": {"channel": conv, "user": sender, "message": {"text": text}},
+        "prefixed_flat": {"tg_chat_id": conv, "tg_from_id": sender, "msg_text": text},
+        "upper_snake_flat": {"CHAT_ID": conv, "SENDER_ID": sender, "MESSAGE_TEXT": text},
     }
     cases = [(kind, shape, False) for kind, shape in shapes.items()]
     cases.append(("form_body", urllib.parse.urlencode({"chat_id": conv, "sender": sender, "message": text}), True))
@@ -366,6 +462,10 @@ def main():
         shapes = [("", make)] + ([("event_", EVENTS[platform])] if platform in EVENTS else [])
         for prefix, build in shapes:
             for drift, (transform, _) in ENVELOPES.items():
+                if drift in JSON_ONLY and isinstance(build("x"), str):
+                    continue
+                if drift == "json_in_xml" and isinstance(build("x"), str):
+                    continue
                 t = text()
                 payload = transform(build(t))
                 # The platform named, and (for the platform's own body) not named.

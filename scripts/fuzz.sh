@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target (fuzz/fuzz_targets: the platform adapters, the signature verifiers,
-# the SOAP parser, deterministic healing) for SENTINEL_FUZZ_SECS seconds each (default 20), from
+# the SOAP parser, deterministic healing, the layer decoders) for SENTINEL_FUZZ_SECS seconds each (default 20), from
 # the committed seeds plus the corpus kept in .sentinel/fuzz. A crash fails the run and leaves its
 # input in .sentinel/fuzz/artifacts/<target>/; reproduce it by running the target's binary on that
 # file (the path is printed), or with cargo-fuzz if you have it:
@@ -34,7 +34,7 @@ unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 
 require_cargo
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(adapters signatures soap heal)
+[ "${#targets[@]}" -gt 0 ] || targets=(adapters signatures soap heal decode)
 
 flags="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4"
 flags+=" -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table"

@@ -1,10 +1,13 @@
-//! The drift benchmark: every case of the drift corpus (`queue/tests/drift/corpus.json`) through
-//! the deterministic healing steps, as a `payload.heal` job's deterministic lane runs them.
-//! Prints the field accuracy per drift kind and per platform, how many cases each step healed
-//! (and how many it left to the model), and the healed jobs per second of each step.
+//! The drift benchmark: every case of the drift corpora through the deterministic healing steps,
+//! as a `payload.heal` job's deterministic lane runs them: the development corpus
+//! (`queue/tests/drift/corpus.json`) and the held-out one (`heldout.json`, written from the
+//! platforms' and transports' documentation before the code that heals it). Prints, for each,
+//! the field accuracy per drift kind and per platform, how many cases each step healed (and how
+//! many it left to the model), and the healed jobs per second of each step.
 //!
 //! Run: `cargo bench -p sentinel-queue --bench drift` (no database). `SENTINEL_BENCH_SECS` sets
-//! how long each step's throughput is measured (default 2).
+//! how long each step's throughput is measured (default 2); `SENTINEL_BENCH_CORPUS` runs one
+//! corpus (`corpus` or `heldout`) instead of both.
 #![allow(clippy::unwrap_used)] // Benchmarks fail loudly on purpose.
 
 #[path = "../tests/drift/eval.rs"]
@@ -77,12 +80,26 @@ fn kind_of(drift: &str) -> String {
 }
 
 fn main() {
-    let secs: u64 = std::env::var("SENTINEL_BENCH_SECS")
+    let secs: f64 = std::env::var("SENTINEL_BENCH_SECS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(2);
-    let corpus = eval::load();
+        .unwrap_or(2.0);
+    let names = match std::env::var("SENTINEL_BENCH_CORPUS") {
+        Ok(name) => vec![name],
+        Err(_) => vec!["corpus".to_owned(), "heldout".to_owned()],
+    };
+    for name in names {
+        println!("\n## {name}.json");
+        let corpus = if name == "corpus" {
+            eval::load()
+        } else {
+            eval::load_named(&name)
+        };
+        report(&corpus, secs);
+    }
+}
 
+fn report(corpus: &eval::Corpus, secs: f64) {
     let mut by_kind: BTreeMap<String, Tally> = BTreeMap::new();
     let mut by_platform: BTreeMap<String, Tally> = BTreeMap::new();
     let mut total = Tally::default();
@@ -133,7 +150,7 @@ fn main() {
     // Throughput: each step's cases healed round-robin for `secs` seconds, one core.
     println!("\n### By step\n\n| step | cases | healed jobs/s (one core) | mean µs per job |\n|---|---|---|---|");
     for (step, cases) in &by_step {
-        let deadline = Instant::now() + Duration::from_secs(secs);
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
         let started = Instant::now();
         let mut runs = 0u64;
         while Instant::now() < deadline {

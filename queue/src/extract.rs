@@ -17,7 +17,7 @@ use serde_json::{Map, Value as JsonValue};
 
 use crate::{
     canonical::CanonicalMessage,
-    platform::{id_text, Platform},
+    platform::{id_text, phone_id, Platform},
 };
 
 /// What the extractor read, and from where (a JSON pointer per field).
@@ -38,11 +38,28 @@ struct Leaf<'a> {
     value: &'a JsonValue,
 }
 
-/// The message in `value`, when its fields are unambiguous.
+/// The message in `value`, when its fields are unambiguous. A payload that names no conversation
+/// but one sender (an SMS or a WhatsApp gateway's form: `From`, `msisdn`, `WaId`) is a direct
+/// conversation with that sender, as on every platform that names people by their number.
 pub fn extract(platform: Option<Platform>, value: &JsonValue) -> Option<Extracted> {
     let leaves = leaves(value);
-    let conversation = best(&leaves, conversation_score)?;
-    let text = best(&leaves, text_score)?;
+    // WhatsApp names people by the digits of their number, however a gateway writes it.
+    let id = |leaf: &Leaf| {
+        let text = id_text(leaf.value)?;
+        Some(match platform {
+            Some(Platform::Whatsapp) => phone_id(&text),
+            _ => text,
+        })
+    };
+    let text = best(&leaves, text_score, |leaf| id_text(leaf.value))?.ok()?;
+    let sender = best(&leaves, sender_id_score, id).and_then(Result::ok);
+    let conversation = match best(&leaves, conversation_score, id) {
+        Some(found) => found.ok()?,
+        // A direct conversation only when nothing speaks of conversations at all: a list of
+        // `channels`, or a `room_a` and a `room_b`, leave the choice open.
+        None if !mentions_conversations(value) => sender.clone()?,
+        None => return None,
+    };
     let mut message =
         CanonicalMessage::new(platform.map_or("unknown", Platform::as_str), "message");
     let mut sources = vec![
@@ -51,14 +68,16 @@ pub fn extract(platform: Option<Platform>, value: &JsonValue) -> Option<Extracte
     ];
     message.conversation_id = Some(conversation.0);
     message.text = Some(text.0);
+    if let Some((found, pointer)) = sender {
+        message.sender_id = Some(found);
+        sources.push(("sender_id", pointer));
+    }
     for (field, score) in [
-        ("sender_id", sender_id_score as fn(&Leaf) -> u8),
-        ("sender_name", sender_name_score),
+        ("sender_name", sender_name_score as fn(&Leaf) -> u8),
         ("event_id", event_id_score),
     ] {
-        if let Some((found, pointer)) = best(&leaves, score) {
+        if let Some(Ok((found, pointer))) = best(&leaves, score, |leaf| id_text(leaf.value)) {
             match field {
-                "sender_id" => message.sender_id = Some(found),
                 "sender_name" => message.sender_name = Some(found),
                 _ => message.event_id = Some(found),
             }
@@ -73,6 +92,30 @@ pub fn extract(platform: Option<Platform>, value: &JsonValue) -> Option<Extracte
         message.event_type = "command".into();
     }
     Some(Extracted { message, sources })
+}
+
+/// Whether any key in `value` (lists included) speaks of a conversation: `chats`, `channel_ids`,
+/// `room_a`.
+fn mentions_conversations(value: &JsonValue) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((node, depth)) = stack.pop() {
+        match node {
+            JsonValue::Object(object) if depth < MAX_PATH_DEPTH => {
+                for (key, child) in object {
+                    let key = normalize(key);
+                    if CONVERSATIONS.iter().any(|word| key.contains(word)) {
+                        return true;
+                    }
+                    stack.push((child, depth + 1));
+                }
+            }
+            JsonValue::Array(items) if depth < MAX_PATH_DEPTH => {
+                stack.extend(items.iter().map(|item| (item, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Whether `value` names `conversation_id` as its conversation without doubt: the leaves with the
@@ -155,19 +198,26 @@ pub fn key_values(text: &str) -> Option<JsonValue> {
     (object.len() >= 2).then_some(JsonValue::Object(object))
 }
 
-/// The value with the best positive score, if exactly one value holds it.
-fn best(leaves: &[Leaf], score: impl Fn(&Leaf) -> u8) -> Option<(String, String)> {
+/// The value with the best positive score and its pointer: `None` when no leaf scores,
+/// `Some(Err(()))` when more than one value holds the best score (a guess would be needed).
+fn best(
+    leaves: &[Leaf],
+    score: impl Fn(&Leaf) -> u8,
+    text: impl Fn(&Leaf) -> Option<String>,
+) -> Option<Result<(String, String), ()>> {
     let top = leaves.iter().map(&score).max().filter(|top| *top > 0)?;
     let mut found: Option<(String, String)> = None;
     for leaf in leaves.iter().filter(|leaf| score(leaf) == top) {
-        let text = id_text(leaf.value)?;
+        let Some(value) = text(leaf) else {
+            return Some(Err(()));
+        };
         match &found {
-            Some((seen, _)) if *seen != text => return None,
+            Some((seen, _)) if *seen != value => return Some(Err(())),
             Some(_) => {}
-            None => found = Some((text, leaf.pointer.clone())),
+            None => found = Some((value, leaf.pointer.clone())),
         }
     }
-    found
+    found.map(Ok)
 }
 
 fn leaves(value: &JsonValue) -> Vec<Leaf<'_>> {
@@ -183,7 +233,7 @@ fn leaves(value: &JsonValue) -> Vec<Leaf<'_>> {
                             "{pointer}/{}",
                             child_key.replace('~', "~0").replace('/', "~1")
                         ),
-                        normalize(child_key),
+                        meaning(&normalize(child_key)),
                         key.clone(),
                         depth + 1,
                         child,
@@ -202,6 +252,108 @@ fn leaves(value: &JsonValue) -> Vec<Leaf<'_>> {
     }
     leaves
 }
+
+/// What a key means, once spelling is set aside: a synonym's canonical name (`WaId`, `msisdn`:
+/// a sender's id; `ProfileName`: a sender's name), or the key without the platform or message
+/// prefix or suffix a pipeline put on it (`tg_chat_id`, `msg_text`, `text_msg`), when what is left
+/// is a key the extractor knows. Compared after [`normalize`].
+fn meaning(key: &str) -> String {
+    let known = |key: &str| {
+        KNOWN.contains(&key)
+            || ["message", "msg"].iter().any(|prefix| {
+                key.strip_prefix(prefix)
+                    .is_some_and(|rest| TEXTS.contains(&rest))
+            })
+    };
+    if let Some((_, canonical)) = SYNONYMS.iter().find(|(synonym, _)| *synonym == key) {
+        return (*canonical).to_owned();
+    }
+    if known(key) {
+        return key.to_owned();
+    }
+    let mut stripped = key;
+    for _ in 0..3 {
+        let rest = AFFIXES.iter().find_map(|affix| {
+            stripped
+                .strip_prefix(affix)
+                .or_else(|| stripped.strip_suffix(affix))
+                .filter(|rest| rest.len() >= 2 && *rest != "id")
+        });
+        let Some(rest) = rest else { break };
+        if let Some((_, canonical)) = SYNONYMS.iter().find(|(synonym, _)| *synonym == rest) {
+            return (*canonical).to_owned();
+        }
+        if known(rest) {
+            return rest.to_owned();
+        }
+        stripped = rest;
+    }
+    key.to_owned()
+}
+
+/// Prefixes and suffixes that add nothing to a key's meaning: platform names and `msg`/`message`.
+const AFFIXES: [&str; 11] = [
+    "telegram",
+    "whatsapp",
+    "salesforce",
+    "slack",
+    "twilio",
+    "message",
+    "sms",
+    "msg",
+    "tg",
+    "wa",
+    "sf",
+];
+
+/// Keys that mean another, normalised: `(synonym, canonical)`.
+const SYNONYMS: [(&str, &str); 9] = [
+    ("waid", "senderid"),
+    ("msisdn", "senderid"),
+    ("phonenumber", "senderid"),
+    ("fromnumber", "senderid"),
+    ("sendernumber", "senderid"),
+    ("senderphone", "senderid"),
+    ("profilename", "sendername"),
+    ("groupid", "chatid"),
+    ("dialogid", "chatid"),
+];
+
+/// The keys the scores below know, normalised.
+const KNOWN: [&str; 32] = [
+    "chatid",
+    "conversationid",
+    "channelid",
+    "threadid",
+    "roomid",
+    "chat",
+    "conversation",
+    "channel",
+    "thread",
+    "room",
+    "fromid",
+    "senderid",
+    "userid",
+    "authorid",
+    "from",
+    "sender",
+    "user",
+    "author",
+    "sendername",
+    "fromname",
+    "authorname",
+    "displayname",
+    "username",
+    "text",
+    "body",
+    "content",
+    "message",
+    "caption",
+    "msg",
+    "updateid",
+    "eventid",
+    "messageid",
+];
 
 fn normalize(key: &str) -> String {
     key.chars()

@@ -1,13 +1,15 @@
-//! Deterministic healing: a payload becomes the canonical message by its platform's adapter, or,
-//! when that fails, by syntactic repair (unclosed brackets, trailing commas, single quotes,
-//! JSON inside a string) and key aliasing (camelCase, renamed fields) followed by the adapter
-//! again. Only when both fail does the worker ask the LLM. Nothing here touches the model.
+//! Deterministic healing: a payload becomes the canonical message by its platform's adapter, on
+//! the payload or on any layer decoded from it ([`decode`]); when that fails, by syntactic repair
+//! (unclosed brackets, trailing commas, single quotes) and key renaming (camelCase, upper snake
+//! case, platform prefixes, renamed fields) followed by the adapter again; then by the generic
+//! extractor. Only when all fail does the worker ask the LLM. Nothing here touches the model.
 
 use serde_json::{Map, Value as JsonValue};
 
 use crate::{
     canonical::{self, CanonicalMessage},
-    envelope, extract,
+    decode::{self, Layer, Layers},
+    extract,
     platform::Platform,
     storable::{self, MAX_DEPTH},
 };
@@ -63,16 +65,16 @@ pub fn check_depth(parsed: Option<&JsonValue>, raw: Option<&str>) -> Result<(), 
     Ok(())
 }
 
-/// A healed message, the step that made it, and the envelopes taken off the payload on the way
-/// (outermost first; see [`envelope`]).
+/// A healed message, the step that made it, and how the object it was read from was reached
+/// (see [`decode::Layer::steps`]; then the object's pointer in its layer, when it is not the
+/// layer's root).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Healed {
     pub message: CanonicalMessage,
     pub healed_by: HealedBy,
     pub unwrapped: Vec<String>,
-    /// The JSON pointer each field was read from, into the innermost layer read (see
-    /// [`extract::locate`] for the adapters and repair; the extractor's own for it). Empty for a
-    /// SOAP text.
+    /// The JSON pointer each field was read from, into the layer read (see [`extract::locate`] for
+    /// the adapters and repair; the extractor's own for it). Empty for a SOAP text.
     pub sources: Vec<(&'static str, String)>,
 }
 
@@ -98,18 +100,23 @@ pub fn heal(
     heal_traced(platform, parsed, raw).map(|healed| (healed.message, healed.healed_by))
 }
 
-/// [`heal`], with the envelopes it took off.
+/// [`heal`], with the layers it decoded and where each field came from.
 ///
-/// The steps, each tried on the payload as given and then on every envelope taken off it
-/// (outermost first, [`envelope::layers`]):
-/// 1. the adapters, and the Salesforce SOAP parser for text that is XML;
-/// 2. repair: the raw text made JSON ([`repair`]), its fields renamed ([`alias`]), the adapters;
-/// 3. the generic extractor ([`extract`]), innermost layer first, on its JSON or its
-///    `key: value` text.
+/// The payload's layers are found by decoding ([`decode`]): the payload itself, then every
+/// document inside one of its strings (JSON, base64, gzip, a form, XML, YAML, …), breadth-first.
+/// The steps:
+/// 1. the adapters, on every object of every layer (and the Salesforce SOAP parser on text that is
+///    XML), breadth-first: the first message that names its conversation wins, the one with the
+///    fewest decodes, then nearest its layer's root; a layer reached through repaired JSON gives
+///    `repair`;
+/// 2. the same with each platform's key renaming ([`alias`]): `repair`;
+/// 3. the generic extractor ([`extract`]), deepest layer first;
+/// 4. failing all three, and only when the platform is named, the first adapter message that
+///    does not name its conversation (a relay's envelope can look like a platform body that
+///    carries no message: a CloudEvent like a Standard Webhook, which is why it comes last).
 ///
-/// Within a step, a message that names its conversation wins over one that does not (a relay's
-/// envelope can look like a platform body that carries no message, a CloudEvent like a Standard
-/// Webhook); the first message without one is kept for when nothing better is found.
+/// With a platform named, only its adapter reads the payload: a reply goes out over that platform,
+/// to an id of that platform. With none, every adapter does, in [`Platform::ALL`]'s order.
 pub fn heal_traced(
     platform: Option<Platform>,
     parsed: Option<&JsonValue>,
@@ -120,53 +127,60 @@ pub fn heal_traced(
         Some(platform) => vec![platform],
         None => Platform::ALL.to_vec(),
     };
-    let mut reasons = Vec::new();
-
     let given = parsed
         .cloned()
-        .or_else(|| raw.map(|text| JsonValue::String(text.to_owned())));
-    let given_layers = given.as_ref().map(envelope::layers).unwrap_or_default();
-    let found = Found::over(&given_layers, |layer| {
-        adapt_layer(&candidates, layer, HealedBy::Adapter, &mut reasons)
-    });
-    if let Some(healed) = found.best() {
-        return Ok(healed);
-    }
+        .or_else(|| raw.map(|text| JsonValue::String(text.to_owned())))
+        .ok_or_else(|| NotHealed("there is no payload".into()))?;
+    let mut layers = Layers::new(given);
+    let mut reasons = Vec::new();
 
-    let repaired = raw.and_then(repair);
-    if raw.is_some() && repaired.is_none() {
+    let mut found = Found::default();
+    let mut index = 0;
+    while let Some(layer) = layers.get(index, found.decodes_wanted()) {
+        adapt_layer(&candidates, layer, None, &mut found, &mut reasons);
+        index += 1;
+    }
+    if let Some(healed) = found.addressed.take() {
+        return Ok(healed.healed);
+    }
+    let unaddressed = found.unaddressed.take();
+
+    let layers = layers.all();
+    if layers.iter().all(|layer| layer.value.is_string()) {
         let tried: Vec<&str> = candidates
             .iter()
             .map(|platform| platform.as_str())
             .collect();
         reasons.push(format!(
-            "the payload could not be repaired into a JSON object (for {})",
+            "the payload decodes into no JSON object, form, YAML or XML (for {})",
             tried.join(", ")
         ));
     }
-    let repaired_layers = repaired.as_ref().map(envelope::layers);
-    let found = Found::over(
-        repaired_layers.as_deref().unwrap_or(&given_layers),
-        |layer| adapt_layer(&candidates, layer, HealedBy::Repair, &mut reasons),
-    );
+    for layer in layers {
+        if found.decodes_wanted() < layer.decodes {
+            break;
+        }
+        for platform in &candidates {
+            if !layer.value.is_string() {
+                let renamed = alias(*platform, &layer.value);
+                adapt_layer(
+                    &[*platform],
+                    layer,
+                    Some(&renamed),
+                    &mut found,
+                    &mut reasons,
+                );
+            }
+        }
+    }
     if let Some(healed) = found.addressed {
-        return Ok(healed);
+        return Ok(healed.healed);
     }
 
-    // A shape no adapter knows: the generic extractor, on the innermost layer, or on key/value
-    // text. It answers only when every field it fills is unambiguous.
-    for layer in repaired_layers
-        .as_deref()
-        .unwrap_or(&given_layers)
-        .iter()
-        .rev()
-    {
-        let key_values = match &layer.value {
-            JsonValue::String(text) => extract::key_values(text),
-            _ => None,
-        };
-        let readable = key_values.as_ref().unwrap_or(&layer.value);
-        let Some(extracted) = extract::extract(platform, readable) else {
+    // A shape no adapter knows: the generic extractor, deepest layer first. It answers only when
+    // every field it fills is unambiguous.
+    for layer in layers.iter().rev().filter(|layer| !layer.value.is_string()) {
+        let Some(extracted) = extract::extract(platform, &layer.value) else {
             continue;
         };
         match validated(extracted.message) {
@@ -182,118 +196,166 @@ pub fn heal_traced(
         }
     }
     reasons.push("extractor: no unambiguous conversation and text".into());
-    if let Some(healed) = found.unaddressed {
-        return Ok(healed);
+    // An event that names no conversation (a status, a record without a message) is the named
+    // platform's to send; with no platform named, any object holding a `data` object reads as a
+    // Standard Webhook of that kind, so it would be a guess.
+    if let Some(healed) = unaddressed
+        .or(found.unaddressed)
+        .filter(|_| platform.is_some())
+    {
+        return Ok(healed.healed);
     }
-    if given.is_none() {
-        reasons.push("there is no payload".into());
+    if layers.len() >= decode::Budget::LAYERS {
+        reasons.push(format!(
+            "the search stopped at {} layers",
+            decode::Budget::LAYERS
+        ));
     }
     Err(NotHealed(reasons.join("; ")))
 }
 
-/// The messages one step found: the first that names its conversation, and the first that does not.
+/// A message and where it was found: `(decodes, object depth)`, smaller is better.
+struct Ranked {
+    healed: Healed,
+    rank: (usize, usize),
+}
+
+/// The best message that names its conversation, and the first that does not.
 #[derive(Default)]
 struct Found {
-    addressed: Option<Healed>,
-    unaddressed: Option<Healed>,
+    addressed: Option<Ranked>,
+    unaddressed: Option<Ranked>,
 }
 
 impl Found {
-    /// `step` on each layer, outermost first, until one gives a message that names its
-    /// conversation.
-    fn over(
-        layers: &[envelope::Unwrapped],
-        mut step: impl FnMut(&envelope::Unwrapped) -> Option<Healed>,
-    ) -> Self {
-        let mut found = Self::default();
-        for layer in layers {
-            found.offer(step(layer));
-            if found.addressed.is_some() {
-                break;
-            }
-        }
-        found
-    }
-
-    fn offer(&mut self, healed: Option<Healed>) {
-        let Some(healed) = healed else { return };
+    fn offer(&mut self, healed: Healed, rank: (usize, usize)) {
         let slot = if healed.message.conversation_id.is_some() {
             &mut self.addressed
         } else {
             &mut self.unaddressed
         };
-        slot.get_or_insert(healed);
+        if slot.as_ref().is_none_or(|best| rank < best.rank) {
+            *slot = Some(Ranked { healed, rank });
+        }
     }
 
-    fn best(self) -> Option<Healed> {
-        self.addressed.or(self.unaddressed)
+    /// The most decodes a layer may have and still beat what was found.
+    fn decodes_wanted(&self) -> usize {
+        self.addressed
+            .as_ref()
+            .map_or(usize::MAX, |best| best.rank.0)
     }
 }
 
-/// The adapters on one layer (renamed by [`alias`] when repairing), and the SOAP parser when the
-/// layer is XML text. The best message of the layer, by [`Found`]'s rule; failures go to `reasons`.
+/// The most objects of one layer offered to the adapters.
+const MAX_OBJECTS: usize = 256;
+
+/// The adapters on every object of one layer, nearest its root first (`renamed`: the layer with a
+/// platform's key renaming, when repairing), and the SOAP parser when the layer is XML text.
+/// Messages go to `found`; failures to `reasons` (the first object's only, so the reasons stay
+/// readable).
 fn adapt_layer(
     candidates: &[Platform],
-    layer: &envelope::Unwrapped,
-    healed_by: HealedBy,
+    layer: &Layer,
+    renamed: Option<&JsonValue>,
+    found: &mut Found,
     reasons: &mut Vec<String>,
-) -> Option<Healed> {
-    let after = match (healed_by, layer.steps.is_empty()) {
-        (HealedBy::Repair, true) => " after repair".to_owned(),
-        (HealedBy::Repair, false) => format!(" after repair and {}", layer.steps.join(", ")),
-        (_, true) => String::new(),
-        (_, false) => format!(" after {}", layer.steps.join(", ")),
+) {
+    let healed_by = if renamed.is_some() || layer.repaired {
+        HealedBy::Repair
+    } else {
+        HealedBy::Adapter
     };
-    let healed = |message: CanonicalMessage, steps: &[String]| Healed {
-        // Pointers into the layer as it arrived (not as aliased); none into XML text.
-        sources: if layer.value.is_string() {
-            Vec::new()
-        } else {
-            extract::locate(&layer.value, &message)
-        },
-        message,
-        healed_by,
-        unwrapped: steps.to_vec(),
+    let after = match (renamed.is_some(), layer.steps.is_empty()) {
+        (true, true) => " after renaming keys".to_owned(),
+        (true, false) => format!(" after {} and renaming keys", layer.steps.join(", ")),
+        (false, true) => String::new(),
+        (false, false) => format!(" after {}", layer.steps.join(", ")),
     };
-    let mut found = Found::default();
-    match &layer.value {
-        JsonValue::String(text) if healed_by == HealedBy::Adapter => {
-            // A Salesforce outbound message as its SOAP text (after a BOM; with its quotes
-            // HTML-escaped by a relay, they are put back).
-            let soap = text.trim_start_matches('\u{FEFF}').trim();
-            if soap.starts_with('<') && candidates.contains(&Platform::Salesforce) {
-                let mut steps = layer.steps.clone();
-                let event = salesforce_notification(soap).or_else(|error| {
-                    if !soap.contains("&quot;") {
-                        return Err(error);
-                    }
-                    steps.push("html_unescaped".into());
-                    salesforce_notification(&soap.replace("&quot;", "\""))
-                });
-                match event.and_then(|event| adapt(Platform::Salesforce, &event)) {
-                    Ok(message) => found.offer(Some(healed(message, &steps))),
-                    Err(reason) => reasons.push(format!("salesforce SOAP{after}: {reason}")),
-                }
+    let healed = |message: CanonicalMessage, at: &str| {
+        let mut unwrapped = layer.steps.clone();
+        if !at.is_empty() {
+            unwrapped.push(at.to_owned());
+        }
+        Healed {
+            // Pointers into the layer as decoded (not as renamed); none into XML text.
+            sources: if layer.value.is_string() {
+                Vec::new()
+            } else {
+                extract::locate(&layer.value, &message)
+            },
+            message,
+            healed_by,
+            unwrapped,
+        }
+    };
+    let value = renamed.unwrap_or(&layer.value);
+    if let JsonValue::String(text) = value {
+        // A Salesforce outbound message as its SOAP text (after a BOM).
+        let soap = text.trim_start_matches('\u{FEFF}').trim();
+        if soap.starts_with('<') && candidates.contains(&Platform::Salesforce) {
+            match salesforce_notification(soap)
+                .and_then(|event| adapt(Platform::Salesforce, &event))
+            {
+                Ok(message) => found.offer(healed(message, ""), (layer.decodes, 0)),
+                Err(reason) => reasons.push(format!("salesforce SOAP{after}: {reason}")),
             }
         }
-        JsonValue::String(_) => {}
-        value => {
-            for platform in candidates {
-                let renamed;
-                let input = if healed_by == HealedBy::Repair {
-                    renamed = alias(*platform, value);
-                    &renamed
-                } else {
-                    value
-                };
-                match adapt(*platform, input) {
-                    Ok(message) => found.offer(Some(healed(message, &layer.steps))),
-                    Err(reason) => reasons.push(format!("{platform} adapter{after}: {reason}")),
+        return;
+    }
+    for (pointer, depth, object) in objects(value).into_iter().take(MAX_OBJECTS) {
+        for platform in candidates {
+            match adapt(*platform, object) {
+                Ok(message) => {
+                    let addressed = message.conversation_id.is_some();
+                    found.offer(healed(message, &pointer), (layer.decodes, depth));
+                    if addressed {
+                        // Nothing deeper in this layer can beat it.
+                        return;
+                    }
                 }
+                Err(reason) if depth == 0 => {
+                    reasons.push(format!("{platform} adapter{after}: {reason}"))
+                }
+                Err(_) => {}
             }
         }
     }
-    found.best()
+}
+
+/// The objects of `value` with their JSON pointers and depths, breadth-first (the value itself
+/// first), at most [`MAX_DEPTH`] deep.
+fn objects(value: &JsonValue) -> Vec<(String, usize, &JsonValue)> {
+    let mut found = Vec::new();
+    let mut queue = std::collections::VecDeque::from([(String::new(), 0usize, value)]);
+    while let Some((pointer, depth, node)) = queue.pop_front() {
+        if depth >= MAX_DEPTH || found.len() >= MAX_OBJECTS {
+            break;
+        }
+        let children: Box<dyn Iterator<Item = (String, &JsonValue)>> = match node {
+            JsonValue::Object(object) => Box::new(
+                object
+                    .iter()
+                    .map(|(key, child)| (decode::escape(key), child)),
+            ),
+            JsonValue::Array(items) => Box::new(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, child)| (index.to_string(), child)),
+            ),
+            _ => continue,
+        };
+        if node.is_object() {
+            found.push((pointer.clone(), depth, node));
+        }
+        for (segment, child) in children {
+            if child.is_object() || child.is_array() {
+                queue.push_back((format!("{pointer}/{segment}"), depth + 1, child));
+            }
+        }
+    }
+    found
 }
 
 /// A message that validates against the canonical schema, or the violations.
@@ -389,35 +451,46 @@ fn single_quoted(text: &str) -> Option<JsonValue> {
 /// overwrites a key that is already present under its canonical name. Nothing deeper than
 /// [`MAX_DEPTH`] levels (JSON inside strings included) is kept.
 pub fn alias(platform: Platform, value: &JsonValue) -> JsonValue {
-    alias_within(platform, value, 0)
+    alias_within(platform, value, 0, true)
 }
 
-fn alias_within(platform: Platform, value: &JsonValue, depth: usize) -> JsonValue {
+/// [`alias`] at `depth`; `table`: whether the platform's renamed fields apply here (not inside a
+/// Salesforce sObject, whose keys are the record's own fields: its `Id` is not a notification's).
+fn alias_within(platform: Platform, value: &JsonValue, depth: usize, table: bool) -> JsonValue {
     if depth > MAX_DEPTH {
         return JsonValue::Null;
     }
     match value {
         JsonValue::Object(object) => {
             let mut renamed = Map::with_capacity(object.len());
-            let table = platform.aliases();
+            let renames = if table { platform.aliases() } else { &[] };
             for (key, child) in object {
-                let snake = to_snake_case(key);
-                let name = table
+                let mut snake = to_snake_case(key);
+                // A platform's own prefix (`tg_message`, `wa_contacts`) says nothing more.
+                if let Some(rest) = key_prefixes(platform)
+                    .iter()
+                    .find_map(|prefix| snake.strip_prefix(prefix))
+                    .filter(|rest| !rest.is_empty() && !object.contains_key(*rest))
+                {
+                    snake = rest.to_owned();
+                }
+                let name = renames
                     .iter()
                     .find(|(alias, _)| *alias == snake)
                     .map(|(_, canonical)| canonical.to_string())
                     .filter(|canonical| !object.contains_key(canonical.as_str()))
                     .unwrap_or(snake);
+                let inside = table && name != "sobject";
                 renamed
                     .entry(name)
-                    .or_insert_with(|| alias_within(platform, child, depth + 1));
+                    .or_insert_with(|| alias_within(platform, child, depth + 1, inside));
             }
             JsonValue::Object(renamed)
         }
         JsonValue::Array(items) => JsonValue::Array(
             items
                 .iter()
-                .map(|item| alias_within(platform, item, depth + 1))
+                .map(|item| alias_within(platform, item, depth + 1, table))
                 .collect(),
         ),
         JsonValue::String(text) => {
@@ -427,12 +500,23 @@ fn alias_within(platform: Platform, value: &JsonValue, depth: usize) -> JsonValu
                 || (inner.starts_with('[') && inner.ends_with(']'))
             {
                 if let Ok(parsed) = serde_json::from_str::<JsonValue>(inner) {
-                    return alias_within(platform, &parsed, depth + 1);
+                    return alias_within(platform, &parsed, depth + 1, table);
                 }
             }
             value.clone()
         }
         _ => value.clone(),
+    }
+}
+
+/// The prefixes a pipeline puts on a platform's keys, in snake_case.
+fn key_prefixes(platform: Platform) -> &'static [&'static str] {
+    match platform {
+        Platform::Telegram => &["telegram_", "tg_"],
+        Platform::Whatsapp => &["whatsapp_", "wa_"],
+        Platform::Slack => &["slack_"],
+        Platform::Salesforce => &["salesforce_", "sf_"],
+        Platform::Standard => &[],
     }
 }
 
@@ -549,7 +633,7 @@ mod tests {
             (healed.message.text.as_deref(), healed.healed_by),
             (Some("wrapped"), HealedBy::Adapter)
         );
-        assert_eq!(healed.unwrapped, ["json_string", "json_string"]);
+        assert_eq!(healed.unwrapped, ["json_string", "json"]);
     }
 
     #[test]
@@ -559,7 +643,8 @@ mod tests {
             "from": {"id": 42, "first_name": "Bo"}, "chat": {"id": 42, "type": "private"}, "text": "hi"}});
         let relayed = json!({"data": update, "received_at": "2026-12-01T00:00:00Z"});
         let healed = heal_traced(Some(Platform::Telegram), Some(&relayed), None).unwrap();
-        assert_eq!(healed.unwrapped, ["wrapper:data"]);
+        // The adapter read the object at `/data`; the pointers are into the layer it is in.
+        assert_eq!(healed.unwrapped, ["/data"]);
         let pointer = |field: &str| {
             healed
                 .sources
@@ -567,11 +652,26 @@ mod tests {
                 .find(|(name, _)| *name == field)
                 .map(|(_, pointer)| pointer.as_str())
         };
-        assert_eq!(pointer("conversation_id"), Some("/message/chat/id"));
-        assert_eq!(pointer("sender_id"), Some("/message/from/id"));
-        assert_eq!(pointer("text"), Some("/message/text"));
-        assert_eq!(pointer("event_id"), Some("/update_id"));
-        assert_eq!(pointer("sender_name"), Some("/message/from/first_name"));
+        assert_eq!(pointer("conversation_id"), Some("/data/message/chat/id"));
+        assert_eq!(pointer("sender_id"), Some("/data/message/from/id"));
+        assert_eq!(pointer("text"), Some("/data/message/text"));
+        assert_eq!(pointer("event_id"), Some("/data/update_id"));
+        assert_eq!(
+            pointer("sender_name"),
+            Some("/data/message/from/first_name")
+        );
+        // Through a decoded layer: the steps name the string and its decoder.
+        let sns = json!({"Type": "Notification", "TopicArn": "arn:aws:sns:eu-west-1:1:hooks", "Message": update.to_string()});
+        let healed = heal_traced(Some(Platform::Telegram), Some(&sns), None).unwrap();
+        assert_eq!(healed.unwrapped, ["/Message: json"]);
+        assert_eq!(
+            healed
+                .sources
+                .iter()
+                .find(|(name, _)| *name == "text")
+                .map(|(_, p)| p.as_str()),
+            Some("/message/text")
+        );
     }
 
     #[test]

@@ -17,9 +17,9 @@ pub mod config;
 pub mod conversations;
 #[cfg(feature = "db")]
 pub mod db;
+pub mod decode;
 #[cfg(feature = "db")]
 pub mod enqueue;
-pub mod envelope;
 pub mod extract;
 pub mod heal;
 #[cfg(feature = "db")]

@@ -11,7 +11,20 @@
 //! With `SENTINEL_BENCH_DRIFT=1` it runs the drift corpus (`queue/tests/drift/corpus.json`)
 //! through a whole worker with the real model loaded (one slot): every case a `payload.heal` job.
 //! It prints, by the step that healed each, the jobs, the expected fields exact, and the mean and
-//! longest job time; the cases left to the model are listed with what it answered.
+//! longest job time; the cases left to the model are listed with what it answered. Then the same
+//! table for each case class (the case's `lane`), a table of the jobs that reached the model per
+//! class (their time from the model's claim to the end, the wait for a healing slot, how many ran
+//! past the healing budget and ended dead with `generation_deadline`, the fields exact), and one
+//! row per drift kind (fields exact, healed without the model, past the budget).
+//! `SENTINEL_BENCH_CORPUS` names the file of `queue/tests/drift/`: `corpus` (the default) or
+//! `heldout` (`heldout.json`, the same schema). `SENTINEL_BENCH_OFFSET=M` and
+//! `SENTINEL_BENCH_LIMIT=N` run only N cases from the M-th (default: all from the first).
+//! With `SENTINEL_BENCH_BUSY=1` the reply lane is busy throughout: the worker has 4 model slots,
+//! one kept for healing, and `llm.generate` jobs (a prompt of a few hundred tokens, 256 tokens
+//! each) are kept queued from before the corpus is enqueued until it has drained, so the three
+//! reply slots never idle. It prints, as evidence, how many `llm.generate` jobs ran while the
+//! corpus did, how many were running when each healing job reached the model, and the sampled
+//! count of busy reply slots.
 //!
 //! With `SENTINEL_BENCH_SHARE=1` it measures what healing generations cost the generations behind
 //! them: 8 `payload.heal` jobs only the model can heal, then 4 `llm.generate` jobs submitted once
@@ -246,74 +259,359 @@ async fn llm_path(
     Ok(())
 }
 
+/// The model slots of the busy drift run (`SENTINEL_BENCH_BUSY=1`), as a worker with
+/// `SENTINEL_MAX_SEQS=4` has them.
+const BUSY_SLOTS: usize = 4;
+/// Of those, the slots kept for healing (`SENTINEL_HEAL_SEQS`); the rest are the reply lane's.
+const BUSY_HEAL_SLOTS: usize = 1;
+/// The busy run's `llm.generate` budget (and the worker's `max_tokens`, which caps it): each
+/// generation holds its slot for seconds, long beside a claim.
+const BUSY_MAX_TOKENS: usize = 256;
+
+/// The busy run's reply slots: those of the model lane, which `llm.generate` jobs take (see
+/// [`sentinel_worker::lanes::heal_share`]).
+fn busy_reply_slots() -> usize {
+    BUSY_SLOTS - sentinel_worker::lanes::heal_share(BUSY_SLOTS, Some(BUSY_HEAL_SLOTS))
+}
+
 /// The drift corpus through a whole worker with the model: which step healed each case, how
-/// exact, and how long each job took from its claim to its end.
+/// exact, and how long each job took from its claim to its end; with `SENTINEL_BENCH_BUSY=1`,
+/// while the reply lane's slots generate throughout.
 async fn drift(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> anyhow::Result<()> {
-    let corpus = eval::load();
-    let llm = load_model(1).await?;
+    let corpus_name: String =
+        sentinel_queue::config::var_or("SENTINEL_BENCH_CORPUS", "corpus".to_string())?;
+    let busy = sentinel_queue::config::var_or("SENTINEL_BENCH_BUSY", 0u8)? == 1;
+    let offset: usize = sentinel_queue::config::var_or("SENTINEL_BENCH_OFFSET", 0)?;
+    let limit: usize = sentinel_queue::config::var_or("SENTINEL_BENCH_LIMIT", usize::MAX)?;
+    anyhow::ensure!(
+        matches!(corpus_name.as_str(), "corpus" | "heldout"),
+        "SENTINEL_BENCH_CORPUS takes corpus or heldout, not {corpus_name:?}"
+    );
+    let corpus = eval::load_named(&corpus_name);
+    let cases: Vec<&eval::Case> = corpus.cases.iter().skip(offset).take(limit).collect();
+    anyhow::ensure!(
+        !cases.is_empty(),
+        "SENTINEL_BENCH_OFFSET={offset} and SENTINEL_BENCH_LIMIT={limit} leave none of the {} cases of {corpus_name}.json",
+        corpus.cases.len()
+    );
+    let llm = load_model(if busy { BUSY_SLOTS } else { 1 }).await?;
     let bench_db = format!("sentinel_bench_drift_{}", std::process::id());
     let (pool, options) = bench_database(admin, admin_options, &bench_db).await?;
-    let tenant_id = create_tenant(&pool, "bench", 1_000_000, 1_000_000).await?;
-    let jobs: Vec<NewJob> = corpus
-        .cases
-        .iter()
-        .map(|case| {
-            let mut input = json!({"payload": case.job_payload()});
-            if let Some(hint) = &case.hint {
-                input["platform"] = json!(hint);
-            }
-            NewJob::new(tenant_id, kinds::PAYLOAD_HEAL, input)
-        })
-        .collect();
-    let ids: Vec<i64> = enqueue_many(&pool, &jobs)
-        .await?
-        .into_iter()
-        .map(|enqueued| enqueued.id)
-        .collect();
-    let started = Instant::now();
-    let (stop, worker) = model_worker(options, llm, 1, 0, 128);
-    wait_finished(&pool, ids.len()).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    type Row = (
-        i64,
-        String,
-        Option<serde_json::Value>,
-        Option<serde_json::Value>,
-        f64,
+    let run = drift_run(&pool, options, llm, &cases, busy).await;
+    drop_database(admin, pool, &bench_db).await?;
+    let run = run?;
+    println!(
+        "\ndrift corpus `{corpus_name}`: {} of its {} cases, from case {offset}",
+        cases.len(),
+        corpus.cases.len()
     );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, status, result, last_error,
-                    coalesce(extract(epoch FROM finished_at - started_at), 0)::float8
-             FROM jobs ORDER BY id",
-    )
-    .fetch_all(&pool)
-    .await?;
-    // step -> (jobs, exact fields, expected fields, total seconds, longest seconds)
-    type Step = (usize, usize, usize, f64, f64);
-    let mut steps: std::collections::BTreeMap<String, Step> = Default::default();
-    let mut model_cases = Vec::new();
-    let case_of: std::collections::HashMap<i64, &eval::Case> =
-        ids.iter().copied().zip(&corpus.cases).collect();
-    for (id, status, result, error, took) in &rows {
-        let case = case_of[id];
-        let step = result
+    run.print_classes();
+    run.print_drift_kinds();
+    if let Some(evidence) = &run.busy {
+        evidence.print();
+    }
+    Ok(())
+}
+
+/// The `payload.heal` job of one drift case.
+fn heal_job(tenant_id: sqlx::types::Uuid, case: &eval::Case) -> NewJob {
+    let mut input = json!({"payload": case.job_payload()});
+    if let Some(hint) = &case.hint {
+        input["platform"] = json!(hint);
+    }
+    NewJob::new(tenant_id, kinds::PAYLOAD_HEAL, input)
+}
+
+/// How one drift case's job ended.
+struct Outcome<'a> {
+    case: &'a eval::Case,
+    /// The step that healed it (`healed_by`), or its status when nothing did.
+    step: String,
+    healed: bool,
+    /// Handed off to the LLM healing step.
+    reached_model: bool,
+    /// Dead because its generation ran past the healing budget (`generation_deadline`).
+    past_budget: bool,
+    /// Of the fields the case expects, how many came back exact, and how many it expects.
+    exact: usize,
+    expected: usize,
+    /// From the last claim (the model's, for a job that reached it) to the end.
+    took_seconds: f64,
+    /// From the hand-off to the model's claim.
+    wait_seconds: Option<f64>,
+}
+
+impl<'a> Outcome<'a> {
+    fn of(
+        case: &'a eval::Case,
+        (_, status, stage, result, error, took_seconds, wait_seconds): JobRow,
+    ) -> Self {
+        let healed_by = result
             .as_ref()
-            .and_then(|result| result["healed_by"].as_str())
-            .map_or_else(|| format!("{status} (not healed)"), str::to_owned);
-        let entry = steps.entry(step.clone()).or_default();
-        entry.0 += 1;
-        entry.3 += took;
-        entry.4 = entry.4.max(*took);
+            .and_then(|result| result["healed_by"].as_str());
+        let step = healed_by.map_or_else(|| format!("{status} (not healed)"), str::to_owned);
+        let (mut exact, mut expected) = (0, 0);
         for field in eval::FIELDS {
-            if let Some(expected) = case.expect.get(field) {
-                entry.2 += 1;
+            if let Some(want) = case.expect.get(field) {
+                expected += 1;
                 let got = result.as_ref().and_then(|r| r["message"][field].as_str());
-                if got == Some(expected.as_str()) {
-                    entry.1 += 1;
+                if got == Some(want.as_str()) {
+                    exact += 1;
                 }
             }
         }
-        if case.lane == "model" || step == "llm" {
+        let error_code = error.as_ref().and_then(|error| error["code"].as_str());
+        Self {
+            case,
+            healed: status == "succeeded" && healed_by.is_some(),
+            reached_model: stage == "llm_heal" || healed_by == Some("llm"),
+            past_budget: status == "dead" && error_code == Some("generation_deadline"),
+            step,
+            exact,
+            expected,
+            took_seconds,
+            wait_seconds,
+        }
+    }
+}
+
+/// A job's id, status, stage, result, last error, seconds from its last claim to its end, and
+/// seconds from its hand-off to that claim (if it was handed off).
+type JobRow = (
+    i64,
+    String,
+    String,
+    Option<serde_json::Value>,
+    Option<serde_json::Value>,
+    f64,
+    Option<f64>,
+);
+
+/// Jobs, the fields they were expected to give back and gave back exact, and their time.
+#[derive(Default)]
+struct Tally {
+    jobs: usize,
+    exact: usize,
+    expected: usize,
+    total_seconds: f64,
+    longest_seconds: f64,
+    past_budget: usize,
+    healed_without_model: usize,
+    /// Waits from hand-off to the model's claim: their sum and count.
+    wait_seconds: f64,
+    waits: usize,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: &Outcome) {
+        self.jobs += 1;
+        self.exact += outcome.exact;
+        self.expected += outcome.expected;
+        self.total_seconds += outcome.took_seconds;
+        self.longest_seconds = self.longest_seconds.max(outcome.took_seconds);
+        self.past_budget += usize::from(outcome.past_budget);
+        self.healed_without_model += usize::from(outcome.healed && !outcome.reached_model);
+        if let Some(wait) = outcome.wait_seconds {
+            self.wait_seconds += wait;
+            self.waits += 1;
+        }
+    }
+
+    fn of<'a, 'b: 'a>(outcomes: impl IntoIterator<Item = &'a Outcome<'b>>) -> Self {
+        let mut tally = Self::default();
+        for outcome in outcomes {
+            tally.add(outcome);
+        }
+        tally
+    }
+
+    /// "`exact` of `expected`", or "-" when no field was expected.
+    fn exact_of(&self) -> String {
+        if self.expected == 0 {
+            "-".to_owned()
+        } else {
+            format!("{} of {}", self.exact, self.expected)
+        }
+    }
+
+    fn mean_ms(&self) -> f64 {
+        1e3 * self.total_seconds / self.jobs.max(1) as f64
+    }
+}
+
+/// `part` of `whole` in percent, or "-" of nothing.
+fn percent(part: usize, whole: usize) -> String {
+    if whole == 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.1}", 100.0 * part as f64 / whole as f64)
+    }
+}
+
+/// The table by healing step (the drift run's first table).
+fn print_steps<'a, 'b: 'a>(outcomes: impl IntoIterator<Item = &'a Outcome<'b>>) {
+    let mut steps: std::collections::BTreeMap<&str, Tally> = Default::default();
+    for outcome in outcomes {
+        steps.entry(&outcome.step).or_default().add(outcome);
+    }
+    println!("| step | jobs | expected fields exact | mean ms per job | longest ms |");
+    println!("|---|---|---|---|---|");
+    for (step, tally) in &steps {
+        println!(
+            "| {step} | {} | {} | {:.1} | {:.1} |",
+            tally.jobs,
+            tally.exact_of(),
+            tally.mean_ms(),
+            1e3 * tally.longest_seconds
+        );
+    }
+}
+
+/// A drift run's outcomes, and with a busy reply lane, the evidence that it was busy.
+struct DriftRun<'a> {
+    outcomes: Vec<Outcome<'a>>,
+    busy: Option<BusyEvidence>,
+}
+
+impl DriftRun<'_> {
+    /// The case classes (`lane`), in the corpus's order.
+    fn classes(&self) -> Vec<&str> {
+        let mut classes: Vec<&str> = Vec::new();
+        for outcome in &self.outcomes {
+            if !classes.contains(&outcome.case.lane.as_str()) {
+                classes.push(&outcome.case.lane);
+            }
+        }
+        classes
+    }
+
+    fn of_class<'s>(&'s self, class: &'s str) -> impl Iterator<Item = &'s Outcome<'s>> + 's {
+        self.outcomes
+            .iter()
+            .filter(move |outcome| outcome.case.lane == class)
+    }
+
+    /// The table by step for each case class, then the jobs of each that reached the model.
+    fn print_classes(&self) {
+        for class in self.classes() {
+            println!(
+                "\ncase class `{class}` ({} cases):",
+                self.of_class(class).count()
+            );
+            print_steps(self.of_class(class));
+        }
+        println!("\n| case class | cases | reached the model | mean ms claim to end | longest ms | mean ms handed off to claimed | past budget (generation_deadline) | expected fields exact |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for class in self.classes() {
+            let model = Tally::of(self.of_class(class).filter(|outcome| outcome.reached_model));
+            let (mean, longest, wait) = if model.jobs == 0 {
+                ("-".to_owned(), "-".to_owned(), "-".to_owned())
+            } else {
+                (
+                    format!("{:.1}", model.mean_ms()),
+                    format!("{:.1}", 1e3 * model.longest_seconds),
+                    format!(
+                        "{:.1}",
+                        1e3 * model.wait_seconds / model.waits.max(1) as f64
+                    ),
+                )
+            };
+            println!(
+                "| {class} | {} | {} | {mean} | {longest} | {wait} | {} | {} |",
+                self.of_class(class).count(),
+                model.jobs,
+                model.past_budget,
+                model.exact_of()
+            );
+        }
+    }
+
+    /// One row per drift kind, in the corpus's order.
+    fn print_drift_kinds(&self) {
+        let mut kinds: Vec<(&str, Tally)> = Vec::new();
+        for outcome in &self.outcomes {
+            let drift = outcome.case.drift.as_str();
+            let index = kinds
+                .iter()
+                .position(|(kind, _)| *kind == drift)
+                .unwrap_or_else(|| {
+                    kinds.push((drift, Tally::default()));
+                    kinds.len() - 1
+                });
+            kinds[index].1.add(outcome);
+        }
+        println!(
+            "\n| drift kind | cases | fields exact % | healed without model % | past budget |"
+        );
+        println!("|---|---|---|---|---|");
+        for (kind, tally) in &kinds {
+            println!(
+                "| {kind} | {} | {} | {} | {} |",
+                tally.jobs,
+                percent(tally.exact, tally.expected),
+                percent(tally.healed_without_model, tally.jobs),
+                tally.past_budget
+            );
+        }
+    }
+}
+
+/// Runs `cases` as `payload.heal` jobs through a whole worker with `llm` and prints the table by
+/// step, the drain time and the cases left to the model; with `busy`, behind a reply lane kept
+/// generating. Stops the worker before it returns.
+async fn drift_run<'a>(
+    pool: &PgPool,
+    options: PgConnectOptions,
+    llm: Arc<Llm>,
+    cases: &[&'a eval::Case],
+    busy: bool,
+) -> anyhow::Result<DriftRun<'a>> {
+    let tenant_id = create_tenant(pool, "bench", 1_000_000, 1_000_000).await?;
+    let jobs: Vec<NewJob> = cases.iter().map(|case| heal_job(tenant_id, case)).collect();
+    let (ids, started, (stop, worker), load) = if busy {
+        // The reply lane generates before the first case arrives, and until the last has ended.
+        let load = ReplyLoad::start(pool, tenant_id, busy_reply_slots());
+        let worker = model_worker(options, llm, BUSY_SLOTS, BUSY_HEAL_SLOTS, BUSY_MAX_TOKENS);
+        load.wait_generating().await?;
+        let ids = enqueue_ids(pool, &jobs).await?;
+        (ids, Instant::now(), worker, Some(load))
+    } else {
+        let ids = enqueue_ids(pool, &jobs).await?;
+        let started = Instant::now();
+        (ids, started, model_worker(options, llm, 1, 0, 128), None)
+    };
+    wait_ended(pool, &ids).await?;
+    let drained = Instant::now();
+    let seconds = (drained - started).as_secs_f64();
+    let busy = match load {
+        Some(load) => {
+            let samples = load.finish().await?;
+            let evidence = BusyEvidence::gather(pool, &ids, &samples, started..drained).await;
+            cancel_generations(pool, tenant_id).await?;
+            Some(evidence?)
+        }
+        None => None,
+    };
+    let rows: Vec<JobRow> = sqlx::query_as(
+        "SELECT j.id, j.status, j.stage, j.result, j.last_error,
+                    coalesce(extract(epoch FROM j.finished_at - j.started_at), 0)::float8,
+                    extract(epoch FROM j.started_at - (SELECT max(a.finished_at) FROM job_attempts a
+                        WHERE a.job_id = j.id AND a.outcome = 'handed_off'))::float8
+             FROM jobs j WHERE j.id = ANY($1) ORDER BY j.id",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    stop.send(true)?;
+    worker.await??;
+    let case_of: std::collections::HashMap<i64, &eval::Case> =
+        ids.iter().copied().zip(cases.iter().copied()).collect();
+    let mut outcomes = Vec::new();
+    let mut model_cases = Vec::new();
+    for row in rows {
+        let case = case_of[&row.0];
+        let (_, status, _, result, error, took, _) = &row;
+        if case.lane == "model" || result.as_ref().is_some_and(|r| r["healed_by"] == "llm") {
             let answer = result.as_ref().map_or_else(
                 || error.clone().unwrap_or_default().to_string(),
                 |result| {
@@ -326,28 +624,219 @@ async fn drift(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> an
             );
             model_cases.push(format!("{} ({status}, {took:.2} s): {answer}", case.id));
         }
+        outcomes.push(Outcome::of(case, row));
     }
-    println!("| step | jobs | expected fields exact | mean ms per job | longest ms |");
-    println!("|---|---|---|---|---|");
-    for (step, (jobs, exact, expected, total, longest)) in &steps {
-        let exact = if *expected == 0 {
-            "-".to_owned()
-        } else {
-            format!("{exact} of {expected}")
-        };
-        println!(
-            "| {step} | {jobs} | {exact} | {:.1} | {:.1} |",
-            1e3 * total / *jobs as f64,
-            1e3 * longest
-        );
-    }
+    print_steps(&outcomes);
     println!("\n{} jobs drained in {seconds:.1} s", ids.len());
     for case in model_cases {
         println!("model lane: {case}");
     }
-    stop.send(true)?;
-    worker.await??;
-    drop_database(admin, pool, &bench_db).await
+    Ok(DriftRun { outcomes, busy })
+}
+
+/// `llm.generate` jobs kept queued behind the reply lane's slots so that none idles, and samples
+/// of how many run.
+struct ReplyLoad {
+    slots: usize,
+    pool: PgPool,
+    stop: watch::Sender<bool>,
+    keeper: tokio::task::JoinHandle<anyhow::Result<Vec<(Instant, i64)>>>,
+}
+
+impl ReplyLoad {
+    /// Starts topping the queued `llm.generate` jobs up to `slots` every 100 ms: as many again as
+    /// run, so a slot that frees claims the next at once.
+    fn start(pool: &PgPool, tenant_id: sqlx::types::Uuid, slots: usize) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let keeper_pool = pool.clone();
+        let keeper = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut enqueued = 0;
+            loop {
+                let (queued, running) = generations(&keeper_pool).await?;
+                samples.push((Instant::now(), running));
+                let missing = slots.saturating_sub(queued as usize);
+                if missing > 0 {
+                    let jobs = generate_jobs(
+                        tenant_id,
+                        enqueued..enqueued + missing,
+                        0,
+                        BUSY_MAX_TOKENS,
+                        long_reply_prompt,
+                    );
+                    enqueue_many(&keeper_pool, &jobs).await?;
+                    enqueued += missing;
+                }
+                tokio::select! {
+                    _ = stopped.wait_for(|stop| *stop) => return anyhow::Ok(samples),
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        });
+        Self {
+            slots,
+            pool: pool.clone(),
+            stop,
+            keeper,
+        }
+    }
+
+    /// Waits until every reply slot generates (the model is loaded, the lane has claimed).
+    async fn wait_generating(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while generations(&self.pool).await?.1 < self.slots as i64 {
+            anyhow::ensure!(
+                !self.keeper.is_finished(),
+                "the task that keeps llm.generate jobs queued failed"
+            );
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the reply lane's {} slots did not all take an llm.generate job within 5 minutes",
+                self.slots
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops topping up; the samples of running `llm.generate` jobs, with when each was taken.
+    async fn finish(self) -> anyhow::Result<Vec<(Instant, i64)>> {
+        self.stop.send(true)?;
+        self.keeper.await?
+    }
+}
+
+/// The `llm.generate` jobs queued and running.
+async fn generations(pool: &PgPool) -> anyhow::Result<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running')
+         FROM jobs WHERE kind = 'llm.generate'",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Cancels the `llm.generate` jobs not yet ended, so that the worker's drain need not wait for
+/// their generations (a running one sees the request at its next heartbeat).
+async fn cancel_generations(pool: &PgPool, tenant_id: sqlx::types::Uuid) -> anyhow::Result<()> {
+    let open: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE kind = 'llm.generate' AND status IN ('queued', 'running')",
+    )
+    .fetch_all(pool)
+    .await?;
+    for id in open {
+        sentinel_queue::cancel(pool, tenant_id, id).await?;
+    }
+    Ok(())
+}
+
+/// A prompt of a few hundred tokens (a whole WhatsApp webhook) asking for a long answer.
+fn long_reply_prompt(i: usize) -> String {
+    format!(
+        "You answer customer {i} of a clothing shop. Their WhatsApp message arrived as the webhook \
+         below. Write a long, warm and detailed reply: thank them, list every colour and size the \
+         item comes in, describe the fabric and its care, explain delivery times, costs and \
+         returns step by step, and end with a friendly sign-off.\n\n{}",
+        whatsapp_body()
+    )
+}
+
+/// What shows that the reply lane was busy while the corpus ran.
+struct BusyEvidence {
+    reply_slots: usize,
+    /// Running `llm.generate` jobs, sampled every 100 ms from the corpus's enqueue to its drain.
+    samples: Vec<i64>,
+    /// Running `llm.generate` jobs when each job that reached the model was claimed by it.
+    at_model_claims: Vec<i64>,
+    /// `llm.generate` jobs that ran during the corpus run, and of those, that ended in it.
+    overlapped: i64,
+    ended_within: i64,
+    /// `llm.generate` jobs enqueued in all, and the mean prompt and answer tokens of those ended.
+    enqueued: i64,
+    prompt_tokens: f64,
+    answer_tokens: f64,
+}
+
+impl BusyEvidence {
+    async fn gather(
+        pool: &PgPool,
+        ids: &[i64],
+        samples: &[(Instant, i64)],
+        window: std::ops::Range<Instant>,
+    ) -> anyhow::Result<Self> {
+        let at_model_claims: Vec<i64> = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM jobs g WHERE g.kind = 'llm.generate'
+                         AND g.started_at <= h.started_at
+                         AND (g.finished_at IS NULL OR g.finished_at > h.started_at))
+             FROM jobs h WHERE h.id = ANY($1) AND h.stage = 'llm_heal' ORDER BY h.id",
+        )
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+        let (overlapped, ended_within): (i64, i64) = sqlx::query_as(
+            "WITH corpus AS (SELECT min(created_at) AS began, max(finished_at) AS ended
+                             FROM jobs WHERE id = ANY($1))
+             SELECT count(*), count(*) FILTER (WHERE g.finished_at <= c.ended)
+             FROM jobs g, corpus c
+             WHERE g.kind = 'llm.generate' AND g.started_at < c.ended
+                   AND (g.finished_at IS NULL OR g.finished_at > c.began)",
+        )
+        .bind(ids)
+        .fetch_one(pool)
+        .await?;
+        let (enqueued, prompt_tokens, answer_tokens): (i64, f64, f64) = sqlx::query_as(
+            "SELECT count(*),
+                    coalesce(avg((result->'usage'->>'prompt_tokens')::float8), 0)::float8,
+                    coalesce(avg((result->'usage'->>'completion_tokens')::float8), 0)::float8
+             FROM jobs WHERE kind = 'llm.generate'",
+        )
+        .fetch_one(pool)
+        .await?;
+        Ok(Self {
+            reply_slots: busy_reply_slots(),
+            samples: samples
+                .iter()
+                .filter(|(at, _)| window.contains(at))
+                .map(|(_, running)| *running)
+                .collect(),
+            at_model_claims,
+            overlapped,
+            ended_within,
+            enqueued,
+            prompt_tokens,
+            answer_tokens,
+        })
+    }
+
+    fn print(&self) {
+        let slots = self.reply_slots;
+        println!(
+            "\nreply lane busy: {BUSY_SLOTS} model slots, {} kept for healing; the other {slots} kept generating llm.generate jobs (max_tokens {BUSY_MAX_TOKENS})",
+            BUSY_SLOTS - slots
+        );
+        let n = self.samples.len();
+        let full = self
+            .samples
+            .iter()
+            .filter(|&&running| running as usize >= slots)
+            .count();
+        println!("| llm.generate running during the corpus run | samples (every 100 ms) | fewest | mean | samples with all {slots} reply slots generating |");
+        println!("|---|---|---|---|---|");
+        println!(
+            "| sampled | {n} | {} | {:.2} | {} % |",
+            self.samples.iter().min().copied().unwrap_or_default(),
+            self.samples.iter().sum::<i64>() as f64 / n.max(1) as f64,
+            percent(full, n)
+        );
+        println!(
+            "llm.generate running when each healing job reached the model: {:?}",
+            self.at_model_claims
+        );
+        println!(
+            "llm.generate jobs that overlapped the corpus run: {} ({} of them ended within it); {} enqueued in all, ended ones with {:.0} prompt and {:.0} answer tokens on average",
+            self.overlapped, self.ended_within, self.enqueued, self.prompt_tokens, self.answer_tokens
+        );
+    }
 }
 
 /// A migrated database of the bench's own, next to the one `DATABASE_URL` names.
@@ -404,6 +893,31 @@ async fn wait_finished(pool: &PgPool, n: usize) -> anyhow::Result<()> {
     }
 }
 
+/// Waits until the jobs `ids` have ended (succeeded, dead or canceled), whatever else runs.
+async fn wait_ended(pool: &PgPool, ids: &[i64]) -> anyhow::Result<()> {
+    loop {
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE id = ANY($1) AND status IN ('succeeded', 'dead', 'canceled')",
+        )
+        .bind(ids)
+        .fetch_one(pool)
+        .await?;
+        if ended as usize >= ids.len() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Enqueues `jobs`; their ids, in order.
+async fn enqueue_ids(pool: &PgPool, jobs: &[NewJob]) -> anyhow::Result<Vec<i64>> {
+    Ok(enqueue_many(pool, jobs)
+        .await?
+        .into_iter()
+        .map(|enqueued| enqueued.id)
+        .collect())
+}
+
 /// `n` `payload.heal` jobs of [`PROSE`]: only the model heals them.
 fn prose_heals(tenant_id: sqlx::types::Uuid, n: usize) -> Vec<NewJob> {
     (0..n)
@@ -448,6 +962,28 @@ fn model_worker(
     (stop, worker)
 }
 
+/// `llm.generate` jobs at `priority`, one for each of `indexes`, asking `prompt(i)` with a budget of
+/// `max_tokens`.
+fn generate_jobs(
+    tenant_id: sqlx::types::Uuid,
+    indexes: std::ops::Range<usize>,
+    priority: i16,
+    max_tokens: usize,
+    prompt: impl Fn(usize) -> String,
+) -> Vec<NewJob> {
+    indexes
+        .map(|i| NewJob {
+            priority,
+            ..NewJob::new(
+                tenant_id,
+                kinds::LLM_GENERATE,
+                json!({"messages": [{"role": "user", "content": prompt(i)}],
+                       "max_tokens": max_tokens}),
+            )
+        })
+        .collect()
+}
+
 /// Healing generations beside `llm.generate` jobs, without and with the healing share.
 async fn share(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> anyhow::Result<()> {
     const SLOTS: usize = 4;
@@ -481,17 +1017,9 @@ async fn share(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> an
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let generates: Vec<NewJob> = (0..GENERATES)
-            .map(|i| NewJob {
-                priority,
-                ..NewJob::new(
-                    tenant_id,
-                    kinds::LLM_GENERATE,
-                    json!({"messages": [{"role": "user", "content": format!("Say hello to customer {i}.")}],
-                           "max_tokens": 16}),
-                )
-            })
-            .collect();
+        let generates = generate_jobs(tenant_id, 0..GENERATES, priority, 16, |i| {
+            format!("Say hello to customer {i}.")
+        });
         enqueue_many(&pool, &generates).await?;
         wait_finished(&pool, HEALS + GENERATES).await?;
         let (mean_wait, max_wait, mean_total): (f64, f64, f64) = sqlx::query_as(

@@ -469,18 +469,56 @@ pub(crate) fn check_timestamp(
 /// re-serialising pipeline makes of a big integer) is the integer it holds.
 pub(crate) fn id_text(value: &JsonValue) -> Option<String> {
     match value {
-        JsonValue::String(s) if !s.is_empty() => Some(s.clone()),
-        JsonValue::Number(n) if n.is_f64() => {
-            let float = n.as_f64()?;
-            // Integers up to 2^53 are exact in a float; beyond that the digits are a guess.
-            if float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0 {
-                Some(format!("{}", float as i64))
-            } else {
-                Some(n.to_string())
-            }
+        JsonValue::String(s) if !s.is_empty() => {
+            Some(exponent_integer(s).unwrap_or_else(|| s.clone()))
         }
+        JsonValue::Number(n) if n.is_f64() => Some(
+            n.as_f64()
+                .and_then(integral)
+                .unwrap_or_else(|| n.to_string()),
+        ),
         JsonValue::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// An integral float as integer text: integers up to 2^53 are exact in a float; beyond that the
+/// digits would be a guess.
+fn integral(float: f64) -> Option<String> {
+    (float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0)
+        .then(|| format!("{}", float as i64))
+}
+
+/// An id a pipeline wrote as text in exponent notation (`5.512039477e9`), as its integer.
+fn exponent_integer(text: &str) -> Option<String> {
+    let numeric = text.contains(['e', 'E'])
+        && text.starts_with(|ch: char| ch.is_ascii_digit() || ch == '-')
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || matches!(byte, b'.' | b'e' | b'E' | b'+' | b'-'));
+    numeric
+        .then(|| text.parse::<f64>().ok())
+        .flatten()
+        .and_then(integral)
+}
+
+/// A phone number written with formatting (`+1 (415) 555-0183`, `whatsapp:+14155550183`,
+/// `tel:+1-415-555-0183`) as the digits a platform that names people by their number (WhatsApp)
+/// uses for an id; any other text as it is.
+pub(crate) fn phone_id(text: &str) -> String {
+    let number = ["whatsapp:", "tel:", "sms:"]
+        .iter()
+        .find_map(|scheme| text.strip_prefix(scheme))
+        .unwrap_or(text)
+        .trim();
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let formatted = number
+        .chars()
+        .all(|ch| ch.is_ascii_digit() || matches!(ch, '+' | ' ' | '(' | ')' | '-' | '.'));
+    if formatted && (7..=15).contains(&digits.len()) {
+        digits
+    } else {
+        text.to_owned()
     }
 }
 

@@ -305,16 +305,29 @@ pub fn to_canonical(
         text_at(event, "/notification_id")
             .ok_or_else(|| AdaptError("notification_id is missing".into()))?,
     );
-    canonical.conversation_id = text_at(sobject, "/Id");
-    canonical.sender_id = ["/LastModifiedById", "/OwnerId", "/CreatedById"]
+    // Salesforce field names are case-insensitive (`Id`, `ID`, `last_modified_by_id` after a
+    // pipeline renamed them): matched without case or underscores when not found as written.
+    let field = |name: &str| {
+        text_at(sobject, &format!("/{name}")).or_else(|| {
+            let wanted = name.to_ascii_lowercase();
+            sobject.as_object()?.iter().find_map(|(key, value)| {
+                let key: String = key.chars().filter(|ch| *ch != '_').collect();
+                (key.to_ascii_lowercase() == wanted)
+                    .then(|| super::id_text(value))
+                    .flatten()
+            })
+        })
+    };
+    canonical.conversation_id = field("Id");
+    canonical.sender_id = ["LastModifiedById", "OwnerId", "CreatedById"]
         .iter()
-        .find_map(|p| text_at(sobject, p));
-    canonical.text = ["/Subject", "/Description", "/Name"]
+        .find_map(|name| field(name));
+    canonical.text = ["Subject", "Description", "Name"]
         .iter()
-        .find_map(|p| text_at(sobject, p));
-    canonical.sent_at = ["/LastModifiedDate", "/CreatedDate"]
+        .find_map(|name| field(name));
+    canonical.sent_at = ["LastModifiedDate", "CreatedDate"]
         .iter()
-        .find_map(|p| text_at(sobject, p))
+        .find_map(|name| field(name))
         .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
         .and_then(crate::canonical::rfc3339);
     Ok(canonical)

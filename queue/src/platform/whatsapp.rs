@@ -252,14 +252,18 @@ pub fn to_canonical(
         .get("message")
         .filter(|value| value.is_object())
         .ok_or_else(|| AdaptError("neither message nor status is present".into()))?;
-    let from =
-        text_at(message, "/from").ok_or_else(|| AdaptError("message.from is missing".into()))?;
+    // A number written with formatting (`+1 (415) 555-0183`) is the digits WhatsApp names it by.
+    let from = text_at(message, "/from")
+        .map(|from| super::phone_id(&from))
+        .ok_or_else(|| AdaptError("message.from is missing".into()))?;
     let mut canonical = CanonicalMessage::new("whatsapp", "message");
     canonical.event_id =
         Some(text_at(message, "/id").ok_or_else(|| AdaptError("message.id is missing".into()))?);
     canonical.sender_name = as_array(event.get("contacts"))
         .iter()
-        .find(|contact| text_at(contact, "/wa_id").as_deref() == Some(from.as_str()))
+        .find(|contact| {
+            text_at(contact, "/wa_id").map(|id| super::phone_id(&id)) == Some(from.clone())
+        })
         .and_then(|contact| text_at(contact, "/profile/name"));
     canonical.conversation_id = Some(from.clone());
     canonical.sender_id = Some(from);
@@ -303,7 +307,7 @@ fn status_to_canonical(
     let mut canonical = CanonicalMessage::new("whatsapp", "status");
     canonical.event_id =
         Some(text_at(status, "/id").ok_or_else(|| AdaptError("status.id is missing".into()))?);
-    canonical.conversation_id = text_at(status, "/recipient_id");
+    canonical.conversation_id = text_at(status, "/recipient_id").map(|id| super::phone_id(&id));
     canonical.text = text_at(status, "/status");
     canonical.sent_at = status.get("timestamp").and_then(unix_to_rfc3339);
     Ok(canonical)

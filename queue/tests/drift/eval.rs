@@ -117,9 +117,17 @@ pub enum Verdict {
     Guessed(String),
 }
 
+/// The development corpus (`corpus.json`): the cases healing was built against.
 pub fn load() -> Corpus {
+    load_named("corpus")
+}
+
+/// `queue/tests/drift/<name>.json`: `corpus` (development) or `heldout` (written from the
+/// platforms' and transports' documentation before the code that heals it, and never tuned to).
+pub fn load_named(name: &str) -> Corpus {
     // From the workspace, so the worker's bench (another crate) finds it too.
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../queue/tests/drift/corpus.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../queue/tests/drift/{name}.json"));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
     serde_json::from_str(&text)

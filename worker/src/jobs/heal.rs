@@ -10,8 +10,8 @@
 
 use sentinel_queue::{
     agent::AgentMode,
-    canonical::{self, CanonicalMessage, EVENT_TYPES},
-    extract,
+    canonical::{self, CanonicalMessage},
+    decode, extract,
     heal::{self, HealedBy},
     kinds,
     platform::Platform,
@@ -30,18 +30,23 @@ use crate::{
     services::Services,
 };
 
-/// The most payload text the LLM step reads: every prompt token costs time before the first answer
-/// token (about 2.5–3 ms each on the 2-core CPU, docs/BENCHMARKS.md), and the fields it looks for
-/// sit near the top of every platform's payload.
-pub const LLM_PAYLOAD_BYTES: usize = 1_000;
-/// The LLM step's token budget for the keys, ids, name and event type; the longest text candidate
-/// is added to it (see [`Grounding::answer_budget`]). Generation ends earlier, at the closing
-/// brace. An answer cut off by the budget is closed by the JSON repairer rather than thrown away.
-pub const LLM_HEAL_MAX_TOKENS: usize = 160;
+/// The most bytes of `path: value` lines the LLM step is shown: every prompt token costs time
+/// before the first answer token, and a busy model runs prompts at tens of tokens a second on the
+/// 2-core CPU (docs/BENCHMARKS.md), so the prompt stays this short whatever the payload's size.
+pub const LLM_PROMPT_BYTES: usize = 1_200;
+/// The most leaves the LLM step is shown, and the longest value shown whole (longer ones are
+/// clipped on screen; the answer takes the leaf's whole value).
+const MAX_SHOWN: usize = 40;
+const SHOWN_VALUE_BYTES: usize = 64;
+/// The LLM step's token budget: its answer is a list of four line numbers or nulls
+/// (`[3, 5, null, 9]`), about a dozen tokens, and generation ends at the closing bracket. Every
+/// answer token is a step the model shares with the replies generating beside it, so the answer
+/// is kept this short (docs/BENCHMARKS.md, "The model step beside busy replies").
+pub const LLM_HEAL_MAX_TOKENS: usize = 32;
 /// The LLM step's wall-clock budget, on top of its token budget: a healing generation past it is
 /// stopped and the job ends dead (`generation_deadline`), so a slow case cannot hold a model slot
 /// that replies and `llm.generate` jobs wait for. The grounded answers measured in
-/// docs/BENCHMARKS.md take one to three seconds on the 2-core CPU.
+/// docs/BENCHMARKS.md take a few seconds on the 2-core CPU, with replies generating beside them.
 pub const LLM_HEAL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A healing job's payload, as the job carries it.
@@ -92,12 +97,22 @@ impl Payload {
         })
     }
 
-    /// The payload as structure the extractor can score: its JSON (parsed once, by ingress or
-    /// [`heal::job_payload`]), else its `key: value` lines. `None` for prose.
-    fn structured(&self) -> Option<JsonValue> {
-        self.parsed
+    /// The payload's layers, decoded as the deterministic steps decode them.
+    fn layers(&self) -> Vec<decode::Layer> {
+        let given = self
+            .parsed
             .clone()
-            .or_else(|| self.raw.as_deref().and_then(extract::key_values))
+            .or_else(|| self.raw.clone().map(JsonValue::String))
+            .unwrap_or(JsonValue::Null);
+        decode::Layers::new(given).all().to_vec()
+    }
+
+    /// Whether some layer's keys name `conversation_id` as its conversation, without a rival
+    /// ([`extract::names_conversation`]).
+    fn names_conversation(&self, conversation_id: &str) -> bool {
+        self.layers()
+            .iter()
+            .any(|layer| extract::names_conversation(&layer.value, conversation_id))
     }
 
     fn heal(&self) -> Result<heal::Healed, heal::NotHealed> {
@@ -156,25 +171,18 @@ pub async fn handle_in(
     let (healed, heal_notes) = match payload.heal() {
         Ok(healed) => (healed, None),
         Err(_) if lane == Lane::Agent => return Err(JobError::HandOff(Stage::LlmHeal)),
-        Err(not_healed) => {
-            let text = payload
-                .raw
-                .clone()
-                .or_else(|| payload.parsed.as_ref().map(JsonValue::to_string))
-                .unwrap_or_default();
-            match heal_with_llm(services, job, context, payload.platform, &text).await {
-                Ok((message, notes)) => (
-                    heal::Healed {
-                        message,
-                        healed_by: HealedBy::Llm,
-                        unwrapped: Vec::new(),
-                        sources: Vec::new(),
-                    },
-                    Some(notes),
-                ),
-                Err(error) => return Err(with_reason(error, &not_healed.0)),
-            }
-        }
+        Err(not_healed) => match heal_with_llm(services, job, context, &payload).await {
+            Ok((message, notes)) => (
+                heal::Healed {
+                    message,
+                    healed_by: HealedBy::Llm,
+                    unwrapped: Vec::new(),
+                    sources: Vec::new(),
+                },
+                Some(notes),
+            ),
+            Err(error) => return Err(with_reason(error, &not_healed.0)),
+        },
     };
     let (message, healed_by) = (healed.message.clone(), healed.healed_by);
     let mut result = healed_result(&healed)?;
@@ -182,14 +190,13 @@ pub async fn handle_in(
         result[key] = value;
     }
     if healed_by == HealedBy::Llm {
-        // The model's own measure: every field it chose was a candidate from the payload
-        // (`medium`), or some were dropped as ungrounded, or the payload's keys do not name the
-        // conversation it chose as one, or name another as well (`low`: a guess).
-        let guessed_conversation = message.conversation_id.as_deref().is_some_and(|id| {
-            payload
-                .structured()
-                .is_some_and(|value| !extract::names_conversation(&value, id))
-        });
+        // The model's own measure: every field it chose was a path it was shown (`medium`), or
+        // some were dropped as ungrounded, or no layer's keys name the conversation it chose as
+        // one without a rival (`low`: a guess).
+        let guessed_conversation = message
+            .conversation_id
+            .as_deref()
+            .is_some_and(|id| !payload.names_conversation(id));
         result["heal_confidence"] = json!(if result.get("heal_ungrounded").is_some()
             || guessed_conversation
         {
@@ -269,41 +276,38 @@ fn wants_reply(message: &CanonicalMessage) -> bool {
             .is_some_and(|text| !text.trim().is_empty())
 }
 
-/// The LLM step: the model reads the raw payload and answers, under a JSON-schema constraint,
-/// with the fields that need understanding; the rest of the canonical message comes from what
-/// Sentinel already knows (the platform, and the event id ingress derived).
+/// The LLM step: the model is shown what the deterministic steps decoded, as numbered
+/// `path: value` lines ([`Shown`]), and answers under a JSON-schema constraint by choosing, for
+/// each field that needs reading, the number of one of the paths it was shown (or null). The
+/// value at the path is the answer, so the model cannot invent an id a reply would go to, and a
+/// long text costs no answer tokens.
+/// The rest of the canonical message comes from what Sentinel already knows (the platform, and
+/// the event id ingress derived).
 ///
-/// The answer is grounded in the payload (see [`Grounding`]): every field is chosen, by the
-/// constraint, from what the payload contains, and checked again here. The result fields it adds:
-/// `heal_usage` (the tokens), and `heal_ungrounded` (fields dropped by that check) when there
-/// were any.
+/// The result fields it adds: `heal_usage` (the tokens), and `heal_ungrounded` (fields whose
+/// answer was not a path shown) when there were any.
 async fn heal_with_llm(
     services: &Services,
     job: &Job,
     context: &JobContext,
-    platform: Option<Platform>,
-    text: &str,
+    payload: &Payload,
 ) -> Result<(CanonicalMessage, Vec<(&'static str, JsonValue)>), JobError> {
-    // Whatever the repairer can read goes in compact (no indentation, fewer prompt tokens).
-    let compact = heal::repair(text)
-        .filter(|value| value.is_object() || value.is_array())
-        .map(|value| value.to_string());
-    let excerpt = storable::clip(compact.as_deref().unwrap_or(text).trim(), LLM_PAYLOAD_BYTES);
-    if excerpt.is_empty() {
+    let layers = payload.layers();
+    let shown = Shown::new(&layers, payload.raw.as_deref());
+    if shown.leaves.is_empty() {
         return Err(JobError::fatal("not_healed", "the payload is empty"));
     }
-    let platform_name = platform.map_or("unknown", Platform::as_str);
+    let platform_name = payload.platform.map_or("unknown", Platform::as_str);
     let messages = [
         ChatMessage::new(
             Role::System,
-            "You read chat webhook payloads and extract the message as JSON. Use null for anything not in the payload.",
+            "You read the numbered fields of a chat webhook. Answer with the numbers of the fields holding, in this order: the conversation's id (a chat, channel, thread or room), the sender's id, the sender's name, the message text. Use null where no field does.",
         ),
         ChatMessage::new(
             Role::User,
-            format!("Platform: {platform_name}\nPayload:\n{excerpt}"),
+            format!("Platform: {platform_name}\nFields:\n{}", shown.prompt()),
         ),
     ];
-    let grounding = Grounding::new(excerpt);
     let generation = model::generate(
         services.llm.as_deref(),
         &services.pool,
@@ -313,13 +317,18 @@ async fn heal_with_llm(
                 deadline: LLM_HEAL_DEADLINE,
             },
             messages: &messages,
-            max_tokens: grounding.answer_budget(),
-            schema: Some(&grounding.schema()),
+            max_tokens: LLM_HEAL_MAX_TOKENS,
+            schema: Some(&shown.schema()),
         },
     )
     .await?;
     let extracted = model_answer(&generation)?;
-    let (message, ungrounded) = grounding.message(&extracted, platform_name, job);
+    // The event id ingress derived, unless it is only a digest of the body.
+    let event_id = job
+        .dedupe_key
+        .clone()
+        .filter(|key| !key.starts_with("sha256:"));
+    let (message, ungrounded) = shown.message(&extracted, platform_name, event_id);
     let mut notes = vec![("heal_usage", json!(generation.usage))];
     if !ungrounded.is_empty() {
         notes.push(("heal_ungrounded", json!(ungrounded)));
@@ -327,21 +336,20 @@ async fn heal_with_llm(
     Ok((message, notes))
 }
 
-/// The model's answer as a JSON object. An answer the budget cut off mid-string is closed by the
-/// repairer: the fields before the cut are kept and the missing ones are null, which the schema
-/// allows.
+/// The model's answer as a JSON list: the schema allows nothing else, and the budget leaves
+/// room for the longest answer it allows.
 fn model_answer(generation: &Generation) -> Result<JsonValue, JobError> {
     serde_json::from_str(&generation.text)
         .ok()
         .or_else(|| heal::repair(&generation.text))
-        .filter(JsonValue::is_object)
+        .filter(JsonValue::is_array)
         .ok_or_else(|| {
             // Deterministic sampling: a retry would produce the same answer.
             JobError::Fatal(json!({
                 "code": "invalid_message",
                 "healed_by": "llm",
                 "message": format!(
-                    "the model's answer is not a JSON object, even after repair, after {} tokens: {}",
+                    "the model's answer is not a JSON list, after {} tokens: {}",
                     generation.usage.completion_tokens,
                     storable::clip(&generation.text, 200)
                 ),
@@ -349,206 +357,236 @@ fn model_answer(generation: &Generation) -> Result<JsonValue, JobError> {
         })
 }
 
-/// The most candidates the constraint offers the model for one field.
-const MAX_CANDIDATES: usize = 32;
-
-/// What the model may answer with, taken from the payload itself. A small model asked to write a
-/// chat id invents one (`1234567890`), and a reply would go to it; asked to write the text, it
-/// paraphrases and repeats itself until the token budget ends; asked for a name, it makes one up
-/// (`Cyril` for `Cy`). So the extraction is a choice, each field an `enum` of candidates or null:
-/// - `conversation_id` and `sender_id`: the payload's id-like tokens (a run of letters, digits and
-///   `_ . : @ + -` with at least one digit; dates and times left out);
-/// - `text`: the payload's pieces: each line (split at newlines, `|` and quotes), and what
-///   follows each `: `, ` / ` or `= ` in it, so `text: Where is my order?` offers
-///   `Where is my order?` verbatim;
-/// - `sender_name`: runs of capitalised words (`Ada Lovelace`, and each word alone), then the
-///   pieces of at most three words without a digit, `?` or `!` (a quoted `"ada_l"` in broken
-///   JSON).
-pub struct Grounding {
-    ids: Vec<String>,
-    texts: Vec<String>,
-    names: Vec<String>,
+/// What the model is shown: leaves of the payload, each a path and its whole value, and which
+/// fields each may answer. A small model asked to write a chat id invents one (`1234567890`), and
+/// a reply would go to it; asked to write the text, it paraphrases; asked for a name, it makes one
+/// up. So each field is a choice among paths, an `enum` of the paths whose value can be that
+/// field, or null:
+/// - `conversation_id` and `sender_id`: a number, or text of at most 64 characters with a digit
+///   and no spaces;
+/// - `text`: text with a letter in it;
+/// - `sender_name`: text of at most 80 characters, four words, without a digit.
+///
+/// The leaves are the decoded layers' ([`decode::leaves`], innermost layer first); for prose,
+/// which decodes into no structure, the pieces of its text ([`pieces`]).
+pub struct Shown {
+    leaves: Vec<ShownLeaf>,
 }
 
-impl Grounding {
-    pub fn new(payload: &str) -> Self {
-        let mut ids = Vec::new();
-        for token in payload.split(|c: char| !(c.is_alphanumeric() || "_.:@+-".contains(c))) {
-            // Sentence punctuation around a token is not part of it: `7001.`, `id:7001:`.
-            let token = token.trim_matches(|c: char| ".:-".contains(c));
-            let date_or_time = token
-                .chars()
-                .all(|c| c.is_ascii_digit() || "-:.".contains(c))
-                && token.contains(['-', ':']);
-            if (1..=64).contains(&token.len())
-                && token.bytes().any(|b| b.is_ascii_digit())
-                && !date_or_time
-            {
-                push_candidate(&mut ids, token);
-            }
+/// What each position of the model's answer names.
+const ANSWER_FIELDS: [&str; 4] = ["conversation_id", "sender_id", "sender_name", "text"];
+
+struct ShownLeaf {
+    path: String,
+    value: String,
+    id: bool,
+    text: bool,
+    name: bool,
+}
+
+impl Shown {
+    pub fn new(layers: &[decode::Layer], raw: Option<&str>) -> Self {
+        let mut candidates: Vec<(String, String, bool)> = decode::leaves(layers)
+            .into_iter()
+            .filter_map(|(path, value)| {
+                let number = value.is_number();
+                let text = match value {
+                    JsonValue::String(text) => text.trim().to_owned(),
+                    other => other.to_string(),
+                };
+                (!text.is_empty()).then_some((path, text, number))
+            })
+            .collect();
+        if candidates.is_empty() {
+            candidates = pieces(raw.unwrap_or_default())
+                .into_iter()
+                .map(|(path, piece)| (path, piece, false))
+                .collect();
         }
-        let mut texts = Vec::new();
-        for line in payload.split(['\n', '|', '"']) {
-            let mut starts = vec![0];
-            for separator in [": ", " / ", "= "] {
-                starts.extend(
-                    line.match_indices(separator)
-                        .map(|(at, _)| at + separator.len()),
-                );
+        let mut leaves = Vec::new();
+        let mut bytes = 0;
+        for (path, value, number) in candidates {
+            let id = number
+                || (value.len() <= 64
+                    && value.bytes().any(|b| b.is_ascii_digit())
+                    && !value.contains(char::is_whitespace));
+            let text = !number && value.chars().any(char::is_alphabetic);
+            let name = text
+                && value.len() <= 80
+                && !value.bytes().any(|b| b.is_ascii_digit())
+                && value.split_whitespace().count() <= 4;
+            if !(id || text) {
+                continue;
             }
-            starts.sort_unstable();
-            for start in starts {
-                let piece = line[start..].trim();
-                if piece.chars().any(char::is_alphabetic) {
-                    push_candidate(&mut texts, piece);
-                }
+            // `NN. path: value` and its line break.
+            let line = 4 + path.len() + 2 + value.len().min(SHOWN_VALUE_BYTES) + 1;
+            if leaves.len() >= MAX_SHOWN || bytes + line > LLM_PROMPT_BYTES {
+                break;
             }
+            bytes += line;
+            leaves.push(ShownLeaf {
+                path,
+                value,
+                id,
+                text,
+                name,
+            });
         }
-        let mut names = Vec::new();
-        let mut run: Vec<&str> = Vec::new();
-        for raw in payload.split_whitespace() {
-            let word = raw.trim_matches(|c: char| !c.is_alphabetic());
-            let capitalised = word.chars().next().is_some_and(char::is_uppercase)
-                && word.chars().all(|c| c.is_alphabetic() || "'-".contains(c));
-            if capitalised && run.len() < 3 {
-                run.push(word);
-            } else {
-                end_run(&mut run, &mut names);
-                if capitalised {
-                    run.push(word);
-                }
-            }
-            // A comma or a bracket after a word ends a name: `Ada, Bo` are two.
-            if !raw.ends_with(|c: char| c.is_alphabetic()) {
-                end_run(&mut run, &mut names);
-            }
-        }
-        end_run(&mut run, &mut names);
-        for piece in &texts {
-            if piece.len() <= 64
-                && piece.split_whitespace().count() <= 3
-                && !piece
-                    .bytes()
-                    .any(|b| b.is_ascii_digit() || b == b'?' || b == b'!')
-            {
-                push_candidate(&mut names, piece);
-            }
-        }
-        Self { ids, texts, names }
+        Self { leaves }
     }
 
-    /// The schema the model answers under.
+    /// One numbered `path: value` line per leaf, from 1, each value clipped to
+    /// [`SHOWN_VALUE_BYTES`].
+    pub fn prompt(&self) -> String {
+        self.leaves
+            .iter()
+            .enumerate()
+            .map(|(index, leaf)| {
+                format!(
+                    "{}. {}: {}",
+                    index + 1,
+                    leaf.path,
+                    storable::clip(&leaf.value, SHOWN_VALUE_BYTES).replace('\n', " ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The line numbers of the leaves that may answer a field `fits` allows, and null.
+    fn numbers(&self, fits: impl Fn(&ShownLeaf) -> bool) -> JsonValue {
+        let mut choices: Vec<JsonValue> = self
+            .leaves
+            .iter()
+            .enumerate()
+            .filter(|(_, leaf)| fits(leaf))
+            .map(|(index, _)| json!(index + 1))
+            .collect();
+        choices.push(JsonValue::Null);
+        json!({"enum": choices})
+    }
+
+    /// The schema the model answers under: a list of four line numbers or nulls, in the order
+    /// of [`ANSWER_FIELDS`].
     pub fn schema(&self) -> JsonValue {
-        let choices = |candidates: &[String]| {
-            let mut choices: Vec<JsonValue> = candidates.iter().map(|c| json!(c)).collect();
-            choices.push(JsonValue::Null);
-            json!({"enum": choices})
-        };
         json!({
-            // No whitespace between tokens beyond the fixed `", "` and `": "` separators:
-            // llguidance's default allows runs of it, which a small model fills its budget with.
+            // No whitespace between tokens beyond the fixed separators: llguidance's default
+            // allows runs of it, which a small model fills its budget with.
             "x-guidance": {"whitespace_flexible": false},
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["event_type", "conversation_id", "sender_id", "sender_name", "text"],
-            "properties": {
-                "event_type": {"enum": EVENT_TYPES},
-                "conversation_id": choices(&self.ids),
-                "sender_id": choices(&self.ids),
-                "sender_name": choices(&self.names),
-                "text": choices(&self.texts),
-            }
+            "type": "array",
+            "prefixItems": [
+                self.numbers(|leaf| leaf.id),
+                self.numbers(|leaf| leaf.id),
+                self.numbers(|leaf| leaf.name),
+                self.numbers(|leaf| leaf.text),
+            ],
+            "items": false,
+            "minItems": 4,
+            "maxItems": 4,
         })
     }
 
-    /// Tokens enough for any answer the schema allows: [`LLM_HEAL_MAX_TOKENS`] plus the longest
-    /// text candidate at one token per two bytes (English runs about four bytes a token, ids and
-    /// digits fewer). A long message is then chosen whole instead of cut by the budget, which
-    /// would leave a text that is no candidate. The answer still ends at the closing brace.
-    pub fn answer_budget(&self) -> usize {
-        let longest = self.texts.iter().map(String::len).max().unwrap_or(0);
-        LLM_HEAL_MAX_TOKENS + longest.div_ceil(2)
+    /// The whole value on line `number` (from 1), when that leaf may answer a field `fits`
+    /// allows.
+    fn value_at(&self, number: u64, fits: impl Fn(&ShownLeaf) -> bool) -> Option<String> {
+        let index = usize::try_from(number).ok()?.checked_sub(1)?;
+        self.leaves
+            .get(index)
+            .filter(|leaf| fits(leaf))
+            .map(|leaf| leaf.value.clone())
     }
 
-    fn is_id(&self, value: &str) -> bool {
-        self.ids.iter().any(|id| id == value)
-    }
-
-    fn is_text(&self, value: &str) -> bool {
-        self.texts.iter().any(|text| text == value)
-    }
-
-    fn is_name(&self, value: &str) -> bool {
-        self.names.iter().any(|name| name == value)
-    }
-
-    /// The canonical message the model's answer (`extracted`) describes, with every field it
-    /// chose checked against the candidates; the names of the fields dropped as ungrounded.
+    /// The canonical message the model's answer (`extracted`: a line number or null per field,
+    /// in the order of [`ANSWER_FIELDS`]) describes; the names of the fields whose answer was not
+    /// a line shown for them. The event type follows from the text: `command` for text that
+    /// starts with `/` (as every adapter reads one), `message` for other text, else `other`.
     fn message(
         &self,
         extracted: &JsonValue,
         platform_name: &str,
-        job: &Job,
+        event_id: Option<String>,
     ) -> (CanonicalMessage, Vec<&'static str>) {
-        let field = |name: &str| {
-            extracted
-                .get(name)
-                .and_then(JsonValue::as_str)
-                .map(str::trim)
-                .filter(|value| !value.is_empty())
-                .map(str::to_owned)
-        };
-        let event_type = field("event_type")
-            .filter(|kind| EVENT_TYPES.contains(&kind.as_str()))
-            .unwrap_or_else(|| "other".into());
         let mut ungrounded = Vec::new();
-        let mut grounded = |name: &'static str, check: fn(&Grounding, &str) -> bool| {
-            let value = field(name)?;
-            if check(self, &value) {
-                Some(value)
-            } else {
-                ungrounded.push(name);
-                None
+        let mut chosen = |position: usize, fits: fn(&ShownLeaf) -> bool| {
+            let answer = extracted.get(position).filter(|answer| !answer.is_null())?;
+            let value = answer
+                .as_u64()
+                .and_then(|number| self.value_at(number, fits));
+            if value.is_none() {
+                ungrounded.push(ANSWER_FIELDS[position]);
             }
+            value
         };
-        let mut message = CanonicalMessage::new(platform_name, &event_type);
-        message.event_id = job
-            .dedupe_key
-            .clone()
-            .filter(|key| !key.starts_with("sha256:"));
-        message.conversation_id = grounded("conversation_id", Grounding::is_id);
-        message.sender_id = grounded("sender_id", Grounding::is_id);
-        message.sender_name = grounded("sender_name", Grounding::is_name);
-        message.text = grounded("text", Grounding::is_text);
-        // A command is text that starts with `/`, as every adapter reads one (Telegram `/start`, a
-        // Slack slash command); the model's `command` for anything else is a message.
-        if message.event_type == "command"
-            && !message.text.as_deref().is_some_and(|t| t.starts_with('/'))
-        {
-            message.event_type = "message".into();
-        }
+        let conversation_id = chosen(0, |leaf| leaf.id);
+        let sender_id = chosen(1, |leaf| leaf.id);
+        let sender_name = chosen(2, |leaf| leaf.name);
+        let text = chosen(3, |leaf| leaf.text);
+        let event_type = match text.as_deref() {
+            Some(text) if text.starts_with('/') => "command",
+            Some(_) => "message",
+            None => "other",
+        };
+        let mut message = CanonicalMessage::new(platform_name, event_type);
+        message.event_id = event_id;
+        message.conversation_id = conversation_id;
+        message.sender_id = sender_id;
+        message.sender_name = sender_name;
+        message.text = text;
         (message, ungrounded)
     }
 }
 
-/// Offers a run of capitalised words as a name, and each of its words alone.
-fn end_run(run: &mut Vec<&str>, names: &mut Vec<String>) {
-    if run.len() > 1 {
-        push_candidate(names, &run.join(" "));
+/// Prose, which decodes into no structure, as leaves: each line (split at newlines, `|` and
+/// quotes) and what follows each `: `, ` / ` or `= ` in it (`text: Where is my order?` offers
+/// `Where is my order?`) as `/piece/N`; then each id-like token (a run of letters, digits and
+/// `_ . : @ + -` with at least one digit, dates and times left out) as `/token/N`.
+fn pieces(text: &str) -> Vec<(String, String)> {
+    let mut pieces: Vec<String> = Vec::new();
+    let push = |found: &mut Vec<String>, piece: &str| {
+        if !piece.is_empty() && !found.iter().any(|seen| seen == piece) {
+            found.push(piece.to_owned());
+        }
+    };
+    for line in text.split(['\n', '|', '"']) {
+        let mut starts = vec![0];
+        for separator in [": ", " / ", "= "] {
+            starts.extend(
+                line.match_indices(separator)
+                    .map(|(at, _)| at + separator.len()),
+            );
+        }
+        starts.sort_unstable();
+        for start in starts {
+            let piece = line[start..].trim();
+            if piece.chars().any(char::is_alphabetic) {
+                push(&mut pieces, piece);
+            }
+        }
     }
-    for word in run.drain(..) {
-        push_candidate(names, word);
+    let mut tokens: Vec<String> = Vec::new();
+    for token in text.split(|c: char| !(c.is_alphanumeric() || "_.:@+-".contains(c))) {
+        // Sentence punctuation around a token is not part of it: `7001.`, `id:7001:`.
+        let token = token.trim_matches(|c: char| ".:-".contains(c));
+        let date_or_time = token
+            .chars()
+            .all(|c| c.is_ascii_digit() || "-:.".contains(c))
+            && token.contains(['-', ':']);
+        if (1..=64).contains(&token.len())
+            && token.bytes().any(|b| b.is_ascii_digit())
+            && !date_or_time
+        {
+            push(&mut tokens, token);
+        }
     }
-}
-
-/// Adds a candidate once, up to [`MAX_CANDIDATES`].
-fn push_candidate(candidates: &mut Vec<String>, candidate: &str) {
-    if !candidate.is_empty()
-        && candidates.len() < MAX_CANDIDATES
-        && !candidates.iter().any(|c| c == candidate)
-    {
-        candidates.push(candidate.to_owned());
-    }
+    let pieces = pieces
+        .into_iter()
+        .enumerate()
+        .map(|(index, piece)| (format!("/piece/{index}"), piece));
+    let tokens = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(index, token)| (format!("/token/{index}"), token));
+    tokens.chain(pieces).collect()
 }
 
 /// Adds why the deterministic steps failed to a failure of the LLM step.
@@ -563,79 +601,78 @@ fn with_reason(mut failure: JobError, deterministic: &str) -> JobError {
 mod tests {
     use super::*;
 
+    fn shown(payload: JsonValue) -> Shown {
+        let layers = decode::Layers::new(payload).all().to_vec();
+        Shown::new(&layers, None)
+    }
+
     #[test]
-    fn ids_text_and_names_are_chosen_from_the_payload() {
-        let grounding = Grounding::new(
-            "update 815 | chat 7001 at 2025-01-01 10:00 | from Ada Lovelace (id 7001), wamid.HBgL+15551234567. | text: Where is my order?",
-        );
+    fn decoded_leaves_are_numbered_paths_and_the_answer_is_their_numbers() {
+        // A body in a JSON string under a key no list names: its leaves are shown, innermost
+        // layer first; the string itself is not.
+        let body = json!({"room": {"id": "r-7"}, "who": {"id": 7004, "name": "Cy"}, "says": "thanks, all sorted!"});
+        let shown = shown(json!({"envelope": {"blob": body.to_string(), "at": "2026-12-01"}}));
         assert_eq!(
-            grounding.ids,
-            ["815", "7001", "wamid.HBgL+15551234567"],
-            "words without a digit, dates, times, repeats and sentence punctuation are left out"
+            shown.prompt(),
+            "1. #1/room/id: r-7\n2. #1/who/id: 7004\n3. #1/who/name: Cy\n4. #1/says: thanks, all sorted!\n5. /envelope/at: 2026-12-01"
         );
-        assert_eq!(
-            grounding.texts,
-            [
-                "update 815",
-                "chat 7001 at 2025-01-01 10:00",
-                "from Ada Lovelace (id 7001), wamid.HBgL+15551234567.",
-                "text: Where is my order?",
-                "Where is my order?"
-            ]
-        );
-        assert_eq!(
-            grounding.names,
-            ["Ada Lovelace", "Ada", "Lovelace", "Where"],
-            "capitalised runs, then short pieces without digits (none here)"
-        );
-        let schema = grounding.schema();
-        assert_eq!(
-            schema["properties"]["sender_id"]["enum"],
-            json!(["815", "7001", "wamid.HBgL+15551234567", null])
-        );
+        let schema = shown.schema();
+        assert_eq!(schema["prefixItems"][0]["enum"], json!([1, 2, 5, null]));
+        assert_eq!(schema["prefixItems"][3]["enum"], json!([1, 3, 4, null]));
         let validator = jsonschema::validator_for(&schema).expect("a valid schema");
-        let answer = |sender_id: JsonValue, name: &str, text: &str| {
-            json!({"event_type": "message", "conversation_id": "7001", "sender_id": sender_id,
-                   "sender_name": name, "text": text})
-        };
-        let text = "Where is my order?";
-        assert!(validator.is_valid(&answer(json!("7001"), "Ada Lovelace", text)));
-        assert!(validator.is_valid(&answer(JsonValue::Null, "Ada", text)));
-        assert!(!validator.is_valid(&answer(json!("1234567890"), "Ada", text)));
-        assert!(!validator.is_valid(&answer(json!("7001"), "Alec", text)));
-        assert!(!validator.is_valid(&answer(json!("7001"), "Ada", "I'm sorry, I can't help")));
-    }
-
-    #[test]
-    fn broken_json_offers_its_strings() {
-        let grounding = Grounding::new(
-            r#"{"chat":7002,"who":"ada_l","msg":"can I change\nthe address","sent":"Tue"#,
+        let answer = json!([1, 2, 3, 4]);
+        assert!(validator.is_valid(&answer));
+        assert!(!validator.is_valid(&json!([1234567890, null, null, null])));
+        assert!(
+            !validator.is_valid(&json!([4, null, null, null])),
+            "a text is not an id"
         );
-        assert!(grounding.is_text("can I change\\nthe address"));
-        assert!(grounding.is_name("ada_l"), "{:?}", grounding.names);
-        assert!(grounding.is_id("7002") && !grounding.is_id("1234567890"));
-        assert!(!grounding.is_name("Alec"));
+        let (message, ungrounded) = shown.message(&answer, "unknown", None);
+        assert!(ungrounded.is_empty());
+        assert_eq!(message.conversation_id.as_deref(), Some("r-7"));
+        assert_eq!(message.sender_id.as_deref(), Some("7004"));
+        assert_eq!(message.sender_name.as_deref(), Some("Cy"));
+        assert_eq!(message.text.as_deref(), Some("thanks, all sorted!"));
+        assert_eq!(message.event_type, "message");
+        // A line not shown, or shown for another field, answers nothing.
+        let (message, ungrounded) = shown.message(&json!([4, 99, null, null]), "unknown", None);
+        assert_eq!(message.conversation_id, None);
+        assert_eq!(message.event_type, "other");
+        assert_eq!(ungrounded, ["conversation_id", "sender_id"]);
     }
 
     #[test]
-    fn a_comma_or_a_bracket_ends_a_name_and_a_payload_without_candidates_offers_only_null() {
-        let grounding = Grounding::new("Chat 7004, sender Cy (id 7004), says: thanks, all sorted!");
-        assert_eq!(grounding.names, ["Chat", "Cy"]);
-        let schema = Grounding::new("7 : 8").schema();
-        assert_eq!(
-            schema["properties"]["conversation_id"]["enum"],
-            json!(["7", "8", null])
+    fn the_prompt_stays_short_whatever_the_payload_and_a_long_text_is_taken_whole() {
+        let long = "word ".repeat(400);
+        let mut object = serde_json::Map::new();
+        object.insert("chat_id".into(), json!(42));
+        object.insert("text".into(), json!(long));
+        for index in 0..500 {
+            object.insert(format!("field_{index}"), json!(format!("value {index}")));
+        }
+        let shown = shown(JsonValue::Object(object));
+        let prompt = shown.prompt();
+        assert!(prompt.len() <= LLM_PROMPT_BYTES, "{}", prompt.len());
+        assert!(shown.leaves.len() <= MAX_SHOWN);
+        let (message, _) = shown.message(&json!([1, null, null, 2]), "unknown", None);
+        assert_eq!(message.text.as_deref(), Some(long.trim()));
+    }
+
+    #[test]
+    fn prose_is_shown_as_its_pieces_and_tokens() {
+        let shown = Shown::new(
+            &[],
+            Some("update 815 | chat 7001 at 2025-01-01 10:00 | from Ada Lovelace | text: Where is my order?"),
         );
-        assert_eq!(schema["properties"]["text"]["enum"], json!([null]));
-        assert_eq!(schema["properties"]["sender_name"]["enum"], json!([null]));
-    }
-
-    #[test]
-    fn the_budget_leaves_room_for_the_longest_text() {
-        assert_eq!(Grounding::new("7 : 8").answer_budget(), LLM_HEAL_MAX_TOKENS);
-        let long = format!("chat 9 | text: {}", "word ".repeat(200));
-        let budget = Grounding::new(&long).answer_budget();
-        // The longest piece is `text: word … word`: 6 + 999 bytes.
-        assert_eq!(budget, LLM_HEAL_MAX_TOKENS + 1_005usize.div_ceil(2));
+        let prompt = shown.prompt();
+        assert!(
+            prompt.starts_with("1. /token/0: 815\n2. /token/1: 7001\n"),
+            "{prompt}"
+        );
+        assert!(prompt.contains(": Where is my order?"), "{prompt}");
+        assert!(
+            !prompt.contains(": 2025-01-01"),
+            "dates are not ids: {prompt}"
+        );
     }
 }

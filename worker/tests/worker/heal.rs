@@ -125,7 +125,7 @@ async fn payloads_are_healed_by_adapter_or_repair_and_the_rest_fail_clearly(pool
         error["deterministic"]
             .as_str()
             .unwrap()
-            .contains("could not be repaired"),
+            .contains("decodes into no JSON object"),
         "{error}"
     );
 
@@ -254,10 +254,7 @@ async fn an_enveloped_body_is_healed_without_the_model_and_says_how(pool: PgPool
     // The adapter read the body inside the proxy event; the trace says where each field was.
     assert_eq!(result["healed_by"], "adapter");
     assert_eq!(result["heal_confidence"], "high");
-    assert_eq!(
-        result["heal_trace"]["unwrapped"],
-        json!(["http_proxy_body"])
-    );
+    assert_eq!(result["heal_trace"]["unwrapped"], json!(["/body: json"]));
     assert_eq!(
         result["heal_trace"]["fields"]["conversation_id"],
         "/message/chat/id"

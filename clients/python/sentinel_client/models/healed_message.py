@@ -38,15 +38,15 @@ class HealedMessage:
             delivery (Any | Unset): `{job_id}` of the `reply.deliver` job, or `{skipped}` with the reason.
             heal_confidence (str | Unset): `high` for the adapter and repair, `medium` for the extractor; for the model,
                 `medium` when
-                every field it chose was one of the payload's own candidates, `low` when some were dropped
-                as ungrounded or when no key of a structured payload names the conversation it chose (or
-                another key names a rival): a guess.
+                every field it chose was one of the paths it was shown and some layer's keys name the
+                conversation it chose without a rival, `low` otherwise: a guess.
                 Absent on messages healed before this field existed.
-            heal_trace (Any | Unset): How the message was made: `unwrapped`, the envelopes taken off the payload (outermost
-                first: `http_proxy_body`, `proxy_body`, `cloudevent_data`, `kafka_value`, `list_of_one`,
-                `wrapper:<key>`, `json_string`, `ndjson_line`, `html_unescaped`, `form`), and `fields`,
-                the JSON pointer each field was read from (every step but the model; docs/CANONICAL.md).
-                Absent when neither.
+            heal_trace (Any | Unset): How the message was made: `unwrapped`, how the object it was read from was reached,
+                outermost first (`"<pointer>: <decoder>"` for a string decoded inside a layer, e.g.
+                `"/Records/0/body: json"`; `"<decoder>"` for a decoded text, e.g. `"json"` after
+                `base64`; then the object's pointer in its layer, e.g. `"/detail"`), and `fields`, the JSON
+                pointer each field was read from in that layer (every step but the model;
+                docs/CANONICAL.md). Absent when neither.
             reply_skipped (Any | Unset): Why no automatic reply was sent although the message has text: `{reason, healed_by,
                 reply_policy}`, when the source's `reply_policy` does not cover the step that healed it.
      """
