@@ -11,7 +11,7 @@
 //! | `json_string` | is a JSON string literal (a document serialised once more) | its text |
 //! | `xml`, `elements` | starts with `<` and is well-formed XML | inside a layer, the text as a layer of its own (`xml`), which the Salesforce SOAP parser reads; from a text layer, its element tree as an object (`elements`: local names as keys, repeated elements as lists, text and CDATA as strings, attributes left out) |
 //! | `html_entities` | holds `&quot;`, `&#34;`, `&#x22;`, `&lt;`, `&amp;` … | the text unescaped |
-//! | `percent` | starts with a percent-encoded `{`, `[`, `"` or `<` | the text decoded |
+//! | `percent` | starts with a percent-encoded `{`, `[`, `"` or `<`, or is JSON with its quotes percent-encoded (`{%22chat%22:…`) | the text decoded |
 //! | `form` | is `key=value&…` without spaces (after a URL's `?`, or a lone `?`) | an object of the pairs |
 //! | `base64` | is standard or URL-safe base64 (padded or not, MIME line breaks allowed), of at least 16 characters | the decoded text, after gzip, zlib or raw deflate (`base64+gzip`, `base64+zlib`, `base64+deflate`) when the bytes are compressed |
 //! | `yaml` | has several lines, the first a `key:` or a `- ` item | the document as JSON (anchors and aliases are not expanded) |
@@ -289,7 +289,12 @@ fn decode(text: &str, spent: &mut Spent, in_layer: bool) -> Option<Decoded> {
 
 fn decode_text(text: &str, room: usize, in_layer: bool) -> Option<Decoded> {
     let first = text.as_bytes()[0];
-    if matches!(first, b'{' | b'[') || text.starts_with("//") || text.starts_with("/*") {
+    // JSON whose quotes and spaces were percent-encoded and whose brackets were not (`escape()`,
+    // some relays): `{%22chat%22:%20…`.
+    let percent_quoted = matches!(first, b'{' | b'[') && text.contains("%22");
+    if (matches!(first, b'{' | b'[') || text.starts_with("//") || text.starts_with("/*"))
+        && !percent_quoted
+    {
         if let Some(decoded) = json(text) {
             return Some(decoded);
         }
@@ -326,7 +331,7 @@ fn decode_text(text: &str, room: usize, in_layer: bool) -> Option<Decoded> {
             }
         }
     }
-    if first == b'%' {
+    if first == b'%' || percent_quoted {
         // A literal `+` is a space: every percent-encoder writes a `+` itself as `%2B`.
         let spaced = text.replace('+', " ");
         let decoded = percent_encoding::percent_decode_str(&spaced)
@@ -739,6 +744,8 @@ mod tests {
         assert_eq!(steps, ["form", "/payload: json"]);
         let percent = JsonValue::String(urlencode(&body));
         assert_eq!(find(percent, &update()).unwrap(), ["percent", "json"]);
+        let quotes_only = JsonValue::String(body.replace('"', "%22"));
+        assert_eq!(find(quotes_only, &update()).unwrap(), ["percent", "json"]);
         let entities = JsonValue::String(body.replace('"', "&#34;"));
         assert_eq!(
             find(entities, &update()).unwrap(),

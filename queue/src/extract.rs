@@ -292,15 +292,17 @@ fn meaning(key: &str) -> String {
 }
 
 /// Prefixes and suffixes that add nothing to a key's meaning: platform names and `msg`/`message`.
-const AFFIXES: [&str; 11] = [
+const AFFIXES: [&str; 13] = [
     "telegram",
     "whatsapp",
     "salesforce",
+    "standard",
     "slack",
     "twilio",
     "message",
     "sms",
     "msg",
+    "std",
     "tg",
     "wa",
     "sf",

@@ -516,7 +516,7 @@ fn key_prefixes(platform: Platform) -> &'static [&'static str] {
         Platform::Whatsapp => &["whatsapp_", "wa_"],
         Platform::Slack => &["slack_"],
         Platform::Salesforce => &["salesforce_", "sf_"],
-        Platform::Standard => &[],
+        Platform::Standard => &["standard_", "std_"],
     }
 }
 

@@ -64,6 +64,7 @@ pub async fn load_model(max_seqs: usize) -> Arc<Llm> {
         max_seqs,
         paged_attn_mb: None,
         context_tokens: None,
+        heal_seqs: 0,
     })
     .await
     {

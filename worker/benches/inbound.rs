@@ -294,7 +294,24 @@ async fn drift(admin: &mut PgConnection, admin_options: &PgConnectOptions) -> an
         "SENTINEL_BENCH_OFFSET={offset} and SENTINEL_BENCH_LIMIT={limit} leave none of the {} cases of {corpus_name}.json",
         corpus.cases.len()
     );
-    let llm = load_model(if busy { BUSY_SLOTS } else { 1 }).await?;
+    // As a worker runs it (`SENTINEL_HEAL_ENGINE`): on the CPU, healing on an engine of its own.
+    let own_engine = sentinel_worker::Config::new(String::new()).own_heal_engine
+        && std::env::var("SENTINEL_HEAL_ENGINE").as_deref() != Ok("shared");
+    let llm = if busy {
+        load_model_with(BUSY_SLOTS, if own_engine { BUSY_HEAL_SLOTS } else { 0 }).await?
+    } else {
+        load_model(1).await?
+    };
+    if busy {
+        println!(
+            "healing engine: {}",
+            if own_engine {
+                "its own (SENTINEL_HEAL_ENGINE=own)"
+            } else {
+                "the replies' (SENTINEL_HEAL_ENGINE=shared)"
+            }
+        );
+    }
     let bench_db = format!("sentinel_bench_drift_{}", std::process::id());
     let (pool, options) = bench_database(admin, admin_options, &bench_db).await?;
     let run = drift_run(&pool, options, llm, &cases, busy).await;
@@ -864,6 +881,12 @@ async fn drop_database(admin: &mut PgConnection, pool: PgPool, name: &str) -> an
 
 /// The model (`SENTINEL_MODEL`, else the fetched default) with `slots` sequence slots.
 async fn load_model(slots: usize) -> anyhow::Result<Arc<Llm>> {
+    load_model_with(slots, 0).await
+}
+
+/// [`load_model`], with an engine of `heal_seqs` sequences of its own for the LLM healing step
+/// (0: healing shares the replies' engine).
+async fn load_model_with(slots: usize, heal_seqs: usize) -> anyhow::Result<Arc<Llm>> {
     let path = sentinel_worker::model::llm::model_path_or_default(
         &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
     );
@@ -873,6 +896,7 @@ async fn load_model(slots: usize) -> anyhow::Result<Arc<Llm>> {
             max_seqs: slots,
             paged_attn_mb: None,
             context_tokens: None,
+            heal_seqs,
         })
         .await?,
     ))

@@ -23,6 +23,11 @@ pub struct Config {
     /// Of those, the slots kept for the LLM healing step (`SENTINEL_HEAL_SEQS`); `None` for the
     /// default share (see [`crate::lanes::heal_share`]).
     pub heal_slots: Option<usize>,
+    /// Whether the LLM healing step's slots run on an engine of their own
+    /// (`SENTINEL_HEAL_ENGINE=own`, the default on the CPU) or on the replies' (`shared`, the
+    /// default in a `cuda` build, where a second copy of the weights would cost GPU memory and
+    /// steps are short enough to share). See [`crate::model::llm::ModelConfig::heal_seqs`].
+    pub own_heal_engine: bool,
     /// Deliveries in flight at once (`SENTINEL_DELIVERY_SLOTS`); the agent lane's slots too.
     pub delivery_slots: usize,
     /// Forwards to the tenants' agents in flight at once (`SENTINEL_FORWARD_SLOTS`).
@@ -76,6 +81,7 @@ impl Config {
             lease: Duration::from_secs(60),
             max_slots: 4,
             heal_slots: None,
+            own_heal_engine: !cfg!(feature = "cuda"),
             delivery_slots: 16,
             forward_slots: 64,
             forward_allow: ForwardAllow::default(),
@@ -110,6 +116,12 @@ impl Config {
             lease: config::secs_or("SENTINEL_LEASE_SECS", d.lease.as_secs())?,
             max_slots: count("SENTINEL_MAX_SEQS", d.max_slots)?,
             heal_slots: optional("SENTINEL_HEAL_SEQS", "a number of slots")?,
+            own_heal_engine: match config::var_or("SENTINEL_HEAL_ENGINE", String::new())?.as_str() {
+                "" => d.own_heal_engine,
+                "own" => true,
+                "shared" => false,
+                other => anyhow::bail!("SENTINEL_HEAL_ENGINE={other:?}: use own or shared"),
+            },
             delivery_slots: count("SENTINEL_DELIVERY_SLOTS", d.delivery_slots)?,
             forward_slots: count("SENTINEL_FORWARD_SLOTS", d.forward_slots)?,
             forward_allow: config::var_or("SENTINEL_FORWARD_ALLOW", String::new())?

@@ -79,6 +79,15 @@ pub async fn run(mut config: Config, shutdown: watch::Receiver<bool>) -> anyhow:
             ..ModelConfig::admitted(config.model.clone(), config.max_slots, None)
         },
     };
+    // The LLM healing step's slots, on an engine of their own unless SENTINEL_HEAL_ENGINE=shared.
+    let model = ModelConfig {
+        heal_seqs: if config.own_heal_engine {
+            lanes::Sizes::of(&config).llm_heal
+        } else {
+            0
+        },
+        ..model
+    };
     let llm = Llm::load(&model).await?;
     // statement_timeout and lock_timeout on every connection (SENTINEL_DB_*_TIMEOUT_MS).
     let options = db::DbTimeouts::from_env()?.apply(db::connect_options(&config.database_url)?);

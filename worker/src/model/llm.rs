@@ -52,6 +52,13 @@ pub struct ModelConfig {
     /// Prompt + answer tokens each sequence is sized for (`SENTINEL_CONTEXT_TOKENS`, with a GPU
     /// budget): a longer prompt is refused and the answer's budget is cut to what is left.
     pub context_tokens: Option<usize>,
+    /// Sequences of a second engine kept for the LLM healing step (`SENTINEL_HEAL_ENGINE=own`);
+    /// 0 to run healing on the replies' engine. mistral.rs's scheduler runs one bucket of
+    /// equal-length sequences per step, so a lone healing sequence beside replies that generate
+    /// in lockstep gets a step only when its waiting time outweighs their bucket: on the 2-core
+    /// CPU, one token every few seconds (docs/BENCHMARKS.md, "The model step beside busy
+    /// replies"). Its own engine gets steps of its own.
+    pub heal_seqs: usize,
 }
 
 impl ModelConfig {
@@ -65,6 +72,7 @@ impl ModelConfig {
                 .filter(|_| cfg!(feature = "cuda"))
                 .map(|plan| plan.kv_pool_mb as usize),
             context_tokens: plan.map(|plan| plan.budget.context_tokens),
+            heal_seqs: 0,
         }
     }
 }
@@ -113,6 +121,8 @@ pub enum LlmError {
 /// A loaded model, shared by every job of this worker.
 pub struct Llm {
     model: Model,
+    /// The healing step's own engine, when it has one ([`ModelConfig::heal_seqs`]).
+    heal_model: Option<Model>,
     path: PathBuf,
     context_tokens: Option<usize>,
     in_flight: AtomicUsize,
@@ -168,18 +178,27 @@ impl Llm {
             .await
             .map_err(|panic| anyhow::anyhow!("looking for the GPU crashed: {panic}"))??;
         // A corrupt file can panic inside the loader; a task turns that into an error.
-        let model = tokio::spawn(build(
-            device,
-            dir,
-            file,
-            max_seqs,
-            paged_attn_mb,
-            config.context_tokens,
-        ))
-        .await
-        .map_err(|panic| anyhow::anyhow!("the loader crashed: {panic}"))
-        .and_then(|built| built)
-        .map_err(|error| corrupt(&path, &format!("{error:#}")))?;
+        let load = |seqs: usize| {
+            tokio::spawn(build(
+                device.clone(),
+                dir.clone(),
+                file.clone(),
+                seqs,
+                paged_attn_mb,
+                config.context_tokens,
+            ))
+        };
+        let loaded = |joined: Result<anyhow::Result<Model>, tokio::task::JoinError>| {
+            joined
+                .map_err(|panic| anyhow::anyhow!("the loader crashed: {panic}"))
+                .and_then(|built| built)
+                .map_err(|error| corrupt(&path, &format!("{error:#}")))
+        };
+        let model = loaded(load(max_seqs).await)?;
+        let heal_model = match config.heal_seqs {
+            0 => None,
+            seqs => Some(loaded(load(seqs).await)?),
+        };
         tracing::info!(
             model.path = %path.display(),
             model.load_ms = started.elapsed().as_millis() as u64,
@@ -187,6 +206,7 @@ impl Llm {
         );
         Ok(Self {
             model,
+            heal_model,
             path,
             context_tokens: config.context_tokens,
             in_flight: AtomicUsize::new(0),
@@ -217,6 +237,40 @@ impl Llm {
         max_tokens: usize,
         schema: Option<&JsonValue>,
         progress: Option<&watch::Sender<Progress>>,
+        canceled: Option<watch::Receiver<bool>>,
+    ) -> Result<Generation, LlmError> {
+        self.generate_on(
+            &self.model,
+            messages,
+            max_tokens,
+            schema,
+            progress,
+            canceled,
+        )
+        .await
+    }
+
+    /// [`Llm::generate`] for the LLM healing step: on its own engine when it has one.
+    pub async fn generate_heal(
+        &self,
+        messages: &[ChatMessage],
+        max_tokens: usize,
+        schema: Option<&JsonValue>,
+        progress: Option<&watch::Sender<Progress>>,
+        canceled: Option<watch::Receiver<bool>>,
+    ) -> Result<Generation, LlmError> {
+        let engine = self.heal_model.as_ref().unwrap_or(&self.model);
+        self.generate_on(engine, messages, max_tokens, schema, progress, canceled)
+            .await
+    }
+
+    async fn generate_on(
+        &self,
+        model: &Model,
+        messages: &[ChatMessage],
+        max_tokens: usize,
+        schema: Option<&JsonValue>,
+        progress: Option<&watch::Sender<Progress>>,
         mut canceled: Option<watch::Receiver<bool>>,
     ) -> Result<Generation, LlmError> {
         let _in_flight = InFlight::enter(self);
@@ -231,8 +285,7 @@ impl Llm {
         if let Some(schema) = schema {
             request = request.set_constraint(Constraint::JsonSchema(schema.clone()));
         }
-        let mut stream = self
-            .model
+        let mut stream = model
             .stream_chat_request(request)
             .await
             .map_err(|error| LlmError::Engine(error.to_string()))?;

@@ -81,13 +81,21 @@ pub async fn generate(
         stage,
         request.max_tokens,
     );
-    let generation = llm.generate(
-        request.messages,
-        request.max_tokens,
-        request.schema,
-        Some(&progress),
-        Some(context.canceled.clone()),
-    );
+    let heal = matches!(request.purpose, Purpose::Heal { .. });
+    let (messages, max_tokens, schema) = (request.messages, request.max_tokens, request.schema);
+    let canceled = Some(context.canceled.clone());
+    let generation = async {
+        match heal {
+            true => {
+                llm.generate_heal(messages, max_tokens, schema, Some(&progress), canceled)
+                    .await
+            }
+            false => {
+                llm.generate(messages, max_tokens, schema, Some(&progress), canceled)
+                    .await
+            }
+        }
+    };
     // Past the deadline the generation is dropped, and with it the engine's sequence.
     let result = match deadline {
         Some(deadline) => tokio::time::timeout(deadline, generation).await.ok(),

@@ -270,6 +270,7 @@ async fn a_prompt_longer_than_the_context_is_refused_and_an_answer_is_cut_to_wha
         max_seqs: 1,
         paged_attn_mb: None,
         context_tokens: Some(64),
+        heal_seqs: 0,
     })
     .await
     .unwrap();
