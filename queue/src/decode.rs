@@ -6,20 +6,21 @@
 //!
 //! | decoder | tried on text that | gives |
 //! |---|---|---|
-//! | `json` | starts with `{` or `[` (after a BOM) | the document; with `//` and `/* */` comments taken out (`jsonc`); its first line when the rest is blank (`ndjson_line`) |
+//! | `json` | starts with `{` or `[` (after a BOM) | the document; with `//` and `/* */` comments taken out (`jsonc`) |
 //! | `json_repaired` | starts with `{` or `[` and is broken (trailing commas, single quotes, unquoted keys, cut off) | the repaired document; a message read from it is healed by `repair` |
 //! | `json_string` | is a JSON string literal (a document serialised once more) | its text |
 //! | `xml`, `elements` | starts with `<` and is well-formed XML | inside a layer, the text as a layer of its own (`xml`), which the Salesforce SOAP parser reads; from a text layer, its element tree as an object (`elements`: local names as keys, repeated elements as lists, text and CDATA as strings, attributes left out) |
 //! | `html_entities` | holds `&quot;`, `&#34;`, `&#x22;`, `&lt;`, `&amp;` … | the text unescaped |
-//! | `percent` | starts with a percent-encoded `{`, `[`, `"` or `<`, or is JSON with its quotes percent-encoded (`{%22chat%22:…`) | the text decoded |
+//! | `percent` | starts with `%`, or is JSON with its quotes percent-encoded (`{%22chat%22:…`) | the text decoded, when it is UTF-8 and changed |
 //! | `form` | is `key=value&…` without spaces (after a URL's `?`, or a lone `?`) | an object of the pairs |
 //! | `base64` | is standard or URL-safe base64 (padded or not, MIME line breaks allowed), of at least 16 characters | the decoded text, after gzip, zlib or raw deflate (`base64+gzip`, `base64+zlib`, `base64+deflate`) when the bytes are compressed |
 //! | `yaml` | has several lines, the first a `key:` or a `- ` item | the document as JSON (anchors and aliases are not expanded) |
 //! | `key_values` | is `key=value` or `key: value` lines | a flat object |
 //!
 //! The first decoder that succeeds on a text is the one taken. Text decoded from base64, percent or
-//! entities is kept only when it looks like a document (it starts with `{`, `[`, `<` or `"`, or
-//! holds `=` or `:`), so that ids which happen to be valid base64 do not become layers.
+//! entities is kept only when it looks like a document (it starts with `{`, `[`, `<`, `"` or `%`,
+//! or holds `=` or `:`), so that ids which happen to be valid base64 do not become layers. Every
+//! attempt is charged to the budget, the bytes a decoder produced on the way included.
 //!
 //! The search is breadth-first: the payload, then every layer one decode away, and so on, under
 //! [`Budget`]: at most [`Budget::LAYERS`] layers, [`Budget::DECODES`] decodes deep,
@@ -71,6 +72,8 @@ pub struct Layer {
     /// The layer and the pointer of the string it was decoded from; `None` for the payload and for
     /// a decoded text's decoding.
     pub source: Option<(usize, String)>,
+    /// The layer it was decoded from; `None` for the payload.
+    pub parent: Option<usize>,
 }
 
 /// The layers of one payload, found lazily: a layer's strings are decoded only when a layer past
@@ -98,6 +101,7 @@ impl Layers {
                 decodes: 0,
                 repaired: false,
                 source: None,
+                parent: None,
             }]),
             expanded: 0,
             spent: Spent::default(),
@@ -117,14 +121,22 @@ impl Layers {
                 continue;
             }
             let parent = self.found.get(self.expanded)?;
-            if parent.decodes >= max_decodes {
+            if parent.decodes >= max_decodes
+                || self.found.len() + self.queue.len() >= Budget::LAYERS
+            {
                 return None;
             }
-            let children = expand(self.expanded, parent, &mut self.spent);
+            let room = Budget::LAYERS - self.found.len();
+            let children = expand(self.expanded, parent, room, &mut self.spent);
             self.expanded += 1;
             self.queue.extend(children);
         }
         self.found.get(index)
+    }
+
+    /// The layers found so far, in breadth-first order.
+    pub fn found(&self) -> &[Layer] {
+        &self.found
     }
 
     /// Every layer, found to the end of the budget.
@@ -137,8 +149,9 @@ impl Layers {
     }
 }
 
-/// The layers one decode below `layer`, the `index`-th.
-fn expand(index: usize, layer: &Layer, spent: &mut Spent) -> Vec<Layer> {
+/// The layers one decode below `layer`, the `index`-th: at most `room` (nothing is decoded for
+/// layers the budget has no room for).
+fn expand(index: usize, layer: &Layer, room: usize, spent: &mut Spent) -> Vec<Layer> {
     if layer.decodes >= Budget::DECODES {
         return Vec::new();
     }
@@ -151,6 +164,7 @@ fn expand(index: usize, layer: &Layer, spent: &mut Spent) -> Vec<Layer> {
             decodes: layer.decodes + 1,
             repaired: layer.repaired || decoded.repaired,
             source,
+            parent: Some(index),
         }
     };
     match &layer.value {
@@ -164,6 +178,7 @@ fn expand(index: usize, layer: &Layer, spent: &mut Spent) -> Vec<Layer> {
                 let step = format!("{pointer}: {}", decoded.step);
                 Some(child(step, decoded, Some((index, pointer))))
             })
+            .take(room)
             .collect(),
     }
 }
@@ -209,11 +224,14 @@ fn strings(value: &JsonValue) -> Vec<(String, &str)> {
 }
 
 /// The strings and numbers of `value` with their JSON pointers, in document order, at most
-/// [`MAX_DEPTH`] deep. Iterative: no input reaches the stack's end.
+/// [`MAX_DEPTH`] deep and [`MAX_SCALARS`] of them. Iterative: no input reaches the stack's end.
 fn scalars(value: &JsonValue) -> Vec<(String, &JsonValue)> {
     let mut found = Vec::new();
     let mut stack = vec![(String::new(), value, 0usize)];
     while let Some((pointer, node, depth)) = stack.pop() {
+        if found.len() >= MAX_SCALARS {
+            break;
+        }
         match node {
             JsonValue::String(_) | JsonValue::Number(_) => found.push((pointer, node)),
             JsonValue::Object(object) if depth < MAX_DEPTH => {
@@ -232,10 +250,26 @@ fn scalars(value: &JsonValue) -> Vec<(String, &JsonValue)> {
     found
 }
 
-/// A key as a JSON pointer segment.
+/// The longest key kept whole in a pointer: a longer one is cut (at a character boundary) and
+/// marked with `…`, so that pointers stay short whatever the keys.
+const POINTER_KEY_BYTES: usize = 64;
+
+/// A key as a JSON pointer segment, cut to [`POINTER_KEY_BYTES`].
 pub fn escape(key: &str) -> String {
+    let key = if key.len() > POINTER_KEY_BYTES {
+        let mut end = POINTER_KEY_BYTES;
+        while !key.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &key[..end])
+    } else {
+        key.to_owned()
+    };
     key.replace('~', "~0").replace('/', "~1")
 }
+
+/// The most scalars listed from one layer.
+const MAX_SCALARS: usize = 16_384;
 
 /// What one decoder made of a text.
 struct Decoded {
@@ -279,22 +313,36 @@ fn decode(text: &str, spent: &mut Spent, in_layer: bool) -> Option<Decoded> {
         return None;
     }
     spent.strings += 1;
-    let decoded = decode_text(text, Budget::DECODED_BYTES - spent.decoded_bytes, in_layer)?;
-    spent.decoded_bytes += match &decoded.value {
-        JsonValue::String(decoded) => decoded.len(),
-        _ => text.len(),
-    };
-    Some(decoded)
+    // Every attempt is charged, whether a decoder succeeds or not: the text read, and whatever a
+    // decoder produced on the way (an inflated body that turned out not to be text included).
+    let mut produced = 0;
+    let room = Budget::DECODED_BYTES - spent.decoded_bytes;
+    let decoded = decode_text(text, room, in_layer, &mut produced);
+    spent.decoded_bytes = spent
+        .decoded_bytes
+        .saturating_add(text.len())
+        .saturating_add(produced);
+    decoded
 }
 
-fn decode_text(text: &str, room: usize, in_layer: bool) -> Option<Decoded> {
+fn decode_text(text: &str, room: usize, in_layer: bool, produced: &mut usize) -> Option<Decoded> {
     let first = text.as_bytes()[0];
+    let json_like = matches!(first, b'{' | b'[');
+    if json_like && storable::text_depth(text) <= MAX_DEPTH {
+        if let Ok(value) = serde_json::from_str::<JsonValue>(text) {
+            return Decoded::structure("json", value);
+        }
+    }
     // JSON whose quotes and spaces were percent-encoded and whose brackets were not (`escape()`,
     // some relays): `{%22chat%22:%20…`.
-    let percent_quoted = matches!(first, b'{' | b'[') && text.contains("%22");
-    if (matches!(first, b'{' | b'[') || text.starts_with("//") || text.starts_with("/*"))
-        && !percent_quoted
-    {
+    let percent_quoted = json_like && text.contains("%22");
+    if percent_quoted || first == b'%' {
+        if let Some(decoded) = percent(text) {
+            *produced += decoded.len();
+            return Decoded::text("percent", decoded);
+        }
+    }
+    if json_like || text.starts_with("//") || text.starts_with("/*") {
         if let Some(decoded) = json(text) {
             return Some(decoded);
         }
@@ -331,18 +379,10 @@ fn decode_text(text: &str, room: usize, in_layer: bool) -> Option<Decoded> {
             }
         }
     }
-    if first == b'%' || percent_quoted {
-        // A literal `+` is a space: every percent-encoder writes a `+` itself as `%2B`.
-        let spaced = text.replace('+', " ");
-        let decoded = percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8()
-            .ok()?;
-        return Decoded::text("percent", decoded.into_owned());
-    }
     if let Some(form) = form(text) {
         return Decoded::structure("form", form);
     }
-    if let Some((step, decoded)) = base64_text(text, room) {
+    if let Some((step, decoded)) = base64_text(text, room, produced) {
         return Decoded::text(step, decoded);
     }
     if text.contains('\n') {
@@ -351,6 +391,16 @@ fn decode_text(text: &str, room: usize, in_layer: bool) -> Option<Decoded> {
         }
     }
     crate::extract::key_values(text).and_then(|pairs| Decoded::structure("key_values", pairs))
+}
+
+/// Percent-encoded text, decoded; a literal `+` is a space (every percent-encoder writes a `+`
+/// itself as `%2B`). `None` unless the result is UTF-8 and differs.
+fn percent(text: &str) -> Option<String> {
+    let spaced = text.replace('+', " ");
+    let decoded = percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()?;
+    (decoded != text).then(|| decoded.into_owned())
 }
 
 /// Entities that mark text escaped for HTML or XML.
@@ -362,14 +412,11 @@ fn looks_like_document(text: &str) -> bool {
     text.starts_with(['{', '[', '<', '"', '%']) || text.contains(['=', ':'])
 }
 
-/// JSON; then JSON with its `//` and `/* */` comments taken out; then, unless the text is escaped
-/// for HTML (the entities decoder reads that), the repairer.
+/// JSON that is not strict JSON: with its `//` and `/* */` comments taken out; then, unless the
+/// text is escaped for HTML (the entities decoder reads that), the repairer.
 fn json(text: &str) -> Option<Decoded> {
     if storable::text_depth(text) > MAX_DEPTH {
         return None;
-    }
-    if let Ok(value) = serde_json::from_str::<JsonValue>(text) {
-        return Decoded::structure("json", value);
     }
     let mut stripped = None;
     if text.contains("//") || text.contains("/*") {
@@ -422,7 +469,7 @@ fn form(text: &str) -> Option<JsonValue> {
 
 /// Base64 text, decoded, and decompressed when the bytes are gzip, zlib or raw deflate; `None`
 /// unless the result is UTF-8. At most `room` bytes are produced.
-fn base64_text(text: &str, room: usize) -> Option<(&'static str, String)> {
+fn base64_text(text: &str, room: usize, produced: &mut usize) -> Option<(&'static str, String)> {
     let compact: String = text
         .chars()
         .filter(|ch| !matches!(ch, '\r' | '\n'))
@@ -447,10 +494,13 @@ fn base64_text(text: &str, room: usize) -> Option<(&'static str, String)> {
         return None;
     }
     .ok()?;
-    let inflated = |step: &'static str, reader: &mut dyn Read| {
+    *produced += bytes.len();
+    let mut inflated = |step: &'static str, reader: &mut dyn Read| {
         let mut out = Vec::new();
         let limit = u64::try_from(room).unwrap_or(u64::MAX).saturating_add(1);
-        reader.take(limit).read_to_end(&mut out).ok()?;
+        let read = reader.take(limit).read_to_end(&mut out);
+        *produced += out.len();
+        read.ok()?;
         if out.len() > room {
             return None;
         }
@@ -565,24 +615,18 @@ fn yaml(text: &str) -> Option<JsonValue> {
     (entries >= 2).then_some(root?)
 }
 
-/// A plain YAML scalar: null, a boolean, a number (an integer when it is one), else text.
+/// A plain YAML scalar: null, a boolean, an integer written as one, else text.
 fn yaml_plain(scalar: &str) -> JsonValue {
     match scalar {
         "" | "~" | "null" | "Null" | "NULL" => JsonValue::Null,
         "true" | "True" | "TRUE" => JsonValue::Bool(true),
         "false" | "False" | "FALSE" => JsonValue::Bool(false),
-        _ => {
-            if let Ok(integer) = scalar.parse::<i64>() {
-                return JsonValue::from(integer);
-            }
-            match scalar.parse::<f64>() {
-                Ok(float) if float.is_finite() && scalar.bytes().any(|b| b.is_ascii_digit()) => {
-                    serde_json::Number::from_f64(float)
-                        .map_or_else(|| JsonValue::String(scalar.into()), JsonValue::Number)
-                }
-                _ => JsonValue::String(scalar.to_owned()),
-            }
-        }
+        // An integer written as one (`418800213`, not `007` or `+14155550183`, which are ids
+        // whose spelling matters); everything else stays text.
+        _ => match scalar.parse::<i64>() {
+            Ok(integer) if integer.to_string() == scalar => JsonValue::from(integer),
+            _ => JsonValue::String(scalar.to_owned()),
+        },
     }
 }
 
@@ -591,8 +635,8 @@ const MAX_XML_ELEMENTS: usize = 10_000;
 
 /// XML as an object: `{root: {child: "text", list: ["a", "b"], …}}` by local names, text and
 /// CDATA as strings (an element with children and text keeps its text under `#text`). Attributes
-/// are left out. `None` when the text is not well-formed, or past [`MAX_DEPTH`] or
-/// [`MAX_XML_ELEMENTS`].
+/// are left out. `None` when the text is not well-formed, nests past half of [`MAX_DEPTH`] (a
+/// repeated element adds a list level) or holds more than [`MAX_XML_ELEMENTS`] elements.
 fn xml(text: &str) -> Option<JsonValue> {
     use quick_xml::{events::Event, Reader};
 
@@ -611,7 +655,8 @@ fn xml(text: &str) -> Option<JsonValue> {
         match event {
             Event::Start(start) | Event::Empty(start) => {
                 elements += 1;
-                if elements > MAX_XML_ELEMENTS || stack.len() >= MAX_DEPTH {
+                // A repeated element becomes a list: two levels of JSON per element at most.
+                if elements > MAX_XML_ELEMENTS || stack.len() >= MAX_DEPTH / 2 {
                     return None;
                 }
                 let name = start.local_name().into_inner().to_owned();

@@ -102,8 +102,7 @@ fn mentions_conversations(value: &JsonValue) -> bool {
         match node {
             JsonValue::Object(object) if depth < MAX_PATH_DEPTH => {
                 for (key, child) in object {
-                    let key = normalize(key);
-                    if CONVERSATIONS.iter().any(|word| key.contains(word)) {
+                    if speaks_of_conversations(&normalize(key)) {
                         return true;
                     }
                     stack.push((child, depth + 1));
@@ -118,6 +117,18 @@ fn mentions_conversations(value: &JsonValue) -> bool {
     false
 }
 
+/// A normalised key that names one or more conversations: a conversation word, plural or with
+/// `id`/`ids` (`channels`, `chat_ids`), after a qualifier (`source_chat`, `target_room_id`), or
+/// before one letter or digit (`room_a`, `thread2`). Not `thread_ts`, `chatbot` or `room_type`.
+fn speaks_of_conversations(key: &str) -> bool {
+    let key = ["ids", "id", "s"]
+        .iter()
+        .find_map(|suffix| key.strip_suffix(suffix).filter(|rest| !rest.is_empty()))
+        .unwrap_or(key);
+    CONVERSATIONS.iter().any(|word| {
+        key.ends_with(word) || key.strip_prefix(word).is_some_and(|rest| rest.len() == 1)
+    })
+}
 /// Whether `value` names `conversation_id` as its conversation without doubt: the leaves with the
 /// best conversation score (a `chat_id`, a `channel`, a `thread.id`, …) all hold it. False when no
 /// key names a conversation, or when another value scores as well: then a step that chose it (the
@@ -229,10 +240,7 @@ fn leaves(value: &JsonValue) -> Vec<Leaf<'_>> {
                 // Reversed onto the stack, so leaves come out in document order.
                 for (child_key, child) in object.iter().rev() {
                     stack.push((
-                        format!(
-                            "{pointer}/{}",
-                            child_key.replace('~', "~0").replace('/', "~1")
-                        ),
+                        format!("{pointer}/{}", crate::decode::escape(child_key)),
                         meaning(&normalize(child_key)),
                         key.clone(),
                         depth + 1,

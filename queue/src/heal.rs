@@ -136,12 +136,19 @@ pub fn heal_traced(
 
     let mut found = Found::default();
     let mut index = 0;
-    while let Some(layer) = layers.get(index, found.decodes_wanted()) {
-        adapt_layer(&candidates, layer, None, &mut found, &mut reasons);
+    while layers.get(index, found.decodes_wanted()).is_some() {
+        adapt_layer(
+            &candidates,
+            layers.found(),
+            index,
+            None,
+            &mut found,
+            &mut reasons,
+        );
         index += 1;
     }
-    if let Some(healed) = found.addressed.take() {
-        return Ok(healed.healed);
+    if let Some(best) = found.addressed.take() {
+        return Ok(best.traced(layers.found()));
     }
     let unaddressed = found.unaddressed.take();
 
@@ -156,7 +163,7 @@ pub fn heal_traced(
             tried.join(", ")
         ));
     }
-    for layer in layers {
+    for (index, layer) in layers.iter().enumerate() {
         if found.decodes_wanted() < layer.decodes {
             break;
         }
@@ -165,7 +172,8 @@ pub fn heal_traced(
                 let renamed = alias(*platform, &layer.value);
                 adapt_layer(
                     &[*platform],
-                    layer,
+                    layers,
+                    index,
                     Some(&renamed),
                     &mut found,
                     &mut reasons,
@@ -173,14 +181,24 @@ pub fn heal_traced(
             }
         }
     }
-    if let Some(healed) = found.addressed {
-        return Ok(healed.healed);
+    if let Some(best) = found.addressed.take() {
+        return Ok(best.traced(layers));
     }
 
-    // A shape no adapter knows: the generic extractor, deepest layer first. It answers only when
-    // every field it fills is unambiguous.
-    for layer in layers.iter().rev().filter(|layer| !layer.value.is_string()) {
-        let Some(extracted) = extract::extract(platform, &layer.value) else {
+    // A shape no adapter knows: the generic extractor, deepest layer first (a list of one read as
+    // its element). It answers only when every field it fills is unambiguous.
+    for (index, layer) in layers.iter().enumerate().rev() {
+        if layer.value.is_string() || found.is_content(layers, index) {
+            continue;
+        }
+        let mut value = &layer.value;
+        while let JsonValue::Array(items) = value {
+            match items.as_slice() {
+                [one] => value = one,
+                _ => break,
+            }
+        }
+        let Some(extracted) = extract::extract(platform, value) else {
             continue;
         };
         match validated(extracted.message) {
@@ -199,11 +217,11 @@ pub fn heal_traced(
     // An event that names no conversation (a status, a record without a message) is the named
     // platform's to send; with no platform named, any object holding a `data` object reads as a
     // Standard Webhook of that kind, so it would be a guess.
-    if let Some(healed) = unaddressed
+    if let Some(best) = unaddressed
         .or(found.unaddressed)
         .filter(|_| platform.is_some())
     {
-        return Ok(healed.healed);
+        return Ok(best.traced(layers));
     }
     if layers.len() >= decode::Budget::LAYERS {
         reasons.push(format!(
@@ -211,31 +229,79 @@ pub fn heal_traced(
             decode::Budget::LAYERS
         ));
     }
-    Err(NotHealed(reasons.join("; ")))
+    Err(NotHealed(clipped_reasons(&reasons)))
 }
 
-/// A message and where it was found: `(decodes, object depth)`, smaller is better.
+/// The most reasons a failure names, and the longest each may be: a hostile payload's long keys
+/// must not make the stored error larger than the payload.
+const MAX_REASONS: usize = 16;
+const REASON_BYTES: usize = 300;
+
+fn clipped_reasons(reasons: &[String]) -> String {
+    let mut kept: Vec<&str> = reasons
+        .iter()
+        .take(MAX_REASONS)
+        .map(|reason| storable::clip(reason, REASON_BYTES))
+        .collect();
+    let more = reasons.len().saturating_sub(MAX_REASONS);
+    let tail = format!("and {more} more");
+    if more > 0 {
+        kept.push(&tail);
+    }
+    kept.join("; ")
+}
+
+/// A message, the layer it was read from, and where: `(decodes, object depth)`, smaller is
+/// better.
 struct Ranked {
     healed: Healed,
+    layer: usize,
     rank: (usize, usize),
 }
 
-/// The best message that names its conversation, and the first that does not.
+impl Ranked {
+    /// The message with the pointer each field came from, into its layer (found once, for the
+    /// winner only); none into XML text.
+    fn traced(mut self, layers: &[Layer]) -> Healed {
+        if let Some(layer) = layers
+            .get(self.layer)
+            .filter(|layer| !layer.value.is_string())
+        {
+            self.healed.sources = extract::locate(&layer.value, &self.healed.message);
+        }
+        self.healed
+    }
+}
+
+/// The best message that names its conversation, the first that does not, and the texts of the
+/// messages the adapters read, by layer.
 #[derive(Default)]
 struct Found {
     addressed: Option<Ranked>,
     unaddressed: Option<Ranked>,
+    texts: Vec<(usize, String)>,
 }
 
 impl Found {
-    fn offer(&mut self, healed: Healed, rank: (usize, usize)) {
-        let slot = if healed.message.conversation_id.is_some() {
+    fn offer(&mut self, ranked: Ranked) {
+        if let Some(text) = ranked.healed.message.text.as_deref() {
+            let text = text.trim();
+            if !text.is_empty()
+                && !self
+                    .texts
+                    .iter()
+                    .any(|(layer, seen)| *layer == ranked.layer && seen == text)
+            {
+                self.texts.push((ranked.layer, text.to_owned()));
+            }
+        }
+        let slot = if ranked.healed.message.conversation_id.is_some() {
             &mut self.addressed
         } else {
             &mut self.unaddressed
         };
-        if slot.as_ref().is_none_or(|best| rank < best.rank) {
-            *slot = Some(Ranked { healed, rank });
+        if slot.as_ref().is_none_or(|best| ranked.rank < best.rank) {
+            *slot = Some(ranked);
         }
     }
 
@@ -245,48 +311,88 @@ impl Found {
             .as_ref()
             .map_or(usize::MAX, |best| best.rank.0)
     }
+
+    /// Whether layer `index` was decoded, at any depth, from the text of a message an adapter
+    /// read: a message's text is what its sender wrote, not a layer of the payload, so a user
+    /// who sends a platform body as text does not choose where the reply goes.
+    fn is_content(&self, layers: &[Layer], index: usize) -> bool {
+        let mut at = index;
+        while let Some(layer) = layers.get(at) {
+            let Some((parent, pointer)) = &layer.source else {
+                match layer.parent {
+                    Some(parent) => {
+                        at = parent;
+                        continue;
+                    }
+                    None => return false,
+                }
+            };
+            let string = layers
+                .get(*parent)
+                .and_then(|parent| parent.value.pointer(pointer))
+                .and_then(JsonValue::as_str)
+                .map(str::trim);
+            if string.is_some_and(|string| {
+                self.texts
+                    .iter()
+                    .any(|(layer, text)| layer == parent && text == string)
+            }) {
+                return true;
+            }
+            at = *parent;
+        }
+        false
+    }
 }
 
 /// The most objects of one layer offered to the adapters.
 const MAX_OBJECTS: usize = 256;
 
-/// The adapters on every object of one layer, nearest its root first (`renamed`: the layer with a
-/// platform's key renaming, when repairing), and the SOAP parser when the layer is XML text.
-/// Messages go to `found`; failures to `reasons` (the first object's only, so the reasons stay
-/// readable).
+/// The adapters on every object of layer `index` of `layers`, nearest its root first
+/// (`renamed`: the layer with a platform's key renaming, when repairing), and the SOAP parser
+/// when the layer is XML text. Messages go to `found`; failures to `reasons` (the root's only, so
+/// the reasons stay readable). A layer decoded from a message's text is not read
+/// ([`Found::is_content`]).
 fn adapt_layer(
     candidates: &[Platform],
-    layer: &Layer,
+    layers: &[Layer],
+    index: usize,
     renamed: Option<&JsonValue>,
     found: &mut Found,
     reasons: &mut Vec<String>,
 ) {
+    let Some(layer) = layers.get(index) else {
+        return;
+    };
+    if found.is_content(layers, index) {
+        return;
+    }
     let healed_by = if renamed.is_some() || layer.repaired {
         HealedBy::Repair
     } else {
         HealedBy::Adapter
     };
+    let steps = storable::clip(&layer.steps.join(", "), REASON_BYTES).to_owned();
     let after = match (renamed.is_some(), layer.steps.is_empty()) {
         (true, true) => " after renaming keys".to_owned(),
-        (true, false) => format!(" after {} and renaming keys", layer.steps.join(", ")),
+        (true, false) => format!(" after {steps} and renaming keys"),
         (false, true) => String::new(),
-        (false, false) => format!(" after {}", layer.steps.join(", ")),
+        (false, false) => format!(" after {steps}"),
     };
-    let healed = |message: CanonicalMessage, at: &str| {
+    let ranked = |message: CanonicalMessage, at: &str, depth: usize| {
         let mut unwrapped = layer.steps.clone();
         if !at.is_empty() {
             unwrapped.push(at.to_owned());
         }
-        Healed {
-            // Pointers into the layer as decoded (not as renamed); none into XML text.
-            sources: if layer.value.is_string() {
-                Vec::new()
-            } else {
-                extract::locate(&layer.value, &message)
+        Ranked {
+            healed: Healed {
+                message,
+                healed_by,
+                unwrapped,
+                sources: Vec::new(),
             },
-            message,
-            healed_by,
-            unwrapped,
+            layer: index,
+            rank: (layer.decodes, depth),
         }
     };
     let value = renamed.unwrap_or(&layer.value);
@@ -297,18 +403,18 @@ fn adapt_layer(
             match salesforce_notification(soap)
                 .and_then(|event| adapt(Platform::Salesforce, &event))
             {
-                Ok(message) => found.offer(healed(message, ""), (layer.decodes, 0)),
+                Ok(message) => found.offer(ranked(message, "", 0)),
                 Err(reason) => reasons.push(format!("salesforce SOAP{after}: {reason}")),
             }
         }
         return;
     }
-    for (pointer, depth, object) in objects(value).into_iter().take(MAX_OBJECTS) {
+    for (pointer, depth, object) in objects(value) {
         for platform in candidates {
             match adapt(*platform, object) {
                 Ok(message) => {
                     let addressed = message.conversation_id.is_some();
-                    found.offer(healed(message, &pointer), (layer.decodes, depth));
+                    found.offer(ranked(message, &pointer, depth));
                     if addressed {
                         // Nothing deeper in this layer can beat it.
                         return;
@@ -350,7 +456,8 @@ fn objects(value: &JsonValue) -> Vec<(String, usize, &JsonValue)> {
             found.push((pointer.clone(), depth, node));
         }
         for (segment, child) in children {
-            if child.is_object() || child.is_array() {
+            // Enough waiting to fill the rest: a list of a million objects is not queued whole.
+            if (child.is_object() || child.is_array()) && found.len() + queue.len() < MAX_OBJECTS {
                 queue.push_back((format!("{pointer}/{segment}"), depth + 1, child));
             }
         }
@@ -447,9 +554,10 @@ fn single_quoted(text: &str) -> Option<JsonValue> {
     serde_json::from_str(&text.replace('\'', "\"")).ok()
 }
 
-/// Recursively renames keys: camelCase to snake_case, then the platform's aliases. An alias never
-/// overwrites a key that is already present under its canonical name. Nothing deeper than
-/// [`MAX_DEPTH`] levels (JSON inside strings included) is kept.
+/// Recursively renames keys: camelCase to snake_case, the platform's prefix dropped, then the
+/// platform's aliases. An alias never overwrites a key that is already present under its
+/// canonical name. Nothing deeper than [`MAX_DEPTH`] levels is kept. Strings are left as they
+/// are: a document inside one is a layer of its own ([`decode`]).
 pub fn alias(platform: Platform, value: &JsonValue) -> JsonValue {
     alias_within(platform, value, 0, true)
 }
@@ -493,18 +601,6 @@ fn alias_within(platform: Platform, value: &JsonValue, depth: usize, table: bool
                 .map(|item| alias_within(platform, item, depth + 1, table))
                 .collect(),
         ),
-        JsonValue::String(text) => {
-            // A nested JSON document sent as a string.
-            let inner = text.trim();
-            if (inner.starts_with('{') && inner.ends_with('}'))
-                || (inner.starts_with('[') && inner.ends_with(']'))
-            {
-                if let Ok(parsed) = serde_json::from_str::<JsonValue>(inner) {
-                    return alias_within(platform, &parsed, depth + 1, table);
-                }
-            }
-            value.clone()
-        }
         _ => value.clone(),
     }
 }
@@ -672,6 +768,42 @@ mod tests {
                 .map(|(_, p)| p.as_str()),
             Some("/message/text")
         );
+    }
+
+    #[test]
+    fn a_message_text_holding_a_platform_body_does_not_choose_the_conversation() {
+        // A Standard Webhook event without a conversation, whose text is another body naming
+        // one: the text is what the sender wrote, not a layer, so it is not read.
+        let inner = json!({"type": "m", "data": {"conversation_id": "c-666", "text": "hi"}});
+        let event =
+            json!({"type": "note.created", "data": {"id": "n1", "text": inner.to_string()}});
+        let healed = heal_traced(Some(Platform::Standard), Some(&event), None).unwrap();
+        assert_eq!(healed.message.conversation_id, None, "{healed:?}");
+        assert_eq!(
+            healed.message.text.as_deref(),
+            Some(inner.to_string().as_str())
+        );
+        // Nor `key: value` lines in the text, which the extractor would read.
+        let lines =
+            json!({"type": "note.created", "data": {"id": "n2", "text": "chat_id: 666\ntext: hi"}});
+        let healed = heal_traced(Some(Platform::Standard), Some(&lines), None).unwrap();
+        assert_eq!(healed.message.conversation_id, None);
+        // A Telegram message whose text is an update for another chat answers its own chat.
+        let update = json!({"update_id": 1, "message": {"chat": {"id": 666}, "text": "x"}});
+        let message = json!({"update_id": 2, "message": {"chat": {"id": 42}, "from": {"id": 42},
+            "text": update.to_string()}});
+        let healed = heal_traced(Some(Platform::Telegram), Some(&message), None).unwrap();
+        assert_eq!(healed.message.conversation_id.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn long_keys_and_wide_lists_are_cut_to_the_budgets() {
+        // A 1 MiB key above 100,000 objects: pointers are cut, the objects offered capped.
+        let key = "k".repeat(1 << 20);
+        let wide = json!({ key: vec![json!({"a": 1}); 100_000] });
+        let error = heal(Some(Platform::Telegram), Some(&wide), None).unwrap_err();
+        assert!(error.0.len() < 8_000, "{} bytes of reasons", error.0.len());
+        assert!(objects(&wide).len() <= MAX_OBJECTS);
     }
 
     #[test]

@@ -116,12 +116,7 @@ impl Config {
             lease: config::secs_or("SENTINEL_LEASE_SECS", d.lease.as_secs())?,
             max_slots: count("SENTINEL_MAX_SEQS", d.max_slots)?,
             heal_slots: optional("SENTINEL_HEAL_SEQS", "a number of slots")?,
-            own_heal_engine: match config::var_or("SENTINEL_HEAL_ENGINE", String::new())?.as_str() {
-                "" => d.own_heal_engine,
-                "own" => true,
-                "shared" => false,
-                other => anyhow::bail!("SENTINEL_HEAL_ENGINE={other:?}: use own or shared"),
-            },
+            own_heal_engine: own_heal_engine_from_env(d.own_heal_engine)?,
             delivery_slots: count("SENTINEL_DELIVERY_SLOTS", d.delivery_slots)?,
             forward_slots: count("SENTINEL_FORWARD_SLOTS", d.forward_slots)?,
             forward_allow: config::var_or("SENTINEL_FORWARD_ALLOW", String::new())?
@@ -157,6 +152,22 @@ impl Config {
                 .map(PathBuf::from),
             database_url: d.database_url,
         })
+    }
+}
+
+/// `SENTINEL_HEAL_ENGINE`: `own` or `shared`; unset, `default`, except with a GPU memory budget
+/// (`SENTINEL_VRAM_BUDGET_MB`), whose plan has no room for a second copy of the weights: there
+/// `shared`, and `own` is refused.
+fn own_heal_engine_from_env(default: bool) -> anyhow::Result<bool> {
+    let budget = !config::var_or("SENTINEL_VRAM_BUDGET_MB", String::new())?.is_empty();
+    match config::var_or("SENTINEL_HEAL_ENGINE", String::new())?.as_str() {
+        "" => Ok(default && !budget),
+        "own" if budget => anyhow::bail!(
+            "SENTINEL_HEAL_ENGINE=own loads a second copy of the weights, which SENTINEL_VRAM_BUDGET_MB does not plan for: use shared"
+        ),
+        "own" => Ok(true),
+        "shared" => Ok(false),
+        other => anyhow::bail!("SENTINEL_HEAL_ENGINE={other:?}: use own or shared"),
     }
 }
 

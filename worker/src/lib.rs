@@ -79,14 +79,17 @@ pub async fn run(mut config: Config, shutdown: watch::Receiver<bool>) -> anyhow:
             ..ModelConfig::admitted(config.model.clone(), config.max_slots, None)
         },
     };
-    // The LLM healing step's slots, on an engine of their own unless SENTINEL_HEAL_ENGINE=shared.
-    let model = ModelConfig {
-        heal_seqs: if config.own_heal_engine {
-            lanes::Sizes::of(&config).llm_heal
-        } else {
-            0
-        },
-        ..model
+    // The LLM healing step's slots, on an engine of their own unless SENTINEL_HEAL_ENGINE=shared;
+    // the replies' engine then runs only the replies' slots.
+    let sizes = lanes::Sizes::of(&config);
+    let model = if config.own_heal_engine && sizes.llm_heal > 0 {
+        ModelConfig {
+            max_seqs: sizes.model,
+            heal_seqs: sizes.llm_heal,
+            ..model
+        }
+    } else {
+        model
     };
     let llm = Llm::load(&model).await?;
     // statement_timeout and lock_timeout on every connection (SENTINEL_DB_*_TIMEOUT_MS).

@@ -467,11 +467,9 @@ pub(crate) fn check_timestamp(
 
 /// A JSON scalar id (number or string) as text. An integral float (`418800213.0`, what a
 /// re-serialising pipeline makes of a big integer) is the integer it holds.
-pub(crate) fn id_text(value: &JsonValue) -> Option<String> {
+pub fn id_text(value: &JsonValue) -> Option<String> {
     match value {
-        JsonValue::String(s) if !s.is_empty() => {
-            Some(exponent_integer(s).unwrap_or_else(|| s.clone()))
-        }
+        JsonValue::String(s) if !s.is_empty() => Some(s.clone()),
         JsonValue::Number(n) if n.is_f64() => Some(
             n.as_f64()
                 .and_then(integral)
@@ -487,19 +485,6 @@ pub(crate) fn id_text(value: &JsonValue) -> Option<String> {
 fn integral(float: f64) -> Option<String> {
     (float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0)
         .then(|| format!("{}", float as i64))
-}
-
-/// An id a pipeline wrote as text in exponent notation (`5.512039477e9`), as its integer.
-fn exponent_integer(text: &str) -> Option<String> {
-    let numeric = text.contains(['e', 'E'])
-        && text.starts_with(|ch: char| ch.is_ascii_digit() || ch == '-')
-        && text
-            .bytes()
-            .all(|byte| byte.is_ascii_digit() || matches!(byte, b'.' | b'e' | b'E' | b'+' | b'-'));
-    numeric
-        .then(|| text.parse::<f64>().ok())
-        .flatten()
-        .and_then(integral)
 }
 
 /// A phone number written with formatting (`+1 (415) 555-0183`, `whatsapp:+14155550183`,

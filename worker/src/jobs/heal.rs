@@ -14,7 +14,7 @@ use sentinel_queue::{
     decode, extract,
     heal::{self, HealedBy},
     kinds,
-    platform::Platform,
+    platform::{self, Platform},
     storable, Job, JobError, JobResult, Retry, Stage,
 };
 use serde_json::{json, Value as JsonValue};
@@ -38,6 +38,8 @@ pub const LLM_PROMPT_BYTES: usize = 1_200;
 /// clipped on screen; the answer takes the leaf's whole value).
 const MAX_SHOWN: usize = 40;
 const SHOWN_VALUE_BYTES: usize = 64;
+/// The most of a prose payload cut into pieces: its pieces past this would not be shown anyway.
+const PROSE_BYTES: usize = 4_096;
 /// The LLM step's token budget: its answer is a list of four line numbers or nulls
 /// (`[3, 5, null, 9]`), about a dozen tokens, and generation ends at the closing bracket. Every
 /// answer token is a step the model shares with the replies generating beside it, so the answer
@@ -223,7 +225,7 @@ pub async fn handle_in(
 
 /// `{message, healed_by, heal_confidence, heal_trace?}` once the message validates against the
 /// canonical schema; a failed attempt naming the violations otherwise. `heal_trace.unwrapped` names
-/// the envelopes taken off the payload (see `sentinel_queue::envelope`).
+/// how the object it was read from was reached (see `sentinel_queue::decode`).
 fn healed_result(healed: &heal::Healed) -> Result<JsonValue, JobError> {
     let message = &healed.message;
     let healed_by = healed.healed_by;
@@ -341,7 +343,6 @@ async fn heal_with_llm(
 fn model_answer(generation: &Generation) -> Result<JsonValue, JobError> {
     serde_json::from_str(&generation.text)
         .ok()
-        .or_else(|| heal::repair(&generation.text))
         .filter(JsonValue::is_array)
         .ok_or_else(|| {
             // Deterministic sampling: a retry would produce the same answer.
@@ -390,15 +391,16 @@ impl Shown {
             .into_iter()
             .filter_map(|(path, value)| {
                 let number = value.is_number();
+                // Numbers as the adapters read them: an integral float is its integer.
                 let text = match value {
                     JsonValue::String(text) => text.trim().to_owned(),
-                    other => other.to_string(),
+                    other => platform::id_text(other).unwrap_or_default(),
                 };
                 (!text.is_empty()).then_some((path, text, number))
             })
             .collect();
         if candidates.is_empty() {
-            candidates = pieces(raw.unwrap_or_default())
+            candidates = pieces(storable::clip(raw.unwrap_or_default(), PROSE_BYTES))
                 .into_iter()
                 .map(|(path, piece)| (path, piece, false))
                 .collect();
@@ -420,8 +422,12 @@ impl Shown {
             }
             // `NN. path: value` and its line break.
             let line = 4 + path.len() + 2 + value.len().min(SHOWN_VALUE_BYTES) + 1;
-            if leaves.len() >= MAX_SHOWN || bytes + line > LLM_PROMPT_BYTES {
+            if leaves.len() >= MAX_SHOWN {
                 break;
+            }
+            // A line that does not fit is left out; shorter ones after it may still fit.
+            if bytes + line > LLM_PROMPT_BYTES {
+                continue;
             }
             bytes += line;
             leaves.push(ShownLeaf {
