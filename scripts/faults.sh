@@ -56,8 +56,6 @@ fail() {
   FAILED=1
 }
 
-sql() { psql "$1" -v ON_ERROR_STOP=1 -Atqc "$2"; }
-
 # start_gateway URL PORT LOG: starts sentinel-api on 127.0.0.1:PORT and waits for /healthz.
 start_gateway() {
   DATABASE_URL="$1" SENTINEL_LISTEN="127.0.0.1:$2" SENTINEL_ADMIN_TOKEN="$ADMIN_TOKEN" \
@@ -65,19 +63,6 @@ start_gateway() {
   GATEWAY_PID=$!
   pids+=("$GATEWAY_PID")
   wait_healthy "$2" "$3"
-}
-
-# wait_drained URL TIMEOUT_SECS: waits until no job is queued or running; prints the seconds.
-wait_drained() {
-  local started=$SECONDS
-  while [ "$(sql "$1" "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")" != 0 ]; do
-    if [ $((SECONDS - started)) -ge "$2" ]; then
-      echo "timeout"
-      return
-    fi
-    sleep 0.2
-  done
-  echo $((SECONDS - started))
 }
 
 # reconcile NAME URL ACKED_FILE DRAINED: compares what the load generator saw with the database

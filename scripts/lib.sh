@@ -233,3 +233,19 @@ scratch_cleanup() {
   stop_private_cluster
   rm -rf "$WORK"
 }
+
+# sql URL QUERY: one value (or rows, `|`-separated) from the database at URL.
+sql() { psql "$1" -v ON_ERROR_STOP=1 -Atqc "$2"; }
+
+# wait_drained URL TIMEOUT_SECS: waits until no job is queued or running; prints the seconds.
+wait_drained() {
+  local started=$SECONDS
+  while [ "$(sql "$1" "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')")" != 0 ]; do
+    if [ $((SECONDS - started)) -ge "$2" ]; then
+      echo "timeout"
+      return
+    fi
+    sleep 0.2
+  done
+  echo $((SECONDS - started))
+}

@@ -2,7 +2,8 @@
 # Runs every test against a real PostgreSQL and the real default model (fetched when missing):
 # formatting, then one release build that also runs clippy and checks the committed sqlx offline
 # data, then the whole workspace's tests (each test gets a database of its own), the process-level
-# fault tests (scripts/faults.sh), the TypeScript client's and the dashboard's tests in a real
+# fault tests (scripts/faults.sh), many gateways and workers through PgBouncer and a failover
+# (scripts/cluster.sh), the TypeScript client's and the dashboard's tests in a real
 # browser (scripts/web.sh), the API contract check (scripts/contract.sh), the Python SDK against a
 # live gateway (scripts/python-sdk.sh) and bounded fuzzing
 # (scripts/fuzz.sh). Everything runs on that one build: the tests build in release mode because
@@ -93,6 +94,11 @@ cargo test --release --workspace --locked --no-fail-fast "$@"
 # docs/RELIABILITY.md has the 30 s runs.
 phase "Fault tests: real binaries, killed and restarted"
 SENTINEL_FAULT_SECS="${SENTINEL_FAULT_SECS:-10}" bash "$ROOT/scripts/faults.sh" all
+
+# Many processes on one Postgres: two gateways and two workers through PgBouncer in transaction
+# mode, then a primary killed under load and its synchronous standby promoted (15 s of load each).
+phase "Many processes: two gateways and two workers through PgBouncer; failover to a standby"
+SENTINEL_CLUSTER_SECS="${SENTINEL_CLUSTER_SECS:-15}" bash "$ROOT/scripts/cluster.sh" all
 
 phase "TypeScript client and dashboard: generated-client check, client tests, browser tests"
 bash "$ROOT/scripts/web.sh"

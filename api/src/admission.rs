@@ -3,12 +3,15 @@
 //! change), and a cap on the tenant's queued jobs. Apart from that, every authenticated request
 //! spends one token of the tenant's request budget ([`RequestBudget`]) and holds one of the
 //! tenant's places in flight ([`InFlight`]) while it runs, so no tenant's reads or worker API calls
-//! can crowd out another's.
+//! can crowd out another's. The rate limits are shared by all gateways ([`crate::limits`]); the
+//! places in flight are this gateway's (they protect its own pools).
 //!
 //! The queued counts come from a background task ([`refresh_counts`]), never from a query per
 //! request: a count per tenant every [`COUNT_INTERVAL`], read from the partial index of queued
-//! jobs, plus what this gateway admitted since. The same task keeps the `sentinel_jobs` gauges,
-//! so a `/metrics` scrape reads no table.
+//! jobs, plus what this gateway admitted since. Other gateways' admissions show at the next count,
+//! so with N gateways a tenant can pass its cap by what the others admit within one interval: at
+//! most its burst plus 2 s of its rate, since the rate limit is shared. The same task keeps the
+//! `sentinel_jobs` gauges, so a `/metrics` scrape reads no table.
 
 use std::{
     collections::HashMap,
@@ -17,14 +20,18 @@ use std::{
     time::Duration,
 };
 
-use governor::clock::{Clock, DefaultClock};
 use poem::http::StatusCode;
 use sentinel_queue::tables::jobs;
 use sqlx::PgPool;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use crate::{directory::TenantRecord, error::ApiError, metrics::Metrics};
+use crate::{
+    directory::TenantRecord,
+    error::ApiError,
+    limits::{Bucket, Denied},
+    metrics::Metrics,
+};
 
 /// How often the queued counts are read again.
 pub const COUNT_INTERVAL: Duration = Duration::from_secs(2);
@@ -48,18 +55,17 @@ impl Default for RequestBudget {
 }
 
 /// Spends one token of the tenant's request budget, or refuses the request (429 `rate_limited`).
-pub fn spend_request(tenant: &TenantRecord) -> Result<(), ApiError> {
-    tenant.requests.check().map_err(|not_until| {
-        let secs = not_until
-            .wait_time_from(DefaultClock::default().now())
-            .as_secs_f64()
-            .ceil() as u64;
-        ApiError::too_many(
-            "rate_limited",
-            "the tenant is over its API request rate (SENTINEL_TENANT_REQUESTS_PER_SEC)",
-            secs,
-        )
-    })
+pub async fn spend_request(tenant: &TenantRecord) -> Result<(), ApiError> {
+    spend_from(&tenant.requests, NonZeroU32::MIN)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::RateLimited { retry_after_secs } => ApiError::too_many(
+                "rate_limited",
+                "the tenant is over its API request rate (SENTINEL_TENANT_REQUESTS_PER_SEC)",
+                retry_after_secs,
+            ),
+            other => other.into(),
+        })
 }
 
 /// How long a request waits for one of its tenant's places in flight.
@@ -114,6 +120,8 @@ pub enum Refusal {
     OverBurst { events: usize, burst: u32 },
     /// Over the rate limit; retry after the given seconds (429).
     RateLimited { retry_after_secs: u64 },
+    /// The shared rate limit could not be leased: the database did not answer (503).
+    Unavailable,
     /// The tenant's queue is at its cap (429).
     QueueFull { queued: i64, cap: i64 },
 }
@@ -125,6 +133,7 @@ impl Refusal {
             Refusal::RateLimited { .. } | Refusal::QueueFull { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
+            Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -133,6 +142,7 @@ impl Refusal {
             Refusal::OverBurst { .. } => "too_many_events",
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::QueueFull { .. } => "queue_full",
+            Refusal::Unavailable => "database_unavailable",
         }
     }
 
@@ -142,6 +152,9 @@ impl Refusal {
                 "the request carries {events} events, more than the tenant's burst of {burst}: each event spends one rate-limit token"
             ),
             Refusal::RateLimited { .. } => "the tenant is over its rate limit".into(),
+            Refusal::Unavailable => {
+                "the database is unreachable or saturated; retry shortly".into()
+            }
             Refusal::QueueFull { queued, cap } => format!(
                 "the tenant has {queued} jobs queued, at its cap of {cap}; retry once workers catch up"
             ),
@@ -152,6 +165,7 @@ impl Refusal {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Refusal::OverBurst { .. } => None,
+            Refusal::Unavailable => Some(1),
             Refusal::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             Refusal::QueueFull { .. } => Some(COUNT_INTERVAL.as_secs().max(1)),
         }
@@ -160,6 +174,9 @@ impl Refusal {
 
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
+        if refusal == Refusal::Unavailable {
+            return ApiError::unavailable(refusal.message());
+        }
         match refusal.retry_after_secs() {
             Some(secs) => ApiError::too_many(refusal.code(), refusal.message(), secs),
             None => ApiError::payload_too_large(refusal.code(), refusal.message()),
@@ -197,7 +214,11 @@ impl QueueCounts {
 
 /// Admits `events` new jobs for `tenant`: the queue cap first (a refusal spends no token), then one
 /// rate-limit token per event. What is admitted counts against the cap at once.
-pub fn admit(counts: &QueueCounts, tenant: &TenantRecord, events: usize) -> Result<(), Refusal> {
+pub async fn admit(
+    counts: &QueueCounts,
+    tenant: &TenantRecord,
+    events: usize,
+) -> Result<(), Refusal> {
     let Some(n) = NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)) else {
         return Ok(());
     };
@@ -208,26 +229,32 @@ pub fn admit(counts: &QueueCounts, tenant: &TenantRecord, events: usize) -> Resu
             cap: tenant.max_queued_jobs,
         });
     }
-    spend(tenant, n)?;
+    spend(tenant, n).await?;
     counts.add(tenant.id, i64::from(n.get()));
     Ok(())
 }
 
 /// Spends `n` of the tenant's rate-limit tokens (for requests that queue nothing, such as source
 /// changes).
-pub fn spend(tenant: &TenantRecord, n: NonZeroU32) -> Result<(), Refusal> {
-    match tenant.limiter.check_n(n) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(not_until)) => Err(Refusal::RateLimited {
-            retry_after_secs: not_until
-                .wait_time_from(DefaultClock::default().now())
-                .as_secs_f64()
-                .ceil() as u64,
+pub async fn spend(tenant: &TenantRecord, n: NonZeroU32) -> Result<(), Refusal> {
+    spend_from(&tenant.limiter, n).await
+}
+
+/// Spends `n` tokens of `bucket`, as a [`Refusal`] when it cannot.
+pub async fn spend_from(bucket: &Bucket, n: NonZeroU32) -> Result<(), Refusal> {
+    match bucket.take(n.get()).await {
+        Ok(()) => Ok(()),
+        Err(Denied::Wait(wait)) => Err(Refusal::RateLimited {
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
         }),
-        Err(_insufficient) => Err(Refusal::OverBurst {
-            events: n.get() as usize,
-            burst: tenant.burst.get(),
+        Err(Denied::OverBurst { asked, burst }) => Err(Refusal::OverBurst {
+            events: asked as usize,
+            burst,
         }),
+        Err(Denied::Unavailable(error)) => {
+            tracing::warn!(%error, "could not lease a shared rate limit");
+            Err(Refusal::Unavailable)
+        }
     }
 }
 

@@ -71,7 +71,7 @@ fn state(req: &Request) -> poem::Result<&Arc<AppState>> {
 async fn check_tenant(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     let state = state(req)?;
     let mut principal = state.authenticate(&bearer.token).await?;
-    admission::spend_request(&principal.tenant)?;
+    admission::spend_request(&principal.tenant).await?;
     principal.in_flight = Some(Arc::new(
         state.in_flight.enter(principal.tenant_id()).await?,
     ));

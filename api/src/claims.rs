@@ -27,7 +27,7 @@ use sentinel_queue::{Notice, Notices};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, limits::SlotGuard};
 
 type Key = (Uuid, String);
 
@@ -79,8 +79,11 @@ impl Dispatcher {
 
     /// Lists a claim of `tenant_id` as waiting on `kinds`, or refuses it (429 `too_many_polls`)
     /// when the tenant, or the gateway, already has as many waiting as its cap.
+    /// `place` is the tenant's place among its waiting claims on all gateways, held as long as
+    /// the registration.
     pub fn register(
         self: &Arc<Self>,
+        place: Option<SlotGuard>,
         tenant_id: Uuid,
         kinds: &[String],
     ) -> Result<Registration, ApiError> {
@@ -118,6 +121,7 @@ impl Dispatcher {
         *waiting.per_tenant.entry(tenant_id).or_insert(0) += 1;
         waiting.total += 1;
         Ok(Registration {
+            _place: place,
             dispatcher: self.clone(),
             bell,
             keys,
@@ -202,6 +206,8 @@ fn parse_key(payload: &str) -> Option<(Uuid, &str)> {
 
 /// A waiting claim's place in the [`Dispatcher`]; it leaves every line when dropped.
 pub struct Registration {
+    /// The tenant's place among its waiting claims on all gateways.
+    _place: Option<SlotGuard>,
     dispatcher: Arc<Dispatcher>,
     bell: Arc<Bell>,
     keys: Vec<Key>,
@@ -271,9 +277,9 @@ mod tests {
         let dispatcher = Dispatcher::new(limits(10, 10));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let kinds = vec!["email.send".to_owned()];
-        let a1 = dispatcher.register(a, &kinds).unwrap();
-        let a2 = dispatcher.register(a, &kinds).unwrap();
-        let b1 = dispatcher.register(b, &kinds).unwrap();
+        let a1 = dispatcher.register(None, a, &kinds).unwrap();
+        let a2 = dispatcher.register(None, a, &kinds).unwrap();
+        let b1 = dispatcher.register(None, b, &kinds).unwrap();
         dispatcher.notify_key(a, "email.send");
         let short = Duration::from_millis(20);
         let woke = [
@@ -299,8 +305,8 @@ mod tests {
         let dispatcher = Dispatcher::new(limits(10, 10));
         let tenant = Uuid::new_v4();
         let kinds = vec!["k".to_owned()];
-        let first = dispatcher.register(tenant, &kinds).unwrap();
-        let second = dispatcher.register(tenant, &kinds).unwrap();
+        let first = dispatcher.register(None, tenant, &kinds).unwrap();
+        let second = dispatcher.register(None, tenant, &kinds).unwrap();
         dispatcher.notify_key(tenant, "k");
         assert!(first.wait(Duration::from_millis(20)).await);
         first.pass_on();
@@ -312,18 +318,18 @@ mod tests {
         let dispatcher = Dispatcher::new(limits(2, 3));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let kinds = vec!["k".to_owned()];
-        let a1 = dispatcher.register(a, &kinds).unwrap();
-        let _a2 = dispatcher.register(a, &kinds).unwrap();
-        let refused = dispatcher.register(a, &kinds).err().unwrap();
+        let a1 = dispatcher.register(None, a, &kinds).unwrap();
+        let _a2 = dispatcher.register(None, a, &kinds).unwrap();
+        let refused = dispatcher.register(None, a, &kinds).err().unwrap();
         assert_eq!(refused.status(), poem::http::StatusCode::TOO_MANY_REQUESTS);
-        let _b1 = dispatcher.register(b, &kinds).unwrap();
+        let _b1 = dispatcher.register(None, b, &kinds).unwrap();
         assert!(
-            dispatcher.register(b, &kinds).is_err(),
+            dispatcher.register(None, b, &kinds).is_err(),
             "the gateway's total cap"
         );
         drop(a1);
         assert_eq!(dispatcher.waiting(), 2);
-        assert!(dispatcher.register(b, &kinds).is_ok());
+        assert!(dispatcher.register(None, b, &kinds).is_ok());
     }
 
     #[test]

@@ -6,7 +6,6 @@
 use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::future::Cache;
 use sentinel_queue::{
     platform::{Accepted, Platform, Rejected, Verifier},
@@ -16,7 +15,11 @@ use serde_json::Value as JsonValue;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{admission::RequestBudget, error::ApiError};
+use crate::{
+    admission::RequestBudget,
+    error::ApiError,
+    limits::{Bucket, Budget, Limits},
+};
 
 // The NOTIFY channel that tells gateways to drop their caches; the queue crate names it.
 pub use sentinel_queue::CONFIG_CHANNEL;
@@ -28,13 +31,13 @@ pub struct TenantRecord {
     pub id: Uuid,
     pub name: String,
     pub active: bool,
-    /// GCRA limiter sized by the tenant's `rate_limit_per_sec` and `burst`: what the tenant's
-    /// events (webhooks, submissions, replays, progress, configuration changes) spend. It
-    /// outlives this record: see [`Directory`]'s `limiters`.
-    pub limiter: Arc<DefaultDirectRateLimiter>,
+    /// The tenant's shared bucket sized by its `rate_limit_per_sec` and `burst`: what the
+    /// tenant's events (webhooks, submissions, replays, progress, configuration changes) spend,
+    /// across all gateways. It outlives this record (see [`Limits`]).
+    pub limiter: Arc<Bucket>,
     /// The tenant's API requests budget (every authenticated call spends one token), sized by the
-    /// gateway's [`RequestBudget`].
-    pub requests: Arc<DefaultDirectRateLimiter>,
+    /// gateway's [`RequestBudget`], shared by all gateways.
+    pub requests: Arc<Bucket>,
     /// The tenant's burst: the most tokens one request can spend.
     pub burst: NonZeroU32,
     /// The most jobs the tenant may have queued.
@@ -113,26 +116,18 @@ pub struct Directory {
     tenants: Cache<Uuid, Option<TenantRow>>,
     keys: Cache<String, Option<Arc<KeyRecord>>>,
     sources: Cache<Uuid, Option<Arc<SourceRecord>>>,
-    /// Rate limiters by tenant and quota. They are kept apart from the records and never dropped
-    /// on a configuration change, so creating or deleting a source (which invalidates every
-    /// cache) refills no one's limit; a changed quota gets a fresh limiter. An idle limiter is full
-    /// again long before it expires.
-    limiters: moka::sync::Cache<(Uuid, Budget, u32, u32), Arc<DefaultDirectRateLimiter>>,
+    /// The shared rate limits. Buckets are kept apart from the records and never dropped on a
+    /// configuration change, so creating or deleting a source (which invalidates every cache)
+    /// refills no one's limit.
+    limits: Arc<Limits>,
     requests: (NonZeroU32, NonZeroU32),
-    /// Database lookups for keys, tenants and sources that are not cached: random source ids and
-    /// key prefixes cannot turn into unbounded database reads.
-    lookups: Arc<DefaultDirectRateLimiter>,
-}
-
-/// Which of a tenant's budgets a limiter is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Budget {
-    Events,
-    Requests,
+    /// Database lookups for keys, tenants and sources that are not cached, across all gateways:
+    /// random source ids and key prefixes cannot turn into unbounded database reads.
+    lookups: Arc<Bucket>,
 }
 
 /// Uncached directory lookups the database serves per second by default (twice that in a burst),
-/// across all callers (`SENTINEL_DIRECTORY_LOOKUPS_PER_SEC`); beyond them a lookup answers 503
+/// across all callers and gateways (`SENTINEL_DIRECTORY_LOOKUPS_PER_SEC`); beyond them a lookup answers 503
 /// with `Retry-After`.
 pub const DEFAULT_LOOKUPS_PER_SEC: u32 = 2_000;
 
@@ -157,9 +152,13 @@ fn from_cache_error(error: Arc<sqlx::Error>) -> ApiError {
 }
 
 impl Directory {
-    pub fn new(pool: PgPool, lookups_per_sec: u32, requests: RequestBudget) -> Self {
-        let per_sec = NonZeroU32::new(lookups_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = per_sec.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+    pub fn new(
+        pool: PgPool,
+        limits: Arc<Limits>,
+        lookups_per_sec: u32,
+        requests: RequestBudget,
+    ) -> Self {
+        let per_sec = lookups_per_sec.max(1);
         let positive = |n: usize| {
             NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
         };
@@ -169,34 +168,23 @@ impl Directory {
             tenants: cache(),
             keys: cache(),
             sources: cache(),
-            limiters: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(3_600))
-                .build(),
-            lookups: Arc::new(RateLimiter::direct(
-                Quota::per_second(per_sec).allow_burst(burst),
-            )),
+            lookups: limits.bucket(
+                Uuid::nil(),
+                Budget::DirectoryLookups,
+                per_sec,
+                per_sec.saturating_mul(2),
+            ),
+            limits,
         }
     }
 
     /// Spends one of the uncached-lookup tokens, or refuses the lookup.
-    fn budget_lookup(lookups: &DefaultDirectRateLimiter) -> Result<(), sqlx::Error> {
-        lookups.check().map_err(|_| sqlx::Error::PoolTimedOut)
-    }
-
-    fn limiter(
-        &self,
-        tenant_id: Uuid,
-        budget: Budget,
-        per_sec: NonZeroU32,
-        burst: NonZeroU32,
-    ) -> Arc<DefaultDirectRateLimiter> {
-        self.limiters
-            .get_with((tenant_id, budget, per_sec.get(), burst.get()), || {
-                Arc::new(RateLimiter::direct(
-                    Quota::per_second(per_sec).allow_burst(burst),
-                ))
-            })
+    async fn budget_lookup(lookups: &Bucket) -> Result<(), sqlx::Error> {
+        match lookups.take(1).await {
+            Ok(()) => Ok(()),
+            Err(crate::limits::Denied::Unavailable(error)) => Err(error),
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
     }
 
     pub fn invalidate_all(&self) {
@@ -223,7 +211,7 @@ impl Directory {
         let row = self
             .tenants
             .try_get_with(id, async move {
-                Self::budget_lookup(&lookups)?;
+                Self::budget_lookup(&lookups).await?;
                 let row = tenants::limits(&pool, id).await?;
                 Ok::<_, sqlx::Error>(row.map(|row| {
                     let per_sec = NonZeroU32::new(row.rate_limit_per_sec.max(1) as u32)
@@ -245,8 +233,18 @@ impl Directory {
         Ok(row.map(|row| {
             Arc::new(TenantRecord {
                 id: row.id,
-                limiter: self.limiter(row.id, Budget::Events, row.per_sec, row.burst),
-                requests: self.limiter(row.id, Budget::Requests, self.requests.0, self.requests.1),
+                limiter: self.limits.bucket(
+                    row.id,
+                    Budget::Events,
+                    row.per_sec.get(),
+                    row.burst.get(),
+                ),
+                requests: self.limits.bucket(
+                    row.id,
+                    Budget::Requests,
+                    self.requests.0.get(),
+                    self.requests.1.get(),
+                ),
                 name: row.name,
                 active: row.active,
                 burst: row.burst,
@@ -261,7 +259,7 @@ impl Directory {
         let lookups = self.lookups.clone();
         self.keys
             .try_get_with(owned.clone(), async move {
-                Self::budget_lookup(&lookups)?;
+                Self::budget_lookup(&lookups).await?;
                 let row = api_keys::active(&pool, &owned).await?;
                 Ok::<_, sqlx::Error>(row.map(|row| {
                     Arc::new(KeyRecord {
@@ -279,7 +277,7 @@ impl Directory {
         let lookups = self.lookups.clone();
         self.sources
             .try_get_with(id, async move {
-                Self::budget_lookup(&lookups)?;
+                Self::budget_lookup(&lookups).await?;
                 let row = sources::for_ingress(&pool, id).await?;
                 Ok::<_, sqlx::Error>(row.and_then(|row| {
                     let platform: Platform = row.platform.parse().ok()?;
@@ -311,7 +309,12 @@ mod tests {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy("postgres://nobody@127.0.0.1:1/none")
             .unwrap();
-        Directory::new(pool, 10, RequestBudget::default())
+        Directory::new(
+            pool.clone(),
+            Limits::new(pool),
+            10,
+            RequestBudget::default(),
+        )
     }
 
     #[tokio::test]

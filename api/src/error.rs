@@ -142,6 +142,15 @@ impl From<sqlx::Error> for ApiError {
                 tracing::warn!(%error, "a statement ran past its statement or lock timeout");
                 ApiError::unavailable("the database is busy; retry shortly")
             }
+            // The server or the pooler in front of it went away, is starting, shutting down, full,
+            // or is a standby now (a failover in progress): all pass with a retry.
+            (error, Some(code))
+                if code.starts_with("08")
+                    || matches!(code, "53300" | "57P01" | "57P02" | "57P03" | "25006") =>
+            {
+                tracing::warn!(%error, "database unavailable");
+                ApiError::unavailable("the database is unreachable or saturated; retry shortly")
+            }
             (
                 error @ (sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed),
                 _,

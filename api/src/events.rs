@@ -59,6 +59,7 @@ use crate::{
     auth::{Principal, TenantAuth},
     error::ApiError,
     hub::{StoredEvent, INLINE_DATA_BYTES},
+    limits::{Slot, SlotGuard},
     server::ConnectionControl,
     ApiTags, AppState,
 };
@@ -333,6 +334,7 @@ impl Subscribers {
     /// Takes a slot for `tenant_id`, or refuses with 429 `too_many_streams`.
     fn open(
         self: &Arc<Self>,
+        place: SlotGuard,
         tenant_id: Uuid,
         per_tenant: usize,
         total: usize,
@@ -355,6 +357,7 @@ impl Subscribers {
         *open.entry(tenant_id).or_insert(0) += 1;
         gauge.inc();
         Ok(SubscriberGuard {
+            _place: place,
             subscribers: self.clone(),
             tenant_id,
             gauge,
@@ -385,7 +388,25 @@ impl EventsApi {
             ..auth.0.clone()
         };
         let state = Arc::clone(&state);
+        // The tenant's cap holds across all gateways; this gateway's total is its own.
+        let place = state
+            .limits
+            .slot(
+                filter.tenant_id,
+                Slot::Streams,
+                state.config.sse_max_per_tenant,
+            )
+            .await
+            .map_err(|denied| {
+                denied.into_api_error(
+                    "too_many_streams",
+                    "open event streams",
+                    "SENTINEL_SSE_MAX_PER_TENANT",
+                    5,
+                )
+            })?;
         let guard = state.subscribers.open(
+            place,
             filter.tenant_id,
             state.config.sse_max_per_tenant,
             state.config.sse_max_total,
@@ -701,6 +722,8 @@ impl Feed {
 
 /// An open stream's slot; given back when the stream ends.
 struct SubscriberGuard {
+    /// The tenant's place among its streams on all gateways.
+    _place: SlotGuard,
     subscribers: Arc<Subscribers>,
     tenant_id: Uuid,
     gauge: prometheus::IntGauge,

@@ -399,7 +399,7 @@ async fn admit(
             ),
         ));
     }
-    if let Err(refusal) = admission::admit(&state.queue_counts, &tenant, events.len()) {
+    if let Err(refusal) = admission::admit(&state.queue_counts, &tenant, events.len()).await {
         let mut response = answer(refusal.status(), refusal.code(), &refusal.message());
         if let Some(secs) = refusal.retry_after_secs() {
             response = with_retry_after(response, secs);
@@ -408,6 +408,7 @@ async fn admit(
             Refusal::OverBurst { .. } => "too_many_events",
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::QueueFull { .. } => "queue_full",
+            Refusal::Unavailable => "unavailable",
         };
         return Err(Stop(outcome, response));
     }

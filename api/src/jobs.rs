@@ -398,7 +398,7 @@ impl JobsApi {
     ) -> Result<JobCreated, ApiError> {
         kinds::validate_api_input(&body.kind, &body.input)
             .map_err(|message| ApiError::unprocessable("invalid_job", message))?;
-        admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
+        admission::admit(&state.queue_counts, &auth.0.tenant, 1).await?;
         let mut job = NewJob::new(auth.0.tenant_id(), body.kind.clone(), body.input.clone());
         job.priority = body.priority.unwrap_or(0);
         job.max_attempts = body.max_attempts.unwrap_or(NewJob::DEFAULT_MAX_ATTEMPTS);
@@ -636,7 +636,7 @@ impl JobsApi {
         state: Data<&Arc<AppState>>,
         id: Path<i64>,
     ) -> Result<ReplayAccepted, ApiError> {
-        admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
+        admission::admit(&state.queue_counts, &auth.0.tenant, 1).await?;
         let new_id = replay(&state.pool, auth.0.tenant_id(), id.0)
             .await?
             .ok_or_else(|| ApiError::not_found("job_not_found", format!("no job {}", id.0)))?;
@@ -697,7 +697,9 @@ impl JobsApi {
         } else {
             // The tokens are spent for exactly the jobs replayed, in the transaction that replays
             // them: a refusal replays nothing and spends nothing.
-            if let Err(refusal) = admission::admit(&state.queue_counts, &auth.0.tenant, ids.len()) {
+            if let Err(refusal) =
+                admission::admit(&state.queue_counts, &auth.0.tenant, ids.len()).await
+            {
                 tx.rollback().await?;
                 return Err(refusal.into());
             }
@@ -735,7 +737,7 @@ impl JobsApi {
         state: Data<&Arc<AppState>>,
         id: Path<i64>,
     ) -> Result<ReplayAccepted, ApiError> {
-        admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
+        admission::admit(&state.queue_counts, &auth.0.tenant, 1).await?;
         let mut tx = state.pool.begin().await?;
         // The job's row, locked: two approvals at once make one reply.
         let job = tables::jobs::lock_for_reply_approval(&mut *tx, id.0, auth.0.tenant_id())

@@ -12,6 +12,7 @@ pub mod events;
 pub mod hub;
 pub mod ingress;
 pub mod jobs;
+pub mod limits;
 pub mod metrics;
 pub mod ops;
 pub mod server;
@@ -44,6 +45,7 @@ use crate::{
     directory::{Directory, CONFIG_CHANNEL},
     error::{code_for_status, error_response},
     hub::Hub,
+    limits::Limits,
     metrics::Metrics,
     server::{BodyError, HttpLimits},
 };
@@ -165,12 +167,12 @@ impl std::fmt::Debug for Config {
 /// size, so none of the three can starve another; the schema migrated first when the config asks.
 async fn open_pools(
     config: &Config,
-    options: &sqlx::postgres::PgConnectOptions,
+    connections: &db::Connections,
 ) -> anyhow::Result<(PgPool, PgPool, PgPool)> {
-    let pool_of = |size: u32| db::pool(options.clone(), size, config.db_acquire_timeout);
+    let pool_of = |size: u32| connections.pool(size, config.db_acquire_timeout);
     let pool = pool_of(config.db_max_connections);
     if config.auto_migrate {
-        db::migrate(&pool).await?;
+        db::migrate_on(&connections.direct).await?;
     }
     Ok((
         pool,
@@ -572,6 +574,8 @@ pub struct AppState {
     pub in_flight: admission::InFlight,
     /// Open event streams, for their caps.
     pub subscribers: Arc<events::Subscribers>,
+    /// The tenants' limits shared with every other gateway.
+    pub limits: Arc<Limits>,
     /// The LISTEN connection's fan-out (the worker API's long-polling claims wait on it).
     pub listener: Listener,
     pub shutdown: watch::Receiver<bool>,
@@ -655,9 +659,11 @@ fn dashboard(dir: &Path) -> poem::endpoint::BoxEndpoint<'static> {
 
 impl Gateway {
     /// Connects, migrates if asked, and starts the background tasks.
+    /// `DATABASE_URL`, or a pooler in front of it (`SENTINEL_DB_POOLER`, with LISTEN on
+    /// `SENTINEL_DATABASE_DIRECT_URL`; see [`db::Connections::from_env`]).
     pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<Gateway> {
-        let options = db::connect_options(&config.database_url)?;
-        Self::start_with(config, options, shutdown).await
+        let connections = db::Connections::from_env(&config.database_url, config.db_timeouts)?;
+        Self::start_connected(config, connections, shutdown).await
     }
 
     /// Like [`Gateway::start`], with the connection options given (tests point them elsewhere).
@@ -667,9 +673,20 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Gateway> {
         let options = config.db_timeouts.apply(options);
-        let (pool, ingest_pool, claim_pool) = open_pools(&config, &options).await?;
-        let (listener, listen_task) = Listener::spawn(
-            options,
+        Self::start_connected(config, db::Connections::direct(options), shutdown).await
+    }
+
+    /// Like [`Gateway::start`], with the connections given.
+    pub async fn start_connected(
+        config: Config,
+        mut connections: db::Connections,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Gateway> {
+        connections.locate_primary().await;
+        let (pool, ingest_pool, claim_pool) = open_pools(&config, &connections).await?;
+        let failover = connections.spawn_failover(shutdown.clone());
+        let (listener, listen_task) = Listener::spawn_on(
+            connections.listen_pool(),
             &[
                 EVENTS_CHANNEL,
                 CONFIG_CHANNEL,
@@ -693,8 +710,11 @@ impl Gateway {
         .context("reading the event log (is the database up and migrated?)")?;
         db::check_schema(&pool).await?;
         let (ingestor, ingest_task) = Ingestor::spawn(ingest_pool.clone(), config.ingestor.clone());
+        let limits = Limits::new(ingest_pool.clone());
+        let leases = tokio::spawn(limits.clone().run(shutdown.clone()));
         let directory = Directory::new(
             ingest_pool.clone(),
+            limits.clone(),
             config.directory_lookups_per_sec,
             config.tenant_requests,
         );
@@ -743,6 +763,7 @@ impl Gateway {
             queue_counts,
             in_flight: admission::InFlight::new(config_in_flight),
             subscribers: Arc::default(),
+            limits,
             shutdown,
         });
         Ok(Gateway {
@@ -754,7 +775,11 @@ impl Gateway {
                 rescuer,
                 dispatcher,
                 starter,
-            ],
+                leases,
+            ]
+            .into_iter()
+            .chain(failover)
+            .collect(),
             ingest_task,
         })
     }

@@ -610,7 +610,7 @@ impl SourcesApi {
         state: Data<&Arc<AppState>>,
         body: Json<CreateSource>,
     ) -> Result<CreatedSource, ApiError> {
-        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN).await?;
         let platform: Platform = body.platform.into();
         check_texts(&[
             ("name", body.name.as_deref()),
@@ -712,7 +712,7 @@ impl SourcesApi {
         id: Path<Uuid>,
         body: Json<UpdateSource>,
     ) -> Result<Json<Source>, ApiError> {
-        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN).await?;
         let tenant_id = auth.0.tenant_id();
         let current = sources::platform_and_agent(&state.pool, id.0, tenant_id)
             .await?
@@ -811,7 +811,7 @@ impl SourcesApi {
                 ),
             ));
         }
-        admission::admit(&state.queue_counts, &auth.0.tenant, 1)?;
+        admission::admit(&state.queue_counts, &auth.0.tenant, 1).await?;
         let job = reply_deliver::job(
             tenant_id,
             id.0,
@@ -835,7 +835,7 @@ impl SourcesApi {
         state: Data<&Arc<AppState>>,
         id: Path<Uuid>,
     ) -> Result<Deleted, ApiError> {
-        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN).await?;
         if !sources::delete(&state.pool, id.0, auth.0.tenant_id()).await? {
             return Err(ApiError::not_found(
                 "source_not_found",

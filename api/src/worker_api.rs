@@ -41,6 +41,7 @@ use crate::{
     auth::{Principal, TenantAuth},
     claims::Registration,
     error::ApiError,
+    limits::Slot,
     ApiTags, AppState,
 };
 
@@ -414,7 +415,28 @@ async fn claim_or_wait(
     let waiting = if wait.is_zero() {
         None
     } else {
-        Some(state.claims.register(claim.tenant_id, claim.kinds)?)
+        // The tenant's cap holds across all gateways; this gateway's total is its own.
+        let place = state
+            .limits
+            .slot(
+                claim.tenant_id,
+                Slot::Polls,
+                state.config.claim_polls.per_tenant,
+            )
+            .await
+            .map_err(|denied| {
+                denied.into_api_error(
+                    "too_many_polls",
+                    "claims waiting",
+                    "SENTINEL_CLAIM_MAX_POLLS_PER_TENANT",
+                    1,
+                )
+            })?;
+        Some(
+            state
+                .claims
+                .register(Some(place), claim.tenant_id, claim.kinds)?,
+        )
     };
     loop {
         state.claims.record_claim();
@@ -620,7 +642,7 @@ impl WorkerApi {
         check_size("progress", &body.progress, MAX_PROGRESS_BYTES)?;
         check_depth("progress", &body.progress)?;
         // Each report is an event row and a notification every gateway reads: an event token.
-        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN).await?;
         let held = held(&state, auth.0.tenant_id(), id.0, &body.lease).await?;
         let data = serde_json::json!({ "progress": body.progress });
         if sentinel_queue::progress(&state.pool, &held.lease, data).await? {
@@ -797,7 +819,7 @@ impl WorkerApi {
         };
         let tenant_id = auth.0.tenant_id();
         // A change of controls is a configuration change: an event token, as a source change is.
-        admission::spend(&auth.0.tenant, NonZeroU32::MIN)?;
+        admission::spend(&auth.0.tenant, NonZeroU32::MIN).await?;
         if tenant_kinds::set_controls(&state.pool, tenant_id, &kind.0, change)
             .await?
             .is_none()

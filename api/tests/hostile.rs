@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, ADMIN_TOKEN};
+use common::{telegram_headers, TestApp, ADMIN_TOKEN, TG_TOKEN};
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use sentinel_api::{server::HttpLimits, Config};
@@ -21,15 +21,6 @@ use sqlx::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
-
-const TG_TOKEN: &str = "tg-token-0123456789";
-
-fn telegram_headers() -> [(&'static str, String); 2] {
-    [
-        ("x-telegram-bot-api-secret-token", TG_TOKEN.to_owned()),
-        ("content-type", "application/json".to_owned()),
-    ]
-}
 
 fn large_bodies() -> Config {
     Config {

@@ -5,7 +5,14 @@
 //!                        [--payload text|noreply] [--record FILE] [--timeline true] [--timeout-ms 10000]
 //! sentinel-loadgen hold --url http://127.0.0.1:8080 --admin-token T --pid PID [--idle 10000] [--sse 1000]
 //! sentinel-loadgen neighbours --url http://127.0.0.1:8080 --admin-token T [--secs 10] [--polls 800] [--rate 20]
+//! sentinel-loadgen limit --url http://127.0.0.1:8080,http://127.0.0.1:8081 --admin-token T [--secs 10]
+//!                        [--tenant-rate 100] [--tenant-burst 200] [--concurrency 32]
 //! ```
+//!
+//! `--url` may list several gateways, comma-separated: webhooks go to each in turn (both
+//! platforms to every gateway). `limit` gives its tenant a rate limit and sends webhooks flat out
+//! to every gateway listed, then compares what was admitted with what one gateway may admit
+//! (`burst + rate × seconds`), which is the limiter's overshoot across gateways.
 //!
 //! `acks` creates a tenant with a Telegram and a Slack source, then sends correctly signed
 //! webhooks with unique ids, alternating platforms: flat out with `--concurrency` closed-loop
@@ -89,12 +96,14 @@ async fn main() -> anyhow::Result<()> {
         "acks" => acks(&args).await,
         "hold" => hold(&args).await,
         "neighbours" => neighbours::neighbours(&args).await,
-        other => bail!("unknown command {other:?}; expected acks, hold or neighbours"),
+        "limit" => limit(&args).await,
+        other => bail!("unknown command {other:?}; expected acks, hold, neighbours or limit"),
     }
 }
 
 struct Target {
-    url: String,
+    /// The gateways, in turn.
+    urls: Vec<String>,
     api_key: String,
     telegram: String,
     slack: String,
@@ -104,10 +113,27 @@ const TELEGRAM_SECRET: &str = "loadgen-telegram-secret";
 const SLACK_SECRET: &str = "loadgen-slack-signing-secret";
 
 async fn setup(client: &reqwest::Client, url: &str, admin_token: &str) -> anyhow::Result<Target> {
+    setup_limited(client, url, admin_token, 1_000_000, 1_000_000).await
+}
+
+/// [`setup`] with the tenant's rate limit given.
+async fn setup_limited(
+    client: &reqwest::Client,
+    urls: &str,
+    admin_token: &str,
+    rate_limit_per_sec: u64,
+    burst: u64,
+) -> anyhow::Result<Target> {
+    let urls: Vec<String> = urls
+        .split(',')
+        .map(|url| url.trim().trim_end_matches('/').to_owned())
+        .filter(|url| !url.is_empty())
+        .collect();
+    let url = urls.first().context("--url names no gateway")?.clone();
     let tenant: Value = client
         .post(format!("{url}/v1/admin/tenants"))
         .bearer_auth(admin_token)
-        .json(&json!({"name": "loadgen", "rate_limit_per_sec": 1_000_000, "burst": 1_000_000, "max_queued_jobs": 100_000_000}))
+        .json(&json!({"name": "loadgen", "rate_limit_per_sec": rate_limit_per_sec, "burst": burst, "max_queued_jobs": 100_000_000}))
         .send()
         .await?
         .error_for_status()?
@@ -127,7 +153,7 @@ async fn setup(client: &reqwest::Client, url: &str, admin_token: &str) -> anyhow
     let telegram = source("telegram", json!({"secret_token": TELEGRAM_SECRET})).await?;
     let slack = source("slack", json!({"signing_secret": SLACK_SECRET})).await?;
     Ok(Target {
-        url: url.to_owned(),
+        urls,
         api_key,
         telegram,
         slack,
@@ -161,6 +187,8 @@ async fn send(
     n: u64,
     noreply: bool,
 ) -> (String, Answer) {
+    // Each platform to every gateway in turn.
+    let url = &target.urls[((n + n / 2) % target.urls.len() as u64) as usize];
     let (key, request) = if n % 2 == 0 {
         let update_id = run * 1_000_000_000 + n;
         let mut message = json!({"message_id": n, "date": 1_735_689_600,
@@ -172,7 +200,7 @@ async fn send(
         }
         let body = json!({"update_id": update_id, "message": message}).to_string();
         let request = client
-            .post(format!("{}/hooks/{}", target.url, target.telegram))
+            .post(format!("{url}/hooks/{}", target.telegram))
             .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET)
             .header("content-type", "application/json")
             .body(body);
@@ -193,7 +221,7 @@ async fn send(
             .map_or(0, |d| d.as_secs())
             .to_string();
         let request = client
-            .post(format!("{}/hooks/{}", target.url, target.slack))
+            .post(format!("{url}/hooks/{}", target.slack))
             .header("x-slack-request-timestamp", &ts)
             .header(
                 "x-slack-signature",
@@ -364,6 +392,66 @@ async fn acks(args: &Args) -> anyhow::Result<()> {
         std::fs::write(&path, lines).with_context(|| format!("writing {path}"))?;
     }
     let _ = &target.api_key;
+    Ok(())
+}
+
+/// Floods one rate-limited tenant through every gateway in `--url` and prints what was admitted
+/// against what one gateway may admit.
+async fn limit(args: &Args) -> anyhow::Result<()> {
+    let urls = args.get("url", "http://127.0.0.1:8080".to_string())?;
+    let admin_token = args.required("admin-token")?;
+    let secs: u64 = args.get("secs", 10)?;
+    let per_sec: u64 = args.get("tenant-rate", 100)?;
+    let burst: u64 = args.get("tenant-burst", 200)?;
+    let concurrency: usize = args.get("concurrency", 32)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let target = Arc::new(setup_limited(&client, &urls, &admin_token, per_sec, burst).await?);
+    let run: u64 = rand::random_range(1..1_000_000);
+    let next = Arc::new(AtomicU64::new(0));
+    let admitted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let other = Arc::new(AtomicU64::new(0));
+    // Creating the two sources spent two of the tenant's tokens.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let senders: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, target, next) = (client.clone(), target.clone(), next.clone());
+            let (admitted, refused, other) = (admitted.clone(), refused.clone(), other.clone());
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    match send(&client, &target, run, n, true).await.1 {
+                        Answer::Status(200) => admitted.fetch_add(1, Ordering::Relaxed),
+                        Answer::Status(429) => refused.fetch_add(1, Ordering::Relaxed),
+                        _ => other.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let admitted = admitted.load(Ordering::Relaxed);
+    let allowed = (burst as f64 - 2.0 + per_sec as f64 * elapsed).floor();
+    println!(
+        "| gateways | tenant limit | seconds | requests | admitted (200) | refused (429) | other | one gateway's limit | overshoot | overshoot % |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {per_sec}/s, burst {burst} | {elapsed:.1} | {} | {admitted} | {} | {} | {allowed:.0} | {:.0} | {:.2}% |",
+        target.urls.len(),
+        next.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+        other.load(Ordering::Relaxed),
+        admitted as f64 - allowed,
+        (admitted as f64 - allowed) / allowed * 100.0
+    );
     Ok(())
 }
 

@@ -76,7 +76,7 @@ async fn bystander(
             let (_, answer) = send(&client, &target, run, n * 2, true).await;
             let acked = due.elapsed();
             let read = client
-                .get(format!("{}/v1/jobs/{job_id}", target.url))
+                .get(format!("{}/v1/jobs/{job_id}", target.urls[0]))
                 .bearer_auth(&target.api_key)
                 .send()
                 .await

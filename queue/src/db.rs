@@ -1,14 +1,18 @@
 //! Connecting to Postgres and running the migrations, the same way in every binary.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     PgExecutor, PgPool,
 };
+use tokio::sync::watch;
 
-use crate::kinds;
+use crate::{
+    failover::{self, Failover},
+    kinds,
+};
 
 /// Parses `DATABASE_URL`, naming the variable in the error.
 ///
@@ -26,9 +30,157 @@ pub fn connect_options(database_url: &str) -> anyhow::Result<PgConnectOptions> {
         .options(SESSION_OPTIONS))
 }
 
-/// The session settings of every Sentinel connection (see [`connect_options`]).
+/// The session settings of every Sentinel connection (see [`connect_options`]). Behind a pooler
+/// in transaction mode, where no session setting survives, the same settings are the database's
+/// defaults (migrations/…_shared_limits.sql sets them).
 pub const SESSION_OPTIONS: [(&str, &str); 2] =
     [("plan_cache_mode", "force_custom_plan"), ("jit", "off")];
+
+/// What sits between Sentinel and Postgres on `DATABASE_URL` (`SENTINEL_DB_POOLER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooler {
+    /// Nothing, or a pooler in session mode: every connection is a session of its own.
+    None,
+    /// A pooler in transaction mode (PgBouncer's `pool_mode = transaction`): a server connection
+    /// is this process's only for one transaction or one statement outside one.
+    Transaction,
+}
+
+/// The connections of a gateway or a worker: `pooled` for every query, `direct` for what needs a
+/// session of its own (LISTEN, and the migrations' advisory lock). Without a pooler both are
+/// `DATABASE_URL`. A URL naming several servers (`postgres://u@a:5432,b:5432/db`) makes the pools
+/// follow whichever is the primary ([`Failover`]).
+#[derive(Debug, Clone)]
+pub struct Connections {
+    pub pooled: PgConnectOptions,
+    pub direct: PgConnectOptions,
+    pub pooler: Pooler,
+    pooled_hosts: Vec<PgConnectOptions>,
+    direct_hosts: Vec<PgConnectOptions>,
+    failover: Option<Arc<Failover>>,
+}
+
+impl Connections {
+    /// Both on `options`, as without a pooler.
+    pub fn direct(options: PgConnectOptions) -> Self {
+        Self {
+            pooled: options.clone(),
+            direct: options,
+            pooler: Pooler::None,
+            pooled_hosts: Vec::new(),
+            direct_hosts: Vec::new(),
+            failover: None,
+        }
+    }
+
+    /// From `database_url` and the environment: `SENTINEL_DB_POOLER` (`none`, the default, or
+    /// `transaction`), `SENTINEL_DATABASE_DIRECT_URL` (the server itself, for LISTEN and the
+    /// migrations; required with a transaction pooler, else `database_url`), and the timeouts.
+    ///
+    /// Behind a transaction pooler no session state is used: statements are prepared unnamed and
+    /// sent with the statement that runs them (the statement cache is off; see
+    /// vendor/sqlx-postgres/SENTINEL.md), the planner settings are the database's defaults, and
+    /// `statement_timeout` and `lock_timeout` are the role's or the pooler's (docs/SCALING.md),
+    /// never sent as startup options a pooler would refuse or lose.
+    ///
+    /// When the direct URL names several servers, they are followed across a failover; the pooled
+    /// URL follows too when it names as many (one pooler in front of them needs nothing).
+    pub fn from_env(database_url: &str, timeouts: DbTimeouts) -> anyhow::Result<Self> {
+        let pooler =
+            match crate::config::var_or("SENTINEL_DB_POOLER", String::from("none"))?.as_str() {
+                "none" | "session" => Pooler::None,
+                "transaction" => Pooler::Transaction,
+                other => anyhow::bail!(
+                    "SENTINEL_DB_POOLER must be `none` or `transaction` (a pooler in transaction \
+                 mode such as PgBouncer's pool_mode = transaction), not {other:?}"
+                ),
+            };
+        let direct_url = std::env::var("SENTINEL_DATABASE_DIRECT_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty());
+        anyhow::ensure!(
+            pooler == Pooler::None || direct_url.is_some(),
+            "SENTINEL_DB_POOLER=transaction needs SENTINEL_DATABASE_DIRECT_URL, the server's own \
+             URL: LISTEN and the migrations need a session of their own"
+        );
+        let direct_hosts = failover::split_hosts(direct_url.as_deref().unwrap_or(database_url))?
+            .iter()
+            .map(|url| {
+                connect_options(url)
+                    .map(|options| timeouts.apply(options))
+                    .context("SENTINEL_DATABASE_DIRECT_URL (or DATABASE_URL)")
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let pooled_hosts = failover::split_hosts(database_url)?
+            .iter()
+            .map(|url| match pooler {
+                Pooler::None => connect_options(url).map(|options| timeouts.apply(options)),
+                Pooler::Transaction => Ok(url
+                    .parse::<PgConnectOptions>()
+                    .context("DATABASE_URL is not a valid postgres:// URL")?
+                    .statement_cache_capacity(0)),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let failover = (direct_hosts.len() > 1).then(|| Failover::new(direct_hosts.clone()));
+        Ok(Self {
+            pooled: pooled_hosts[0].clone(),
+            direct: direct_hosts[0].clone(),
+            pooler,
+            pooled_hosts,
+            direct_hosts,
+            failover,
+        })
+    }
+
+    /// With several servers: points `pooled` and `direct` at the one that is the primary now.
+    pub async fn locate_primary(&mut self) {
+        let Some(failover) = &self.failover else {
+            return;
+        };
+        let index = failover.locate().await;
+        self.direct = self.direct_hosts[index].clone();
+        if self.pooled_hosts.len() == self.direct_hosts.len() {
+            self.pooled = self.pooled_hosts[index].clone();
+        }
+    }
+
+    /// A pool of `max_connections` on `pooled`, following the primary.
+    pub fn pool(&self, max_connections: u32, acquire_timeout: Duration) -> PgPool {
+        let pool = pool(self.pooled.clone(), max_connections, acquire_timeout);
+        if let Some(failover) = &self.failover {
+            failover.follow(&pool, self.pooled_hosts.clone());
+        }
+        pool
+    }
+
+    /// The LISTEN connection's pool (one connection on `direct`), following the primary.
+    pub fn listen_pool(&self) -> PgPool {
+        let pool = crate::wakeup::listen_pool(self.direct.clone());
+        if let Some(failover) = &self.failover {
+            let hosts = self
+                .direct_hosts
+                .iter()
+                .map(|options| {
+                    options
+                        .clone()
+                        .application_name(crate::wakeup::LISTENER_APPLICATION_NAME)
+                })
+                .collect();
+            failover.follow(&pool, hosts);
+        }
+        pool
+    }
+
+    /// The task that moves the pools to a new primary, when several servers are named.
+    pub fn spawn_failover(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        self.failover
+            .clone()
+            .map(|failover| tokio::spawn(failover.run(shutdown)))
+    }
+}
 
 /// How long any one statement may run, and wait for a lock, on a Sentinel connection
 /// (`statement_timeout` and `lock_timeout`, set when it connects). Every request path and lane
@@ -91,8 +243,14 @@ pub fn pool(options: PgConnectOptions, max_connections: u32, acquire_timeout: Du
 /// Applies the pending migrations in `migrations/`, over a connection of its own without the
 /// statement and lock timeouts (an index build may take longer than any request should).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    migrate_on(&pool.connect_options()).await
+}
+
+/// [`migrate`] on a connection made with `options` (a direct one: the migrator holds a session
+/// advisory lock).
+pub async fn migrate_on(options: &PgConnectOptions) -> anyhow::Result<()> {
     // A later `-c` setting wins over an earlier one of the same name.
-    let options = (*pool.connect_options())
+    let options = options
         .clone()
         .options([("statement_timeout", "0"), ("lock_timeout", "0")]);
     let migrations = PgPoolOptions::new()
@@ -168,11 +326,11 @@ pub async fn check_schema(executor: impl PgExecutor<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `migrate` subcommand of every binary: applies the migrations to `DATABASE_URL`.
+/// The `migrate` subcommand of every binary: applies the migrations to
+/// `SENTINEL_DATABASE_DIRECT_URL`, or `DATABASE_URL` when it is not set.
 pub async fn migrate_from_env() -> anyhow::Result<()> {
     let url = crate::config::required("DATABASE_URL")?;
-    let pool = pool(connect_options(&url)?, 1, Duration::from_secs(10));
-    migrate(&pool).await?;
-    pool.close().await;
-    Ok(())
+    let mut connections = Connections::from_env(&url, DbTimeouts::from_env()?)?;
+    connections.locate_primary().await;
+    migrate_on(&connections.direct).await
 }

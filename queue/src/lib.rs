@@ -21,6 +21,8 @@ pub mod decode;
 #[cfg(feature = "db")]
 pub mod enqueue;
 pub mod extract;
+#[cfg(feature = "db")]
+pub mod failover;
 pub mod heal;
 #[cfg(feature = "db")]
 pub mod ingest;

@@ -18,7 +18,10 @@ use std::{
     time::Duration,
 };
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{
+    postgres::{PgConnectOptions, PgListener, PgPoolOptions},
+    PgPool,
+};
 use tokio::{
     sync::{broadcast, watch},
     task::JoinHandle,
@@ -27,6 +30,14 @@ use tokio::{
 /// The application name of the LISTEN connection, so operators (and tests) can find it in
 /// `pg_stat_activity`.
 pub const LISTENER_APPLICATION_NAME: &str = "sentinel-listen";
+
+/// The pool of one connection a [`Listener`] listens on, made with `options`.
+pub fn listen_pool(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options.application_name(LISTENER_APPLICATION_NAME))
+}
 
 /// What a payload reader learns from a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +78,16 @@ impl Listener {
         channels: &[&str],
         shutdown: watch::Receiver<bool>,
     ) -> (Listener, JoinHandle<()>) {
+        Self::spawn_on(listen_pool(options), channels, shutdown)
+    }
+
+    /// [`Listener::spawn`] on a pool of one connection made with [`listen_pool`] (one that
+    /// follows the primary across a failover: `db::Connections::listen_pool`).
+    pub fn spawn_on(
+        pool: PgPool,
+        channels: &[&str],
+        shutdown: watch::Receiver<bool>,
+    ) -> (Listener, JoinHandle<()>) {
         let listener = Listener {
             channels: Arc::new(
                 channels
@@ -82,7 +103,7 @@ impl Listener {
             ),
             state: Arc::default(),
         };
-        let task = tokio::spawn(listener.clone().run(options, shutdown));
+        let task = tokio::spawn(listener.clone().run(pool, shutdown));
         (listener, task)
     }
 
@@ -142,11 +163,7 @@ impl Listener {
         }
     }
 
-    async fn run(self, options: PgConnectOptions, mut shutdown: watch::Receiver<bool>) {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(options.application_name(LISTENER_APPLICATION_NAME));
+    async fn run(self, pool: PgPool, mut shutdown: watch::Receiver<bool>) {
         let channels: Vec<&str> = self.channels.keys().map(String::as_str).collect();
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         loop {

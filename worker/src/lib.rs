@@ -92,9 +92,10 @@ pub async fn run(mut config: Config, shutdown: watch::Receiver<bool>) -> anyhow:
         model
     };
     let llm = Llm::load(&model).await?;
-    // statement_timeout and lock_timeout on every connection (SENTINEL_DB_*_TIMEOUT_MS).
-    let options = db::DbTimeouts::from_env()?.apply(db::connect_options(&config.database_url)?);
-    run_with(config, options, Some(Arc::new(llm)), shutdown).await
+    // statement_timeout and lock_timeout on every connection (SENTINEL_DB_*_TIMEOUT_MS), and a
+    // pooler in front of DATABASE_URL (SENTINEL_DB_POOLER, SENTINEL_DATABASE_DIRECT_URL).
+    let connections = db::Connections::from_env(&config.database_url, db::DbTimeouts::from_env()?)?;
+    run_connected(config, connections, Some(Arc::new(llm)), shutdown).await
 }
 
 /// Runs the worker with an already loaded model (or none: then the jobs that need one fail with
@@ -105,9 +106,20 @@ pub async fn run_with(
     llm: Option<Arc<Llm>>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let pool = db::pool(options.clone(), 6, Duration::from_secs(5));
+    run_connected(config, db::Connections::direct(options), llm, shutdown).await
+}
+
+/// [`run_with`] on the connections given: queries on `pooled`, LISTEN on `direct`.
+pub async fn run_connected(
+    config: Config,
+    mut connections: db::Connections,
+    llm: Option<Arc<Llm>>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    connections.locate_primary().await;
+    let pool = connections.pool(6, Duration::from_secs(5));
     if config.auto_migrate {
-        db::migrate(&pool).await?;
+        db::migrate_on(&connections.direct).await?;
     }
     sentinel_queue::tables::ping(&pool)
         .await
@@ -126,8 +138,9 @@ pub async fn run_with(
         worker.forward_proxy = config.forward_proxy.is_some(),
         "worker started"
     );
-    let (listener, listen_task) = Listener::spawn(
-        options,
+    let failover = connections.spawn_failover(shutdown.clone());
+    let (listener, listen_task) = Listener::spawn_on(
+        connections.listen_pool(),
         &[JOBS_CHANNEL, conversations::TURNS_CHANNEL],
         shutdown.clone(),
     );
@@ -156,6 +169,7 @@ pub async fn run_with(
         Duration::from_secs(300),
         shutdown,
     )));
+    tasks.extend(failover);
     for task in tasks {
         let _ = task.await;
     }

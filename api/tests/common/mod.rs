@@ -19,6 +19,16 @@ use uuid::Uuid;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const JWT_SECRET: &str = "test-jwt-secret";
+/// A Telegram source's `secret_token` in the tests that send Telegram webhooks.
+pub const TG_TOKEN: &str = "tg-token-0123456789";
+
+/// The headers of a Telegram webhook to a source made with [`TG_TOKEN`].
+pub fn telegram_headers() -> [(&'static str, String); 2] {
+    [
+        ("x-telegram-bot-api-secret-token", TG_TOKEN.to_owned()),
+        ("content-type", "application/json".to_owned()),
+    ]
+}
 
 pub struct TestApp {
     pub addr: SocketAddr,

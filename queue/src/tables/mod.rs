@@ -11,6 +11,7 @@ pub mod events;
 pub mod ingress_drops;
 pub mod job_attempts;
 pub mod jobs;
+pub mod limits;
 pub mod sources;
 pub mod tenants;
 
