@@ -8,8 +8,8 @@
 //!
 //! Memory is bounded in bytes, not only in rows (a row's data may hold megabytes):
 //! - an event whose data is over [`INLINE_DATA_BYTES`] goes over the broadcast ring as a stub,
-//!   without its data, which a subscriber reads by `seq` ([`events::read_data`], a primary-key lookup)
-//!   when it is its turn to send it. The ring holds at most [`RING_LEN`] events of at most
+//!   without its data, which a subscriber reads by `seq` ([`events::read_data`], a probe of each
+//!   day partition's primary key) when it is its turn to send it. The ring holds at most [`RING_LEN`] events of at most
 //!   [`INLINE_DATA_BYTES`] each: 16,384 × 8 KiB = 128 MiB of data (plus about 200 bytes of row
 //!   per event, 3 MiB) in the worst case, when a subscriber lags a whole ring of large events;
 //!   a value leaves the ring as soon as every subscriber has taken it;

@@ -109,7 +109,7 @@ pub async fn last_seq(executor: impl PgExecutor<'_>) -> sqlx::Result<i64> {
         .await
 }
 
-/// The data of the event `seq` as text; `None` when the row is gone (retention deleted it).
+/// The data of the event `seq` as text; `None` when the row is gone (retention removed it).
 pub async fn read_data(executor: impl PgExecutor<'_>, seq: i64) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar!(
         r#"SELECT data::text AS "data!" FROM events WHERE seq = $1"#,
